@@ -1,0 +1,41 @@
+/*
+ * app: the process-wide context of ferryd, built once by main() from flags
+ * and environment, then shared read-only by the HTTP server and the workers.
+ *
+ * Ownership: main() owns the struct app and everything it points to; threads
+ * only read it (the pool and metrics are themselves thread-safe).
+ */
+#ifndef FERRY_APP_H
+#define FERRY_APP_H
+
+#include <stddef.h>
+
+struct db_pool;
+struct keyring;
+struct metrics;
+
+struct app_config {
+	const char *database_url;   /* FERRY_DATABASE_URL; NULL = embedded PostgreSQL */
+	const char *listen;         /* FERRY_LISTEN, "127.0.0.1:8080" */
+	const char *web_root;       /* directory of the static console */
+	const char *data_dir;       /* FERRY_DATA_DIR: embedded PostgreSQL, key file */
+	int workers;                /* FERRY_WORKERS */
+	int log_level;              /* LOG_DEBUG..LOG_ERROR (see server/log.h) */
+	size_t max_body_bytes;      /* FERRY_MAX_BODY_BYTES, default 1 MiB */
+	int max_json_depth;         /* default 32 */
+	int allow_insecure_kubeconfig;  /* accept insecure-skip-tls-verify / exec */
+	int lease_seconds;          /* job lease length, default 30 */
+	int max_phase_attempts;     /* retries of a failed phase, default 5 */
+	const char *node_id;        /* this process's lease owner name */
+	const char *charts_dir;     /* FERRY_CHARTS_DIR: local chart archives */
+};
+
+struct app {
+	struct app_config cfg;
+	struct db_pool *db;
+	struct keyring *keys;
+	struct metrics *metrics;
+	volatile int stopping;      /* set by SIGTERM/SIGINT */
+};
+
+#endif
