@@ -1,0 +1,23 @@
+/*
+ * http: the HTTP front of ferryd on libmicrohttpd: routing to api/ handlers,
+ * body limits, problem+json errors, static console files, /healthz, /readyz,
+ * /metrics. Implemented by the API side (server/http.c + api/).
+ *
+ * http_server_start() binds app->cfg.listen and serves on MHD's internal
+ * thread pool until http_server_stop(). NULL + message in err on failure
+ * (port in use, bad listen address). The server reads *app; app must outlive it.
+ */
+#ifndef FERRY_HTTP_H
+#define FERRY_HTTP_H
+
+#include <stddef.h>
+
+struct app;
+struct http_server;
+
+struct http_server *http_server_start(struct app *app, char *err, size_t errlen);
+/* The port actually bound (useful with listen "127.0.0.1:0"). */
+int http_server_port(const struct http_server *srv);
+void http_server_stop(struct http_server *srv);
+
+#endif
