@@ -28,6 +28,8 @@ struct app_config {
 	int max_phase_attempts;     /* retries of a failed phase, default 5 */
 	const char *node_id;        /* this process's lease owner name */
 	const char *charts_dir;     /* FERRY_CHARTS_DIR: local chart archives */
+	long retry_base_ms;         /* first phase retry delay, default 1000 (doubles, with jitter) */
+	int test_mode;              /* FERRY_TEST_MODE=1: test-only job params honoured */
 };
 
 struct app {

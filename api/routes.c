@@ -1,0 +1,61 @@
+/*
+ * api/routes: the route table. http.c matches requests against it in order
+ * and enforces scope and minimum role before calling the handler; openapi.c
+ * describes every entry, so a route added here is documented automatically.
+ */
+#include "api/api.h"
+
+#include <stddef.h>
+
+const struct api_route api_routes[] = {
+	{ "GET", "/healthz", api_healthz, API_SCOPE_PUBLIC, API_ROLE_NONE,
+	  "Liveness: the process answers", NULL, "Status", 200 },
+	{ "GET", "/readyz", api_readyz, API_SCOPE_PUBLIC, API_ROLE_NONE,
+	  "Readiness: database reachable and migrations current", NULL, "Status", 200 },
+	{ "GET", "/metrics", api_metrics, API_SCOPE_PUBLIC, API_ROLE_NONE,
+	  "Prometheus metrics (text format)", NULL, NULL, 200 },
+	{ "GET", "/v1/openapi.json", api_openapi, API_SCOPE_PUBLIC, API_ROLE_NONE,
+	  "This OpenAPI document", NULL, NULL, 200 },
+	{ "GET", "/v1/me", api_me_get, API_SCOPE_ANY, API_ROLE_VIEWER,
+	  "Who am I: the calling token's id, tenant and role", NULL, "Me", 200 },
+
+	{ "POST", "/v1/tenants", api_tenants_create, API_SCOPE_PLATFORM, API_ROLE_ADMIN,
+	  "Create a tenant (platform admin)", "TenantCreate", "Tenant", 201 },
+	{ "GET", "/v1/tenants", api_tenants_list, API_SCOPE_PLATFORM, API_ROLE_VIEWER,
+	  "List tenants (platform token)", NULL, "TenantPage", 200 },
+	{ "DELETE", "/v1/tenants/{id}", api_tenants_delete, API_SCOPE_PLATFORM, API_ROLE_ADMIN,
+	  "Delete a tenant (soft; refused while it has clusters)", NULL, NULL, 204 },
+
+	{ "POST", "/v1/tokens", api_tokens_create, API_SCOPE_ANY, API_ROLE_ADMIN,
+	  "Create an API token (the secret is returned only here)", "TokenCreate", "TokenCreated", 201 },
+	{ "GET", "/v1/tokens", api_tokens_list, API_SCOPE_ANY, API_ROLE_ADMIN,
+	  "List API tokens (a tenant admin sees its tenant's)", NULL, "TokenPage", 200 },
+	{ "DELETE", "/v1/tokens/{id}", api_tokens_delete, API_SCOPE_ANY, API_ROLE_ADMIN,
+	  "Revoke an API token", NULL, NULL, 204 },
+
+	{ "POST", "/v1/clusters", api_clusters_create, API_SCOPE_TENANT, API_ROLE_OPERATOR,
+	  "Register a cluster (connection fields or a kubeconfig)", "ClusterCreate", "Cluster", 201 },
+	{ "GET", "/v1/clusters", api_clusters_list, API_SCOPE_TENANT, API_ROLE_VIEWER,
+	  "List clusters (label selector, cursor pagination)", NULL, "ClusterPage", 200 },
+	{ "GET", "/v1/clusters/{id}", api_clusters_get, API_SCOPE_TENANT, API_ROLE_VIEWER,
+	  "Get a cluster (ETag header)", NULL, "Cluster", 200 },
+	{ "PATCH", "/v1/clusters/{id}", api_clusters_patch, API_SCOPE_TENANT, API_ROLE_OPERATOR,
+	  "Update a cluster (merge patch; If-Match honoured)", "ClusterPatch", "Cluster", 200 },
+	{ "DELETE", "/v1/clusters/{id}", api_clusters_delete, API_SCOPE_TENANT, API_ROLE_OPERATOR,
+	  "Delete a cluster (409 while a job is active)", NULL, NULL, 204 },
+
+	{ "POST", "/v1/clusters/{id}/jobs", api_jobs_create, API_SCOPE_TENANT, API_ROLE_OPERATOR,
+	  "Start a job on a cluster (202 + Location; Idempotency-Key honoured)", "JobCreate", "Job", 202 },
+	{ "GET", "/v1/jobs", api_jobs_list, API_SCOPE_TENANT, API_ROLE_VIEWER,
+	  "List jobs (filter by state, cluster_id; cursor pagination)", NULL, "JobPage", 200 },
+	{ "GET", "/v1/jobs/{id}", api_jobs_get, API_SCOPE_TENANT, API_ROLE_VIEWER,
+	  "Get a job with its phases", NULL, "Job", 200 },
+	{ "GET", "/v1/jobs/{id}/events", api_jobs_events, API_SCOPE_TENANT, API_ROLE_VIEWER,
+	  "A job's log (after=<event id>, limit)", NULL, "EventPage", 200 },
+	{ "GET", "/v1/jobs/{id}/events/stream", api_jobs_stream, API_SCOPE_TENANT, API_ROLE_VIEWER,
+	  "A job's log and state as server-sent events (event: log, event: job)", NULL, NULL, 200 },
+	{ "POST", "/v1/jobs/{id}/cancel", api_jobs_cancel, API_SCOPE_TENANT, API_ROLE_OPERATOR,
+	  "Cancel a job (stops at the next phase boundary)", NULL, "Job", 202 },
+};
+
+const size_t api_routes_count = sizeof(api_routes) / sizeof(api_routes[0]);

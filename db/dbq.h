@@ -1,0 +1,65 @@
+/*
+ * db/dbq: small query helpers for the API side's per-aggregate modules
+ * (db/tenants.c, db/tokens.c, db/clusters.c, db/audit.c).
+ *
+ * The API's JSON representations are built by PostgreSQL itself
+ * (json_build_object in the query), so a query returns one text column per
+ * row holding a JSON object; dbq_json_rows() parses those into a jansson
+ * array. SQL always goes through parameters.
+ *
+ * Memory: returned json_t are new references owned by the caller.
+ * Thread-safety: stateless; one PGconn per caller.
+ */
+#ifndef FERRY_DB_DBQ_H
+#define FERRY_DB_DBQ_H
+
+#include <jansson.h>
+#include <libpq-fe.h>
+#include <stddef.h>
+
+/* Results of the API side's db functions. */
+enum db_status {
+	DB_OK = 0,
+	DB_NOT_FOUND = 1,   /* no such row (or another tenant's) */
+	DB_CONFLICT = 2,    /* unique violation or a rule refusing the change */
+	DB_INVALID = 3,     /* the database rejected a value (check constraint) */
+	DB_PRECONDITION = 4,/* If-Match version did not match */
+	DB_BAD_CURSOR = 5,  /* a pagination cursor that is not ours */
+	DB_ERROR = -1       /* connection or SQL error; message in err */
+};
+
+/* Run sql with nparams text parameters (NULL = SQL NULL); every row's
+ * first column is JSON text. *out = JSON array of the parsed rows.
+ * Returns DB_OK, DB_CONFLICT (unique violation), DB_INVALID (check or
+ * invalid text), or DB_ERROR, with a message in err. */
+int dbq_json_rows(PGconn *conn, const char *sql, int nparams,
+		  const char *const *params, json_t **out, char *err, size_t errlen);
+
+/* Same, expecting at most one row: *out = the object, DB_NOT_FOUND when no
+ * row came back. */
+int dbq_json_row(PGconn *conn, const char *sql, int nparams,
+		 const char *const *params, json_t **out, char *err, size_t errlen);
+
+/* Run a command; *affected (if non-NULL) gets the row count. */
+int dbq_exec(PGconn *conn, const char *sql, int nparams, const char *const *params,
+	     long *affected, char *err, size_t errlen);
+
+/*
+ * Cursor pagination over (created_at, id). Cursors are "<µs since epoch>.<uuid>"
+ * of the last row of a page: opaque to clients, validated here.
+ * dbq_cursor_parse() splits one into its two SQL parameters (us[24],
+ * id[37]); 0 on success, -1 if it is malformed.
+ * dbq_page() runs sql whose rows are (json text, cursor text) and which
+ * returns at most limit+1 rows; *out = {"items":[…], "next_cursor": C|null}.
+ * DBQ_CURSOR_SQL(tbl) is the SQL expression producing a row's cursor.
+ */
+int dbq_cursor_parse(const char *cursor, char us[24], char id[37]);
+int dbq_page(PGconn *conn, const char *sql, int nparams, const char *const *params,
+	     int limit, json_t **out, char *err, size_t errlen);
+#define DBQ_CURSOR_SQL(tbl) \
+	"((extract(epoch from " tbl ".created_at) * 1000000)::bigint || '.' || " tbl ".id)"
+
+/* Map a failed PGresult to a db_status and message. */
+int dbq_status_of(PGresult *res, PGconn *conn, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,639 @@
+/*
+ * db/jobs: the job queue on PostgreSQL.
+ *
+ * The idea: PostgreSQL is the only coordinator. A worker claims a job with
+ * one UPDATE whose target row is picked by SELECT ... FOR UPDATE SKIP LOCKED,
+ * bumping the job's lease_token (the fencing token) and setting a lease
+ * expiry. Every later write by that worker is conditional on the token still
+ * being current: writes to the job row say "WHERE lease_token = $token", and
+ * writes to the phase and event tables go through a guard CTE that locks the
+ * job row FOR SHARE with the same condition. Because the claim must update
+ * (and so lock) that row, a stale worker's write either completes before a
+ * takeover or finds the token changed and does nothing; it can never land
+ * after another worker took over.
+ *
+ * JSON for the API is built by PostgreSQL (json_build_object) and parsed
+ * with jansson, so the shape lives in one SQL fragment (JOB_JSON below).
+ * Timestamps go through ferry_ts() (migrations/002_core.sql).
+ */
+#include "db/jobs.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "server/common/buf.h"
+
+static void set_err(char *err, size_t errlen, const char *fmt, const char *detail)
+{
+	if (!err || errlen == 0)
+		return;
+	char m[512];
+	snprintf(m, sizeof(m), "%s", detail ? detail : "");
+	size_t l = strlen(m);
+	while (l > 0 && (m[l - 1] == '\n' || m[l - 1] == ' '))
+		m[--l] = 0;
+	snprintf(err, errlen, fmt, m);
+}
+
+static int is_uuid(const char *s)
+{
+	if (!s || strlen(s) != 36)
+		return 0;
+	for (int i = 0; i < 36; i++) {
+		if (i == 8 || i == 13 || i == 18 || i == 23) {
+			if (s[i] != '-')
+				return 0;
+		} else if (!isxdigit((unsigned char)s[i])) {
+			return 0;
+		}
+	}
+	return 1;
+}
+
+/* Run a parameterised statement; NULL with err set when it did not return
+ * rows or complete. */
+static PGresult *run(PGconn *c, const char *sql, int n, const char *const *params,
+		     char *err, size_t errlen)
+{
+	PGresult *r = PQexecParams(c, sql, n, NULL, params, NULL, NULL, 0);
+	ExecStatusType st = PQresultStatus(r);
+	if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
+		set_err(err, errlen, "database: %s", PQerrorMessage(c));
+		PQclear(r);
+		return NULL;
+	}
+	return r;
+}
+
+/* A statement returning one row with one integer column (a guard count or a
+ * row count); returns it, or -1 on error. */
+static int run_count(PGconn *c, const char *sql, int n, const char *const *params)
+{
+	PGresult *r = run(c, sql, n, params, NULL, 0);
+	if (!r)
+		return -1;
+	int v = PQntuples(r) > 0 ? atoi(PQgetvalue(r, 0, 0)) : 0;
+	PQclear(r);
+	return v;
+}
+
+static json_t *parse_json(const char *text, char *err, size_t errlen)
+{
+	json_error_t je;
+	json_t *j = json_loads(text, JSON_DECODE_ANY, &je);
+	if (!j)
+		set_err(err, errlen, "database: bad JSON from query: %s", je.text);
+	return j;
+}
+
+static const char *const job_kinds[] = { "install", "upgrade", "rollback", "uninstall", "adopt", "preflight" };
+static const char *const job_states[] = { "queued", "running", "succeeded", "failed", "cancelled" };
+
+static int in_list(const char *s, const char *const *list, size_t n)
+{
+	for (size_t i = 0; s && i < n; i++)
+		if (!strcmp(s, list[i]))
+			return 1;
+	return 0;
+}
+
+/* ---- JSON of a job ---------------------------------------------------- */
+
+#define JOB_JSON_BASE \
+	"'id', j.id, 'cluster_id', j.cluster_id, 'cluster_name', c.name, " \
+	"'kind', j.kind, 'state', j.state, 'params', j.params, 'attempt', j.attempt, " \
+	"'error', j.error, 'result', j.result, 'cancel_requested', j.cancel_requested, " \
+	"'created_at', ferry_ts(j.created_at), 'started_at', ferry_ts(j.started_at), " \
+	"'finished_at', ferry_ts(j.finished_at)"
+
+#define JOB_JSON_PHASES \
+	"'phases', COALESCE((SELECT json_agg(json_build_object(" \
+	"'seq', p.seq, 'name', p.name, 'state', p.state, 'attempts', p.attempts, " \
+	"'api_calls', p.api_calls, 'started_at', ferry_ts(p.started_at), " \
+	"'finished_at', ferry_ts(p.finished_at), " \
+	"'duration_ms', (extract(epoch FROM (p.finished_at - p.started_at)) * 1000)::bigint, " \
+	"'message', p.message, 'detail', p.detail) ORDER BY p.seq) " \
+	"FROM job_phases p WHERE p.job_id = j.id), '[]'::json)"
+
+json_t *db_job_get_json(PGconn *conn, const char *tenant_id, const char *job_id,
+			char *err, size_t errlen)
+{
+	if (err && errlen)
+		err[0] = 0;
+	if (!is_uuid(job_id) || (tenant_id && !is_uuid(tenant_id)))
+		return NULL;
+	const char *params[2] = { job_id, tenant_id };
+	PGresult *r = run(conn,
+			  "SELECT json_build_object(" JOB_JSON_BASE ", " JOB_JSON_PHASES ")::text "
+			  "FROM jobs j JOIN clusters c ON c.id = j.cluster_id "
+			  "WHERE j.id = $1 AND ($2::uuid IS NULL OR j.tenant_id = $2::uuid)",
+			  2, params, err, errlen);
+	if (!r)
+		return NULL;
+	json_t *j = NULL;
+	if (PQntuples(r) == 1)
+		j = parse_json(PQgetvalue(r, 0, 0), err, errlen);
+	PQclear(r);
+	return j;
+}
+
+json_t *db_job_list_json(PGconn *conn, const char *tenant_id, const char *state,
+			 const char *cluster_id, int limit, const char *cursor,
+			 int *bad_request, char *err, size_t errlen)
+{
+	*bad_request = 0;
+	if (state && !in_list(state, job_states, 5)) {
+		*bad_request = 1;
+		snprintf(err, errlen, "state must be one of queued, running, succeeded, failed, cancelled");
+		return NULL;
+	}
+	if (cluster_id && !is_uuid(cluster_id)) {
+		*bad_request = 1;
+		snprintf(err, errlen, "cluster_id must be a UUID");
+		return NULL;
+	}
+	if (cursor && !is_uuid(cursor)) {
+		*bad_request = 1;
+		snprintf(err, errlen, "cursor is not valid");
+		return NULL;
+	}
+	if (limit < 1 || limit > 200) {
+		*bad_request = 1;
+		snprintf(err, errlen, "limit must be between 1 and 200");
+		return NULL;
+	}
+	char lim[16];
+	snprintf(lim, sizeof(lim), "%d", limit + 1);
+	const char *params[5] = { tenant_id, state, cluster_id, cursor, lim };
+	PGresult *r = run(conn,
+			  "SELECT json_build_object(" JOB_JSON_BASE ")::text, j.id "
+			  "FROM jobs j JOIN clusters c ON c.id = j.cluster_id "
+			  "WHERE ($1::uuid IS NULL OR j.tenant_id = $1::uuid) "
+			  "AND ($2::text IS NULL OR j.state = $2) "
+			  "AND ($3::uuid IS NULL OR j.cluster_id = $3::uuid) "
+			  "AND ($4::uuid IS NULL OR (j.created_at, j.id) < "
+			  "     (SELECT k.created_at, k.id FROM jobs k WHERE k.id = $4::uuid)) "
+			  "ORDER BY j.created_at DESC, j.id DESC LIMIT $5::int",
+			  5, params, err, errlen);
+	if (!r)
+		return NULL;
+	json_t *items = json_array();
+	int n = PQntuples(r);
+	int shown = n > limit ? limit : n;
+	for (int i = 0; i < shown; i++) {
+		json_t *j = parse_json(PQgetvalue(r, i, 0), err, errlen);
+		if (!j) {
+			json_decref(items);
+			PQclear(r);
+			return NULL;
+		}
+		json_array_append_new(items, j);
+	}
+	json_t *next = n > limit ? json_string(PQgetvalue(r, limit - 1, 1)) : json_null();
+	PQclear(r);
+	return json_pack("{s:o, s:o}", "items", items, "next_cursor", next);
+}
+
+json_t *db_job_events_json(PGconn *conn, const char *tenant_id, const char *job_id,
+			   long long after_id, int limit, char *err, size_t errlen)
+{
+	if (err && errlen)
+		err[0] = 0;
+	if (!is_uuid(job_id) || (tenant_id && !is_uuid(tenant_id)))
+		return NULL;
+	if (limit < 1)
+		limit = 1;
+	if (limit > 1000)
+		limit = 1000;
+	char after[32], lim[16];
+	snprintf(after, sizeof(after), "%lld", after_id);
+	snprintf(lim, sizeof(lim), "%d", limit);
+	const char *params[4] = { job_id, tenant_id, after, lim };
+	PGresult *r = run(conn,
+			  "SELECT (SELECT count(*) FROM jobs j WHERE j.id = $1::uuid "
+			  "        AND ($2::uuid IS NULL OR j.tenant_id = $2::uuid)), "
+			  "COALESCE((SELECT json_agg(json_build_object('id', e.id, 'at', ferry_ts(e.at), "
+			  "  'level', e.level, 'phase', e.phase, 'message', e.message) ORDER BY e.id) "
+			  "  FROM (SELECT * FROM job_events WHERE job_id = $1::uuid AND id > $3::bigint "
+			  "        ORDER BY id LIMIT $4::int) e), '[]'::json)::text",
+			  4, params, err, errlen);
+	if (!r)
+		return NULL;
+	json_t *out = NULL;
+	if (atoi(PQgetvalue(r, 0, 0)) == 1) {
+		json_t *items = parse_json(PQgetvalue(r, 0, 1), err, errlen);
+		if (items)
+			out = json_pack("{s:o}", "items", items);
+	}
+	PQclear(r);
+	return out;
+}
+
+/* ---- enqueue and cancel ------------------------------------------------ */
+
+static int find_by_key(PGconn *conn, const char *tenant_id, const char *key,
+		       char job_id[DB_ID_LEN], char *err, size_t errlen)
+{
+	const char *params[2] = { tenant_id, key };
+	PGresult *r = run(conn, "SELECT id FROM jobs WHERE tenant_id = $1::uuid AND idempotency_key = $2",
+			  2, params, err, errlen);
+	if (!r)
+		return -1;
+	int found = PQntuples(r) == 1;
+	if (found)
+		snprintf(job_id, DB_ID_LEN, "%s", PQgetvalue(r, 0, 0));
+	PQclear(r);
+	return found;
+}
+
+int db_job_active_for_cluster(PGconn *conn, const char *cluster_id, char active_job_id[DB_ID_LEN])
+{
+	if (!is_uuid(cluster_id))
+		return 0;
+	const char *params[1] = { cluster_id };
+	PGresult *r = run(conn,
+			  "SELECT id FROM jobs WHERE cluster_id = $1::uuid AND state IN ('queued', 'running')",
+			  1, params, NULL, 0);
+	if (!r)
+		return -1;
+	int found = PQntuples(r) > 0;
+	if (found && active_job_id)
+		snprintf(active_job_id, DB_ID_LEN, "%s", PQgetvalue(r, 0, 0));
+	PQclear(r);
+	return found;
+}
+
+enum db_job_enqueue_result db_job_enqueue(PGconn *conn, const struct db_job_new *req,
+					  char job_id[DB_ID_LEN],
+					  char active_job_id[DB_ID_LEN],
+					  char *err, size_t errlen)
+{
+	enum db_job_enqueue_result rc = DB_JOB_DB_ERROR;
+	char *params_text = NULL;
+	const char *key = req->idempotency_key && *req->idempotency_key ? req->idempotency_key : NULL;
+	if (err && errlen)
+		err[0] = 0;
+	if (!in_list(req->kind, job_kinds, 6)) {
+		snprintf(err, errlen, "kind must be one of install, upgrade, rollback, uninstall, adopt, preflight");
+		return DB_JOB_BAD_KIND;
+	}
+	if (!is_uuid(req->tenant_id) || !is_uuid(req->cluster_id)) {
+		snprintf(err, errlen, "no such cluster");
+		return DB_JOB_NO_CLUSTER;
+	}
+	if (req->params && !json_is_object(req->params)) {
+		snprintf(err, errlen, "params must be an object");
+		return DB_JOB_DB_ERROR;
+	}
+	params_text = req->params ? json_dumps(req->params, JSON_COMPACT) : xstrdup("{}");
+
+	/* A few rounds: a conflicting job may finish between our INSERT and
+	 * the lookup of the active job. */
+	for (int round = 0; round < 5; round++) {
+		if (key) {
+			int f = find_by_key(conn, req->tenant_id, key, job_id, err, errlen);
+			if (f < 0)
+				goto out;
+			if (f) {
+				rc = DB_JOB_REPLAYED;
+				goto out;
+			}
+		}
+		const char *p[6] = { req->tenant_id, req->cluster_id, req->kind, params_text, key, req->created_by };
+		PGresult *r = PQexecParams(conn,
+			"WITH ins AS ("
+			"  INSERT INTO jobs (tenant_id, cluster_id, kind, params, idempotency_key, created_by) "
+			"  SELECT $1::uuid, c.id, $3, $4::jsonb, $5, $6::uuid FROM clusters c "
+			"  WHERE c.id = $2::uuid AND c.tenant_id = $1::uuid "
+			"  RETURNING id) "
+			"SELECT id, pg_notify('" DB_JOBS_CHANNEL "', id::text), "
+			"       pg_notify('" DB_JOB_EVENTS_CHANNEL "', id::text) FROM ins",
+			6, NULL, p, NULL, NULL, 0);
+		if (PQresultStatus(r) == PGRES_TUPLES_OK) {
+			if (PQntuples(r) == 1) {
+				snprintf(job_id, DB_ID_LEN, "%s", PQgetvalue(r, 0, 0));
+				rc = DB_JOB_CREATED;
+			} else {
+				snprintf(err, errlen, "no such cluster");
+				rc = DB_JOB_NO_CLUSTER;
+			}
+			PQclear(r);
+			goto out;
+		}
+		const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+		const char *constraint = PQresultErrorField(r, PG_DIAG_CONSTRAINT_NAME);
+		int unique = state && !strcmp(state, "23505");
+		int active = unique && constraint && !strcmp(constraint, "jobs_one_active_per_cluster");
+		int idem = unique && constraint && !strcmp(constraint, "jobs_idempotency");
+		if (!active && !idem)
+			set_err(err, errlen, "database: %s", PQerrorMessage(conn));
+		PQclear(r);
+		if (idem)
+			continue;  /* a concurrent request with the same key won: replay it */
+		if (!active)
+			goto out;
+		char other[DB_ID_LEN];
+		int a = db_job_active_for_cluster(conn, req->cluster_id, other);
+		if (a < 0) {
+			snprintf(err, errlen, "database: looking up the active job failed");
+			goto out;
+		}
+		if (a == 1) {
+			if (active_job_id)
+				snprintf(active_job_id, DB_ID_LEN, "%s", other);
+			snprintf(err, errlen, "cluster already has an active job %s", other);
+			rc = DB_JOB_CONFLICT;
+			goto out;
+		}
+	}
+	snprintf(err, errlen, "database: could not enqueue the job (too much contention)");
+out:
+	free(params_text);
+	return rc;
+}
+
+enum db_job_cancel_result db_job_cancel(PGconn *conn, const char *tenant_id,
+					const char *job_id, char *err, size_t errlen)
+{
+	if (!is_uuid(job_id) || (tenant_id && !is_uuid(tenant_id)))
+		return DB_CANCEL_NOT_FOUND;
+	const char *params[2] = { job_id, tenant_id };
+	PGresult *r = run(conn,
+		"WITH c AS ("
+		"  UPDATE jobs SET cancel_requested = true, updated_at = now(), "
+		"    state = CASE WHEN state = 'queued' THEN 'cancelled' ELSE state END, "
+		"    finished_at = CASE WHEN state = 'queued' THEN now() ELSE finished_at END, "
+		"    lease_owner = CASE WHEN state = 'queued' THEN NULL ELSE lease_owner END "
+		"  WHERE id = $1::uuid AND ($2::uuid IS NULL OR tenant_id = $2::uuid) "
+		"    AND state IN ('queued', 'running') "
+		"  RETURNING id, state), "
+		"e AS (INSERT INTO job_events (job_id, level, message) "
+		"  SELECT id, 'warn', CASE WHEN state = 'cancelled' THEN 'job cancelled while queued' "
+		"    ELSE 'cancel requested; the job stops at the next phase boundary' END FROM c) "
+		"SELECT state, pg_notify('" DB_JOB_EVENTS_CHANNEL "', id::text) FROM c",
+		2, params, err, errlen);
+	if (!r)
+		return DB_CANCEL_DB_ERROR;
+	if (PQntuples(r) == 1) {
+		int done = !strcmp(PQgetvalue(r, 0, 0), "cancelled");
+		PQclear(r);
+		return done ? DB_CANCEL_DONE : DB_CANCEL_REQUESTED;
+	}
+	PQclear(r);
+	r = run(conn, "SELECT 1 FROM jobs WHERE id = $1::uuid AND ($2::uuid IS NULL OR tenant_id = $2::uuid)",
+		2, params, err, errlen);
+	if (!r)
+		return DB_CANCEL_DB_ERROR;
+	int exists = PQntuples(r) == 1;
+	PQclear(r);
+	return exists ? DB_CANCEL_FINISHED : DB_CANCEL_NOT_FOUND;
+}
+
+json_t *db_job_stats_json(PGconn *conn)
+{
+	PGresult *r = run(conn,
+		"SELECT json_build_object("
+		" 'queued', count(*) FILTER (WHERE state = 'queued'),"
+		" 'running', count(*) FILTER (WHERE state = 'running'),"
+		" 'succeeded', count(*) FILTER (WHERE state = 'succeeded'),"
+		" 'failed', count(*) FILTER (WHERE state = 'failed'),"
+		" 'cancelled', count(*) FILTER (WHERE state = 'cancelled'),"
+		" 'queue_depth', count(*) FILTER (WHERE (state = 'queued' AND run_after <= now())"
+		"      OR (state = 'running' AND lease_expires_at < now())))::text FROM jobs",
+		0, NULL, NULL, 0);
+	if (!r)
+		return NULL;
+	json_t *j = parse_json(PQgetvalue(r, 0, 0), NULL, 0);
+	PQclear(r);
+	return j;
+}
+
+/* ---- worker side -------------------------------------------------------- */
+
+int db_job_claim(PGconn *conn, const char *owner, int lease_seconds,
+		 struct db_job_claim *out, char *err, size_t errlen)
+{
+	char secs[16];
+	snprintf(secs, sizeof(secs), "%d", lease_seconds);
+	const char *params[2] = { owner, secs };
+	PGresult *r = run(conn,
+		"UPDATE jobs SET state = 'running', lease_owner = $1, "
+		"  lease_token = lease_token + 1, attempt = attempt + 1, "
+		"  lease_expires_at = now() + make_interval(secs => $2::int), "
+		"  started_at = COALESCE(started_at, now()), updated_at = now() "
+		"WHERE id = (SELECT id FROM jobs "
+		"  WHERE (state = 'queued' AND run_after <= now()) "
+		"     OR (state = 'running' AND lease_expires_at < now()) "
+		"  ORDER BY run_after, created_at LIMIT 1 FOR UPDATE SKIP LOCKED) "
+		"RETURNING id, tenant_id, cluster_id, kind, params::text, attempt, lease_token, "
+		"  cancel_requested, pg_notify('" DB_JOB_EVENTS_CHANNEL "', id::text)",
+		2, params, err, errlen);
+	if (!r)
+		return -1;
+	if (PQntuples(r) == 0) {
+		PQclear(r);
+		return 0;
+	}
+	memset(out, 0, sizeof(*out));
+	snprintf(out->id, sizeof(out->id), "%s", PQgetvalue(r, 0, 0));
+	snprintf(out->tenant_id, sizeof(out->tenant_id), "%s", PQgetvalue(r, 0, 1));
+	snprintf(out->cluster_id, sizeof(out->cluster_id), "%s", PQgetvalue(r, 0, 2));
+	snprintf(out->kind, sizeof(out->kind), "%s", PQgetvalue(r, 0, 3));
+	out->params = json_loads(PQgetvalue(r, 0, 4), 0, NULL);
+	if (!out->params)
+		out->params = json_object();
+	out->attempt = atoi(PQgetvalue(r, 0, 5));
+	out->lease_token = atoll(PQgetvalue(r, 0, 6));
+	out->cancel_requested = PQgetvalue(r, 0, 7)[0] == 't';
+	PQclear(r);
+	return 1;
+}
+
+void db_job_claim_clear(struct db_job_claim *c)
+{
+	if (!c)
+		return;
+	json_decref(c->params);
+	c->params = NULL;
+}
+
+int db_job_heartbeat(PGconn *conn, const char *job_id, long long token,
+		     int lease_seconds, int *cancel_requested)
+{
+	char tok[32], secs[16];
+	snprintf(tok, sizeof(tok), "%lld", token);
+	snprintf(secs, sizeof(secs), "%d", lease_seconds);
+	const char *params[3] = { job_id, tok, secs };
+	PGresult *r = run(conn,
+		"UPDATE jobs SET lease_expires_at = now() + make_interval(secs => $3::int) "
+		"WHERE id = $1::uuid AND lease_token = $2::bigint AND state = 'running' "
+		"RETURNING cancel_requested",
+		3, params, NULL, 0);
+	if (!r)
+		return -1;
+	int ok = PQntuples(r) == 1;
+	if (ok && cancel_requested)
+		*cancel_requested = PQgetvalue(r, 0, 0)[0] == 't';
+	PQclear(r);
+	return ok;
+}
+
+/* The guard: the job row locked FOR SHARE while this lease is current. */
+#define GUARD "WITH g AS (SELECT id FROM jobs WHERE id = $1::uuid AND lease_token = $2::bigint " \
+	"AND state = 'running' FOR SHARE)"
+
+int db_job_phases_init(PGconn *conn, const char *job_id, long long token,
+		       const char *const *names, int n)
+{
+	char tok[32];
+	snprintf(tok, sizeof(tok), "%lld", token);
+	/* A text[] literal; phase names are plain identifiers but quote anyway. */
+	struct buf arr = BUF_INIT;
+	buf_putc(&arr, '{');
+	for (int i = 0; i < n; i++) {
+		buf_puts(&arr, i ? ",\"" : "\"");
+		for (const char *p = names[i]; *p; p++) {
+			if (*p == '"' || *p == '\\')
+				buf_putc(&arr, '\\');
+			buf_putc(&arr, *p);
+		}
+		buf_putc(&arr, '"');
+	}
+	buf_putc(&arr, '}');
+	const char *params[3] = { job_id, tok, buf_cstr(&arr) };
+	int rc = run_count(conn,
+		GUARD ", ins AS (INSERT INTO job_phases (job_id, seq, name) "
+		"  SELECT $1::uuid, s.i, s.name FROM unnest($3::text[]) WITH ORDINALITY AS s(name, i) "
+		"  WHERE EXISTS (SELECT 1 FROM g) ON CONFLICT (job_id, seq) DO NOTHING RETURNING 1) "
+		"SELECT count(*) FROM g",
+		3, params);
+	buf_free(&arr);
+	return rc < 0 ? -1 : rc > 0;
+}
+
+int db_job_phase_states(PGconn *conn, const char *job_id, int n,
+			char (*states)[16], int *attempts)
+{
+	for (int i = 0; i < n; i++) {
+		snprintf(states[i], 16, "pending");
+		if (attempts)
+			attempts[i] = 0;
+	}
+	const char *params[1] = { job_id };
+	PGresult *r = run(conn, "SELECT seq, state, attempts FROM job_phases WHERE job_id = $1::uuid",
+			  1, params, NULL, 0);
+	if (!r)
+		return -1;
+	for (int row = 0; row < PQntuples(r); row++) {
+		int seq = atoi(PQgetvalue(r, row, 0));
+		if (seq < 1 || seq > n)
+			continue;
+		snprintf(states[seq - 1], 16, "%s", PQgetvalue(r, row, 1));
+		if (attempts)
+			attempts[seq - 1] = atoi(PQgetvalue(r, row, 2));
+	}
+	PQclear(r);
+	return 0;
+}
+
+int db_job_phase_start(PGconn *conn, const char *job_id, long long token, int seq)
+{
+	char tok[32], s[16];
+	snprintf(tok, sizeof(tok), "%lld", token);
+	snprintf(s, sizeof(s), "%d", seq);
+	const char *params[3] = { job_id, tok, s };
+	int rc = run_count(conn,
+		GUARD ", u AS (UPDATE job_phases SET state = 'running', attempts = attempts + 1, "
+		"  started_at = COALESCE(started_at, now()), finished_at = NULL "
+		"  WHERE job_id = $1::uuid AND seq = $3::int AND EXISTS (SELECT 1 FROM g) RETURNING 1) "
+		"SELECT count(*), pg_notify('" DB_JOB_EVENTS_CHANNEL "', $1::uuid::text) FROM g",
+		3, params);
+	return rc < 0 ? -1 : rc > 0;
+}
+
+int db_job_phase_end(PGconn *conn, const char *job_id, long long token, int seq,
+		     const char *state, const char *message, const json_t *detail,
+		     int api_calls)
+{
+	char tok[32], s[16], calls[16];
+	snprintf(tok, sizeof(tok), "%lld", token);
+	snprintf(s, sizeof(s), "%d", seq);
+	snprintf(calls, sizeof(calls), "%d", api_calls);
+	char *det = detail ? json_dumps(detail, JSON_COMPACT) : NULL;
+	const char *params[7] = { job_id, tok, s, state, message, det, calls };
+	int rc = run_count(conn,
+		GUARD ", u AS (UPDATE job_phases SET state = $4, finished_at = now(), message = $5, "
+		"  detail = $6::jsonb, api_calls = api_calls + $7::int "
+		"  WHERE job_id = $1::uuid AND seq = $3::int AND EXISTS (SELECT 1 FROM g) RETURNING 1) "
+		"SELECT count(*), pg_notify('" DB_JOB_EVENTS_CHANNEL "', $1::uuid::text) FROM g",
+		7, params);
+	free(det);
+	return rc < 0 ? -1 : rc > 0;
+}
+
+int db_job_event(PGconn *conn, const char *job_id, long long token,
+		 const char *level, const char *phase, const char *message)
+{
+	char tok[32];
+	snprintf(tok, sizeof(tok), "%lld", token);
+	const char *params[5] = { job_id, tok, level, phase, message };
+	int rc = run_count(conn,
+		"WITH g AS (SELECT id FROM jobs WHERE id = $1::uuid AND ($2::bigint = 0 OR "
+		"  (lease_token = $2::bigint AND state = 'running')) FOR SHARE), "
+		"i AS (INSERT INTO job_events (job_id, level, phase, message) "
+		"  SELECT id, $3, $4, $5 FROM g RETURNING 1) "
+		"SELECT count(*), pg_notify('" DB_JOB_EVENTS_CHANNEL "', $1::uuid::text) FROM g",
+		5, params);
+	return rc < 0 ? -1 : rc > 0;
+}
+
+static int requeue(PGconn *conn, const char *job_id, long long token, long delay_ms)
+{
+	char tok[32], ms[32];
+	snprintf(tok, sizeof(tok), "%lld", token);
+	snprintf(ms, sizeof(ms), "%ld", delay_ms < 0 ? 0 : delay_ms);
+	const char *params[3] = { job_id, tok, ms };
+	PGresult *r = run(conn,
+		"UPDATE jobs SET state = 'queued', lease_owner = NULL, lease_expires_at = NULL, "
+		"  run_after = now() + make_interval(secs => ($3::bigint / 1000.0)::float8), updated_at = now() "
+		"WHERE id = $1::uuid AND lease_token = $2::bigint AND state = 'running' "
+		"RETURNING pg_notify('" DB_JOBS_CHANNEL "', $1::uuid::text), pg_notify('" DB_JOB_EVENTS_CHANNEL "', $1::uuid::text)",
+		3, params, NULL, 0);
+	if (!r)
+		return -1;
+	int ok = PQntuples(r) == 1;
+	PQclear(r);
+	return ok;
+}
+
+int db_job_defer(PGconn *conn, const char *job_id, long long token, long delay_ms)
+{
+	return requeue(conn, job_id, token, delay_ms);
+}
+
+int db_job_release(PGconn *conn, const char *job_id, long long token)
+{
+	return requeue(conn, job_id, token, 0);
+}
+
+int db_job_finish(PGconn *conn, const char *job_id, long long token,
+		  const char *state, const char *error, const json_t *result)
+{
+	char tok[32];
+	snprintf(tok, sizeof(tok), "%lld", token);
+	char *res = result ? json_dumps(result, JSON_COMPACT) : NULL;
+	const char *params[5] = { job_id, tok, state, error, res };
+	int rc = run_count(conn,
+		"WITH f AS (UPDATE jobs SET state = $3, error = $4, result = $5::jsonb, "
+		"  finished_at = now(), lease_owner = NULL, lease_expires_at = NULL, updated_at = now() "
+		"  WHERE id = $1::uuid AND lease_token = $2::bigint AND state = 'running' RETURNING id), "
+		"e AS (INSERT INTO job_events (job_id, level, message) "
+		"  SELECT id, CASE $3 WHEN 'succeeded' THEN 'info' WHEN 'cancelled' THEN 'warn' ELSE 'error' END, "
+		"    'job ' || $3 || COALESCE(': ' || $4, '') FROM f RETURNING 1) "
+		"SELECT count(*), pg_notify('" DB_JOB_EVENTS_CHANNEL "', $1::uuid::text) FROM f",
+		5, params);
+	free(res);
+	return rc < 0 ? -1 : rc > 0;
+}

@@ -1,0 +1,196 @@
+/*
+ * db/jobs: the job queue in PostgreSQL.
+ *
+ * Two audiences use this module:
+ *  - API handlers: db_job_enqueue() (idempotency key, one active job per
+ *    cluster), db_job_get_json(), db_job_list_json(), db_job_events_json(),
+ *    db_job_cancel(). Every one of them takes the caller's tenant id and
+ *    only sees that tenant's jobs (tenant_id NULL = platform-wide caller,
+ *    sees every tenant's jobs). Another tenant's job is simply "not found".
+ *  - Workers: db_job_claim() (SELECT ... FOR UPDATE SKIP LOCKED, lease with a
+ *    fencing token), db_job_heartbeat(), the phase records, db_job_event(),
+ *    db_job_defer() (retry later), db_job_release() (shutdown) and
+ *    db_job_finish(). Every worker write carries the lease token it was
+ *    given by the claim and changes nothing when the token is no longer
+ *    current (another worker took the job over): such calls return 0.
+ *
+ * Job states: queued -> running -> succeeded | failed | cancelled. A running
+ * job whose lease expired is claimable again (takeover); a deferred job goes
+ * back to queued with run_after in the future. The partial unique index
+ * jobs_one_active_per_cluster guarantees at most one queued-or-running job
+ * per cluster, even under concurrent enqueues.
+ *
+ * Notifications (pg_notify, delivered at commit):
+ *  - DB_JOBS_CHANNEL ("ferry_jobs"), payload = job id: a job became
+ *    claimable (enqueued, deferred, released). Idle workers LISTEN on it.
+ *  - DB_JOB_EVENTS_CHANNEL ("ferry_job_events"), payload = job id: the job
+ *    got a new event, or its state or phases changed (SSE streams LISTEN).
+ *
+ * JSON shapes are those of the REST contract (docs/ARCHITECTURE.md):
+ * job = {id, cluster_id, cluster_name, kind, state, params, attempt, error,
+ * result, cancel_requested, created_at, started_at, finished_at, phases:[{seq,
+ * name, state, attempts, api_calls, started_at, finished_at, duration_ms,
+ * message, detail}]}; timestamps RFC 3339 UTC.
+ *
+ * Memory: returned json_t are new references owned by the caller
+ * (json_decref). Strings filled into caller buffers are NUL-terminated.
+ * Thread-safety: functions are safe to call from many threads, each with
+ * its own PGconn (a PGconn is used by one thread at a time).
+ * Errors: functions returning int use -1 for a database error, with a
+ * message in err (err may be NULL).
+ */
+#ifndef FERRY_DB_JOBS_H
+#define FERRY_DB_JOBS_H
+
+#include <jansson.h>
+#include <libpq-fe.h>
+#include <stddef.h>
+
+#define DB_JOBS_CHANNEL "ferry_jobs"
+#define DB_JOB_EVENTS_CHANNEL "ferry_job_events"
+
+/* A UUID in text form plus NUL. */
+#define DB_ID_LEN 37
+
+/* ---- API side ---------------------------------------------------------- */
+
+struct db_job_new {
+	const char *tenant_id;        /* required: the cluster's tenant */
+	const char *cluster_id;       /* required */
+	const char *kind;             /* install|upgrade|rollback|uninstall|adopt|preflight */
+	const json_t *params;         /* object or NULL (= {}) */
+	const char *idempotency_key;  /* NULL or "" = none */
+	const char *created_by;       /* token id or NULL */
+};
+
+enum db_job_enqueue_result {
+	DB_JOB_CREATED = 0,    /* a new job; job_id filled */
+	DB_JOB_REPLAYED = 1,   /* same tenant + idempotency key seen before; job_id
+				* is the earlier job (whatever its state) */
+	DB_JOB_CONFLICT = 2,   /* another job is queued or running on the cluster;
+				* its id is in active_job_id */
+	DB_JOB_NO_CLUSTER = 3, /* no such cluster in that tenant */
+	DB_JOB_BAD_KIND = 4,   /* kind not one of the six */
+	DB_JOB_DB_ERROR = -1
+};
+
+/*
+ * Enqueue a job (and NOTIFY DB_JOBS_CHANNEL). job_id and active_job_id are
+ * caller buffers of DB_ID_LEN bytes (active_job_id may be NULL). Safe under
+ * concurrent calls: exactly one of N concurrent enqueues for one cluster
+ * returns DB_JOB_CREATED, the others DB_JOB_CONFLICT (or DB_JOB_REPLAYED when
+ * they carry the same idempotency key).
+ */
+enum db_job_enqueue_result db_job_enqueue(PGconn *conn, const struct db_job_new *req,
+					  char job_id[DB_ID_LEN],
+					  char active_job_id[DB_ID_LEN],
+					  char *err, size_t errlen);
+
+/* The job as JSON, or NULL when it does not exist for this tenant (tenant_id
+ * NULL = any tenant) or on a database error (then err is set; on "not found"
+ * err is set to ""). */
+json_t *db_job_get_json(PGconn *conn, const char *tenant_id, const char *job_id,
+			char *err, size_t errlen);
+
+/* {"items":[job…], "next_cursor": "…"|null}, newest first. state and
+ * cluster_id filter when non-NULL; limit 1..200; cursor is the opaque value
+ * of an earlier next_cursor or NULL. Returns NULL on a bad cursor/filter
+ * (*bad_request set to 1, message in err) or database error. Items do not
+ * carry "phases" (use db_job_get_json for them). */
+json_t *db_job_list_json(PGconn *conn, const char *tenant_id, const char *state,
+			 const char *cluster_id, int limit, const char *cursor,
+			 int *bad_request, char *err, size_t errlen);
+
+/* {"items":[{id, at, level, phase, message}…]} in id order, ids > after_id,
+ * at most limit (1..1000). NULL when the job does not exist for the tenant
+ * (err "") or on a database error. */
+json_t *db_job_events_json(PGconn *conn, const char *tenant_id, const char *job_id,
+			   long long after_id, int limit, char *err, size_t errlen);
+
+enum db_job_cancel_result {
+	DB_CANCEL_DONE = 0,        /* queued job is now cancelled */
+	DB_CANCEL_REQUESTED = 1,   /* running job: cancel_requested set, the
+				    * worker stops at the next phase boundary */
+	DB_CANCEL_FINISHED = 2,    /* job already finished: nothing changed */
+	DB_CANCEL_NOT_FOUND = 3,
+	DB_CANCEL_DB_ERROR = -1
+};
+enum db_job_cancel_result db_job_cancel(PGconn *conn, const char *tenant_id,
+					const char *job_id, char *err, size_t errlen);
+
+/* The id of the cluster's queued or running job into active_job_id; 1 if
+ * there is one, 0 if none, -1 on error. */
+int db_job_active_for_cluster(PGconn *conn, const char *cluster_id,
+			      char active_job_id[DB_ID_LEN]);
+
+/* Counts for /metrics: jobs by state (keys = states), "queue_depth"
+ * (claimable now). NULL on error. */
+json_t *db_job_stats_json(PGconn *conn);
+
+/* ---- worker side ------------------------------------------------------- */
+
+struct db_job_claim {
+	char id[DB_ID_LEN];
+	char tenant_id[DB_ID_LEN];
+	char cluster_id[DB_ID_LEN];
+	char kind[16];
+	json_t *params;          /* owned by the claim: db_job_claim_clear() */
+	int attempt;             /* 1 on the first claim, +1 on every later one */
+	long long lease_token;   /* fencing token for every later write */
+	int cancel_requested;
+};
+
+/* Claim one claimable job for owner (queued with run_after <= now, or
+ * running with an expired lease). 1 = claimed (out filled), 0 = nothing to
+ * do, -1 = error. */
+int db_job_claim(PGconn *conn, const char *owner, int lease_seconds,
+		 struct db_job_claim *out, char *err, size_t errlen);
+void db_job_claim_clear(struct db_job_claim *c);
+
+/* Extend the lease. 1 = still ours (cancel_requested refreshed if non-NULL),
+ * 0 = lease lost, -1 = error. */
+int db_job_heartbeat(PGconn *conn, const char *job_id, long long token,
+		     int lease_seconds, int *cancel_requested);
+
+/* Create the job's phase rows (names in order, seq 1..n) if absent. Returns
+ * 1, 0 (lease lost) or -1. */
+int db_job_phases_init(PGconn *conn, const char *job_id, long long token,
+		       const char *const *names, int n);
+
+/* The states of phases 1..n into states[i] (caller array of n buffers of
+ * 16 bytes) and their attempt counts into attempts[i]. 0 / -1. */
+int db_job_phase_states(PGconn *conn, const char *job_id, int n,
+			char (*states)[16], int *attempts);
+
+/* Mark phase seq running (attempts + 1, started_at set on first start).
+ * 1 / 0 (lease lost) / -1. */
+int db_job_phase_start(PGconn *conn, const char *job_id, long long token, int seq);
+
+/* End phase seq with state (succeeded|failed|skipped), a message (may be
+ * NULL), detail (object or NULL; not stolen) and the API calls made during
+ * this attempt (added to the count). 1 / 0 / -1. */
+int db_job_phase_end(PGconn *conn, const char *job_id, long long token, int seq,
+		     const char *state, const char *message, const json_t *detail,
+		     int api_calls);
+
+/* Append an event to the job's log (and NOTIFY DB_JOB_EVENTS_CHANNEL).
+ * level debug|info|warn|error; phase may be NULL. Guarded by the token
+ * (token 0 = unguarded, for API-side events). 1 / 0 / -1. */
+int db_job_event(PGconn *conn, const char *job_id, long long token,
+		 const char *level, const char *phase, const char *message);
+
+/* Put the job back to queued, runnable again after delay_ms (a phase retry
+ * with backoff). 1 / 0 / -1. */
+int db_job_defer(PGconn *conn, const char *job_id, long long token, long delay_ms);
+
+/* Give the lease back at shutdown: the job is claimable again at once.
+ * 1 / 0 / -1. */
+int db_job_release(PGconn *conn, const char *job_id, long long token);
+
+/* Finish: state succeeded|failed|cancelled, error message (NULL for
+ * success), result object (or NULL; not stolen). Only while the token is
+ * current. 1 / 0 / -1. */
+int db_job_finish(PGconn *conn, const char *job_id, long long token,
+		  const char *state, const char *error, const json_t *result);
+
+#endif

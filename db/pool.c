@@ -1,0 +1,172 @@
+/*
+ * db/pool: a fixed array of libpq connections guarded by one mutex and a
+ * condition variable.
+ *
+ * db_acquire() takes any idle slot (waiting on the condition variable up to
+ * the timeout), then makes sure the connection is usable: a connection that
+ * went bad (server restart, network) is reset, and one left inside a
+ * transaction by a careless caller is rolled back. Connections are opened
+ * lazily after the first one, so a pool of 16 does not cost 16 connections
+ * until the load needs them.
+ */
+#include "db/pool.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "server/common/buf.h"
+#include "server/log.h"
+
+struct db_slot {
+	PGconn *conn;
+	int busy;
+};
+
+struct db_pool {
+	char *url;
+	int size;
+	struct db_slot *slots;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+};
+
+static PGconn *open_conn(const char *url, char *err, size_t errlen)
+{
+	PGconn *c = PQconnectdb(url);
+	if (!c) {
+		snprintf(err, errlen, "database: out of memory");
+		return NULL;
+	}
+	if (PQstatus(c) != CONNECTION_OK) {
+		const char *m = PQerrorMessage(c);
+		size_t l = strlen(m);
+		while (l > 0 && (m[l - 1] == '\n' || m[l - 1] == ' '))
+			l--;
+		snprintf(err, errlen, "database: cannot connect: %.*s", (int)l, m);
+		PQfinish(c);
+		return NULL;
+	}
+	/* Timestamps in UTC so that to_char()/text output is RFC 3339-friendly. */
+	PGresult *r = PQexec(c, "SET TIME ZONE 'UTC'");
+	PQclear(r);
+	return c;
+}
+
+struct db_pool *db_pool_new(const char *url, int size, char *err, size_t errlen)
+{
+	if (size < 1)
+		size = 1;
+	PGconn *first = open_conn(url, err, errlen);
+	if (!first)
+		return NULL;
+	struct db_pool *p = xcalloc(1, sizeof(*p));
+	p->url = xstrdup(url);
+	p->size = size;
+	p->slots = xcalloc((size_t)size, sizeof(*p->slots));
+	p->slots[0].conn = first;
+	pthread_mutex_init(&p->mu, NULL);
+	pthread_cond_init(&p->cv, NULL);
+	return p;
+}
+
+static void make_usable(struct db_pool *pool, struct db_slot *s)
+{
+	if (s->conn && PQstatus(s->conn) == CONNECTION_BAD) {
+		PQreset(s->conn);
+		if (PQstatus(s->conn) == CONNECTION_OK) {
+			PGresult *r = PQexec(s->conn, "SET TIME ZONE 'UTC'");
+			PQclear(r);
+		}
+	}
+	if (!s->conn) {
+		char err[256];
+		s->conn = open_conn(pool->url, err, sizeof(err));
+		if (!s->conn)
+			log_msg(LOG_WARN, "%s", err);
+	}
+	if (s->conn && PQtransactionStatus(s->conn) != PQTRANS_IDLE &&
+	    PQstatus(s->conn) == CONNECTION_OK) {
+		PGresult *r = PQexec(s->conn, "ROLLBACK");
+		PQclear(r);
+	}
+}
+
+PGconn *db_acquire(struct db_pool *pool, int timeout_ms)
+{
+	struct timespec deadline;
+	clock_gettime(CLOCK_REALTIME, &deadline);
+	deadline.tv_sec += timeout_ms / 1000;
+	deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+	if (deadline.tv_nsec >= 1000000000L) {
+		deadline.tv_sec++;
+		deadline.tv_nsec -= 1000000000L;
+	}
+	struct db_slot *slot = NULL;
+	pthread_mutex_lock(&pool->mu);
+	for (;;) {
+		/* Prefer an idle slot that already has a connection. */
+		for (int i = 0; i < pool->size && !slot; i++)
+			if (!pool->slots[i].busy && pool->slots[i].conn)
+				slot = &pool->slots[i];
+		for (int i = 0; i < pool->size && !slot; i++)
+			if (!pool->slots[i].busy)
+				slot = &pool->slots[i];
+		if (slot)
+			break;
+		int rc = pthread_cond_timedwait(&pool->cv, &pool->mu, &deadline);
+		if (rc == ETIMEDOUT) {
+			pthread_mutex_unlock(&pool->mu);
+			return NULL;
+		}
+	}
+	slot->busy = 1;
+	pthread_mutex_unlock(&pool->mu);
+
+	make_usable(pool, slot);
+	if (!slot->conn || PQstatus(slot->conn) != CONNECTION_OK) {
+		pthread_mutex_lock(&pool->mu);
+		slot->busy = 0;
+		pthread_cond_signal(&pool->cv);
+		pthread_mutex_unlock(&pool->mu);
+		return NULL;
+	}
+	return slot->conn;
+}
+
+void db_release(struct db_pool *pool, PGconn *conn)
+{
+	if (!conn)
+		return;
+	pthread_mutex_lock(&pool->mu);
+	for (int i = 0; i < pool->size; i++) {
+		if (pool->slots[i].conn == conn) {
+			pool->slots[i].busy = 0;
+			break;
+		}
+	}
+	pthread_cond_signal(&pool->cv);
+	pthread_mutex_unlock(&pool->mu);
+}
+
+void db_pool_free(struct db_pool *pool)
+{
+	if (!pool)
+		return;
+	for (int i = 0; i < pool->size; i++)
+		if (pool->slots[i].conn)
+			PQfinish(pool->slots[i].conn);
+	pthread_mutex_destroy(&pool->mu);
+	pthread_cond_destroy(&pool->cv);
+	free(pool->slots);
+	free(pool->url);
+	free(pool);
+}
+
+const char *db_pool_url(const struct db_pool *pool)
+{
+	return pool->url;
+}

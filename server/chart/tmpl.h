@@ -1,0 +1,94 @@
+/*
+ * tmpl: Go text/template (as Helm configures it) for the chart engine.
+ * Internal to server/chart.
+ *
+ * tmpl_parse() turns one template file into a tree and registers the file
+ * and every {{define}}/{{block}} in a definition table (last one wins, empty
+ * redefinitions don't replace). tmpl_exec() walks a tree with a dot value and
+ * writes the output; sprig/Helm functions live in funcs.c.
+ *
+ * Memory: trees and definitions live in the arena given to tmpl_parse (the
+ * chart's, read-only afterwards, or a render's for tpl). Thread-safety: a
+ * parsed table may be executed by several threads at once; each execution
+ * has its own struct tengine.
+ */
+#ifndef FERRY_CHART_TMPL_H
+#define FERRY_CHART_TMPL_H
+
+#include "server/chart/cv.h"
+
+#include <jansson.h>
+
+struct tnode;
+
+struct tdef {
+	const char *name;
+	const char *file;      /* file the definition was parsed from */
+	struct tnode *body;
+	struct tdef *next;
+};
+
+#define TDEFS_BUCKETS 512
+struct tdefs {
+	struct tdef *b[TDEFS_BUCKETS];
+	struct tdefs *parent;  /* tpl: local definitions overlay the chart's */
+};
+
+/* Parse text as template NAME; definitions go into defs. Returns 0, or -1
+ * with Helm's "parse error at (NAME:LINE): ..." message in err. */
+int tmpl_parse(struct cv_arena *a, struct tdefs *defs, const char *name,
+	       const char *text, size_t len, char *err, size_t errlen);
+struct tdef *tmpl_lookup(const struct tdefs *defs, const char *name, size_t len);
+
+/* Function table (funcs.c) */
+struct tengine;
+struct tstate;
+typedef int (*tfunc)(struct tstate *S, cv *args, int nargs, cv *out);
+struct tfuncdef { const char *name; const char *sig; tfunc fn; };
+const struct tfuncdef *tmpl_func_find(const char *name, size_t len);
+
+struct tengine {
+	struct cv_arena *a;
+	struct tdefs *defs;
+	cv root;                         /* $ of top-level files */
+	const char *cur_file;            /* top-level file being executed */
+	/* optional live lookup */
+	json_t *(*lookup)(void *ctx, const char *api_version, const char *kind,
+			  const char *ns, const char *name);
+	void *lookup_ctx;
+	/* include recursion counters */
+	struct incl { const char *name; int count; struct incl *next; } *incl;
+	int tdepth;
+	/* error state */
+	char err[2048];
+	int failed;
+	int fail_kind;                   /* 1: required/fail (Helm "execution error") */
+	char fail_msg[1024];
+	char fail_loc[512];
+	struct buf scratch;
+};
+
+/* Per-execution state visible to functions */
+struct tstate {
+	struct tengine *E;
+	const char *tname;               /* template being executed */
+	const char *file;                /* file the current node comes from */
+	struct tnode *node;              /* node being evaluated */
+	struct tvar { const char *name; size_t len; cv val; } *vars;
+	size_t nvars, capvars;
+	int depth;
+};
+
+/* Execute body with dot; output appended to out. Returns 0 or -1 (E->err). */
+int tmpl_exec(struct tengine *E, const char *name, const char *file,
+	      struct tnode *body, cv dot, struct buf *out);
+
+/* error helpers for funcs.c */
+int tmpl_errf(struct tstate *S, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* include / tpl implementation (tmpl.c) */
+int tmpl_include(struct tstate *S, const char *name, size_t len, cv data, cv *out);
+int tmpl_tpl(struct tstate *S, const char *text, size_t len, cv data, cv *out);
+/* remove every "<no value>" in place */
+void tmpl_blank_no_value(struct buf *b);
+
+#endif

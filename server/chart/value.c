@@ -1,0 +1,1218 @@
+/*
+ * value.c: arenas, the value model and Go-compatible printing (see cv.h).
+ *
+ * The formatting here reproduces Go's fmt and strconv output for the value
+ * kinds templates see: %v of floats uses the shortest round-trip digits with
+ * an exponent from 1e+06 up or below 1e-04 (strconv's 'g' with precision -1),
+ * maps print with sorted keys as map[k:v], lists as [a b]. cv_sprintf
+ * implements the fmt verbs charts use, with Go's %!verb(type=value) error
+ * forms for mismatched operands.
+ */
+#include "server/chart/cv.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---------------------------------------------------------------- arena */
+
+struct cv_chunk { struct cv_chunk *next; size_t used, cap; unsigned char *mem; };
+struct cv_arena { struct cv_chunk *head; size_t total; };
+
+struct cv_arena *cv_arena_new(void)
+{
+	return xcalloc(1, sizeof(struct cv_arena));
+}
+
+void cv_arena_free(struct cv_arena *a)
+{
+	if (!a)
+		return;
+	struct cv_chunk *c = a->head;
+	while (c) {
+		struct cv_chunk *n = c->next;
+		free(c->mem);
+		free(c);
+		c = n;
+	}
+	free(a);
+}
+
+size_t cv_arena_used(const struct cv_arena *a) { return a->total; }
+
+void *cv_alloc(struct cv_arena *a, size_t n)
+{
+	n = (n + 15) & ~(size_t)15;
+	if (n == 0)
+		n = 16;
+	struct cv_chunk *c = a->head;
+	if (!c || c->cap - c->used < n) {
+		size_t cap = n > 32768 ? n : 65536;
+		struct cv_chunk *nc = xmalloc(sizeof(*nc));
+		nc->mem = xmalloc(cap);
+		nc->cap = cap;
+		nc->used = 0;
+		if (n > 32768 && c) {
+			/* big block: keep the current chunk in front */
+			nc->next = c->next;
+			c->next = nc;
+		} else {
+			nc->next = c;
+			a->head = nc;
+		}
+		a->total += cap;
+		c = nc;
+	}
+	void *p = c->mem + c->used;
+	c->used += n;
+	memset(p, 0, n);
+	return p;
+}
+
+char *cv_strndup(struct cv_arena *a, const char *s, size_t n)
+{
+	char *p = cv_alloc(a, n + 1);
+	if (n)
+		memcpy(p, s, n);
+	p[n] = 0;
+	return p;
+}
+
+/* ---------------------------------------------------------------- values */
+
+cv cv_str(struct cv_arena *a, const char *s, size_t len)
+{
+	return cv_str_ref(cv_strndup(a, s, len), len);
+}
+
+cv cv_cstr(struct cv_arena *a, const char *s)
+{
+	return cv_str(a, s, strlen(s));
+}
+
+cv cv_list_new(struct cv_arena *a, size_t cap)
+{
+	cv v = { CV_LIST, CS_IFACE_LIST, { 0 } };
+	v.u.list = cv_alloc(a, sizeof(struct cv_list));
+	if (cap) {
+		v.u.list->items = cv_alloc(a, cap * sizeof(cv));
+		v.u.list->cap = cap;
+	}
+	return v;
+}
+
+cv cv_map_new(struct cv_arena *a, size_t cap)
+{
+	cv v = { CV_MAP, CS_IFACE_MAP, { 0 } };
+	v.u.map = cv_alloc(a, sizeof(struct cv_map));
+	if (cap) {
+		v.u.map->ents = cv_alloc(a, cap * sizeof(struct cv_mapent));
+		v.u.map->cap = cap;
+	}
+	return v;
+}
+
+cv cv_obj_new(struct cv_arena *a, enum cv_objtype t, struct cv_obj **out)
+{
+	cv v = { CV_OBJ, 0, { 0 } };
+	v.u.obj = cv_alloc(a, sizeof(struct cv_obj));
+	v.u.obj->type = t;
+	*out = v.u.obj;
+	return v;
+}
+
+void cv_list_push(struct cv_arena *a, cv list, cv item)
+{
+	struct cv_list *l = list.u.list;
+	if (l->n == l->cap) {
+		size_t nc = l->cap ? l->cap * 2 : 4;
+		cv *ni = cv_alloc(a, nc * sizeof(cv));
+		if (l->n)
+			memcpy(ni, l->items, l->n * sizeof(cv));
+		l->items = ni;
+		l->cap = nc;
+	}
+	l->items[l->n++] = item;
+}
+
+static int keycmp(const char *a, size_t al, const char *b, size_t bl)
+{
+	size_t n = al < bl ? al : bl;
+	int c = n ? memcmp(a, b, n) : 0;
+	if (c)
+		return c;
+	return al < bl ? -1 : al > bl;
+}
+
+static size_t map_find(const struct cv_map *m, const char *key, size_t klen, int *found)
+{
+	size_t lo = 0, hi = m->n;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		int c = keycmp(m->ents[mid].key, m->ents[mid].klen, key, klen);
+		if (c == 0) {
+			*found = 1;
+			return mid;
+		}
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	*found = 0;
+	return lo;
+}
+
+cv *cv_map_get(const struct cv_map *m, const char *key, size_t klen)
+{
+	int found;
+	size_t i = map_find(m, key, klen, &found);
+	return found ? &m->ents[i].val : NULL;
+}
+
+void cv_map_set(struct cv_arena *a, struct cv_map *m, const char *key, size_t klen, cv val)
+{
+	int found;
+	size_t i = map_find(m, key, klen, &found);
+	if (found) {
+		m->ents[i].val = val;
+		return;
+	}
+	if (m->n == m->cap) {
+		size_t nc = m->cap ? m->cap * 2 : 4;
+		struct cv_mapent *ne = cv_alloc(a, nc * sizeof(*ne));
+		if (m->n)
+			memcpy(ne, m->ents, m->n * sizeof(*ne));
+		m->ents = ne;
+		m->cap = nc;
+	}
+	memmove(&m->ents[i + 1], &m->ents[i], (m->n - i) * sizeof(*m->ents));
+	m->ents[i].key = cv_strndup(a, key, klen);
+	m->ents[i].klen = klen;
+	m->ents[i].val = val;
+	m->n++;
+}
+
+int cv_map_del(struct cv_map *m, const char *key, size_t klen)
+{
+	int found;
+	size_t i = map_find(m, key, klen, &found);
+	if (!found)
+		return 0;
+	memmove(&m->ents[i], &m->ents[i + 1], (m->n - i - 1) * sizeof(*m->ents));
+	m->n--;
+	return 1;
+}
+
+int cv_truthy(cv v)
+{
+	switch (v.kind) {
+	case CV_NIL: return 0;
+	case CV_BOOL: return v.u.b;
+	case CV_INT: return v.u.i != 0;
+	case CV_FLOAT: return v.u.f != 0;
+	case CV_STR: return v.u.str.len != 0;
+	case CV_LIST: return v.u.list->n != 0;
+	case CV_MAP: return v.sub == CS_STRUCT || v.u.map->n != 0;
+	case CV_OBJ:
+		if (v.u.obj->type == CO_APIVERSIONS)
+			return v.u.obj->u.apis.n != 0;
+		return 1;
+	}
+	return 0;
+}
+
+cv cv_deep_copy(struct cv_arena *a, cv v)
+{
+	if (v.kind == CV_LIST) {
+		cv n = cv_list_new(a, v.u.list->n);
+		n.sub = v.sub;
+		for (size_t i = 0; i < v.u.list->n; i++)
+			n.u.list->items[i] = cv_deep_copy(a, v.u.list->items[i]);
+		n.u.list->n = v.u.list->n;
+		return n;
+	}
+	if (v.kind == CV_MAP) {
+		cv n = cv_map_new(a, v.u.map->n);
+		n.sub = v.sub;
+		for (size_t i = 0; i < v.u.map->n; i++) {
+			n.u.map->ents[i] = v.u.map->ents[i];
+			n.u.map->ents[i].val = cv_deep_copy(a, v.u.map->ents[i].val);
+		}
+		n.u.map->n = v.u.map->n;
+		return n;
+	}
+	return v;
+}
+
+int cv_deep_equal(cv a, cv b)
+{
+	if (a.kind != b.kind)
+		return 0;
+	switch (a.kind) {
+	case CV_NIL: return 1;
+	case CV_BOOL: return a.u.b == b.u.b;
+	case CV_INT: return a.sub == b.sub && a.u.i == b.u.i;
+	case CV_FLOAT: return a.u.f == b.u.f;
+	case CV_STR: return a.sub == b.sub && a.u.str.len == b.u.str.len &&
+		!memcmp(a.u.str.s, b.u.str.s, a.u.str.len);
+	case CV_LIST:
+		if (a.sub != b.sub || a.u.list->n != b.u.list->n)
+			return 0;
+		for (size_t i = 0; i < a.u.list->n; i++)
+			if (!cv_deep_equal(a.u.list->items[i], b.u.list->items[i]))
+				return 0;
+		return 1;
+	case CV_MAP:
+		if (a.sub != b.sub || a.u.map->n != b.u.map->n)
+			return 0;
+		for (size_t i = 0; i < a.u.map->n; i++) {
+			struct cv_mapent *x = &a.u.map->ents[i], *y = &b.u.map->ents[i];
+			if (keycmp(x->key, x->klen, y->key, y->klen) || !cv_deep_equal(x->val, y->val))
+				return 0;
+		}
+		return 1;
+	case CV_OBJ:
+		return a.u.obj == b.u.obj;
+	}
+	return 0;
+}
+
+const char *cv_type_name(cv v)
+{
+	switch (v.kind) {
+	case CV_NIL: return "<nil>";
+	case CV_BOOL: return "bool";
+	case CV_INT: return v.sub == CS_INT64 ? "int64" : v.sub == CS_UINT64 ? "uint64" : "int";
+	case CV_FLOAT: return "float64";
+	case CV_STR: return v.sub == CS_BYTES ? "[]uint8" : "string";
+	case CV_LIST: return v.sub == CS_STRING_LIST ? "[]string" : "[]interface {}";
+	case CV_MAP:
+		if (v.sub == CS_STRING_MAP) return "map[string]string";
+		if (v.sub == CS_VALUES) return "chartutil.Values";
+		if (v.sub == CS_STRUCT) return "*chartutil.Capabilities";
+		return "map[string]interface {}";
+	case CV_OBJ:
+		switch (v.u.obj->type) {
+		case CO_SEMVER: return "*semver.Version";
+		case CO_CERT: return "sprig.certificate";
+		case CO_TIME: return "time.Time";
+		case CO_FILES: return "chart.Files";
+		case CO_APIVERSIONS: return "chartutil.VersionSet";
+		}
+	}
+	return "?";
+}
+
+const char *cv_kind_name(cv v)
+{
+	switch (v.kind) {
+	case CV_NIL: return "invalid";
+	case CV_BOOL: return "bool";
+	case CV_INT: return v.sub == CS_INT64 ? "int64" : v.sub == CS_UINT64 ? "uint64" : "int";
+	case CV_FLOAT: return "float64";
+	case CV_STR: return v.sub == CS_BYTES ? "slice" : "string";
+	case CV_LIST: return "slice";
+	case CV_MAP: return v.sub == CS_STRUCT ? "ptr" : "map";
+	case CV_OBJ:
+		switch (v.u.obj->type) {
+		case CO_SEMVER: return "ptr";
+		case CO_CERT: case CO_TIME: return "struct";
+		case CO_FILES: return "map";
+		case CO_APIVERSIONS: return "slice";
+		}
+	}
+	return "invalid";
+}
+
+/* ---------------------------------------------------------------- floats */
+
+/* Shortest round-trip digits: value = 0.DIGITS x 10^dp. Returns nd. */
+static int shortest(double f, char *digits, int *dp)
+{
+	char tmp[40];
+	f = fabs(f);
+	if (f == 0) {
+		digits[0] = '0';
+		*dp = 1;
+		return 1;
+	}
+	for (int p = 1; p <= 17; p++) {
+		snprintf(tmp, sizeof(tmp), "%.*e", p - 1, f);
+		if (strtod(tmp, NULL) == f || p == 17) {
+			int nd = 0;
+			const char *s = tmp;
+			for (; *s && *s != 'e'; s++)
+				if (*s >= '0' && *s <= '9')
+					digits[nd++] = *s;
+			int e = atoi(s + 1);
+			while (nd > 1 && digits[nd - 1] == '0')
+				nd--;
+			*dp = e + 1;
+			return nd;
+		}
+	}
+	return 0;
+}
+
+static void put_exp(struct buf *b, int exp, int mindigits)
+{
+	char t[16];
+	buf_putc(b, exp < 0 ? '-' : '+');
+	if (exp < 0)
+		exp = -exp;
+	snprintf(t, sizeof(t), "%0*d", mindigits, exp);
+	buf_puts(b, t);
+}
+
+static int float_special(struct buf *b, double f, int json)
+{
+	if (isnan(f)) {
+		buf_puts(b, "NaN");
+		return 1;
+	}
+	if (isinf(f)) {
+		buf_puts(b, f > 0 ? "+Inf" : "-Inf");
+		return 1;
+	}
+	(void)json;
+	return 0;
+}
+
+/* %e form with shortest digits */
+static void fmt_e(struct buf *b, const char *d, int nd, int dp, int expdigits)
+{
+	buf_putc(b, d[0]);
+	if (nd > 1) {
+		buf_putc(b, '.');
+		buf_append(b, d + 1, nd - 1);
+	}
+	buf_putc(b, 'e');
+	put_exp(b, dp - 1, expdigits);
+}
+
+static void fmt_f(struct buf *b, const char *d, int nd, int dp)
+{
+	if (dp <= 0) {
+		buf_puts(b, "0.");
+		for (int i = 0; i < -dp; i++)
+			buf_putc(b, '0');
+		buf_append(b, d, nd);
+	} else if (dp >= nd) {
+		buf_append(b, d, nd);
+		for (int i = nd; i < dp; i++)
+			buf_putc(b, '0');
+	} else {
+		buf_append(b, d, dp);
+		buf_putc(b, '.');
+		buf_append(b, d + dp, nd - dp);
+	}
+}
+
+void cv_fmt_float_g(struct buf *b, double f)
+{
+	char d[40];
+	int dp;
+	if (float_special(b, f, 0))
+		return;
+	int nd = shortest(f, d, &dp);
+	if (signbit(f))
+		buf_putc(b, '-');
+	int exp = dp - 1;
+	if (exp < -4 || exp >= 6 /* eprec for shortest */ ) {
+		/* Go: eprec = 6 unless digits > 6 ... strconv uses eprec=6 when shortest,
+		 * but if nd > eprec and nd >= dp the plain form is kept: handled by
+		 * strconv as: if eprec > nd && nd >= dp { eprec = nd }; shortest -> 6 */
+		fmt_e(b, d, nd, dp, 2);
+	} else {
+		fmt_f(b, d, nd, dp);
+	}
+}
+
+static void fmt_float_json(struct buf *b, double f)
+{
+	char d[40];
+	int dp;
+	double a = fabs(f);
+	int nd = shortest(f, d, &dp);
+	if (signbit(f) && f != 0)
+		buf_putc(b, '-');
+	if (a != 0 && (a < 1e-6 || a >= 1e21)) {
+		buf_putc(b, d[0]);
+		if (nd > 1) {
+			buf_putc(b, '.');
+			buf_append(b, d + 1, nd - 1);
+		}
+		buf_putc(b, 'e');
+		put_exp(b, dp - 1, 1);
+	} else {
+		fmt_f(b, d, nd, dp);
+	}
+}
+
+/* ---------------------------------------------------------------- %v */
+
+static void fmt_semver(struct buf *b, const struct cv_semver *s)
+{
+	buf_printf(b, "%llu.%llu.%llu", (unsigned long long)s->major,
+		   (unsigned long long)s->minor, (unsigned long long)s->patch);
+	if (s->pre && *s->pre)
+		buf_printf(b, "-%s", s->pre);
+	if (s->meta && *s->meta)
+		buf_printf(b, "+%s", s->meta);
+}
+
+static void fmt_time(struct buf *b, int64_t sec, int32_t nsec)
+{
+	time_t t = (time_t)sec;
+	struct tm tm;
+	char s[64];
+	gmtime_r(&t, &tm);
+	strftime(s, sizeof(s), "%Y-%m-%d %H:%M:%S", &tm);
+	buf_puts(b, s);
+	if (nsec) {
+		char ns[16];
+		snprintf(ns, sizeof(ns), "%09d", (int)nsec);
+		int n = 9;
+		while (n > 0 && ns[n - 1] == '0')
+			n--;
+		buf_putc(b, '.');
+		buf_append(b, ns, n);
+	}
+	buf_puts(b, " +0000 UTC");
+}
+
+static void fmt_v(struct buf *b, cv v, int top)
+{
+	switch (v.kind) {
+	case CV_NIL: buf_puts(b, "<nil>"); return;
+	case CV_BOOL: buf_puts(b, v.u.b ? "true" : "false"); return;
+	case CV_INT:
+		if (v.sub == CS_UINT64)
+			buf_printf(b, "%llu", (unsigned long long)(uint64_t)v.u.i);
+		else
+			buf_printf(b, "%lld", (long long)v.u.i);
+		return;
+	case CV_FLOAT: cv_fmt_float_g(b, v.u.f); return;
+	case CV_STR:
+		if (v.sub == CS_BYTES) {
+			buf_putc(b, '[');
+			for (size_t i = 0; i < v.u.str.len; i++)
+				buf_printf(b, i ? " %u" : "%u", (unsigned char)v.u.str.s[i]);
+			buf_putc(b, ']');
+		} else {
+			buf_append(b, v.u.str.s, v.u.str.len);
+		}
+		return;
+	case CV_LIST:
+		buf_putc(b, '[');
+		for (size_t i = 0; i < v.u.list->n; i++) {
+			if (i)
+				buf_putc(b, ' ');
+			fmt_v(b, v.u.list->items[i], 0);
+		}
+		buf_putc(b, ']');
+		return;
+	case CV_MAP:
+		if (v.sub == CS_STRUCT)
+			buf_puts(b, top ? "&{" : "{");
+		else
+			buf_puts(b, "map[");
+		for (size_t i = 0; i < v.u.map->n; i++) {
+			if (i)
+				buf_putc(b, ' ');
+			if (v.sub != CS_STRUCT) {
+				buf_append(b, v.u.map->ents[i].key, v.u.map->ents[i].klen);
+				buf_putc(b, ':');
+			}
+			fmt_v(b, v.u.map->ents[i].val, 0);
+		}
+		buf_putc(b, v.sub == CS_STRUCT ? '}' : ']');
+		return;
+	case CV_OBJ: {
+		struct cv_obj *o = v.u.obj;
+		switch (o->type) {
+		case CO_SEMVER: fmt_semver(b, &o->u.sv); return;
+		case CO_CERT:
+			buf_printf(b, "{%s %s}", o->u.cert.cert, o->u.cert.key);
+			return;
+		case CO_TIME: fmt_time(b, o->u.time.sec, o->u.time.nsec); return;
+		case CO_FILES:
+			buf_puts(b, "map[");
+			for (size_t i = 0; i < o->u.files.n; i++) {
+				if (i)
+					buf_putc(b, ' ');
+				buf_printf(b, "%s:", o->u.files.files[i].name);
+				fmt_v(b, (cv){ CV_STR, CS_BYTES, { .str = { o->u.files.files[i].data, o->u.files.files[i].len } } }, 0);
+			}
+			buf_putc(b, ']');
+			return;
+		case CO_APIVERSIONS:
+			buf_putc(b, '[');
+			for (size_t i = 0; i < o->u.apis.n; i++)
+				buf_printf(b, i ? " %s" : "%s", o->u.apis.v[i]);
+			buf_putc(b, ']');
+			return;
+		}
+	}
+	}
+}
+
+void cv_fmt_v(struct buf *b, cv v) { fmt_v(b, v, 1); }
+
+void cv_to_string(struct buf *b, cv v)
+{
+	if (v.kind == CV_STR && v.sub == CS_BYTES) {
+		buf_append(b, v.u.str.s, v.u.str.len);
+		return;
+	}
+	fmt_v(b, v, 1);
+}
+
+/* ---------------------------------------------------------------- quoting */
+
+static int utf8_decode(const unsigned char *s, size_t len, uint32_t *cp)
+{
+	if (s[0] < 0x80) { *cp = s[0]; return 1; }
+	int n; uint32_t c;
+	if ((s[0] & 0xE0) == 0xC0) { n = 2; c = s[0] & 0x1F; }
+	else if ((s[0] & 0xF0) == 0xE0) { n = 3; c = s[0] & 0x0F; }
+	else if ((s[0] & 0xF8) == 0xF0) { n = 4; c = s[0] & 0x07; }
+	else return -1;
+	if ((size_t)n > len) return -1;
+	for (int i = 1; i < n; i++) {
+		if ((s[i] & 0xC0) != 0x80) return -1;
+		c = (c << 6) | (s[i] & 0x3F);
+	}
+	if ((n == 2 && c < 0x80) || (n == 3 && c < 0x800) || (n == 4 && c < 0x10000) ||
+	    c > 0x10FFFF || (c >= 0xD800 && c <= 0xDFFF))
+		return -1;
+	*cp = c;
+	return n;
+}
+
+void cv_go_quote(struct buf *b, const char *s, size_t len)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	buf_putc(b, '"');
+	for (size_t i = 0; i < len;) {
+		uint32_t c;
+		int n = utf8_decode(p + i, len - i, &c);
+		if (n < 0) {
+			buf_printf(b, "\\x%02x", p[i]);
+			i++;
+			continue;
+		}
+		switch (c) {
+		case '\a': buf_puts(b, "\\a"); break;
+		case '\b': buf_puts(b, "\\b"); break;
+		case '\f': buf_puts(b, "\\f"); break;
+		case '\n': buf_puts(b, "\\n"); break;
+		case '\r': buf_puts(b, "\\r"); break;
+		case '\t': buf_puts(b, "\\t"); break;
+		case '\v': buf_puts(b, "\\v"); break;
+		case '\\': buf_puts(b, "\\\\"); break;
+		case '"': buf_puts(b, "\\\""); break;
+		default:
+			if (c < 0x20 || c == 0x7f)
+				buf_printf(b, "\\x%02x", c);
+			else if (c >= 0x80 && c < 0xA0)
+				buf_printf(b, "\\u%04x", c);
+			else if (c == 0xAD || c == 0xFEFF || (c >= 0x2028 && c <= 0x2029))
+				buf_printf(b, "\\u%04x", c);
+			else
+				buf_append(b, p + i, n);
+		}
+		i += n;
+	}
+	buf_putc(b, '"');
+}
+
+/* ---------------------------------------------------------------- printf */
+
+struct fspec { int minus, plus, sharp, zero, space; int width, prec; };
+
+static void pad(struct buf *b, const struct fspec *f, const char *s, size_t len)
+{
+	/* width counts runes */
+	size_t runes = 0;
+	for (size_t i = 0; i < len; i++)
+		if (((unsigned char)s[i] & 0xC0) != 0x80)
+			runes++;
+	size_t w = f->width > 0 ? (size_t)f->width : 0;
+	if (runes >= w) {
+		buf_append(b, s, len);
+		return;
+	}
+	size_t n = w - runes;
+	if (f->minus) {
+		buf_append(b, s, len);
+		for (size_t i = 0; i < n; i++) buf_putc(b, ' ');
+	} else if (f->zero && len && (s[0] == '-' || s[0] == '+')) {
+		buf_putc(b, s[0]);
+		for (size_t i = 0; i < n; i++) buf_putc(b, '0');
+		buf_append(b, s + 1, len - 1);
+	} else {
+		for (size_t i = 0; i < n; i++) buf_putc(b, f->zero ? '0' : ' ');
+		buf_append(b, s, len);
+	}
+}
+
+static void bad_verb(struct buf *b, char verb, cv v)
+{
+	buf_printf(b, "%%!%c(", verb);
+	if (v.kind == CV_NIL) {
+		buf_puts(b, "<nil>)");
+		return;
+	}
+	buf_puts(b, cv_type_name(v));
+	buf_putc(b, '=');
+	fmt_v(b, v, 1);
+	buf_putc(b, ')');
+}
+
+static void fmt_int_verb(struct buf *b, const struct fspec *f, char verb, cv v)
+{
+	char t[80];
+	int neg = 0;
+	uint64_t u;
+	if (v.sub == CS_UINT64)
+		u = (uint64_t)v.u.i;
+	else if (v.u.i < 0) {
+		neg = 1;
+		u = (uint64_t)0 - (uint64_t)v.u.i;
+	} else
+		u = (uint64_t)v.u.i;
+	char digits[70];
+	int n = 0;
+	int base = verb == 'x' || verb == 'X' ? 16 : verb == 'o' || verb == 'O' ? 8 : verb == 'b' ? 2 : 10;
+	const char *dig = verb == 'X' ? "0123456789ABCDEF" : "0123456789abcdef";
+	if (verb == 'c' || verb == 'q' || verb == 'U') {
+		struct buf tmp = BUF_INIT;
+		uint32_t cp = (uint32_t)u;
+		char enc[5];
+		int el = 0;
+		if (cp < 0x80) enc[el++] = (char)cp;
+		else if (cp < 0x800) { enc[el++] = (char)(0xC0 | (cp >> 6)); enc[el++] = (char)(0x80 | (cp & 0x3F)); }
+		else if (cp < 0x10000) { enc[el++] = (char)(0xE0 | (cp >> 12)); enc[el++] = (char)(0x80 | ((cp >> 6) & 0x3F)); enc[el++] = (char)(0x80 | (cp & 0x3F)); }
+		else { enc[el++] = (char)(0xF0 | (cp >> 18)); enc[el++] = (char)(0x80 | ((cp >> 12) & 0x3F)); enc[el++] = (char)(0x80 | ((cp >> 6) & 0x3F)); enc[el++] = (char)(0x80 | (cp & 0x3F)); }
+		if (verb == 'c')
+			buf_append(&tmp, enc, el);
+		else if (verb == 'U')
+			buf_printf(&tmp, "U+%04X", cp);
+		else {
+			buf_putc(&tmp, '\'');
+			buf_append(&tmp, enc, el);
+			buf_putc(&tmp, '\'');
+		}
+		pad(b, f, tmp.data, tmp.len);
+		buf_free(&tmp);
+		return;
+	}
+	do {
+		digits[n++] = dig[u % base];
+		u /= base;
+	} while (u);
+	int tl = 0;
+	if (neg) t[tl++] = '-';
+	else if (f->plus) t[tl++] = '+';
+	else if (f->space) t[tl++] = ' ';
+	if (f->sharp) {
+		if (base == 16) { t[tl++] = '0'; t[tl++] = verb; }
+		else if (base == 8 && digits[n - 1] != '0') t[tl++] = '0';
+	}
+	if (verb == 'O') { t[tl++] = '0'; t[tl++] = 'o'; }
+	for (int i = n; i < f->prec; i++)
+		t[tl++] = '0';
+	while (n)
+		t[tl++] = digits[--n];
+	pad(b, f, t, tl);
+}
+
+static void fmt_float_verb(struct buf *b, const struct fspec *f, char verb, double x)
+{
+	struct buf t = BUF_INIT;
+	if (isnan(x) || isinf(x)) {
+		if (isnan(x)) buf_puts(&t, f->plus ? "+NaN" : "NaN");
+		else buf_puts(&t, x > 0 ? (f->plus ? "+Inf" : "Inf") : "-Inf");
+		struct fspec g = *f;
+		g.zero = 0;
+		pad(b, &g, t.data, t.len);
+		buf_free(&t);
+		return;
+	}
+	if (f->plus && !signbit(x)) buf_putc(&t, '+');
+	else if (f->space && !signbit(x)) buf_putc(&t, ' ');
+	if ((verb == 'g' || verb == 'G' || verb == 'v') && f->prec < 0) {
+		cv_fmt_float_g(&t, x);
+	} else if ((verb == 'e' || verb == 'E') && f->prec < 0) {
+		char d[40];
+		int dp;
+		int nd = shortest(x, d, &dp);
+		if (signbit(x)) buf_putc(&t, '-');
+		if (x == 0) { nd = 1; dp = 1; }
+		fmt_e(&t, d, nd, dp, 2);
+	} else if (verb == 'f' || verb == 'F') {
+		buf_printf(&t, "%.*f", f->prec < 0 ? 6 : f->prec, x);
+	} else if (verb == 'e' || verb == 'E') {
+		buf_printf(&t, "%.*e", f->prec, x);
+	} else {
+		buf_printf(&t, "%.*g", f->prec < 0 ? 6 : f->prec, x);
+	}
+	if (verb == 'E' || verb == 'G')
+		for (size_t i = 0; i < t.len; i++)
+			if (t.data[i] == 'e') t.data[i] = 'E';
+	pad(b, f, t.data, t.len);
+	buf_free(&t);
+}
+
+static void fmt_str_verb(struct buf *b, const struct fspec *f, char verb, const char *s, size_t len)
+{
+	struct buf t = BUF_INIT;
+	if (f->prec >= 0) {
+		/* precision truncates runes */
+		size_t i = 0;
+		int r = 0;
+		while (i < len && r < f->prec) {
+			i++;
+			while (i < len && ((unsigned char)s[i] & 0xC0) == 0x80) i++;
+			r++;
+		}
+		len = i;
+	}
+	if (verb == 'q') {
+		if (f->sharp && !memchr(s, '`', len)) {
+			buf_putc(&t, '`'); buf_append(&t, s, len); buf_putc(&t, '`');
+		} else
+			cv_go_quote(&t, s, len);
+	} else if (verb == 'x' || verb == 'X') {
+		for (size_t i = 0; i < len; i++)
+			buf_printf(&t, verb == 'x' ? "%02x" : "%02X", (unsigned char)s[i]);
+	} else {
+		buf_append(&t, s, len);
+	}
+	pad(b, f, t.data ? t.data : "", t.len);
+	buf_free(&t);
+}
+
+static void fmt_arg(struct buf *b, const struct fspec *f, char verb, cv v);
+
+static void fmt_compound(struct buf *b, const struct fspec *f, char verb, cv v)
+{
+	if (v.kind == CV_LIST) {
+		buf_putc(b, '[');
+		for (size_t i = 0; i < v.u.list->n; i++) {
+			if (i) buf_putc(b, ' ');
+			fmt_arg(b, f, verb, v.u.list->items[i]);
+		}
+		buf_putc(b, ']');
+	} else {
+		buf_puts(b, "map[");
+		for (size_t i = 0; i < v.u.map->n; i++) {
+			if (i) buf_putc(b, ' ');
+			fmt_arg(b, f, verb, cv_str_ref(v.u.map->ents[i].key, v.u.map->ents[i].klen));
+			buf_putc(b, ':');
+			fmt_arg(b, f, verb, v.u.map->ents[i].val);
+		}
+		buf_putc(b, ']');
+	}
+}
+
+static void fmt_arg(struct buf *b, const struct fspec *f, char verb, cv v)
+{
+	if (verb == 'T') {
+		const char *tn = cv_type_name(v);
+		pad(b, f, tn, strlen(tn));
+		return;
+	}
+	if (v.kind == CV_NIL) {
+		if (verb == 'v') pad(b, f, "<nil>", 5);
+		else bad_verb(b, verb, v);
+		return;
+	}
+	switch (v.kind) {
+	case CV_BOOL:
+		if (verb == 'v' || verb == 't') pad(b, f, v.u.b ? "true" : "false", v.u.b ? 4 : 5);
+		else bad_verb(b, verb, v);
+		return;
+	case CV_INT:
+		if (verb == 'v') fmt_int_verb(b, f, 'd', v);
+		else if (strchr("bcdoOqxXU", verb)) fmt_int_verb(b, f, verb, v);
+		else bad_verb(b, verb, v);
+		return;
+	case CV_FLOAT:
+		if (strchr("veEfFgGxX", verb) && verb != 'x' && verb != 'X') fmt_float_verb(b, f, verb, v.u.f);
+		else bad_verb(b, verb, v);
+		return;
+	case CV_STR:
+		if (v.sub == CS_BYTES && verb != 's' && verb != 'q' && verb != 'x' && verb != 'X') {
+			struct buf t = BUF_INIT;
+			fmt_v(&t, v, 1);
+			pad(b, f, t.data, t.len);
+			buf_free(&t);
+			return;
+		}
+		if (strchr("vsqxX", verb)) fmt_str_verb(b, f, verb, v.u.str.s, v.u.str.len);
+		else bad_verb(b, verb, v);
+		return;
+	case CV_LIST:
+	case CV_MAP:
+		if (v.kind == CV_MAP && v.sub == CS_STRUCT) break;
+		fmt_compound(b, f, verb, v);
+		return;
+	default:
+		break;
+	}
+	if (v.kind == CV_OBJ && v.u.obj->type == CO_SEMVER && (verb == 'v' || verb == 's' || verb == 'q')) {
+		struct buf t = BUF_INIT;
+		fmt_semver(&t, &v.u.obj->u.sv);
+		fmt_str_verb(b, f, verb, t.data, t.len);
+		buf_free(&t);
+		return;
+	}
+	struct buf t = BUF_INIT;
+	fmt_v(&t, v, 1);
+	pad(b, f, t.data, t.len);
+	buf_free(&t);
+}
+
+void cv_sprintf(struct buf *b, const char *fmt, size_t fmtlen, const cv *args, size_t nargs)
+{
+	size_t ai = 0;
+	size_t i = 0;
+	while (i < fmtlen) {
+		char c = fmt[i];
+		if (c != '%') {
+			buf_putc(b, c);
+			i++;
+			continue;
+		}
+		i++;
+		if (i >= fmtlen) {
+			buf_puts(b, "%!(NOVERB)");
+			break;
+		}
+		struct fspec f = { 0, 0, 0, 0, 0, -1, -1 };
+		for (; i < fmtlen; i++) {
+			char fc = fmt[i];
+			if (fc == '-') { f.minus = 1; f.zero = 0; }
+			else if (fc == '+') f.plus = 1;
+			else if (fc == '#') f.sharp = 1;
+			else if (fc == '0') f.zero = !f.minus;
+			else if (fc == ' ') f.space = 1;
+			else break;
+		}
+		if (i < fmtlen && fmt[i] == '*') {
+			i++;
+			if (ai < nargs && args[ai].kind == CV_INT) {
+				f.width = (int)args[ai].u.i;
+				if (f.width < 0) { f.minus = 1; f.width = -f.width; f.zero = 0; }
+			} else
+				buf_puts(b, "%!(BADWIDTH)");
+			ai++;
+		} else {
+			while (i < fmtlen && fmt[i] >= '0' && fmt[i] <= '9') {
+				f.width = (f.width < 0 ? 0 : f.width) * 10 + (fmt[i] - '0');
+				if (f.width > 100000) f.width = 100000;
+				i++;
+			}
+		}
+		if (i < fmtlen && fmt[i] == '.') {
+			i++;
+			f.prec = 0;
+			if (i < fmtlen && fmt[i] == '*') {
+				i++;
+				if (ai < nargs && args[ai].kind == CV_INT) f.prec = (int)args[ai].u.i;
+				else buf_puts(b, "%!(BADPREC)");
+				if (f.prec < 0) f.prec = -1;
+				ai++;
+			} else {
+				while (i < fmtlen && fmt[i] >= '0' && fmt[i] <= '9') {
+					f.prec = f.prec * 10 + (fmt[i] - '0');
+					if (f.prec > 100000) f.prec = 100000;
+					i++;
+				}
+			}
+		}
+		if (i >= fmtlen) {
+			buf_puts(b, "%!(NOVERB)");
+			break;
+		}
+		char verb = fmt[i++];
+		if (verb == '%') {
+			buf_putc(b, '%');
+			continue;
+		}
+		if (ai >= nargs) {
+			buf_printf(b, "%%!%c(MISSING)", verb);
+			continue;
+		}
+		cv v = args[ai++];
+		if (!strchr("vTtbcdoOqxXUeEfFgGsp", verb)) {
+			bad_verb(b, verb, v);
+			continue;
+		}
+		fmt_arg(b, &f, verb, v);
+	}
+	if (ai < nargs) {
+		buf_puts(b, "%!(EXTRA ");
+		for (size_t k = ai; k < nargs; k++) {
+			if (k > ai) buf_puts(b, ", ");
+			if (args[k].kind == CV_NIL) {
+				buf_puts(b, "<nil>");
+				continue;
+			}
+			buf_printf(b, "%s=", cv_type_name(args[k]));
+			fmt_v(b, args[k], 1);
+		}
+		buf_putc(b, ')');
+	}
+}
+
+/* ---------------------------------------------------------------- JSON */
+
+static void json_str(struct buf *b, const char *s, size_t len, int html)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	static const char hex[] = "0123456789abcdef";
+	buf_putc(b, '"');
+	for (size_t i = 0; i < len;) {
+		unsigned char c = p[i];
+		if (c < 0x80) {
+			if (c == '"' || c == '\\') {
+				buf_putc(b, '\\');
+				buf_putc(b, (char)c);
+			} else if (c == '\n') buf_puts(b, "\\n");
+			else if (c == '\r') buf_puts(b, "\\r");
+			else if (c == '\t') buf_puts(b, "\\t");
+			else if (c < 0x20 || (html && (c == '<' || c == '>' || c == '&'))) {
+				buf_puts(b, "\\u00");
+				buf_putc(b, hex[c >> 4]);
+				buf_putc(b, hex[c & 15]);
+			} else
+				buf_putc(b, (char)c);
+			i++;
+			continue;
+		}
+		uint32_t cp;
+		int n = utf8_decode(p + i, len - i, &cp);
+		if (n < 0) {
+			buf_puts(b, "\\ufffd");
+			i++;
+			continue;
+		}
+		if (cp == 0x2028 || cp == 0x2029)
+			buf_printf(b, "\\u%04x", cp);
+		else
+			buf_append(b, p + i, n);
+		i += n;
+	}
+	buf_putc(b, '"');
+}
+
+static void json_indent(struct buf *b, int indent, int depth)
+{
+	if (!indent)
+		return;
+	buf_putc(b, '\n');
+	for (int i = 0; i < depth * indent; i++)
+		buf_putc(b, ' ');
+}
+
+static int to_json(struct buf *b, cv v, int html, int indent, int depth)
+{
+	switch (v.kind) {
+	case CV_NIL: buf_puts(b, "null"); return 0;
+	case CV_BOOL: buf_puts(b, v.u.b ? "true" : "false"); return 0;
+	case CV_INT:
+		if (v.sub == CS_UINT64) buf_printf(b, "%llu", (unsigned long long)(uint64_t)v.u.i);
+		else buf_printf(b, "%lld", (long long)v.u.i);
+		return 0;
+	case CV_FLOAT:
+		if (isnan(v.u.f) || isinf(v.u.f))
+			return -1;
+		fmt_float_json(b, v.u.f);
+		return 0;
+	case CV_STR:
+		if (v.sub == CS_BYTES) {
+			/* []byte marshals as base64 */
+			static const char t[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+			const unsigned char *s = (const unsigned char *)v.u.str.s;
+			size_t n = v.u.str.len;
+			buf_putc(b, '"');
+			for (size_t i = 0; i < n; i += 3) {
+				uint32_t x = s[i] << 16 | (i + 1 < n ? s[i + 1] << 8 : 0) | (i + 2 < n ? s[i + 2] : 0);
+				buf_putc(b, t[(x >> 18) & 63]);
+				buf_putc(b, t[(x >> 12) & 63]);
+				buf_putc(b, i + 1 < n ? t[(x >> 6) & 63] : '=');
+				buf_putc(b, i + 2 < n ? t[x & 63] : '=');
+			}
+			buf_putc(b, '"');
+			return 0;
+		}
+		json_str(b, v.u.str.s, v.u.str.len, html);
+		return 0;
+	case CV_LIST:
+		buf_putc(b, '[');
+		for (size_t i = 0; i < v.u.list->n; i++) {
+			if (i) buf_putc(b, ',');
+			json_indent(b, indent, depth + 1);
+			if (to_json(b, v.u.list->items[i], html, indent, depth + 1))
+				return -1;
+		}
+		if (v.u.list->n)
+			json_indent(b, indent, depth);
+		buf_putc(b, ']');
+		return 0;
+	case CV_MAP:
+		buf_putc(b, '{');
+		for (size_t i = 0; i < v.u.map->n; i++) {
+			if (i) buf_putc(b, ',');
+			json_indent(b, indent, depth + 1);
+			json_str(b, v.u.map->ents[i].key, v.u.map->ents[i].klen, html);
+			buf_putc(b, ':');
+			if (indent) buf_putc(b, ' ');
+			if (to_json(b, v.u.map->ents[i].val, html, indent, depth + 1))
+				return -1;
+		}
+		if (v.u.map->n)
+			json_indent(b, indent, depth);
+		buf_putc(b, '}');
+		return 0;
+	case CV_OBJ: {
+		struct cv_obj *o = v.u.obj;
+		if (o->type == CO_SEMVER) {
+			struct buf t = BUF_INIT;
+			fmt_semver(&t, &o->u.sv);
+			json_str(b, t.data, t.len, html);
+			buf_free(&t);
+			return 0;
+		}
+		if (o->type == CO_CERT) {
+			buf_puts(b, "{\"Cert\":");
+			json_str(b, o->u.cert.cert, strlen(o->u.cert.cert), html);
+			buf_puts(b, ",\"Key\":");
+			json_str(b, o->u.cert.key, strlen(o->u.cert.key), html);
+			buf_putc(b, '}');
+			return 0;
+		}
+		if (o->type == CO_TIME) {
+			time_t t = (time_t)o->u.time.sec;
+			struct tm tm;
+			char s[64];
+			gmtime_r(&t, &tm);
+			strftime(s, sizeof(s), "\"%Y-%m-%dT%H:%M:%SZ\"", &tm);
+			buf_puts(b, s);
+			return 0;
+		}
+		if (o->type == CO_APIVERSIONS) {
+			buf_putc(b, '[');
+			for (size_t i = 0; i < o->u.apis.n; i++) {
+				if (i) buf_putc(b, ',');
+				json_str(b, o->u.apis.v[i], strlen(o->u.apis.v[i]), html);
+			}
+			buf_putc(b, ']');
+			return 0;
+		}
+		buf_puts(b, "{}");
+		return 0;
+	}
+	}
+	return -1;
+}
+
+int cv_to_json(struct buf *b, cv v, int escape_html, int indent)
+{
+	size_t start = b->len;
+	int r = to_json(b, v, escape_html, indent, 0);
+	if (r) {
+		b->len = start;
+		if (b->data)
+			b->data[start] = 0;
+	}
+	return r;
+}
+
+/* ---------------------------------------------------------------- jansson */
+
+json_t *cv_to_jansson(cv v)
+{
+	switch (v.kind) {
+	case CV_NIL: return json_null();
+	case CV_BOOL: return json_boolean(v.u.b);
+	case CV_INT: return json_integer(v.u.i);
+	case CV_FLOAT:
+		if (v.u.f == floor(v.u.f) && fabs(v.u.f) < 9.2e18)
+			return json_integer((json_int_t)v.u.f);
+		return json_real(v.u.f);
+	case CV_STR: return json_stringn(v.u.str.s, v.u.str.len);
+	case CV_LIST: {
+		json_t *a = json_array();
+		for (size_t i = 0; i < v.u.list->n; i++)
+			json_array_append_new(a, cv_to_jansson(v.u.list->items[i]));
+		return a;
+	}
+	case CV_MAP: {
+		json_t *o = json_object();
+		for (size_t i = 0; i < v.u.map->n; i++)
+			json_object_setn_new(o, v.u.map->ents[i].key, v.u.map->ents[i].klen,
+					     cv_to_jansson(v.u.map->ents[i].val));
+		return o;
+	}
+	case CV_OBJ: {
+		struct buf b = BUF_INIT;
+		json_t *r;
+		if (cv_to_json(&b, v, 0, 0) == 0)
+			r = json_loads(b.data, JSON_DECODE_ANY, NULL);
+		else
+			r = NULL;
+		buf_free(&b);
+		return r ? r : json_null();
+	}
+	}
+	return json_null();
+}
+
+cv cv_from_jansson(struct cv_arena *a, const json_t *j, int ints)
+{
+	switch (json_typeof(j)) {
+	case JSON_NULL: return cv_nil();
+	case JSON_TRUE: return cv_bool(1);
+	case JSON_FALSE: return cv_bool(0);
+	case JSON_INTEGER:
+		if (ints)
+			return cv_int(json_integer_value(j), CS_INT64);
+		return cv_float((double)json_integer_value(j));
+	case JSON_REAL: return cv_float(json_real_value(j));
+	case JSON_STRING: return cv_str(a, json_string_value(j), json_string_length(j));
+	case JSON_ARRAY: {
+		cv l = cv_list_new(a, json_array_size(j));
+		for (size_t i = 0; i < json_array_size(j); i++)
+			cv_list_push(a, l, cv_from_jansson(a, json_array_get(j, i), ints));
+		return l;
+	}
+	case JSON_OBJECT: {
+		cv m = cv_map_new(a, json_object_size(j));
+		const char *k;
+		json_t *x;
+		json_object_foreach((json_t *)j, k, x)
+			cv_map_set(a, m.u.map, k, strlen(k), cv_from_jansson(a, x, ints));
+		return m;
+	}
+	}
+	return cv_nil();
+}
+
+int cv_from_json(struct cv_arena *a, const char *text, size_t len, cv *out, int ints, char *err, size_t errlen)
+{
+	json_error_t je;
+	json_t *j = json_loadb(text, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &je);
+	if (!j) {
+		snprintf(err, errlen, "%s (line %d column %d)", je.text, je.line, je.column);
+		return -1;
+	}
+	*out = cv_from_jansson(a, j, ints);
+	json_decref(j);
+	return 0;
+}

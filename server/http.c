@@ -1,0 +1,772 @@
+/*
+ * http: libmicrohttpd plumbing for ferryd.
+ *
+ * The daemon runs one thread per connection (MHD_USE_THREAD_PER_CONNECTION):
+ * handlers block on PostgreSQL and the SSE stream blocks between polls, so a
+ * connection owning its thread keeps the code straight-line. The connection
+ * limit bounds the number of threads.
+ *
+ * One request goes through these steps (http_access):
+ *   1. first call: allocate the per-request state; refuse at once (413) a
+ *      Content-Length above cfg.max_body_bytes;
+ *   2. upload calls: append the body, or stop keeping it once it grows past
+ *      the limit (chunked uploads) and answer 413 at the end;
+ *   3. final call: give it a request id, route it (api_routes[]), check the
+ *      token, the route's scope and minimum role, run the handler, send its
+ *      answer, record metrics, write the audit row of a mutating /v1 request,
+ *      release the request's database connection and log one line.
+ * Paths outside /v1 and the health/metrics endpoints are static console
+ * files from cfg.web_root (GET/HEAD only, no "..", regular files only).
+ *
+ * The SSE stream (/v1/jobs/{id}/events/stream) is a callback response: the
+ * reader polls the job's events and state from the database, formats
+ * `event: log` / `event: job` records, and ends when the job has finished
+ * and every event was sent (or when the server stops).
+ */
+#include "server/http.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "api/api.h"
+#include "db/audit.h"
+#include "db/jobs.h"
+#include "db/pool.h"
+#include "server/app.h"
+#include "server/common/buf.h"
+#include "server/common/crypto.h"
+#include "server/log.h"
+#include "server/metrics.h"
+
+struct http_server {
+	struct MHD_Daemon *daemon;
+	struct app *app;
+	volatile int stopping;
+	int port;
+};
+
+struct http_ctx {
+	struct api_req req;
+	struct buf body;
+	int too_large;
+	struct timespec start;
+};
+
+static double elapsed_since(const struct timespec *start)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (double)(now.tv_sec - start->tv_sec) +
+	       (double)(now.tv_nsec - start->tv_nsec) / 1e9;
+}
+
+static void new_request_id(char out[37])
+{
+	unsigned char b[16];
+	if (random_bytes(b, sizeof(b)) != 0) {
+		/* Not security relevant: fall back to time and address bits. */
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		for (size_t i = 0; i < sizeof(b); i++)
+			b[i] = (unsigned char)((ts.tv_nsec >> (i % 4 * 8)) ^ (i * 37) ^ (uintptr_t)out);
+	}
+	b[6] = (b[6] & 0x0f) | 0x40;
+	b[8] = (b[8] & 0x3f) | 0x80;
+	snprintf(out, 37,
+		 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+		 b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10],
+		 b[11], b[12], b[13], b[14], b[15]);
+}
+
+/* ---- routing ----------------------------------------------------------- */
+
+/* Does path match pattern? {id} segments must be UUIDs and are captured. */
+static int route_match(const char *pattern, const char *path,
+		       char params[API_MAX_PARAMS][37])
+{
+	int np = 0;
+	const char *p = pattern, *s = path;
+	while (*p && *s) {
+		if (*p != '/' || *s != '/')
+			return 0;
+		p++;
+		s++;
+		const char *pe = strchr(p, '/');
+		const char *se = strchr(s, '/');
+		size_t pl = pe ? (size_t)(pe - p) : strlen(p);
+		size_t sl = se ? (size_t)(se - s) : strlen(s);
+		if (pl >= 2 && p[0] == '{' && p[pl - 1] == '}') {
+			if (sl != 36 || np >= API_MAX_PARAMS)
+				return 0;
+			char seg[64];
+			memcpy(seg, s, sl);
+			seg[sl] = '\0';
+			if (!api_is_uuid(seg))
+				return 0;
+			/* Canonical lower case, so ids compare equal to the DB's text. */
+			for (size_t i = 0; i < sl; i++)
+				if (seg[i] >= 'A' && seg[i] <= 'F')
+					seg[i] = (char)(seg[i] - 'A' + 'a');
+			memcpy(params[np++], seg, sl + 1);
+		} else if (pl != sl || memcmp(p, s, pl) != 0) {
+			return 0;
+		}
+		p += pl;
+		s += sl;
+	}
+	return *p == '\0' && *s == '\0';
+}
+
+static int is_api_path(const char *path)
+{
+	return !strncmp(path, "/v1/", 4) || !strcmp(path, "/v1") ||
+	       !strcmp(path, "/healthz") || !strcmp(path, "/readyz") ||
+	       !strcmp(path, "/metrics");
+}
+
+static int is_mutating(const char *method)
+{
+	return !strcmp(method, "POST") || !strcmp(method, "PUT") ||
+	       !strcmp(method, "PATCH") || !strcmp(method, "DELETE");
+}
+
+static void dispatch(struct api_req *r)
+{
+	const struct api_route *found = NULL;
+	char allow[64] = "";
+	for (size_t i = 0; i < api_routes_count; i++) {
+		const struct api_route *rt = &api_routes[i];
+		char params[API_MAX_PARAMS][37];
+		if (!route_match(rt->pattern, r->path, params))
+			continue;
+		if (!strcmp(rt->method, r->method)) {
+			found = rt;
+			memcpy(r->params, params, sizeof(params));
+			break;
+		}
+		if (strlen(allow) + strlen(rt->method) + 3 < sizeof(allow)) {
+			if (*allow)
+				strcat(allow, ", ");
+			strcat(allow, rt->method);
+		}
+	}
+	if (!found) {
+		if (*allow) {
+			api_set_header(r, "Allow", allow);
+			api_problem(r, 405, "Method not allowed",
+				    "%s is not supported on %s (allowed: %s)", r->method,
+				    r->path, allow);
+		} else {
+			api_problem(r, 404, "Not found", "no resource at %s", r->path);
+		}
+		return;
+	}
+	r->route = found->pattern;
+	if (found->scope != API_SCOPE_PUBLIC) {
+		if (!api_authenticate(r))
+			return;
+		if (found->scope == API_SCOPE_TENANT && !r->auth.tenant_id[0]) {
+			api_problem(r, 403, "Forbidden",
+				    "this route needs a tenant token; a platform-wide token has no tenant");
+			return;
+		}
+		if (found->scope == API_SCOPE_PLATFORM && r->auth.tenant_id[0]) {
+			api_problem(r, 403, "Forbidden",
+				    "this route needs a platform-wide token");
+			return;
+		}
+		if (r->auth.role < found->min_role) {
+			api_problem(r, 403, "Forbidden",
+				    "role %s may not %s %s (needs %s)",
+				    api_role_name(r->auth.role), r->method, found->pattern,
+				    api_role_name(found->min_role));
+			return;
+		}
+	}
+	found->fn(r);
+	if (!r->status)
+		api_problem(r, 500, "Internal error", "the handler gave no answer");
+}
+
+/* ---- static files ------------------------------------------------------ */
+
+static const char *mime_type(const char *path)
+{
+	const char *dot = strrchr(path, '.');
+	if (!dot)
+		return "application/octet-stream";
+	if (!strcmp(dot, ".html"))
+		return "text/html; charset=utf-8";
+	if (!strcmp(dot, ".js") || !strcmp(dot, ".mjs"))
+		return "text/javascript; charset=utf-8";
+	if (!strcmp(dot, ".css"))
+		return "text/css; charset=utf-8";
+	if (!strcmp(dot, ".json"))
+		return "application/json";
+	if (!strcmp(dot, ".svg"))
+		return "image/svg+xml";
+	if (!strcmp(dot, ".png"))
+		return "image/png";
+	if (!strcmp(dot, ".ico"))
+		return "image/x-icon";
+	if (!strcmp(dot, ".txt"))
+		return "text/plain; charset=utf-8";
+	return "application/octet-stream";
+}
+
+/* Open the static file for path, or -1. *size and *type filled on success. */
+static int open_static(const char *root, const char *path, size_t *size,
+		       const char **type)
+{
+	if (!root || !*root || path[0] != '/')
+		return -1;
+	if (strstr(path, "..") || strchr(path, '\\') || strstr(path, "//"))
+		return -1;
+	const char *rel = path + 1;
+	if (!*rel)
+		rel = "index.html";
+	char full[4096];
+	int n = snprintf(full, sizeof(full), "%s/%s", root, rel);
+	if (n < 0 || (size_t)n >= sizeof(full))
+		return -1;
+	int fd = open(full, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return -1;
+	struct stat st;
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		return -1;
+	}
+	*size = (size_t)st.st_size;
+	*type = mime_type(full);
+	return fd;
+}
+
+/* ---- SSE --------------------------------------------------------------- */
+
+struct sse_state {
+	struct http_server *srv;
+	char tenant_id[37];
+	char job_id[37];
+	char request_id[37];
+	long long last_event;
+	char *last_job;          /* the last job JSON sent, to send only changes */
+	struct buf out;          /* formatted, not yet sent */
+	size_t out_pos;
+	int finished;            /* job finished and everything queued */
+	time_t last_write;
+};
+
+static int job_is_final(const json_t *job)
+{
+	const char *st = json_string_value(json_object_get(job, "state"));
+	return st && (!strcmp(st, "succeeded") || !strcmp(st, "failed") ||
+		      !strcmp(st, "cancelled"));
+}
+
+/* One poll: queue new events and a changed job. -1 when the job vanished or
+ * the database failed (the stream ends). */
+static int sse_poll(struct sse_state *s)
+{
+	struct app *app = s->srv->app;
+	PGconn *db = db_acquire(app->db, 5000);
+	if (!db)
+		return -1;
+	char err[256] = "";
+	int rc = 0;
+	for (;;) {
+		json_t *ev = db_job_events_json(db, s->tenant_id, s->job_id, s->last_event,
+						500, err, sizeof(err));
+		if (!ev) {
+			rc = -1;
+			goto out;
+		}
+		json_t *items = json_object_get(ev, "items");
+		size_t i, n = json_array_size(items);
+		json_t *item;
+		json_array_foreach(items, i, item) {
+			json_int_t id = json_integer_value(json_object_get(item, "id"));
+			if (id > s->last_event)
+				s->last_event = id;
+			char *text = json_dumps(item, JSON_COMPACT);
+			buf_printf(&s->out, "id: %lld\nevent: log\ndata: %s\n\n", (long long)id,
+				   text ? text : "{}");
+			free(text);
+		}
+		json_decref(ev);
+		if (n < 500)
+			break;
+	}
+	json_t *job = db_job_get_json(db, s->tenant_id, s->job_id, err, sizeof(err));
+	if (!job) {
+		rc = -1;
+		goto out;
+	}
+	char *text = json_dumps(job, JSON_COMPACT);
+	if (text && (!s->last_job || strcmp(text, s->last_job) != 0)) {
+		buf_printf(&s->out, "event: job\ndata: %s\n\n", text);
+		free(s->last_job);
+		s->last_job = text;
+		text = NULL;
+	}
+	free(text);
+	if (job_is_final(job)) {
+		/* One more look at the events: the final ones may have landed
+		 * between our two queries. */
+		json_t *ev = db_job_events_json(db, s->tenant_id, s->job_id, s->last_event,
+						1000, err, sizeof(err));
+		size_t i;
+		json_t *item;
+		json_array_foreach(json_object_get(ev, "items"), i, item) {
+			json_int_t id = json_integer_value(json_object_get(item, "id"));
+			if (id > s->last_event)
+				s->last_event = id;
+			char *t = json_dumps(item, JSON_COMPACT);
+			buf_printf(&s->out, "id: %lld\nevent: log\ndata: %s\n\n", (long long)id,
+				   t ? t : "{}");
+			free(t);
+		}
+		json_decref(ev);
+		s->finished = 1;
+	}
+	json_decref(job);
+out:
+	db_release(app->db, db);
+	return rc;
+}
+
+static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	struct sse_state *s = cls;
+	(void)pos;
+	for (;;) {
+		if (s->out_pos < s->out.len) {
+			size_t n = s->out.len - s->out_pos;
+			if (n > max)
+				n = max;
+			memcpy(buf, s->out.data + s->out_pos, n);
+			s->out_pos += n;
+			if (s->out_pos == s->out.len) {
+				buf_reset(&s->out);
+				s->out_pos = 0;
+			}
+			s->last_write = time(NULL);
+			return (ssize_t)n;
+		}
+		if (s->finished || s->srv->stopping || s->srv->app->stopping)
+			return MHD_CONTENT_READER_END_OF_STREAM;
+		if (sse_poll(s) < 0) {
+			buf_puts(&s->out, "event: error\ndata: {\"detail\":\"the job stream ended\"}\n\n");
+			s->finished = 1;
+			continue;
+		}
+		if (s->out.len == 0) {
+			if (time(NULL) - s->last_write >= 15) {
+				buf_puts(&s->out, ": keep-alive\n\n");
+				continue;
+			}
+			struct timespec ts = { 0, 300 * 1000 * 1000 };
+			nanosleep(&ts, NULL);
+		}
+	}
+}
+
+static void sse_free(void *cls)
+{
+	struct sse_state *s = cls;
+	buf_free(&s->out);
+	free(s->last_job);
+	free(s);
+}
+
+/* ---- responses --------------------------------------------------------- */
+
+static struct MHD_Response *build_response(struct http_server *srv, struct api_req *r)
+{
+	struct MHD_Response *resp;
+	if (r->sse_job_id[0] && r->status == 200) {
+		struct sse_state *s = xcalloc(1, sizeof(*s));
+		s->srv = srv;
+		snprintf(s->tenant_id, sizeof(s->tenant_id), "%s", r->auth.tenant_id);
+		snprintf(s->job_id, sizeof(s->job_id), "%s", r->sse_job_id);
+		snprintf(s->request_id, sizeof(s->request_id), "%s", r->request_id);
+		s->last_write = time(NULL);
+		const char *after = api_header(r, "Last-Event-ID");
+		if (after)
+			s->last_event = strtoll(after, NULL, 10);
+		resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, sse_read, s,
+							 sse_free);
+		if (!resp) {
+			sse_free(s);
+			return NULL;
+		}
+		MHD_add_response_header(resp, "Content-Type", "text/event-stream");
+		MHD_add_response_header(resp, "Cache-Control", "no-store");
+		MHD_add_response_header(resp, "X-Accel-Buffering", "no");
+	} else {
+		char *body;
+		size_t len;
+		const char *ctype = r->content_type ? r->content_type : "application/json";
+		if (r->resp_text) {
+			body = r->resp_text;
+			r->resp_text = NULL;
+			len = strlen(body);
+		} else if (r->resp) {
+			body = json_dumps(r->resp, JSON_COMPACT | JSON_ENSURE_ASCII);
+			if (!body)
+				body = xstrdup("{}");
+			size_t bl = strlen(body);
+			body = xrealloc(body, bl + 2);
+			body[bl] = '\n';
+			body[bl + 1] = '\0';
+			len = bl + 1;
+		} else {
+			body = xstrdup("");
+			len = 0;
+		}
+		resp = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+		if (!resp) {
+			free(body);
+			return NULL;
+		}
+		if (len || r->resp)
+			MHD_add_response_header(resp, "Content-Type", ctype);
+		MHD_add_response_header(resp, "Cache-Control", "no-store");
+	}
+	MHD_add_response_header(resp, "X-Request-Id", r->request_id);
+	MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+	for (int i = 0; i < r->nhdr; i++)
+		MHD_add_response_header(resp, r->hdr_name[i], r->hdr_value[i]);
+	return resp;
+}
+
+static enum MHD_Result send_static(struct http_server *srv, struct MHD_Connection *conn,
+				   struct http_ctx *ctx)
+{
+	struct api_req *r = &ctx->req;
+	size_t size = 0;
+	const char *type = NULL;
+	int fd = -1;
+	if (!strcmp(r->method, "GET") || !strcmp(r->method, "HEAD"))
+		fd = open_static(srv->app->cfg.web_root, r->path, &size, &type);
+	if (fd < 0) {
+		return MHD_NO; /* caller answers with a problem */
+	}
+	struct MHD_Response *resp = MHD_create_response_from_fd(size, fd);
+	if (!resp) {
+		close(fd);
+		return MHD_NO;
+	}
+	MHD_add_response_header(resp, "Content-Type", type);
+	MHD_add_response_header(resp, "X-Request-Id", r->request_id);
+	MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+	MHD_add_response_header(resp, "Cache-Control", "no-cache");
+	enum MHD_Result ret = MHD_queue_response(conn, MHD_HTTP_OK, resp);
+	MHD_destroy_response(resp);
+	r->status = 200;
+	return ret;
+}
+
+static void finish_request(struct http_server *srv, struct http_ctx *ctx)
+{
+	struct api_req *r = &ctx->req;
+	struct app *app = srv->app;
+	double secs = elapsed_since(&ctx->start);
+	metrics_http_request(app->metrics, r->method, r->route ? r->route : "", r->status, secs);
+	if (is_mutating(r->method) && is_api_path(r->path)) {
+		PGconn *db = r->db ? r->db : db_acquire(app->db, 5000);
+		if (db) {
+			char err[256];
+			struct db_audit_entry e = {
+				.tenant_id = r->auth.ok ? r->auth.tenant_id : NULL,
+				.token_id = r->auth.ok ? r->auth.token_id : NULL,
+				.request_id = r->request_id,
+				.method = r->method,
+				.path = r->path,
+				.status = r->status,
+				.target = r->target[0] ? r->target : NULL,
+			};
+			if (db_audit_write(db, &e, err, sizeof(err)) != 0)
+				log_msg(LOG_ERROR, "audit write failed for request %s: %s",
+					r->request_id, err);
+			if (db != r->db)
+				db_release(app->db, db);
+		} else {
+			log_msg(LOG_ERROR, "audit write skipped for request %s: no database connection",
+				r->request_id);
+		}
+	}
+	if (r->db) {
+		db_release(app->db, r->db);
+		r->db = NULL;
+	}
+	struct log_ctx lc = { .request_id = r->request_id,
+			      .tenant = r->auth.ok ? r->auth.tenant_name : NULL };
+	log_ctx_msg(r->status >= 500 ? LOG_WARN : LOG_DEBUG, &lc, "%s %s -> %d (%.1f ms)",
+		    r->method, r->path, r->status, secs * 1000.0);
+}
+
+static void ctx_free(struct http_ctx *ctx)
+{
+	if (!ctx)
+		return;
+	json_decref(ctx->req.resp);
+	free(ctx->req.resp_text);
+	buf_free(&ctx->body);
+	free(ctx);
+}
+
+static enum MHD_Result queue_api_answer(struct http_server *srv, struct MHD_Connection *conn,
+					struct http_ctx *ctx)
+{
+	struct api_req *r = &ctx->req;
+	struct MHD_Response *resp = build_response(srv, r);
+	enum MHD_Result ret = MHD_NO;
+	if (resp) {
+		ret = MHD_queue_response(conn, (unsigned int)r->status, resp);
+		MHD_destroy_response(resp);
+	}
+	return ret;
+}
+
+static enum MHD_Result http_access(void *cls, struct MHD_Connection *conn, const char *url,
+				   const char *method, const char *version,
+				   const char *upload_data, size_t *upload_data_size,
+				   void **con_cls)
+{
+	struct http_server *srv = cls;
+	struct app *app = srv->app;
+	struct http_ctx *ctx = *con_cls;
+	(void)version;
+
+	if (!ctx) {
+		ctx = xcalloc(1, sizeof(*ctx));
+		clock_gettime(CLOCK_MONOTONIC, &ctx->start);
+		ctx->req.app = app;
+		ctx->req.conn = conn;
+		ctx->req.method = method;
+		ctx->req.path = url;
+		ctx->req.route = "";
+		new_request_id(ctx->req.request_id);
+		*con_cls = ctx;
+		const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+							     MHD_HTTP_HEADER_CONTENT_LENGTH);
+		if (cl) {
+			char *end;
+			errno = 0;
+			unsigned long long v = strtoull(cl, &end, 10);
+			if (errno || *end || v > app->cfg.max_body_bytes) {
+				api_problem(&ctx->req, 413, "Request body too large",
+					    "the request body exceeds the limit of %zu bytes",
+					    app->cfg.max_body_bytes);
+				enum MHD_Result ret = queue_api_answer(srv, conn, ctx);
+				finish_request(srv, ctx);
+				ctx->too_large = 2; /* answered */
+				return ret;
+			}
+		}
+		return MHD_YES;
+	}
+	if (ctx->too_large == 2) {
+		*upload_data_size = 0;
+		return MHD_YES;
+	}
+	if (*upload_data_size) {
+		if (!ctx->too_large) {
+			if (ctx->body.len + *upload_data_size > app->cfg.max_body_bytes) {
+				ctx->too_large = 1;
+				buf_free(&ctx->body);
+			} else {
+				buf_append(&ctx->body, upload_data, *upload_data_size);
+			}
+		}
+		*upload_data_size = 0;
+		return MHD_YES;
+	}
+
+	/* Upload complete: handle the request. */
+	struct api_req *r = &ctx->req;
+	r->body = ctx->body.len ? ctx->body.data : NULL;
+	r->body_len = ctx->body.len;
+	if (ctx->too_large) {
+		api_problem(r, 413, "Request body too large",
+			    "the request body exceeds the limit of %zu bytes",
+			    app->cfg.max_body_bytes);
+	} else if (is_api_path(url)) {
+		dispatch(r);
+	} else {
+		if (send_static(srv, conn, ctx) == MHD_YES) {
+			finish_request(srv, ctx);
+			return MHD_YES;
+		}
+		if (!strcmp(method, "GET") || !strcmp(method, "HEAD"))
+			api_problem(r, 404, "Not found", "no resource at %s", url);
+		else
+			api_problem(r, 405, "Method not allowed", "%s is not supported on %s",
+				    method, url);
+	}
+	enum MHD_Result ret = queue_api_answer(srv, conn, ctx);
+	finish_request(srv, ctx);
+	return ret;
+}
+
+static void http_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+			   enum MHD_RequestTerminationCode toe)
+{
+	(void)cls;
+	(void)conn;
+	(void)toe;
+	struct http_ctx *ctx = *con_cls;
+	if (ctx && ctx->req.db) {
+		/* Should not happen (finish_request releases), but never leak a
+		 * pooled connection. */
+		db_release(ctx->req.app->db, ctx->req.db);
+		ctx->req.db = NULL;
+	}
+	ctx_free(ctx);
+	*con_cls = NULL;
+}
+
+static void mhd_logger(void *cls, const char *fmt, va_list ap)
+{
+	(void)cls;
+	char msg[512];
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	size_t n = strlen(msg);
+	while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
+		msg[--n] = '\0';
+	log_msg(LOG_WARN, "http: %s", msg);
+}
+
+/* Parse "host:port", "[v6]:port" or ":port" into addr. */
+static int parse_listen(const char *listen, struct sockaddr_storage *ss, socklen_t *len,
+			char *err, size_t errlen)
+{
+	char host[256];
+	const char *colon;
+	memset(ss, 0, sizeof(*ss));
+	if (!listen || !*listen) {
+		snprintf(err, errlen, "listen address is empty");
+		return -1;
+	}
+	if (listen[0] == '[') {
+		const char *close = strchr(listen, ']');
+		if (!close || close[1] != ':') {
+			snprintf(err, errlen, "bad listen address \"%s\" (want [v6addr]:port)", listen);
+			return -1;
+		}
+		size_t hl = (size_t)(close - listen - 1);
+		if (hl >= sizeof(host)) {
+			snprintf(err, errlen, "bad listen address \"%s\"", listen);
+			return -1;
+		}
+		memcpy(host, listen + 1, hl);
+		host[hl] = '\0';
+		colon = close + 1;
+	} else {
+		colon = strrchr(listen, ':');
+		if (!colon) {
+			snprintf(err, errlen, "bad listen address \"%s\" (want host:port)", listen);
+			return -1;
+		}
+		size_t hl = (size_t)(colon - listen);
+		if (hl >= sizeof(host)) {
+			snprintf(err, errlen, "bad listen address \"%s\"", listen);
+			return -1;
+		}
+		memcpy(host, listen, hl);
+		host[hl] = '\0';
+	}
+	char *end;
+	errno = 0;
+	long port = strtol(colon + 1, &end, 10);
+	if (errno || *end || colon[1] == '\0' || port < 0 || port > 65535) {
+		snprintf(err, errlen, "bad port in listen address \"%s\"", listen);
+		return -1;
+	}
+	struct sockaddr_in *v4 = (struct sockaddr_in *)ss;
+	struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)ss;
+	if (!*host || !strcmp(host, "0.0.0.0") || !strcmp(host, "*")) {
+		v4->sin_family = AF_INET;
+		v4->sin_addr.s_addr = htonl(INADDR_ANY);
+		v4->sin_port = htons((uint16_t)port);
+		*len = sizeof(*v4);
+	} else if (!strcmp(host, "localhost")) {
+		v4->sin_family = AF_INET;
+		v4->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		v4->sin_port = htons((uint16_t)port);
+		*len = sizeof(*v4);
+	} else if (inet_pton(AF_INET, host, &v4->sin_addr) == 1) {
+		v4->sin_family = AF_INET;
+		v4->sin_port = htons((uint16_t)port);
+		*len = sizeof(*v4);
+	} else if (inet_pton(AF_INET6, host, &v6->sin6_addr) == 1) {
+		v6->sin6_family = AF_INET6;
+		v6->sin6_port = htons((uint16_t)port);
+		*len = sizeof(*v6);
+	} else {
+		snprintf(err, errlen, "bad host \"%s\" in listen address (use an IP address)", host);
+		return -1;
+	}
+	return 0;
+}
+
+struct http_server *http_server_start(struct app *app, char *err, size_t errlen)
+{
+	struct sockaddr_storage ss;
+	socklen_t sslen;
+	if (parse_listen(app->cfg.listen, &ss, &sslen, err, errlen) != 0)
+		return NULL;
+	if (app->cfg.max_body_bytes == 0)
+		app->cfg.max_body_bytes = 1024 * 1024;
+	if (app->cfg.max_json_depth <= 0)
+		app->cfg.max_json_depth = 32;
+	struct http_server *srv = xcalloc(1, sizeof(*srv));
+	srv->app = app;
+	unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
+			     MHD_USE_ERROR_LOG;
+	if (ss.ss_family == AF_INET6)
+		flags |= MHD_USE_IPv6;
+	srv->daemon = MHD_start_daemon(flags, 0, NULL, NULL, http_access, srv,
+				       MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, srv,
+				       MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+				       MHD_OPTION_CONNECTION_LIMIT, (unsigned int)512,
+				       MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)120,
+				       MHD_OPTION_NOTIFY_COMPLETED, http_completed, srv,
+				       MHD_OPTION_END);
+	if (!srv->daemon) {
+		snprintf(err, errlen, "cannot listen on %s (address in use or not available)",
+			 app->cfg.listen);
+		free(srv);
+		return NULL;
+	}
+	const union MHD_DaemonInfo *info = MHD_get_daemon_info(srv->daemon,
+							       MHD_DAEMON_INFO_BIND_PORT);
+	srv->port = info ? (int)info->port : 0;
+	return srv;
+}
+
+int http_server_port(const struct http_server *srv)
+{
+	return srv ? srv->port : 0;
+}
+
+void http_server_stop(struct http_server *srv)
+{
+	if (!srv)
+		return;
+	srv->stopping = 1;
+	MHD_stop_daemon(srv->daemon);
+	free(srv);
+}

@@ -1,0 +1,222 @@
+/*
+ * phase_common.c: what every install phase does the same way: set up the
+ * client and the retrying ops, read the cluster's profile and the facts an
+ * earlier phase recorded, classify failures, and apply one object while
+ * telling created / changed / unchanged apart (the basis of dry runs and of
+ * "a second install changes nothing").
+ */
+#define _POSIX_C_SOURCE 200809L
+#include "server/install/phases.h"
+#include "server/app.h"
+#include "server/common/buf.h"
+#include "server/install/preflight_rules.h"
+#include "server/kube/client.h"
+#include "server/kube/ops.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const struct phase_def install_phases[] = {
+	{ "preflight", phase_install_preflight },
+	{ "eni-agent", phase_eni_agent },
+	{ "cni-config", phase_cni_config },
+	{ "cilium", phase_cilium },
+	{ "wait", phase_wait },
+	{ "retire-tke-components", phase_retire },
+	{ "apf", phase_apf },
+	{ "nodepool", phase_nodepool },
+	{ "verify", phase_verify },
+};
+
+const struct phase_def *install_phase_table(int *n)
+{
+	*n = (int)(sizeof(install_phases) / sizeof(install_phases[0]));
+	return install_phases;
+}
+
+static int should_abort(void *arg)
+{
+	return runner_should_abort((const struct runner_ctx *)arg);
+}
+
+static double env_double(const char *name, double dflt)
+{
+	const char *v = getenv(name);
+	if (!v || !*v)
+		return dflt;
+	char *end;
+	double d = strtod(v, &end);
+	return *end ? dflt : d;
+}
+
+json_t *install_phase_detail(struct runner_ctx *ctx, const char *phase)
+{
+	const char *p[2] = { ctx->job->id, phase };
+	PGresult *r = PQexecParams(ctx->conn,
+		"SELECT detail::text FROM job_phases WHERE job_id = $1::uuid AND name = $2 "
+		"AND detail IS NOT NULL ORDER BY seq LIMIT 1",
+		2, NULL, p, NULL, NULL, 0);
+	json_t *out = NULL;
+	if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
+		out = json_loads(PQgetvalue(r, 0, 0), 0, NULL);
+	PQclear(r);
+	if (out && !json_is_object(out)) {
+		json_decref(out);
+		out = NULL;
+	}
+	return out;
+}
+
+static int read_profile(struct runner_ctx *ctx, enum profile_kind *kind)
+{
+	const char *p[1] = { ctx->job->cluster_id };
+	PGresult *r = PQexecParams(ctx->conn, "SELECT profile FROM clusters WHERE id = $1::uuid",
+				   1, NULL, p, NULL, NULL, 0);
+	int rc = -1;
+	if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
+		rc = profile_parse(PQgetvalue(r, 0, 0), kind);
+	PQclear(r);
+	return rc;
+}
+
+enum phase_rc install_run_begin(struct runner_ctx *ctx, struct install_run *run)
+{
+	memset(run, 0, sizeof(*run));
+	run->ctx = ctx;
+	run->params = ctx->job->params;
+	run->dry_run = json_is_true(json_object_get(run->params, "dry_run"));
+	run->release = INSTALL_RELEASE_NAME;
+	if (read_profile(ctx, &run->profile) < 0) {
+		snprintf(ctx->message, sizeof ctx->message, "cannot read the cluster's profile");
+		return PHASE_RETRY;
+	}
+	run->ns = profile_release_namespace(run->profile);
+	run->kc = runner_kube(ctx);
+	if (!run->kc)
+		return PHASE_FAIL;   /* runner_kube() wrote the message */
+	double qps = env_double("FERRY_KUBE_QPS", 50);
+	struct kube_ops_opts o = {
+		.deadline_ms = (long)env_double("FERRY_KUBE_RETRY_DEADLINE_MS", 60000),
+		.qps = qps,
+		.burst = (int)(qps * 2),
+		.rate_key = ctx->job->cluster_id,
+		.should_abort = should_abort,
+		.abort_arg = ctx,
+	};
+	run->ops = kube_ops_new(run->kc, &o);
+	kube_ops_set_dry_run(run->ops, run->dry_run);
+	run->preflight = install_phase_detail(ctx, "preflight");
+	if (!run->preflight)
+		run->preflight = json_object();
+	return PHASE_OK;
+}
+
+void install_run_end(struct install_run *run)
+{
+	kube_ops_free(run->ops);
+	json_decref(run->preflight);
+	run->ops = NULL;
+	run->preflight = NULL;
+}
+
+enum phase_rc install_call_failed(struct install_run *run, int status, const char *what)
+{
+	const char *e = kube_ops_error(run->ops);
+	snprintf(run->ctx->message, sizeof run->ctx->message, "%s: %s", what,
+		 e && *e ? e : (status < 0 ? "no response" : "unexpected answer"));
+	if (runner_should_abort(run->ctx))
+		return PHASE_ABORT;
+	if (status < 0 || status == 429 || status >= 500)
+		return PHASE_RETRY;
+	return PHASE_FAIL;
+}
+
+json_t *install_result_obj(struct runner_ctx *ctx, const char *key)
+{
+	json_t *o = json_object_get(ctx->result, key);
+	if (!json_is_object(o)) {
+		o = json_object();
+		json_object_set_new(ctx->result, key, o);
+	}
+	return o;
+}
+
+void install_record_object(struct install_run *run, const json_t *obj, const char *action,
+			   const json_t *fields)
+{
+	const json_t *meta = json_object_get(obj, "metadata");
+	const char *ns = json_string_value(json_object_get(meta, "namespace"));
+	const char *kind = json_string_value(json_object_get(obj, "kind"));
+	const char *name = json_string_value(json_object_get(meta, "name"));
+	json_t *rec = json_pack("{s:s, s:s, s:s, s:s}", "kind", kind ? kind : "",
+				"namespace", ns ? ns : "", "name", name ? name : "",
+				"action", action);
+	if (fields && json_array_size(fields))
+		json_object_set(rec, "fields", (json_t *)fields);
+	json_t *list = json_object_get(run->ctx->detail, "objects");
+	if (!json_is_array(list)) {
+		list = json_array();
+		json_object_set_new(run->ctx->detail, "objects", list);
+	}
+	json_array_append(list, rec);
+	if (run->dry_run) {
+		json_t *dr = install_result_obj(run->ctx, "dry_run");
+		json_t *objs = json_object_get(dr, "objects");
+		if (!json_is_array(objs)) {
+			objs = json_array();
+			json_object_set_new(dr, "objects", objs);
+		}
+		json_object_set_new(rec, "phase", json_string(run->ctx->phase ? run->ctx->phase : ""));
+		json_array_append(objs, rec);
+	}
+	json_decref(rec);
+}
+
+int install_apply(struct install_run *run, const json_t *obj, const char **action, json_t *fields)
+{
+	char *coll = NULL, *item = NULL;
+	*action = "failed";
+	if (kube_ops_object_paths(run->ops, obj, run->ns, &coll, &item) < 0)
+		return 400;
+	json_t *live = NULL, *after = NULL, *conflicts = NULL;
+	int st = kube_ops_get(run->ops, item, &live);
+	if (st != 200 && st != 404)
+		goto out;
+	st = kube_ops_apply(run->ops, item, obj, 1, &after, &conflicts);
+	if (st < 200 || st >= 300)
+		goto out;
+	if (!live) {
+		*action = "created";
+	} else {
+		json_t *paths = fields ? fields : json_array();
+		long n = kube_ops_diff(live, after, paths, 50);
+		*action = n ? "changed" : "unchanged";
+		if (!fields)
+			json_decref(paths);
+	}
+out:
+	json_decref(live);
+	json_decref(after);
+	json_decref(conflicts);
+	free(coll);
+	free(item);
+	return st;
+}
+
+long install_count_nodes(struct install_run *run)
+{
+	json_t *items = NULL;
+	int st = kube_ops_list(run->ops, "/api/v1/nodes", NULL, NULL, 500, &items);
+	long n = -1;
+	if (st == 200) {
+		n = 0;
+		size_t i;
+		const json_t *node;
+		json_array_foreach(items, i, node)
+			if (!preflight_node_is_virtual(node))
+				n++;
+	}
+	json_decref(items);
+	return n;
+}

@@ -1,0 +1,99 @@
+/*
+ * install/phases: the install job's phases (SPEC §2) and what they share.
+ *
+ * install_phase_table() is the phase table of an install job; the runner
+ * (runner.c, core's) returns it from runner_phases() for kind "install".
+ * Phases, in order:
+ *   preflight          core's connection step, then preflight_rules
+ *   eni-agent          tke-eni-agent image to v3.8.0-rc.0 when older
+ *   cni-config         the chained CNI ConfigMap (tke profile)
+ *   cilium             render the chart, apply with SSA, Helm release record
+ *   wait               rollout of cilium, cilium-envoy, cilium-operator
+ *   retire-tke-components  kube-proxy, tke-cni-agent, ip-masq-agent
+ *   apf                FlowSchema + PriorityLevelConfiguration
+ *   nodepool           Karpenter NodePool + TKEMachineNodeClass (optional)
+ *   verify             pod table
+ *
+ * Every phase is idempotent (reads first, writes only what differs), logs
+ * into the job's event log, and honours params.dry_run (writes carry
+ * dryRun=All; what would change is recorded in job.result.dry_run.objects).
+ * Facts a later phase needs (preflight's k8sServiceHost, node count, ...)
+ * are kept in the phase's detail (job_phases.detail), which survives retries
+ * and takeovers, and read back with install_phase_detail().
+ *
+ * Thread-safety: as the runner's (one job on one worker thread).
+ */
+#ifndef FERRY_INSTALL_PHASES_H
+#define FERRY_INSTALL_PHASES_H
+
+#include "server/install/profiles.h"
+#include "server/install/runner.h"
+
+#include <jansson.h>
+
+struct kube_ops;
+
+#define INSTALL_RELEASE_NAME "cilium"
+#define INSTALL_DEFAULT_CHART_VERSION "1.18.3"
+#define INSTALL_DEFAULT_ENI_TAG "v3.8.0-rc.0"
+
+/* The phases of an install job (static table), *n set. */
+const struct phase_def *install_phase_table(int *n);
+
+enum phase_rc phase_install_preflight(struct runner_ctx *ctx);
+enum phase_rc phase_eni_agent(struct runner_ctx *ctx);
+enum phase_rc phase_cni_config(struct runner_ctx *ctx);
+enum phase_rc phase_cilium(struct runner_ctx *ctx);
+enum phase_rc phase_wait(struct runner_ctx *ctx);
+enum phase_rc phase_retire(struct runner_ctx *ctx);
+enum phase_rc phase_apf(struct runner_ctx *ctx);
+enum phase_rc phase_nodepool(struct runner_ctx *ctx);
+enum phase_rc phase_verify(struct runner_ctx *ctx);
+
+/* ---- shared by the phases (phase_common.c) ---- */
+
+struct install_run {
+	struct runner_ctx *ctx;
+	struct kube_client *kc;
+	struct kube_ops *ops;
+	enum profile_kind profile;
+	const json_t *params;       /* the job's params (borrowed) */
+	int dry_run;
+	const char *ns;             /* release namespace */
+	const char *release;        /* release name */
+	json_t *preflight;          /* preflight facts (own reference), {} if none */
+};
+
+/* Set up a phase: kube client, ops (retries, rate limit, abort), profile,
+ * preflight facts. PHASE_OK, or the rc to return (message set). */
+enum phase_rc install_run_begin(struct runner_ctx *ctx, struct install_run *run);
+void install_run_end(struct install_run *run);
+
+/* A failed call (status or -1) as a phase outcome: transport errors, 429
+ * and 5xx (after ops' own retries) -> PHASE_RETRY, anything else ->
+ * PHASE_FAIL; the message names what was being done. */
+enum phase_rc install_call_failed(struct install_run *run, int status, const char *what);
+
+/* The detail object a phase of this job stored (new reference or NULL). */
+json_t *install_phase_detail(struct runner_ctx *ctx, const char *phase);
+
+/* result[key] as an object, created when missing (borrowed). */
+json_t *install_result_obj(struct runner_ctx *ctx, const char *key);
+
+/* Record one object's dry-run (or real) outcome in result.dry_run.objects
+ * (dry run) and in detail.objects: {kind, namespace, name, action, fields}. */
+void install_record_object(struct install_run *run, const json_t *obj, const char *action,
+			   const json_t *fields);
+
+/* Apply obj with server-side apply (force) after reading the live object,
+ * telling apart created / changed (fields filled) / unchanged. In dry run
+ * the apply carries dryRun=All. Returns the HTTP status of the apply (or
+ * of the failing read), -1 on transport failure; *action is a static
+ * string. fields may be NULL. */
+int install_apply(struct install_run *run, const json_t *obj, const char **action,
+		  json_t *fields);
+
+/* Non-virtual nodes in the cluster now (-1 on failure). */
+long install_count_nodes(struct install_run *run);
+
+#endif

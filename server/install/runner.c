@@ -1,0 +1,355 @@
+/*
+ * install/runner: the phase walk of one job (see runner.h for the contract).
+ *
+ * The walk is deliberately stateless between calls: everything it needs to
+ * resume is in job_phases (which phases succeeded, how many attempts each
+ * had). So a worker that crashes, a process that is stopped, and a phase
+ * retry all take the same path: the job is claimed again (by anyone) and
+ * runner_run_job() starts over, skipping what is done.
+ *
+ * Test support: when the process runs with FERRY_TEST_MODE=1 and a job's
+ * params carry "test_sleep_ms", the job gets three synthetic phases
+ * (test-1..test-3) that sleep that long (waking on abort) and log one event
+ * per execution, and "test_fail_first": N makes test-2 fail its first N
+ * attempts. The worker integration tests use them to observe takeover,
+ * exactly-once completion and retries without a cluster. Outside test mode
+ * these params are ignored.
+ */
+#include "server/install/runner.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "server/app.h"
+#include "server/common/buf.h"
+#include "server/common/crypto.h"
+#include "server/kube/client.h"
+#include "server/log.h"
+
+/* ---- phase tables ------------------------------------------------------- */
+
+static enum phase_rc phase_not_implemented(struct runner_ctx *ctx)
+{
+	snprintf(ctx->message, sizeof(ctx->message),
+		 "job kind \"%s\" is not implemented in this build yet (only its preflight connection step ran)",
+		 ctx->job->kind);
+	return PHASE_FAIL;
+}
+
+static enum phase_rc phase_test(struct runner_ctx *ctx)
+{
+	long ms = (long)json_integer_value(json_object_get(ctx->job->params, "test_sleep_ms"));
+	long fail_first = (long)json_integer_value(json_object_get(ctx->job->params, "test_fail_first"));
+	runner_event(ctx, "info", "test phase %s executed (attempt %d)", ctx->phase, ctx->phase_attempt);
+	if (runner_sleep(ctx, ms))
+		return PHASE_ABORT;
+	if (!strcmp(ctx->phase, "test-2") && ctx->phase_attempt <= fail_first) {
+		snprintf(ctx->message, sizeof(ctx->message), "injected test failure %d of %ld",
+			 ctx->phase_attempt, fail_first);
+		return PHASE_RETRY;
+	}
+	json_object_set_new(ctx->detail, "slept_ms", json_integer(ms));
+	snprintf(ctx->message, sizeof(ctx->message), "slept %ld ms", ms);
+	return PHASE_OK;
+}
+
+static const struct phase_def preflight_phases[] = {
+	{ "preflight", phase_preflight },
+};
+
+static const struct phase_def unimplemented_phases[] = {
+	{ "preflight", phase_preflight },
+	{ "not-implemented", phase_not_implemented },
+};
+
+static const struct phase_def test_phases[] = {
+	{ "test-1", phase_test },
+	{ "test-2", phase_test },
+	{ "test-3", phase_test },
+};
+
+const struct phase_def *runner_phases(const struct app *app, const char *kind,
+				      const json_t *params, int *n)
+{
+	static const char *const kinds[] = { "install", "upgrade", "rollback", "uninstall", "adopt" };
+	if (app && app->cfg.test_mode && json_object_get(params, "test_sleep_ms")) {
+		*n = 3;
+		return test_phases;
+	}
+	if (!strcmp(kind, "preflight")) {
+		*n = 1;
+		return preflight_phases;
+	}
+	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+		if (!strcmp(kind, kinds[i])) {
+			*n = 2;
+			return unimplemented_phases;
+		}
+	}
+	*n = 0;
+	return NULL;
+}
+
+/* ---- helpers for phases --------------------------------------------------- */
+
+int runner_should_abort(const struct runner_ctx *ctx)
+{
+	return ctx->app->stopping || atomic_load(&ctx->flags->lease_lost);
+}
+
+int runner_sleep(const struct runner_ctx *ctx, long ms)
+{
+	while (ms > 0) {
+		if (runner_should_abort(ctx))
+			return 1;
+		long step = ms < 50 ? ms : 50;
+		struct timespec ts = { step / 1000, (step % 1000) * 1000000L };
+		nanosleep(&ts, NULL);
+		ms -= step;
+	}
+	return runner_should_abort(ctx);
+}
+
+void runner_event(struct runner_ctx *ctx, const char *level, const char *fmt, ...)
+{
+	struct buf b = BUF_INIT;
+	va_list ap;
+	va_start(ap, fmt);
+	buf_vprintf(&b, fmt, ap);
+	va_end(ap);
+	if (db_job_event(ctx->conn, ctx->job->id, ctx->job->lease_token, level, ctx->phase,
+			 buf_cstr(&b)) == 0)
+		atomic_store(&ctx->flags->lease_lost, 1);
+	buf_free(&b);
+}
+
+long runner_backoff_ms(long base_ms, int failures)
+{
+	if (base_ms < 1)
+		base_ms = 1;
+	long d = base_ms;
+	for (int i = 1; i < failures && d < 300000; i++)
+		d *= 2;
+	if (d > 300000)
+		d = 300000;
+	unsigned r = 0;
+	random_bytes(&r, sizeof(r));
+	/* +-50% jitter: d/2 .. d*3/2 */
+	return d / 2 + (long)(r % (unsigned long)(d + 1));
+}
+
+struct kube_client *runner_kube(struct runner_ctx *ctx)
+{
+	if (ctx->kube)
+		return ctx->kube;
+	struct kube_client *kc = NULL;
+	char *plain = NULL;
+	json_t *cred = NULL;
+	const char *params[2] = { ctx->job->cluster_id, ctx->job->tenant_id };
+	PGresult *r = PQexecParams(ctx->conn,
+		"SELECT api_server, ca_bundle, tls_server_name, credentials FROM clusters "
+		"WHERE id = $1::uuid AND tenant_id = $2::uuid",
+		2, NULL, params, NULL, NULL, 0);
+	if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
+		snprintf(ctx->message, sizeof(ctx->message), "the cluster record could not be read");
+		goto out;
+	}
+	char err[256];
+	size_t len = 0;
+	plain = crypto_open(ctx->app->keys, PQgetvalue(r, 0, 3), &len, err, sizeof(err));
+	if (!plain) {
+		snprintf(ctx->message, sizeof(ctx->message),
+			 "the cluster's stored credentials cannot be decrypted: %s", err);
+		goto out;
+	}
+	cred = json_loadb(plain, len, 0, NULL);
+	if (!json_is_object(cred)) {
+		snprintf(ctx->message, sizeof(ctx->message), "the cluster's stored credentials are malformed");
+		goto out;
+	}
+	const char *cert = json_string_value(json_object_get(cred, "client_cert"));
+	if (!cert)
+		cert = json_string_value(json_object_get(cred, "client_certificate"));
+	struct kube_client_config cfg = {
+		.server = PQgetvalue(r, 0, 0),
+		.ca_pem = PQgetisnull(r, 0, 1) ? NULL : PQgetvalue(r, 0, 1),
+		.tls_server_name = PQgetisnull(r, 0, 2) ? NULL : PQgetvalue(r, 0, 2),
+		.token = json_string_value(json_object_get(cred, "token")),
+		.client_cert_pem = cert,
+		.client_key_pem = json_string_value(json_object_get(cred, "client_key")),
+		.timeout_ms = 30000,
+		.connect_timeout_ms = 10000,
+	};
+	kc = kube_client_new(&cfg, err, sizeof(err));
+	if (!kc)
+		snprintf(ctx->message, sizeof(ctx->message), "the cluster's connection settings are unusable: %s", err);
+out:
+	PQclear(r);
+	json_decref(cred);
+	if (plain) {
+		memset(plain, 0, len);
+		free(plain);
+	}
+	ctx->kube = kc;
+	return kc;
+}
+
+/* ---- the walk -------------------------------------------------------------- */
+
+static int finish(struct runner_ctx *ctx, const char *state, const char *error)
+{
+	int rc = db_job_finish(ctx->conn, ctx->job->id, ctx->job->lease_token, state, error,
+			       ctx->result);
+	struct log_ctx lc = { NULL, ctx->job->id, ctx->job->tenant_id };
+	if (rc == 1)
+		log_ctx_msg(state[0] == 's' ? LOG_INFO : LOG_WARN, &lc, "job %s %s%s%s", ctx->job->kind,
+			    state, error ? ": " : "", error ? error : "");
+	else if (rc == 0)
+		log_ctx_msg(LOG_WARN, &lc, "job lease lost before it could be marked %s", state);
+	return rc < 0 ? -1 : 0;
+}
+
+int runner_run_job(struct app *app, PGconn *conn, const struct db_job_claim *job,
+		   struct runner_flags *flags)
+{
+	struct log_ctx lc = { NULL, job->id, job->tenant_id };
+	struct runner_ctx ctx = { .app = app, .conn = conn, .job = job, .flags = flags };
+	int rc = 0, n = 0;
+	char (*states)[16] = NULL;
+	int *attempts = NULL;
+	const char **names = NULL;
+	const struct phase_def *phases = runner_phases(app, job->kind, job->params, &n);
+	ctx.result = json_object();
+	if (!phases) {
+		rc = finish(&ctx, "failed", "unknown job kind");
+		goto out;
+	}
+	names = xcalloc((size_t)n, sizeof(*names));
+	for (int i = 0; i < n; i++)
+		names[i] = phases[i].name;
+	int ok = db_job_phases_init(conn, job->id, job->lease_token, names, n);
+	if (ok <= 0) {
+		rc = ok < 0 ? -1 : 0;
+		goto out;
+	}
+	states = xcalloc((size_t)n, sizeof(*states));
+	attempts = xcalloc((size_t)n, sizeof(*attempts));
+	if (db_job_phase_states(conn, job->id, n, states, attempts) < 0) {
+		rc = -1;
+		goto out;
+	}
+	/* The result accumulates across attempts: start from what is stored. */
+	{
+		const char *p[1] = { job->id };
+		PGresult *r = PQexecParams(conn, "SELECT result::text FROM jobs WHERE id = $1::uuid AND result IS NOT NULL",
+					   1, NULL, p, NULL, NULL, 0);
+		if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1) {
+			json_t *old = json_loads(PQgetvalue(r, 0, 0), 0, NULL);
+			if (json_is_object(old))
+				json_object_update(ctx.result, old);
+			json_decref(old);
+		}
+		PQclear(r);
+	}
+	ctx.phase = NULL;
+	if (job->attempt > 1)
+		runner_event(&ctx, "info", "attempt %d: resumed by %s", job->attempt, app->cfg.node_id);
+	else
+		runner_event(&ctx, "info", "job %s started by %s", job->kind, app->cfg.node_id);
+
+	for (int i = 0; i < n; i++) {
+		if (!strcmp(states[i], "succeeded") || !strcmp(states[i], "skipped"))
+			continue;
+		/* Phase boundary: cancellation, shutdown, lost lease. */
+		int cancel = job->cancel_requested || atomic_load(&flags->cancel_requested);
+		if (!cancel) {
+			int c = 0;
+			int hb = db_job_heartbeat(conn, job->id, job->lease_token, app->cfg.lease_seconds, &c);
+			if (hb == 0)
+				atomic_store(&flags->lease_lost, 1);
+			cancel = c;
+		}
+		if (atomic_load(&flags->lease_lost)) {
+			log_ctx_msg(LOG_WARN, &lc, "lease lost; leaving the job to its new owner");
+			goto out;
+		}
+		if (cancel) {
+			ctx.phase = NULL;
+			rc = finish(&ctx, "cancelled", "cancelled by request");
+			goto out;
+		}
+		if (app->stopping) {
+			db_job_release(conn, job->id, job->lease_token);
+			log_ctx_msg(LOG_INFO, &lc, "shutting down: released the job before phase %s", phases[i].name);
+			goto out;
+		}
+
+		ctx.phase = phases[i].name;
+		ctx.phase_attempt = attempts[i] + 1;
+		ctx.message[0] = 0;
+		json_decref(ctx.detail);
+		ctx.detail = json_object();
+		if (db_job_phase_start(conn, job->id, job->lease_token, i + 1) <= 0) {
+			atomic_store(&flags->lease_lost, 1);
+			goto out;
+		}
+		long calls_before = ctx.kube ? kube_client_requests(ctx.kube) : 0;
+		enum phase_rc prc = phases[i].run(&ctx);
+		long calls = (ctx.kube ? kube_client_requests(ctx.kube) : 0) - calls_before;
+		if (prc == PHASE_ABORT || atomic_load(&flags->lease_lost)) {
+			/* Shutdown or takeover mid-phase: the phase re-runs later. */
+			if (!atomic_load(&flags->lease_lost) && app->stopping) {
+				db_job_phase_end(conn, job->id, job->lease_token, i + 1, "pending",
+						 "interrupted by shutdown", NULL, (int)calls);
+				db_job_release(conn, job->id, job->lease_token);
+				log_ctx_msg(LOG_INFO, &lc, "shutting down: released the job during phase %s", ctx.phase);
+			}
+			goto out;
+		}
+		const char *pstate = prc == PHASE_OK ? "succeeded" : "failed";
+		if (db_job_phase_end(conn, job->id, job->lease_token, i + 1, pstate,
+				     ctx.message[0] ? ctx.message : NULL, ctx.detail, (int)calls) <= 0) {
+			atomic_store(&flags->lease_lost, 1);
+			goto out;
+		}
+		if (prc == PHASE_OK) {
+			runner_event(&ctx, "info", "phase %s succeeded%s%s", ctx.phase,
+				     ctx.message[0] ? ": " : "", ctx.message);
+			continue;
+		}
+		char error[700];
+		snprintf(error, sizeof(error), "phase %s: %s", ctx.phase,
+			 ctx.message[0] ? ctx.message : "failed");
+		int max = app->cfg.max_phase_attempts > 0 ? app->cfg.max_phase_attempts : 5;
+		if (prc == PHASE_RETRY && ctx.phase_attempt < max) {
+			long delay = runner_backoff_ms(app->cfg.retry_base_ms > 0 ? app->cfg.retry_base_ms : 1000,
+						       ctx.phase_attempt);
+			runner_event(&ctx, "warn", "attempt %d of %d failed: %s; retrying in %ld ms",
+				     ctx.phase_attempt, max, ctx.message, delay);
+			if (db_job_defer(conn, job->id, job->lease_token, delay) < 0)
+				rc = -1;
+			goto out;
+		}
+		if (prc == PHASE_RETRY)
+			runner_event(&ctx, "error", "attempt %d of %d failed: %s; giving up",
+				     ctx.phase_attempt, max, ctx.message);
+		else
+			runner_event(&ctx, "error", "%s", ctx.message[0] ? ctx.message : "failed");
+		ctx.phase = NULL;
+		rc = finish(&ctx, "failed", error);
+		goto out;
+	}
+	ctx.phase = NULL;
+	rc = finish(&ctx, "succeeded", NULL);
+out:
+	kube_client_free(ctx.kube);
+	json_decref(ctx.detail);
+	json_decref(ctx.result);
+	free(states);
+	free(attempts);
+	free(names);
+	return rc;
+}
