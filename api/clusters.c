@@ -471,8 +471,18 @@ static int parse_selector(const char *sel, char **store, struct db_label_req *re
 {
 	*n = 0;
 	*store = xstrdup(sel);
-	char *save = NULL;
-	for (char *tok = strtok_r(*store, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+	if (!**store)
+		return 0; /* an empty selector matches everything */
+	char *next = *store;
+	while (next) {
+		char *tok = next;
+		char *comma = strchr(tok, ',');
+		if (comma) {
+			*comma = '\0';
+			next = comma + 1;
+		} else {
+			next = NULL;
+		}
 		while (*tok == ' ')
 			tok++;
 		char *end = tok + strlen(tok);

@@ -81,6 +81,12 @@ void api_jobs_create(struct api_req *r)
 	};
 	char job_id[DB_ID_LEN] = "", active[DB_ID_LEN] = "", err[256] = "";
 	enum db_job_enqueue_result res = db_job_enqueue(db, &req, job_id, active, err, sizeof(err));
+	if (res == DB_JOB_CONFLICT && idem) {
+		/* Two retries with one key racing: the loser may hit the
+		 * one-active index before the idempotency index. Asking again
+		 * finds the winner's committed job by its key. */
+		res = db_job_enqueue(db, &req, job_id, active, err, sizeof(err));
+	}
 	switch (res) {
 	case DB_JOB_CREATED:
 	case DB_JOB_REPLAYED:

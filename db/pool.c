@@ -47,6 +47,10 @@ static PGconn *open_conn(const char *url, char *err, size_t errlen)
 		while (l > 0 && (m[l - 1] == '\n' || m[l - 1] == ' '))
 			l--;
 		snprintf(err, errlen, "database: cannot connect: %.*s", (int)l, m);
+		/* libpq's message spans lines; the caller wants one. */
+		for (char *p = err; *p; p++)
+			if (*p == '\n' || *p == '\t')
+				*p = ' ';
 		PQfinish(c);
 		return NULL;
 	}

@@ -300,7 +300,7 @@ static struct keyring *load_keys(const struct settings *s, const struct app_conf
 		buf_printf(&path, "%s/master.key", cfg->data_dir);
 		file = buf_cstr(&path);
 		if (access(file, F_OK) != 0) {
-			mkdir(cfg->data_dir, 0700);
+			mkdir(cfg->data_dir, 0711);  /* searchable: the postgres user needs to reach pg/ */
 			unsigned char raw[32];
 			if (random_bytes(raw, sizeof(raw)) != 0)
 				die("cannot generate a master key%s", "");

@@ -196,6 +196,29 @@ struct pgembed *pgembed_start(const char *dir, char *err, size_t errlen)
 		goto fail;
 	}
 	chmod(pg->dir, 0700);
+	if (pg->drop) {
+		/* The postgres user must be able to reach dir: make its parent
+		 * searchable (not readable) if it is not. */
+		char parent[PATH_MAX];
+		snprintf(parent, sizeof(parent), "%s", pg->dir);
+		char *slash = strrchr(parent, '/');
+		struct stat st;
+		if (slash && slash != parent) {
+			*slash = 0;
+			if (stat(parent, &st) == 0 && !(st.st_mode & S_IXOTH))
+				chmod(parent, (st.st_mode & 07777) | S_IXOTH);
+		}
+		/* Every further ancestor must already be searchable. */
+		while ((slash = strrchr(parent, '/')) != NULL && slash != parent) {
+			*slash = 0;
+			if (stat(parent, &st) == 0 && !(st.st_mode & S_IXOTH) && st.st_uid != pg->uid) {
+				snprintf(err, errlen,
+					 "embedded PostgreSQL: the postgres user cannot reach %s because %s is not searchable (chmod o+x %s, or use another FERRY_DATA_DIR)",
+					 pg->dir, parent, parent);
+				goto fail;
+			}
+		}
+	}
 	snprintf(logfile, sizeof(logfile), "%s/postgres.log", pg->dir);
 	snprintf(data, sizeof(data), "%s/data", pg->dir);
 

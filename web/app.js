@@ -290,7 +290,8 @@
   function parseHash() {
     const h = location.hash.replace(/^#/, '') || '/clusters';
     const [path, query] = h.split('?');
-    return { parts: path.split('/').filter(Boolean).map(decodeURIComponent), query: new URLSearchParams(query || '') };
+    const dec = (x) => { try { return decodeURIComponent(x); } catch (e) { return x; } };
+    return { parts: path.split('/').filter(Boolean).map(dec), query: new URLSearchParams(query || '') };
   }
 
   async function route() {
@@ -413,12 +414,12 @@
     const version = el('input', { id: 'job-version', name: 'version', type: 'text', placeholder: 'e.g. 1.18.3', spellcheck: 'false' });
     const values = el('input', { id: 'job-values', name: 'values', type: 'file', accept: '.yaml,.yml,text/yaml,text/plain' });
     const dry = el('input', { id: 'job-dry-run', name: 'dry_run', type: 'checkbox' });
-    const allow = el('input', { id: 'job-allow-existing', name: 'allowExistingNodes', type: 'checkbox' });
+    const allow = el('input', { id: 'job-allow-existing', name: 'allow_existing_nodes', type: 'checkbox' });
     const installOnly = el('div', { class: 'install-only' },
       el('div', { class: 'field' }, el('label', { for: 'job-version', text: 'Cilium version' }), version),
       el('div', { class: 'field' }, el('label', { for: 'job-values', text: 'Values file (optional)' }), values),
       el('div', { class: 'field check' }, dry, el('label', { for: 'job-dry-run', text: 'Dry run (show what would change, change nothing)' })),
-      el('div', { class: 'field check' }, allow, el('label', { for: 'job-allow-existing', text: 'Allow existing nodes (allowExistingNodes)' })));
+      el('div', { class: 'field check' }, allow, el('label', { for: 'job-allow-existing', text: 'Allow existing nodes' })));
     const submit = el('button', { type: 'submit', id: 'job-submit', text: 'Start job' });
     const form = el('form', { class: 'card job-form', id: 'job-form' },
       el('h2', { text: 'Start a job' }),
@@ -438,10 +439,10 @@
       try {
         const params = {};
         if (kind.value === 'install') {
-          if (version.value.trim()) params.version = version.value.trim();
-          if (values.files && values.files[0]) params.values_yaml = await values.files[0].text();
+          if (version.value.trim()) params.chart_version = version.value.trim();
+          if (values.files && values.files[0]) params.values_yaml = [await values.files[0].text()];
           if (dry.checked) params.dry_run = true;
-          if (allow.checked) params.allowExistingNodes = true;
+          if (allow.checked) params.allow_existing_nodes = true;
         }
         const r = await api('POST', `/v1/clusters/${encodeURIComponent(c.id)}/jobs`,
           { kind: kind.value, params }, { 'Idempotency-Key': idemKey });
@@ -758,7 +759,7 @@
       job.started_at && !job.finished_at && !TERMINAL.has(job.state) ? job.started_at : null));
     const params = job.params || {};
     const shown = Object.assign({}, params);
-    if (typeof shown.values_yaml === 'string') shown.values_yaml = `(${shown.values_yaml.length} bytes of YAML)`;
+    if (Array.isArray(shown.values_yaml)) shown.values_yaml = shown.values_yaml.map((y) => `(${String(y).length} bytes of YAML)`);
     if (Object.keys(shown).length) fact('Parameters', el('code', { class: 'params', text: JSON.stringify(shown) }));
     box.appendChild(dl);
     if (job.error) {
@@ -841,6 +842,12 @@
     });
     $('logout').addEventListener('click', () => logout(false));
     $('error-close').addEventListener('click', hideError);
+    /* Clicking the link of the page already shown reloads its data. */
+    for (const a of document.querySelectorAll('.topbar a[href^="#"]')) {
+      a.addEventListener('click', (ev) => {
+        if (a.getAttribute('href') === location.hash) { ev.preventDefault(); hideError(); route(); }
+      });
+    }
     window.addEventListener('hashchange', () => { hideError(); route(); });
     route();
   }

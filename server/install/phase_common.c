@@ -17,24 +17,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const struct phase_def install_phases[] = {
-	{ "preflight", phase_install_preflight },
-	{ "eni-agent", phase_eni_agent },
-	{ "cni-config", phase_cni_config },
-	{ "cilium", phase_cilium },
-	{ "wait", phase_wait },
-	{ "retire-tke-components", phase_retire },
-	{ "apf", phase_apf },
-	{ "nodepool", phase_nodepool },
-	{ "verify", phase_verify },
-};
-
-const struct phase_def *install_phase_table(int *n)
-{
-	*n = (int)(sizeof(install_phases) / sizeof(install_phases[0]));
-	return install_phases;
-}
-
 static int should_abort(void *arg)
 {
 	return runner_should_abort((const struct runner_ctx *)arg);

@@ -93,6 +93,14 @@ void install_record_object(struct install_run *run, const json_t *obj, const cha
 int install_apply(struct install_run *run, const json_t *obj, const char **action,
 		  json_t *fields);
 
+/* Poll a DaemonSet or Deployment at path until kubectl's rollout rule says
+ * done (PHASE_OK), errors (PHASE_FAIL) or timeout_ms passes (PHASE_RETRY). */
+enum phase_rc install_wait_rollout(struct install_run *run, const char *path, const char *kind,
+				   long timeout_ms);
+
+/* params.wait_timeout_s in ms (default 600 s). */
+long install_wait_timeout_ms(const json_t *params);
+
 /* Non-virtual nodes in the cluster now (-1 on failure). */
 long install_count_nodes(struct install_run *run);
 

@@ -150,7 +150,7 @@ struct kube_client *runner_kube(struct runner_ctx *ctx)
 	json_t *cred = NULL;
 	const char *params[2] = { ctx->job->cluster_id, ctx->job->tenant_id };
 	PGresult *r = PQexecParams(ctx->conn,
-		"SELECT api_server, ca_bundle, tls_server_name, credentials FROM clusters "
+		"SELECT api_server, ca_bundle, tls_server_name, credentials, insecure_skip_tls_verify FROM clusters "
 		"WHERE id = $1::uuid AND tenant_id = $2::uuid",
 		2, NULL, params, NULL, NULL, 0);
 	if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
@@ -182,6 +182,7 @@ struct kube_client *runner_kube(struct runner_ctx *ctx)
 		.client_key_pem = json_string_value(json_object_get(cred, "client_key")),
 		.timeout_ms = 30000,
 		.connect_timeout_ms = 10000,
+		.insecure_skip_tls_verify = PQgetvalue(r, 0, 4)[0] == 't',
 	};
 	kc = kube_client_new(&cfg, err, sizeof(err));
 	if (!kc)

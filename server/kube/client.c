@@ -30,6 +30,7 @@ struct kube_client {
 	char *auth_header;       /* "Authorization: Bearer …" or NULL */
 	char *connect_to;        /* "name:port:host:port" or NULL */
 	long timeout_ms, connect_timeout_ms;
+	int insecure;
 	CURL *curl;
 	atomic_long requests;
 };
@@ -129,6 +130,7 @@ struct kube_client *kube_client_new(const struct kube_client_config *cfg,
 	}
 	kc->timeout_ms = cfg->timeout_ms > 0 ? cfg->timeout_ms : 30000;
 	kc->connect_timeout_ms = cfg->connect_timeout_ms > 0 ? cfg->connect_timeout_ms : 10000;
+	kc->insecure = cfg->insecure_skip_tls_verify != 0;
 	kc->curl = curl_easy_init();
 	if (!kc->curl) {
 		snprintf(err, errlen, "cannot initialise libcurl");
@@ -223,8 +225,8 @@ int kube_request(struct kube_client *kc, const char *method, const char *path,
 	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "https");
-	curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
-	curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
+	curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, kc->insecure ? 0L : 1L);
+	curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, kc->insecure ? 0L : 2L);
 	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, kc->timeout_ms);
 	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, kc->connect_timeout_ms);
 	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);

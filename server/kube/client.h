@@ -38,6 +38,8 @@ struct kube_client_config {
 	const char *client_key_pem;
 	long timeout_ms;             /* whole request; default 30000 */
 	long connect_timeout_ms;     /* default 10000 */
+	int insecure_skip_tls_verify; /* only for clusters explicitly imported so
+				       * (server option allow_insecure_kubeconfig) */
 };
 
 struct kube_response {

@@ -150,12 +150,16 @@ async function setupServer() {
     FERRY_WEB_ROOT: path.join(SRC, 'web'),
     FERRY_DATA_DIR: path.join(tmp, 'data'),
     FERRY_WORKERS: '2',
+    // Failed phases (the unreachable cluster without kubesim) retry a little
+    // and quickly, so a job is briefly active but the test stays fast.
+    FERRY_MAX_PHASE_ATTEMPTS: '3',
+    FERRY_RETRY_BASE_MS: '400',
     FERRY_LOG_LEVEL: process.env.FERRY_LOG_LEVEL || 'info',
   });
 
   const mig = spawnSync(ferryd, ['migrate'], { env, encoding: 'utf8', timeout: 60000 });
   if (mig.status !== 0) throw new Error(`ferryd migrate failed (${mig.status}): ${mig.stderr || mig.stdout}`);
-  const tc = spawnSync(ferryd, ['token', 'create', '--platform', '--role', 'admin'], { env, encoding: 'utf8', timeout: 60000 });
+  const tc = spawnSync(ferryd, ['token', 'create', '--platform', '--name', 'console-test'], { env, encoding: 'utf8', timeout: 60000 });
   const m = /fy_[A-Za-z0-9_-]{20,}/.exec(`${tc.stdout}\n${tc.stderr}`);
   if (tc.status !== 0 || !m) throw new Error(`ferryd token create failed (${tc.status}): ${tc.stderr || tc.stdout}`);
   const platformToken = m[0];
@@ -201,7 +205,7 @@ async function setupServer() {
 
   return { base, token: op.token, viewerToken: viewer.token, tenantName, cluster, xssCluster,
     xssRefusal: xssRes.status === 201 ? null : `${xssRes.status} ${JSON.stringify(xssRes.data)}`,
-    job: done, kubesim: ks, log };
+    job: done, kubesim: ks, log, server: srv };
 }
 
 async function startKubesim(tmp) {
@@ -209,7 +213,7 @@ async function startKubesim(tmp) {
   if (!fs.existsSync(bin)) return null;
   const dir = path.join(tmp, 'kubesim');
   const log = path.join(tmp, 'kubesim.log');
-  const p = startProcess(bin, ['--dir', dir, '--clusters', '1', '--scenario', 'tke-with-nodes', '--quiet'], process.env, log);
+  const p = startProcess(bin, ['--dir', dir, '--clusters', '1', '--scenario', 'tke-fresh', '--quiet'], process.env, log);
   cleanups.push(p.stop);
   const info = await waitFor('kubesim.json', async () => {
     if (p.exited()) throw new Error(`kubesim exited: ${tail(log)}`);
@@ -217,16 +221,8 @@ async function startKubesim(tmp) {
     return fs.existsSync(f) ? JSON.parse(fs.readFileSync(f, 'utf8')) : null;
   }, 15000, 100);
   const c = info.clusters[0];
-  const admin = async (method, p2, body) => {
-    const r = await fetch(`https://127.0.0.1:${info.port}${p2}`, {
-      method, headers: { Authorization: `Bearer ${info.admin_token}`, 'Content-Type': 'application/json' },
-      body: body === undefined ? undefined : JSON.stringify(body),
-      // kubesim uses its own CA; node's fetch cannot take a CA per request.
-    }).catch((e) => ({ status: 0, text: async () => String(e) }));
-    return r.status;
-  };
   return { server: c.server, token: c.token || fs.readFileSync(path.join(dir, c.name, 'token'), 'utf8').trim(),
-    ca: fs.readFileSync(info.ca, 'utf8'), name: c.name, port: info.port, adminToken: info.admin_token, admin, caFile: info.ca };
+    ca: fs.readFileSync(info.ca, 'utf8'), name: c.name, port: info.port, adminToken: info.admin_token, caFile: info.ca };
 }
 
 /* Slow kubesim down so a job stays active long enough to watch it live.
@@ -302,6 +298,19 @@ async function main() {
   await check('no_page_errors', async () => {
     assert(pageErrors.length === 0, `JavaScript errors in the page: ${pageErrors.join(' ; ')}`);
   });
+
+  if (fx.server) {
+    await check('ferryd_clean_shutdown', async () => {
+      // Stop ferryd (SIGTERM) while the browser is still connected; under
+      // ASan/UBSan a report in its log fails the suite like a crash would.
+      await fx.server.stop();
+      const ex = fx.server.exited();
+      const text = fs.readFileSync(fx.log, 'utf8');
+      const report = /(ERROR: (Address|Leak)Sanitizer|runtime error:|SUMMARY: \w+Sanitizer)/.exec(text);
+      assert(!report, `sanitizer report in the ferryd log: ${text.slice(Math.max(0, report ? report.index - 200 : 0)).slice(0, 600)}`);
+      assert(ex && ex.code === 0, `ferryd exited ${JSON.stringify(ex)} after SIGTERM: ${tail(fx.log)}`);
+    });
+  }
 }
 
 async function externalFixtures() {
@@ -572,8 +581,8 @@ async function runBrowserChecks(page, ctx, fx, pageErrors, streamRequests) {
       const jobId = (await page.evaluate(() => location.hash)).split('/').pop();
       const j = await must(base, 'GET', `/v1/jobs/${jobId}`, fx.token, undefined, 200);
       assert(j.kind === 'install', `kind ${j.kind}`);
-      assert(j.params && j.params.values_yaml === 'hubble:\n  relay:\n    enabled: true\n', `values_yaml not sent: ${JSON.stringify(j.params)}`);
-      assert(j.params.dry_run === true && j.params.allowExistingNodes === true && j.params.version === '1.18.3',
+      assert(j.params && Array.isArray(j.params.values_yaml) && j.params.values_yaml[0] === 'hubble:\n  relay:\n    enabled: true\n', `values_yaml not sent: ${JSON.stringify(j.params)}`);
+      assert(j.params.dry_run === true && j.params.allow_existing_nodes === true && j.params.chart_version === '1.18.3',
         `params ${JSON.stringify(j.params)}`);
       const cancel = page.locator('#job-cancel');
       if (await cancel.isVisible()) {
@@ -582,6 +591,7 @@ async function runBrowserChecks(page, ctx, fx, pageErrors, streamRequests) {
           const s = await visibleText('#job-state');
           return /cancel requested|cancelled|succeeded|failed/.test(s);
         }, 10000);
+        if (slowed) kubesimFaults(fx.kubesim, {}); // let the cancelled job wind down fast
         const after = await must(base, 'GET', `/v1/jobs/${jobId}`, fx.token, undefined, 200);
         assert(after.cancel_requested || ['succeeded', 'failed', 'cancelled'].includes(after.state),
           'cancel button did not reach the API');

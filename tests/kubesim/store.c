@@ -276,7 +276,7 @@ static void invalid(struct api_resp *r, const struct res_type *t, const char *na
 
 struct route {
 	enum { R_NONE, R_VERSION, R_API, R_APIS, R_GROUP, R_GV, R_RES, R_HEALTH, R_OPENAPI } kind;
-	char group[128], version[32], ns[256], resource[128], name[256], sub[64];
+	char group[256], version[256], ns[256], resource[256], name[256], sub[256];
 	int nsegs_bad;
 };
 
@@ -795,7 +795,7 @@ static void do_create(struct api_req *req, struct api_resp *resp, const struct r
 /* ------------------------------------------------------------ get / list */
 
 struct fieldsel {
-	char field[64];
+	char field[400];
 	int neg;
 	char value[256];
 };
@@ -1739,12 +1739,69 @@ static void forbidden(struct api_resp *resp, const struct api_req *req, const st
 	status_details(resp, name && name[0] ? name : NULL, t);
 }
 
-static json_t *openapi_v3(struct cluster *c)
+/* Minimal OpenAPI v3: an index of group versions and, per group version,
+ * one PATCH operation per kind declaring the fieldValidation parameter.
+ * That is what kubectl checks before relying on server-side validation. */
+static json_t *openapi_v3(struct cluster *c, const char *gvpath)
 {
-	/* Only the index, with no group documents: enough for kubectl to
-	 * notice server-side field validation is absent and fall back. */
-	(void)c;
-	return json_pack("{s:{}}", "paths");
+	json_t *apis = res_discovery_apis(c);
+	json_t *gvs = json_array();
+	json_array_append_new(gvs, json_string("api/v1"));
+	size_t i, j;
+	json_t *g, *v;
+	json_array_foreach(json_object_get(apis, "groups"), i, g)
+		json_array_foreach(json_object_get(g, "versions"), j, v)
+			json_array_append_new(gvs, json_sprintf("apis/%s", jstr(v, "groupVersion")));
+	json_decref(apis);
+	json_t *out = NULL;
+	if (!gvpath) {
+		json_t *paths = json_object();
+		json_array_foreach(gvs, i, v) {
+			const char *p = json_string_value(v);
+			json_object_set_new(paths, p, json_pack("{s:s}", "serverRelativeURL", ""));
+			json_object_set_new(json_object_get(paths, p), "serverRelativeURL",
+					    json_sprintf("/openapi/v3/%s?hash=%016llx", p,
+							 (unsigned long long)fnv1a(p, strlen(p))));
+		}
+		out = json_pack("{s:o}", "paths", paths);
+	} else {
+		char group[256] = "", version[64] = "";
+		if (!strncmp(gvpath, "api/", 4)) {
+			snprintf(version, sizeof(version), "%s", gvpath + 4);
+		} else if (!strncmp(gvpath, "apis/", 5)) {
+			const char *sl = strchr(gvpath + 5, '/');
+			if (sl) {
+				snprintf(group, sizeof(group), "%.*s", (int)(sl - gvpath - 5), gvpath + 5);
+				snprintf(version, sizeof(version), "%s", sl + 1);
+			}
+		}
+		json_t *doc = version[0] ? res_discovery_gv(c, group, version) : NULL;
+		if (doc) {
+			json_t *paths = json_object();
+			json_array_foreach(json_object_get(doc, "resources"), i, v) {
+				const char *rname = jstr(v, "name");
+				if (!rname || strchr(rname, '/'))
+					continue;
+				int nsd = json_is_true(json_object_get(v, "namespaced"));
+				char p[700];
+				snprintf(p, sizeof(p), "/%s%s%s/%s/{name}", gvpath[0] == 'a' && gvpath[3] == '/' ? "" : "",
+					 gvpath, nsd ? "/namespaces/{namespace}" : "", rname);
+				json_t *param = json_pack("[{s:s, s:s, s:s, s:{s:s}}]", "name", "fieldValidation",
+							  "in", "query", "description", "fieldValidation",
+							  "schema", "type", "string");
+				json_t *op = json_pack("{s:{s:s, s:s, s:s}, s:o, s:{s:{s:s}}}",
+					"x-kubernetes-group-version-kind", "group", group, "version", version,
+					"kind", jstr(v, "kind"), "parameters", param,
+					"responses", "200", "description", "OK");
+				json_object_set_new(paths, p, json_pack("{s:o}", "patch", op));
+			}
+			out = json_pack("{s:s, s:{s:s, s:s}, s:o, s:{}}", "openapi", "3.0.0", "info", "title",
+					"Kubernetes", "version", "unversioned", "paths", paths, "components");
+			json_decref(doc);
+		}
+	}
+	json_decref(gvs);
+	return out;
 }
 
 void api_handle(struct api_req *req, struct api_resp *resp)
@@ -1764,8 +1821,15 @@ void api_handle(struct api_req *req, struct api_resp *resp)
 		return;
 	case R_OPENAPI:
 		if (!strcmp(req->path, "/openapi/v3")) {
-			resp_json(resp, 200, openapi_v3(req->c));
+			resp_json(resp, 200, openapi_v3(req->c, NULL));
 			return;
+		}
+		if (!strncmp(req->path, "/openapi/v3/", 12)) {
+			json_t *d = openapi_v3(req->c, req->path + 12);
+			if (d) {
+				resp_json(resp, 200, d);
+				return;
+			}
 		}
 		resp_status(resp, 404, "NotFound", "the server could not find the requested resource");
 		return;
