@@ -43,8 +43,11 @@ static enum phase_rc classify(struct runner_ctx *ctx, const char *what, int rc,
 		return PHASE_FAIL;
 	}
 	snprintf(ctx->message, sizeof(ctx->message), "%s failed: %s", what, desc);
-	if (resp->status == 429 || resp->status >= 500)
+	if (resp->status == 429 || resp->status >= 500) {
+		if (resp->retry_after > 0)
+			ctx->retry_after_ms = resp->retry_after * 1000;
 		return PHASE_RETRY;
+	}
 	return PHASE_FAIL;
 }
 

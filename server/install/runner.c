@@ -291,6 +291,7 @@ int runner_run_job(struct app *app, PGconn *conn, const struct db_job_claim *job
 		ctx.phase = phases[i].name;
 		ctx.phase_attempt = attempts[i] + 1;
 		ctx.message[0] = 0;
+		ctx.retry_after_ms = 0;
 		json_decref(ctx.detail);
 		ctx.detail = json_object();
 		if (db_job_phase_start(conn, job->id, job->lease_token, i + 1) <= 0) {
@@ -328,6 +329,8 @@ int runner_run_job(struct app *app, PGconn *conn, const struct db_job_claim *job
 		if (prc == PHASE_RETRY && ctx.phase_attempt < max) {
 			long delay = runner_backoff_ms(app->cfg.retry_base_ms > 0 ? app->cfg.retry_base_ms : 1000,
 						       ctx.phase_attempt);
+			if (ctx.retry_after_ms > delay)
+				delay = ctx.retry_after_ms;
 			runner_event(&ctx, "warn", "attempt %d of %d failed: %s; retrying in %ld ms",
 				     ctx.phase_attempt, max, ctx.message, delay);
 			if (db_job_defer(conn, job->id, job->lease_token, delay) < 0)

@@ -61,6 +61,8 @@ struct runner_ctx {
 	char message[512];            /* one-line summary (or the error) */
 	json_t *detail;               /* object, created empty by the runner */
 	json_t *result;               /* the job's result object, shared by phases */
+	long retry_after_ms;          /* with PHASE_RETRY: wait at least this long
+				       * (a 429/503 Retry-After), 0 = backoff only */
 	/* The cluster's API client, created by runner_kube() on first use. */
 	struct kube_client *kube;
 };

@@ -6,7 +6,9 @@
  * memory; without one the system CAs are used), an optional TLS server name
  * (when the certificate is issued for another name than the URL's host),
  * and one credential: a bearer token or a client certificate + key (PEM in
- * memory). TLS verification is always on.
+ * memory). TLS verification is on, except for a cluster explicitly imported
+ * with insecure-skip-tls-verify (insecure_skip_tls_verify below; the server
+ * accepts such imports only when configured to).
  *
  * kube_request() performs one HTTP exchange and returns 0 whenever an HTTP
  * response arrived (any status; the caller looks at resp->status), or -1

@@ -69,7 +69,7 @@ def skip_all(names, why, fail=False):
     sys.exit(1 if fail else 0)
 
 
-def start(tag, names, **kw):
+def start(tag, names, **kw):  # noqa: E302
     try:
         return Ferry(tag, **kw)
     except EnvironmentError as e:

@@ -15,6 +15,12 @@
 
 #include "db/migrate.h"
 
+static void coredb_quiet(void *arg, const char *msg)
+{
+	(void)arg;
+	(void)msg;
+}
+
 /* Create database NAME_<pid> and write its URL into url. 0 on success;
  * -1 when tests/run's PostgreSQL is not available (why in why). */
 static inline int coredb_create(const char *name, char *url, size_t len, char *why, size_t whylen)
@@ -31,6 +37,7 @@ static inline int coredb_create(const char *name, char *url, size_t len, char *w
 		return -1;
 	}
 	char db[128], sql[300];
+	PQsetNoticeProcessor(c, coredb_quiet, NULL);
 	snprintf(db, sizeof(db), "%s_%ld", name, (long)getpid());
 	snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS %s WITH (FORCE)", db);
 	PQclear(PQexec(c, sql));

@@ -20,6 +20,7 @@
 #include "tests/kubesim/kubesim_proc.h"
 #include "tests/unit/testlib.h"
 
+#include <stdarg.h>
 #include <time.h>
 
 #ifdef INSTALL_TEST_WITH_CHART
@@ -159,6 +160,13 @@ static int run_install(const char *cluster_id, const char *params_json, struct r
 			db_job_phase_end(conn, claim.id, claim.lease_token, i + 1,
 					 rc == PHASE_OK ? "succeeded" : "failed", ctx.message, ctx.detail, (int)calls);
 			json_object_set(out->details, ph[i].name, ctx.detail);
+			if (getenv("INSTALL_TEST_LOG")) {
+				FILE *lf = fopen(getenv("INSTALL_TEST_LOG"), "a");
+				if (lf) {
+					fprintf(lf, "%s: %s\n", ph[i].name, ctx.message);
+					fclose(lf);
+				}
+			}
 			json_decref(ctx.detail);
 			ctx.detail = NULL;
 			if (rc != PHASE_RETRY)
@@ -180,6 +188,24 @@ static int run_install(const char *cluster_id, const char *params_json, struct r
 	kube_client_free(ctx.kube);
 	db_job_claim_clear(&claim);
 	return 0;
+}
+
+/* A "# ..." note on stdout, also appended to $INSTALL_TEST_LOG. */
+static void note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void note(const char *fmt, ...)
+{
+	char line[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof line, fmt, ap);
+	va_end(ap);
+	printf("# %s\n", line);
+	const char *log = getenv("INSTALL_TEST_LOG");
+	FILE *f = log ? fopen(log, "a") : NULL;
+	if (f) {
+		fprintf(f, "# %s\n", line);
+		fclose(f);
+	}
 }
 
 static long sim_writes(const char *cluster)
@@ -206,19 +232,14 @@ static json_t *sim_object(const char *cluster, const char *group_res, const char
 	char *body = NULL;
 	json_t *found = NULL;
 	if (kubesim_proc_admin(ks, "GET", path, NULL, &status, &body) == 0 && status == 200) {
+		/* {"ns/name": object, ...} ("/name" for cluster-scoped objects) */
 		json_t *j = json_loads(body, 0, NULL);
-		json_t *items = json_is_array(j) ? j : json_object_get(j, "items");
-		size_t i;
-		json_t *o;
-		json_array_foreach(items, i, o) {
-			json_t *m = json_object_get(o, "metadata");
-			const char *n = json_string_value(json_object_get(m, "name"));
-			const char *s = json_string_value(json_object_get(m, "namespace"));
-			if (n && !strcmp(n, name) && (!ns || (s && !strcmp(s, ns)))) {
-				found = json_incref(o);
-				break;
-			}
-		}
+		char key[300];
+		if (ns)
+			snprintf(key, sizeof key, "%s/%s", ns, name);
+		else
+			snprintf(key, sizeof key, "/%s", name);
+		found = json_incref(json_object_get(j, key));
 		json_decref(j);
 	}
 	free(body);
@@ -261,7 +282,7 @@ static void test_refuse_nodes(void) { refused("nodes", "tke", "{}", "existing_no
 static void test_refuse_nodes_os(void)
 {
 	/* Allowed, but one node runs TencentOS 3.1. */
-	refused("nodes", "tke", "{\"allow_existing_nodes\": true}", "node_os");
+	refused("nodes2", "tke", "{\"allow_existing_nodes\": true}", "node_os");
 }
 static void test_refuse_ipvs(void) { refused("ipvs", "tke-coexist", "{}", "kube_proxy_ipvs"); }
 
@@ -304,7 +325,7 @@ static void test_fresh_install(void)
 	struct run_out o;
 	check(run_install(fresh_id, "{}", &o) == 0);
 	check_fresh_outcome("fresh", &o);
-	printf("# fresh install: %ld API calls, %ld writes\n", o.calls, sim_writes("fresh"));
+	note("fresh install: %ld API calls, %ld writes", o.calls, sim_writes("fresh"));
 	run_out_clear(&o);
 }
 
@@ -315,7 +336,7 @@ static void test_second_install_no_changes(void)
 	check(run_install(fresh_id, "{}", &o) == 0);
 	check_str(o.state, "succeeded");
 	long w1 = sim_writes("fresh");
-	printf("# second install: %ld API calls, %ld writes\n", o.calls, w1 - w0);
+	note("second install: %ld API calls, %ld writes", o.calls, w1 - w0);
 	/* Only server-side applies that change nothing may be sent. */
 	size_t i;
 	const char *k;
@@ -334,7 +355,9 @@ static void test_dry_run_changes_nothing(void)
 	char id[DB_ID_LEN];
 	check(make_cluster("dry", "tke", id) == 0);
 	struct run_out o;
+	long w0 = sim_writes("dry");
 	check(run_install(id, "{\"dry_run\": true}", &o) == 0);
+	note("dry run: %ld API calls, %ld writes (all dryRun=All)", o.calls, sim_writes("dry") - w0);
 	check_str(o.state, "succeeded");
 	json_t *objs = json_object_get(json_object_get(o.result, "dry_run"), "objects");
 	check(json_array_size(objs) >= 4);
@@ -352,13 +375,20 @@ static void test_faults_still_complete(void)
 	check(make_cluster("faulty", "tke", id) == 0);
 	long status = 0;
 	kubesim_proc_admin(ks, "PUT", "/_sim/clusters/faulty/faults",
-			   "{\"error_rate\": 0.2, \"error_codes\": [500, 503, 429], \"retry_after_s\": 0, \"seed\": 7}",
+			   "{\"error_rate\": 0.2, \"error_codes\": [500, 503, 429], \"retry_after_s\": 0, \"seed\": 123456789}",
 			   &status, NULL);
 	check(status == 200);
 	struct run_out o;
 	check(run_install(id, "{}", &o) == 0);
 	check_fresh_outcome("faulty", &o);
-	printf("# with 20%% faults: %ld API calls\n", o.calls);
+	char *body = NULL;
+	kubesim_proc_admin(ks, "GET", "/_sim/clusters/faulty/stats", NULL, &status, &body);
+	json_t *st = json_loads(body ? body : "{}", 0, NULL);
+	long injected = (long)json_integer_value(json_object_get(st, "faults_injected"));
+	note("with 20%% injected 500/503/429: %ld API calls, %ld faults injected", o.calls, injected);
+	check(injected >= 3);   /* the retries were really exercised */
+	json_decref(st);
+	free(body);
 	run_out_clear(&o);
 	kubesim_proc_admin(ks, "PUT", "/_sim/clusters/faulty/faults", "{}", &status, NULL);
 }
@@ -379,7 +409,7 @@ int main(void)
 	setenv("FERRY_KUBE_RETRY_DEADLINE_MS", "20000", 1);
 	char err[256];
 	ks = kubesim_proc_start(&(struct kubesim_opts){
-		.named = { "gr=tke-globalrouter", "dp=tke-dataplanev2", "old=tke-old", "nodes=tke-with-nodes",
+		.named = { "gr=tke-globalrouter", "dp=tke-dataplanev2", "old=tke-old", "nodes=tke-with-nodes", "nodes2=tke-with-nodes",
 			   "ipvs=tke-ipvs", "fresh=tke-fresh", "dry=tke-fresh", "faulty=tke-fresh", NULL },
 		.ready_delay_ms = 50 }, err, sizeof err);
 	if (!ks) {

@@ -174,12 +174,9 @@ static void add_cluster(const char *server, const char *ca, const char *tls_name
 
 /* Enqueue a preflight job on the cluster and run it (once, or until it is
  * no longer deferred when retries happen); returns the job JSON. */
-static json_t *run_preflight(const char *cluster_id)
+static json_t *run_preflight_existing(const char *id)
 {
-	char id[DB_ID_LEN], active[DB_ID_LEN], err[512];
-	struct db_job_new req = { tenant, cluster_id, "preflight", NULL, NULL, NULL };
-	if (db_job_enqueue(conn, &req, id, active, err, sizeof(err)) != DB_JOB_CREATED)
-		return NULL;
+	char err[512];
 	for (int round = 0; round < 10; round++) {
 		char sql[200];
 		snprintf(sql, sizeof(sql), "UPDATE jobs SET run_after = now() WHERE id = '%s' AND state = 'queued'", id);
@@ -199,6 +196,15 @@ static json_t *run_preflight(const char *cluster_id)
 		json_decref(j);
 	}
 	return db_job_get_json(conn, tenant, id, err, sizeof(err));
+}
+
+static json_t *run_preflight(const char *cluster_id)
+{
+	char id[DB_ID_LEN], active[DB_ID_LEN], err[512];
+	struct db_job_new req = { tenant, cluster_id, "preflight", NULL, NULL, NULL };
+	if (db_job_enqueue(conn, &req, id, active, err, sizeof(err)) != DB_JOB_CREATED)
+		return NULL;
+	return run_preflight_existing(id);
 }
 
 static const char *jstr(json_t *j, const char *k)
@@ -355,6 +361,60 @@ static void test_kubesim(void)
 	free(key);
 }
 
+/* A 503 with Retry-After from kubesim: the phase is retried no sooner than
+ * the server asked, then succeeds. */
+static void test_kubesim_retry_after(void)
+{
+	char p[512], err[512];
+	snprintf(p, sizeof(p), "%s/kubesim.json", ks_dir);
+	char *js = slurp(p);
+	json_t *j = json_loads(js ? js : "", 0, NULL);
+	snprintf(p, sizeof(p), "%s/ca.crt", ks_dir);
+	char *ca = slurp(p);
+	snprintf(p, sizeof(p), "%s/k1/token", ks_dir);
+	char *token = slurp(p);
+	const char *server = jstr(json_array_get(json_object_get(j, "clusters"), 0), "server");
+	check(server && ca && token && jstr(j, "admin_token"));
+	if (!(server && ca && token && jstr(j, "admin_token")))
+		goto out;
+	token[strcspn(token, "\r\n")] = 0;
+	char base[128];
+	snprintf(base, sizeof(base), "https://127.0.0.1:%d", (int)json_integer_value(json_object_get(j, "port")));
+	struct kube_client_config cfg = { .server = base, .ca_pem = ca, .token = jstr(j, "admin_token") };
+	struct kube_client *admin = kube_client_new(&cfg, err, sizeof(err));
+	struct kube_response resp;
+	json_t *faults = json_pack("{s:i, s:[i], s:i}", "fail_next", 1, "error_codes", 503, "retry_after_s", 3);
+	check(kube_put_json(admin, "/_sim/clusters/k1/faults", faults, &resp) == 0 && resp.status == 200);
+	kube_response_free(&resp);
+	json_decref(faults);
+	kube_client_free(admin);
+
+	char cid[DB_ID_LEN], id[DB_ID_LEN], active[DB_ID_LEN];
+	add_cluster(server, ca, NULL, json_pack("{s:s}", "token", token), cid);
+	struct db_job_new req = { tenant, cid, "preflight", NULL, NULL, NULL };
+	check(db_job_enqueue(conn, &req, id, active, err, sizeof(err)) == DB_JOB_CREATED);
+	struct db_job_claim job;
+	check(db_job_claim(conn, "test", 30, &job, err, sizeof(err)) == 1);
+	struct runner_flags flags;
+	atomic_init(&flags.lease_lost, 0);
+	atomic_init(&flags.cancel_requested, 0);
+	runner_run_job(&app, conn, &job, &flags);
+	db_job_claim_clear(&job);
+	char sql[256], v[64] = "";
+	snprintf(sql, sizeof(sql), "SELECT state || '/' || (run_after > now() + interval '2 seconds') FROM jobs WHERE id = '%s'", id);
+	coredb_value(conn, sql, v, sizeof(v));
+	check_str(v, "queued/true");
+	json_t *job_json = run_preflight_existing(id);
+	check_str(jstr(job_json, "state"), "succeeded");
+	check(json_integer_value(json_object_get(phase1(job_json), "attempts")) == 2);
+	json_decref(job_json);
+out:
+	json_decref(j);
+	free(js);
+	free(ca);
+	free(token);
+}
+
 int main(void)
 {
 	char why[512];
@@ -393,10 +453,13 @@ int main(void)
 		test_run("preflight_unreachable_retried_then_failed", test_unreachable_retried);
 		MHD_stop_daemon(d);
 	}
-	if (start_kubesim(why, sizeof(why)) == 0)
+	if (start_kubesim(why, sizeof(why)) == 0) {
 		test_run("preflight_against_kubesim_token_and_client_cert", test_kubesim);
-	else
+		test_run("preflight_kubesim_503_retry_after_honoured", test_kubesim_retry_after);
+	} else {
 		test_skip("preflight_against_kubesim_token_and_client_cert", why);
+		test_skip("preflight_kubesim_503_retry_after_honoured", why);
+	}
 	if (kubesim_pid > 0) {
 		kill(kubesim_pid, SIGTERM);
 		waitpid(kubesim_pid, NULL, 0);
