@@ -45,6 +45,22 @@ const char *api_status_title(int status)
 	}
 }
 
+/* A JSON string of client-influenced text: when it is not valid UTF-8
+ * (a percent-decoded path, a truncated multi-byte name), bytes above
+ * ASCII become '?' so the member is never silently dropped. */
+static json_t *safe_string(const char *text)
+{
+	json_t *v = json_string(text);
+	if (v)
+		return v;
+	char buf[1024];
+	size_t i;
+	for (i = 0; text[i] && i + 1 < sizeof(buf); i++)
+		buf[i] = (unsigned char)text[i] < 0x80 ? text[i] : '?';
+	buf[i] = '\0';
+	return json_string(buf);
+}
+
 static void problem_v(struct api_req *r, int status, const char *title, json_t *errors,
 		      const char *fmt, va_list ap)
 {
@@ -54,9 +70,9 @@ static void problem_v(struct api_req *r, int status, const char *title, json_t *
 	json_object_set_new(p, "type", json_string("about:blank"));
 	json_object_set_new(p, "title", json_string(title ? title : api_status_title(status)));
 	json_object_set_new(p, "status", json_integer(status));
-	json_object_set_new(p, "detail", json_string(detail));
+	json_object_set_new(p, "detail", safe_string(detail));
 	if (r->path)
-		json_object_set_new(p, "instance", json_string(r->path));
+		json_object_set_new(p, "instance", safe_string(r->path));
 	json_object_set_new(p, "request_id", json_string(r->request_id));
 	if (errors)
 		json_object_set_new(p, "errors", errors);

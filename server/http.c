@@ -19,9 +19,13 @@
  * files from cfg.web_root (GET/HEAD only, no "..", regular files only).
  *
  * The SSE stream (/v1/jobs/{id}/events/stream) is a callback response: the
- * reader polls the job's events and state from the database, formats
- * `event: log` / `event: job` records, and ends when the job has finished
- * and every event was sent (or when the server stops).
+ * reader LISTENs on DB_JOB_EVENTS_CHANNEL with a connection of its own
+ * (core's db/jobs.c NOTIFYs it with the job id on every event and state
+ * change), reads the job's new events and state through the pool when its
+ * job is named (and every 5 s regardless), formats `event: log` /
+ * `event: job` records, and ends when the job has finished and every event
+ * was sent, or when the server stops. Without a LISTEN connection it polls
+ * every 300 ms.
  */
 #include "server/http.h"
 
@@ -30,7 +34,9 @@
 #include <fcntl.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,11 +55,17 @@
 #include "server/log.h"
 #include "server/metrics.h"
 
+/* At most this many SSE streams hold a LISTEN connection of their own;
+ * further streams poll, so streams cannot exhaust PostgreSQL's
+ * connection slots. */
+#define SSE_MAX_LISTENERS 32
+
 struct http_server {
 	struct MHD_Daemon *daemon;
 	struct app *app;
 	volatile int stopping;
 	int port;
+	atomic_int listeners;
 };
 
 struct http_ctx {
@@ -87,6 +99,24 @@ static void new_request_id(char out[37])
 		 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
 		 b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10],
 		 b[11], b[12], b[13], b[14], b[15]);
+}
+
+/* A caller's own X-Request-Id is kept (so a pipeline can correlate its
+ * logs with ours) when it is 1-36 characters of [A-Za-z0-9._-]. */
+static int request_id_ok(const char *s)
+{
+	if (!s)
+		return 0;
+	size_t n = strlen(s);
+	if (n == 0 || n > 36)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '.' || c == '_' || c == '-'))
+			return 0;
+	}
+	return 1;
 }
 
 /* ---- routing ----------------------------------------------------------- */
@@ -266,7 +296,73 @@ struct sse_state {
 	size_t out_pos;
 	int finished;            /* job finished and everything queued */
 	time_t last_write;
+	PGconn *listen;          /* LISTENs on DB_JOB_EVENTS_CHANNEL, or NULL */
+	int listen_tried;
 };
+
+/* A dedicated connection LISTENing for this job's changes; NULL when it
+ * cannot be had (the stream then polls). */
+static void sse_listen_close(struct sse_state *s)
+{
+	if (s->listen) {
+		PQfinish(s->listen);
+		s->listen = NULL;
+		atomic_fetch_sub(&s->srv->listeners, 1);
+	}
+}
+
+static PGconn *sse_listen_open(struct sse_state *s)
+{
+	if (atomic_fetch_add(&s->srv->listeners, 1) >= SSE_MAX_LISTENERS) {
+		atomic_fetch_sub(&s->srv->listeners, 1);
+		return NULL;
+	}
+	PGconn *c = PQconnectdb(db_pool_url(s->srv->app->db));
+	if (!c || PQstatus(c) != CONNECTION_OK) {
+		PQfinish(c);
+		atomic_fetch_sub(&s->srv->listeners, 1);
+		return NULL;
+	}
+	PGresult *r = PQexec(c, "LISTEN " DB_JOB_EVENTS_CHANNEL);
+	int ok = r && PQresultStatus(r) == PGRES_COMMAND_OK;
+	PQclear(r);
+	if (!ok || PQsetnonblocking(c, 1) != 0) {
+		PQfinish(c);
+		atomic_fetch_sub(&s->srv->listeners, 1);
+		return NULL;
+	}
+	return c;
+}
+
+/* Wait up to ms for a notification about this job. 1 = something may have
+ * changed (or the listener broke: then it is closed and we poll). */
+static int sse_wait(struct sse_state *s, int ms)
+{
+	if (!s->listen) {
+		struct timespec ts = { 0, 300 * 1000 * 1000 };
+		nanosleep(&ts, NULL);
+		return 1;
+	}
+	struct pollfd pfd = { .fd = PQsocket(s->listen), .events = POLLIN };
+	int n = poll(&pfd, 1, ms);
+	if (n < 0 && errno != EINTR)
+		goto broken;
+	if (n <= 0)
+		return 0;
+	if (!PQconsumeInput(s->listen))
+		goto broken;
+	int hit = 0;
+	PGnotify *nt;
+	while ((nt = PQnotifies(s->listen)) != NULL) {
+		if (nt->extra && !strcmp(nt->extra, s->job_id))
+			hit = 1;
+		PQfreemem(nt);
+	}
+	return hit;
+broken:
+	sse_listen_close(s);
+	return 1;
+}
 
 static int job_is_final(const json_t *job)
 {
@@ -366,6 +462,12 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max)
 		}
 		if (s->finished || s->srv->stopping || s->srv->app->stopping)
 			return MHD_CONTENT_READER_END_OF_STREAM;
+		if (!s->listen_tried) {
+			/* LISTEN before the first read, so no change is lost between
+			 * the read and the wait. */
+			s->listen_tried = 1;
+			s->listen = sse_listen_open(s);
+		}
 		if (sse_poll(s) < 0) {
 			buf_puts(&s->out, "event: error\ndata: {\"detail\":\"the job stream ended\"}\n\n");
 			s->finished = 1;
@@ -376,8 +478,15 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max)
 				buf_puts(&s->out, ": keep-alive\n\n");
 				continue;
 			}
-			struct timespec ts = { 0, 300 * 1000 * 1000 };
-			nanosleep(&ts, NULL);
+			/* Wait for a notification (checking the stop flags twice a
+			 * second); poll the database anyway every 5 s in case a
+			 * notification was missed. */
+			for (int i = 0; i < 10; i++) {
+				if (s->srv->stopping || s->srv->app->stopping)
+					break;
+				if (sse_wait(s, 500))
+					break;
+			}
 		}
 	}
 }
@@ -385,6 +494,7 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max)
 static void sse_free(void *cls)
 {
 	struct sse_state *s = cls;
+	sse_listen_close(s);
 	buf_free(&s->out);
 	free(s->last_job);
 	free(s);
@@ -572,7 +682,11 @@ static enum MHD_Result http_access(void *cls, struct MHD_Connection *conn, const
 		ctx->req.method = method;
 		ctx->req.path = url;
 		ctx->req.route = "";
-		new_request_id(ctx->req.request_id);
+		const char *rid = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Request-Id");
+		if (request_id_ok(rid))
+			snprintf(ctx->req.request_id, sizeof(ctx->req.request_id), "%s", rid);
+		else
+			new_request_id(ctx->req.request_id);
 		*con_cls = ctx;
 		const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
 							     MHD_HTTP_HEADER_CONTENT_LENGTH);
@@ -748,6 +862,7 @@ struct http_server *http_server_start(struct app *app, char *err, size_t errlen)
 		app->cfg.max_json_depth = 32;
 	struct http_server *srv = xcalloc(1, sizeof(*srv));
 	srv->app = app;
+	atomic_init(&srv->listeners, 0);
 	unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
 			     MHD_USE_ERROR_LOG;
 	if (ss.ss_family == AF_INET6)

@@ -3,9 +3,14 @@
  * body limits, problem+json errors, static console files, /healthz, /readyz,
  * /metrics. Implemented by the API side (server/http.c + api/).
  *
- * http_server_start() binds app->cfg.listen and serves on MHD's internal
- * thread pool until http_server_stop(). NULL + message in err on failure
- * (port in use, bad listen address). The server reads *app; app must outlive it.
+ * http_server_start() binds app->cfg.listen ("host:port", "[v6]:port";
+ * port 0 = any free port) and serves with one MHD thread per connection
+ * until http_server_stop(), which ends open SSE streams and waits for the
+ * connection threads. NULL + message in err on failure (port in use, bad
+ * listen address). It fills cfg.max_body_bytes (1 MiB) and
+ * cfg.max_json_depth (32) when they are 0. The server reads *app (metrics
+ * may be NULL; without a keyring cluster writes answer 500); app must
+ * outlive it.
  */
 #ifndef FERRY_HTTP_H
 #define FERRY_HTTP_H

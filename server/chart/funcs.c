@@ -11,6 +11,7 @@
  * shared/reference/go-template.md: numbers from values are float64,
  * arithmetic truncates to int64, typed parameters never convert, and so on.
  */
+#define _GNU_SOURCE
 #include "server/chart/tmpl.h"
 
 #include <ctype.h>
@@ -2242,10 +2243,10 @@ FN(f_genPrivateKey)
 /* ---------------------------------------------------------------- table */
 
 static const struct tfuncdef funcs[] = {
-	{ "adler32sum", "s", f_adler32sum },
 	{ "add", "a*", f_add },
 	{ "add1", "a", f_add1 },
 	{ "addf", "a*", f_addf },
+	{ "adler32sum", "s", f_adler32sum },
 	{ "all", "a*", f_all },
 	{ "and", "aa*", NULL },
 	{ "any", "a*", f_any },
@@ -2303,8 +2304,8 @@ static const struct tfuncdef funcs[] = {
 	{ "initial", "a", f_initial },
 	{ "int", "a", f_int },
 	{ "int64", "a", f_int64 },
-	{ "js", "a*", f_js },
 	{ "join", "sa", f_join },
+	{ "js", "a*", f_js },
 	{ "keys", "m*", f_keys },
 	{ "kindIs", "sa", f_kindIs },
 	{ "kindOf", "a", f_kindOf },
@@ -2365,6 +2366,7 @@ static const struct tfuncdef funcs[] = {
 	{ "printf", "sa*", f_printf },
 	{ "println", "a*", f_println },
 	{ "push", "aa", f_append },
+	{ "quote", "a*", f_quote },
 	{ "randAlpha", "i", f_randAlpha },
 	{ "randAlphaNum", "i", f_randAlphaNum },
 	{ "randNumeric", "i", f_randNumeric },

@@ -12,6 +12,7 @@
  * a typed nil (a map lookup; stepping further into it is an error) and an
  * untyped nil (after a pipeline, a variable or parentheses).
  */
+#define _GNU_SOURCE
 #include "server/chart/tmpl.h"
 
 #include <math.h>
@@ -1247,8 +1248,8 @@ int tmpl_parse(struct cv_arena *a, struct tdefs *defs, const char *name,
 	}
 	free(P.vars);
 	free(P.varlens);
-	free(L.toks);
 	if (P.failed) {
+		free(L.toks);
 		free(items.v);
 		return -1;
 	}
@@ -1256,6 +1257,7 @@ int tmpl_parse(struct cv_arena *a, struct tdefs *defs, const char *name,
 	root->u.list.n = items.n;
 	root->u.list.items = (struct tnode **)pv_finish(&P, &items);
 	add_def(&P, name, strlen(name), root);
+	free(L.toks);
 	return 0;
 }
 
@@ -1336,7 +1338,7 @@ int tmpl_errf(struct tstate *S, const char *fmt, ...)
 	struct buf nt = BUF_INIT;
 	if (S->node)
 		node_text(&nt, S->node);
-	snprintf(E->err, sizeof(E->err), "template: %s: executing \"%s\" at <%.200s>: %s",
+	snprintf(E->err, sizeof(E->err), "template: %.200s: executing \"%.200s\" at <%.200s>: %.1300s",
 		 loc, S->tname, nt.data ? nt.data : "", msg);
 	if (E->fail_kind)
 		snprintf(E->fail_loc, sizeof(E->fail_loc), "%s", loc);
@@ -1527,8 +1529,6 @@ static int eval_const(struct tstate *S, char ptype, struct tnode *n, cv *out)
 	}
 	struct buf t = BUF_INIT;
 	node_text(&t, n);
-	static const char *names[128];
-	names['s'] = "string"; names['i'] = "integer"; names['f'] = "float"; names['b'] = "bool";
 	if (ptype == 's' || ptype == 'b' || ptype == 'f')
 		tmpl_errf(S, "expected %s; found %s", ptype == 's' ? "string" : ptype == 'b' ? "bool" : "float", t.data);
 	else

@@ -8,12 +8,14 @@
  * implements the fmt verbs charts use, with Go's %!verb(type=value) error
  * forms for mismatched operands.
  */
+#define _GNU_SOURCE
 #include "server/chart/cv.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* ---------------------------------------------------------------- arena */
 

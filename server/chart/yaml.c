@@ -13,6 +13,7 @@
  * quoted, double quoted, literal block with chomping indicators), plain and
  * quoted scalars folded at the first space past column 80.
  */
+#define _GNU_SOURCE
 #include "server/chart/cv.h"
 
 #include <ctype.h>

@@ -204,6 +204,12 @@ def t_audit():
     statuses = f.sql("SELECT string_agg(status::text, ',' ORDER BY id) FROM audit_log WHERE id > "
                      "(SELECT max(id) - 2 FROM audit_log)")
     check_eq(statuses, "403,401", "refused requests audited too")
+    # A caller's own request id is kept when sane, replaced otherwise.
+    r = f.post("/v1/clusters", cluster_body("rid"), T["operator"], headers={"X-Request-Id": "ci-run-42.step_7"})
+    check_eq(r.header("X-Request-Id"), "ci-run-42.step_7", "request id echoed")
+    check_eq(f.sql("SELECT count(*) FROM audit_log WHERE request_id = 'ci-run-42.step_7'"), "1", "audited under it")
+    r = f.get("/v1/me", T["operator"], headers={"X-Request-Id": "bad id\"<>"})
+    check(r.header("X-Request-Id") != "bad id\"<>" and len(r.header("X-Request-Id")) == 36, "bad id replaced")
     check("sa-token" not in f.sql("SELECT string_agg(path || coalesce(target,''), ' ') FROM audit_log"),
           "audit holds a credential")
 

@@ -152,6 +152,12 @@ def t_paths_methods():
                  "/v1/clusters/" + new_uuid(), "/v1/jobs/" + new_uuid(), "/v1/clusters/",
                  "/v1/jobs/%s/events" % new_uuid()):
         is_problem(f.get(path, OP), 404)
+    # Paths that decode to invalid UTF-8 still get a complete problem.
+    for path in ("/v1/%ff%fe", "/v1/clusters/%c3", "/%ff.html"):
+        p = is_problem(f.get(path, OP), 404)
+        check("?" in p["detail"], "detail kept: %r" % p)
+    p = is_problem(f.post("/v1/clusters", {"\u00e9" * 40 + "x": 1}, OP), 400)
+    check(p["detail"].startswith("unknown field"), "truncated multibyte name: %r" % p)
     for method, path in (("PUT", "/v1/clusters"), ("DELETE", "/v1/clusters"), ("POST", "/v1/me"),
                          ("PATCH", "/v1/jobs/" + new_uuid()), ("GET", "/v1/clusters/%s/jobs" % CID)):
         r = f.request(method, path, token=OP, content_type=None)

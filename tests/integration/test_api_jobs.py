@@ -184,6 +184,7 @@ def read_sse(path, token, timeout):
             else:
                 k, _, v = line.partition(": ")
                 cur[k] = v
+                cur["_t"] = time.time()
     conn.close()
     return status, ctype, events, time.time() - t0
 
@@ -199,9 +200,13 @@ def t_sse():
     t = threading.Thread(target=reader)
     t.start()
     time.sleep(1.0)
-    f.sql("INSERT INTO job_events (job_id, message) VALUES ('%s', 'third')" % jid)
-    time.sleep(1.0)
+    # Events arrive live: the NOTIFY that db/jobs.c sends with every event
+    # wakes the stream (a psql insert sends it by hand).
+    f.sql("INSERT INTO job_events (job_id, message) VALUES ('%s', 'third');"
+          " SELECT pg_notify('ferry_job_events', '%s')" % (jid, jid))
+    time.sleep(1.5)
     check(t.is_alive(), "stream ended while the job was still queued")
+    cancel_at = time.time()
     f.post("/v1/jobs/%s/cancel" % jid, None, OP, content_type=None)
     t.join(15)
     check(not t.is_alive(), "stream did not end after the job finished")
@@ -210,6 +215,9 @@ def t_sse():
     check(ctype.startswith("text/event-stream"), "content type %s" % ctype)
     logs = [json.loads(e["data"])["message"] for e in events if e.get("event") == "log"]
     check_eq(logs[:3], ["first", "second", "third"], "log events in order")
+    third = [e for e in events if e.get("event") == "log" and json.loads(e["data"])["message"] == "third"][0]
+    check(third["_t"] < cancel_at, "the third event came only with the final state (not live)")
+    check(third.get("id"), "log events carry an id for Last-Event-ID")
     jobs = [json.loads(e["data"]) for e in events if e.get("event") == "job"]
     check(jobs, "no job events")
     check_eq(jobs[0]["state"], "queued", "first job event")
@@ -218,6 +226,13 @@ def t_sse():
     status, _, events, secs = read_sse("/v1/jobs/%s/events/stream" % jid, VIEW, 10)
     check(secs < 5, "finished stream took %.1fs" % secs)
     check_eq(len([e for e in events if e.get("event") == "log"]), len(logs), "replay")
+    # Last-Event-ID resumes after that event.
+    conn = http.client.HTTPConnection("127.0.0.1", f.port, timeout=10)
+    conn.request("GET", "/v1/jobs/%s/events/stream" % jid,
+                 headers={"Authorization": "Bearer " + VIEW, "Last-Event-ID": third["id"]})
+    body = conn.getresponse().read().decode()
+    conn.close()
+    check("third" not in body and "first" not in body and "cancelled" in body, "resume: %r" % body[:300])
 
 
 def t_openapi():

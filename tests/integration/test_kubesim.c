@@ -334,7 +334,6 @@ static void test_scenarios(void)
 	resp_free(&r);
 	r = get("dp", "/apis/apps/v1/namespaces/kube-system/daemonsets/cilium");
 	check(r.code == 200);
-	check_str(js(r.json, "metadata.labels.app.kubernetes.io/part-of"), NULL); /* dotted key: checked below */
 	check(r.body && strstr(r.body, "\"app.kubernetes.io/part-of\":\"cilium\""));
 	resp_free(&r);
 	r = get("ipvs", "/apis/apps/v1/namespaces/kube-system/daemonsets/kube-proxy");
@@ -702,6 +701,7 @@ static int ds_three_ready(const json_t *j)
 static int ds_zero(const json_t *j)
 {
 	return jint(j, "status.desiredNumberScheduled") == 0 && jint(j, "status.currentNumberScheduled") == 0 &&
+	       jint(j, "status.numberMisscheduled") == 0 &&
 	       jint(j, "status.observedGeneration") == jint(j, "metadata.generation") &&
 	       jp(j, "status.numberAvailable") == NULL; /* omitempty: a missing field means 0 */
 }
@@ -826,6 +826,81 @@ static void test_controllers(void)
 	check(wait_for("k3s", "/api/v1/nodes", k3s_ready));
 }
 
+
+static int progress_deadline_exceeded(const json_t *j)
+{
+	json_t *conds = jp(j, "status.conditions");
+	size_t i;
+	json_t *c;
+	json_array_foreach(conds, i, c)
+		if (!strcmp(json_string_value(json_object_get(c, "type")) ?: "", "Progressing") &&
+		    !strcmp(json_string_value(json_object_get(c, "status")) ?: "", "False") &&
+		    !strcmp(json_string_value(json_object_get(c, "reason")) ?: "", "ProgressDeadlineExceeded"))
+			return 1;
+	return 0;
+}
+
+static int one_pod_listed(const json_t *j)
+{
+	return json_array_size(json_object_get(j, "items")) == 1;
+}
+
+static void test_pods_terminating_deadline(void)
+{
+	/* a pod deleted with a grace period answers with itself, carrying
+	 * deletionTimestamp, and disappears later; gracePeriodSeconds=0 is at once */
+	struct resp r = get("nodes", "/api/v1/namespaces/kube-system/pods?labelSelector=k8s-app%3Dtke-cni-agent");
+	char name[300], path[400];
+	snprintf(name, sizeof(name), "%s", js(r.json, "items.0.metadata.name") ?: "none");
+	resp_free(&r);
+	snprintf(path, sizeof(path), "/api/v1/namespaces/kube-system/pods/%s", name);
+	r = call("DELETE", "nodes", path, NULL, NULL, "admin", 0);
+	check(r.code == 200);
+	check_str(js(r.json, "kind"), "Pod");
+	check(js(r.json, "metadata.deletionTimestamp") != NULL);
+	resp_free(&r);
+	int gone = 0;
+	for (int i = 0; i < 100 && !gone; i++) {
+		r = get("nodes", path);
+		gone = r.code == 404;
+		resp_free(&r);
+		sleep_ms(20);
+	}
+	check(gone);
+	/* the DaemonSet controller replaces it */
+	check(wait_for("nodes", "/apis/apps/v1/namespaces/kube-system/daemonsets/tke-cni-agent", ds_three_ready));
+	r = get("nodes", "/api/v1/namespaces/kube-system/pods?labelSelector=k8s-app%3Dtke-cni-agent");
+	snprintf(name, sizeof(name), "%s", js(r.json, "items.0.metadata.name") ?: "none");
+	resp_free(&r);
+	snprintf(path, sizeof(path), "/api/v1/namespaces/kube-system/pods/%s?gracePeriodSeconds=0", name);
+	r = call("DELETE", "nodes", path, NULL, NULL, "admin", 0);
+	check(r.code == 200);
+	check_str(js(r.json, "kind"), "Status");
+	resp_free(&r);
+	/* a Deployment that cannot progress reports ProgressDeadlineExceeded */
+	r = call("POST", "nodes", "/apis/apps/v1/namespaces/default/deployments", "application/json",
+		 "{\"metadata\":{\"name\":\"stuck\"},\"spec\":{\"replicas\":1,\"progressDeadlineSeconds\":1,"
+		 "\"selector\":{\"matchLabels\":{\"app\":\"stuck\"}},\"template\":{\"metadata\":{\"labels\":{\"app\":\"stuck\"}},"
+		 "\"spec\":{\"containers\":[{\"name\":\"s\",\"image\":\"example.com/nonexistent:1\"}]}}}}", "admin", 0);
+	check(r.code == 201);
+	resp_free(&r);
+	check(wait_for("nodes", "/api/v1/namespaces/default/pods?labelSelector=app%3Dstuck", one_pod_listed));
+	r = get("nodes", "/api/v1/namespaces/default/pods?labelSelector=app%3Dstuck");
+	resp_free(&r);
+	int exceeded = 0;
+	for (int i = 0; i < 60 && !exceeded; i++) {
+		r = get("nodes", "/apis/apps/v1/namespaces/default/deployments/stuck");
+		exceeded = progress_deadline_exceeded(r.json);
+		resp_free(&r);
+		if (!exceeded)
+			sleep_ms(50);
+	}
+	check(exceeded);
+	r = get("nodes", "/api/v1/namespaces/default/pods?labelSelector=app%3Dstuck");
+	check_str(js(r.json, "items.0.status.containerStatuses.0.state.waiting.reason"), "ErrImagePull");
+	resp_free(&r);
+}
+
 static void test_faults_and_stats(void)
 {
 	admin("POST", "/_sim/clusters/c3/stats/reset", NULL, 200);
@@ -944,7 +1019,7 @@ static void test_watch(void)
 	snprintf(path, sizeof(path), "/api/v1/namespaces/default/configmaps?watch=true&resourceVersion=%s&timeoutSeconds=1&fieldSelector=metadata.name%%3Dw1", rv);
 	r = get("c2", path);
 	check(r.code == 200);
-	check(r.body && strstr(r.body, "{\"type\":\"ADDED\",\"object\":{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\""));
+	check(r.body && strstr(r.body, "{\"type\":\"ADDED\",\"object\":{\"kind\":\"ConfigMap\",\"apiVersion\":\"v1\""));
 	check(r.body && strstr(r.body, "\"type\":\"MODIFIED\""));
 	resp_free(&r);
 	admin("POST", "/_sim/clusters/c2/compact", NULL, 200);
@@ -973,6 +1048,55 @@ static void test_many_clusters_start(void)
 	}
 }
 
+
+
+static void test_namespaces_karpenter(void)
+{
+	struct resp r = call("POST", "c1", "/api/v1/namespaces", "application/json",
+			     "{\"metadata\":{\"name\":\"tmp-ns\"}}", "admin", 0);
+	check(r.code == 201);
+	check_str(js(r.json, "status.phase"), "Active");
+	resp_free(&r);
+	r = call("POST", "c1", "/api/v1/namespaces/tmp-ns/configmaps", "application/json",
+		 "{\"metadata\":{\"name\":\"x\"}}", "admin", 0);
+	check(r.code == 201);
+	resp_free(&r);
+	r = call("DELETE", "c1", "/api/v1/namespaces/tmp-ns", NULL, NULL, "admin", 0);
+	check(r.code == 200);
+	check_str(js(r.json, "status.phase"), "Terminating");
+	resp_free(&r);
+	int gone = 0;
+	for (int i = 0; i < 100 && !gone; i++) {
+		r = get("c1", "/api/v1/namespaces/tmp-ns");
+		gone = r.code == 404;
+		resp_free(&r);
+		if (!gone)
+			sleep_ms(20);
+	}
+	check(gone);
+	r = get("c1", "/api/v1/namespaces/tmp-ns/configmaps/x");
+	check(r.code == 404);
+	resp_free(&r);
+	/* Karpenter scenario: CRDs served from the start */
+	r = get("karp", "/apis/karpenter.sh/v1/nodepools");
+	check(r.code == 200);
+	check_str(js(r.json, "kind"), "NodePoolList");
+	resp_free(&r);
+	r = call("POST", "karp", "/apis/karpenter.k8s.tke/v1beta1/tkemachinenodeclasses", "application/json",
+		 "{\"apiVersion\":\"karpenter.k8s.tke/v1beta1\",\"kind\":\"TKEMachineNodeClass\",\"metadata\":{\"name\":\"default\"},\"spec\":{}}", "admin", 0);
+	check(r.code == 201);
+	resp_free(&r);
+	r = get("c1", "/apis/karpenter.sh/v1/nodepools");
+	check(r.code == 404);
+	resp_free(&r);
+	/* super nodes added through the admin API */
+	admin("POST", "/_sim/clusters/karp/nodes", "{\"nodes\":[{\"name\":\"eklet-1\",\"virtual\":true}]}", 201);
+	r = get("karp", "/api/v1/nodes?labelSelector=type%3Dvirtual-kubelet");
+	check(json_array_size(jp(r.json, "items")) == 1);
+	check(r.body && strstr(r.body, "eks.tke.cloud.tencent.com/eklet"));
+	resp_free(&r);
+}
+
 static void test_clean_stop(void)
 {
 	check(kubesim_proc_stop(ks) == 0); /* SIGTERM: exit status 0, no sanitizer report */
@@ -986,7 +1110,7 @@ int main(void)
 	ks = kubesim_proc_start(&(struct kubesim_opts){
 		.clusters = 3, .scenario = "tke-fresh", .ready_delay_ms = 100, .tick_ms = 20,
 		.named = {"old=tke-old", "nodes=tke-with-nodes", "gr=tke-globalrouter", "dp=tke-dataplanev2",
-			  "ipvs=tke-ipvs", "k3s=k3s", "gen=generic", NULL}}, err, sizeof(err));
+			  "ipvs=tke-ipvs", "k3s=k3s", "gen=generic", "karp=tke-karpenter", NULL}}, err, sizeof(err));
 	if (!ks) {
 		printf("FAIL: kubesim_start: %s\n", err);
 		return 1;
@@ -1003,9 +1127,11 @@ int main(void)
 	test_run("kubesim_server_side_apply", test_apply);
 	test_run("kubesim_dry_run", test_dry_run);
 	test_run("kubesim_controllers", test_controllers);
+	test_run("kubesim_pods_terminating_progress_deadline", test_pods_terminating_deadline);
 	test_run("kubesim_faults_stats", test_faults_and_stats);
 	test_run("kubesim_reset_runtime_clusters", test_reset_and_runtime_clusters);
 	test_run("kubesim_watch", test_watch);
+	test_run("kubesim_namespaces_karpenter_supernodes", test_namespaces_karpenter);
 	test_run("kubesim_clean_stop", test_clean_stop);
 	test_run("kubesim_200_clusters_start", test_many_clusters_start);
 	curl_global_cleanup();

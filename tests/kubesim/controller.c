@@ -183,11 +183,68 @@ static void store_pod(struct cluster *c, json_t *pod)
 	store_put(c, "core/pods", id, pod, 1);
 }
 
-static void delete_pod(struct cluster *c, const char *id)
+void pod_terminate(struct cluster *c, const char *id_in, int grace_ms)
 {
+	char id[600];
+	snprintf(id, sizeof(id), "%s", id_in);
 	if (c->pod_ready_at)
 		json_object_del(c->pod_ready_at, id);
-	store_del(c, "core/pods", id);
+	json_t *pod = json_object_get(json_object_get(c->store, "core/pods"), id);
+	if (!pod)
+		return;
+	if (grace_ms <= 0) {
+		if (c->pod_gone_at)
+			json_object_del(c->pod_gone_at, id);
+		store_del(c, "core/pods", id);
+		return;
+	}
+	if (jpath(pod, "metadata.deletionTimestamp"))
+		return;
+	char ts[32];
+	rfc3339_now(ts);
+	json_t *np = json_deep_copy(pod);
+	json_t *md = json_object_get(np, "metadata");
+	json_object_set_new(md, "deletionTimestamp", json_string(ts));
+	json_object_set_new(md, "deletionGracePeriodSeconds", json_integer(30));
+	store_put(c, "core/pods", id, np, 0);
+	if (!c->pod_gone_at)
+		c->pod_gone_at = json_object();
+	int64_t at = now_ms() + grace_ms;
+	json_object_set_new(c->pod_gone_at, id, json_integer(at));
+	set_next_due(c, at);
+}
+
+static void delete_pod(struct cluster *c, const char *id)
+{
+	pod_terminate(c, id, g_sim.ready_delay_ms);
+}
+
+static int terminating(const json_t *pod)
+{
+	return jpath(pod, "metadata.deletionTimestamp") != NULL;
+}
+
+/* Terminating pods whose grace period is over go away. */
+static void tick_gone(struct cluster *c, int64_t now)
+{
+	if (!c->pod_gone_at)
+		return;
+	json_t *due = json_array();
+	const char *id;
+	json_t *when;
+	json_object_foreach(c->pod_gone_at, id, when) {
+		if (json_integer_value(when) <= now)
+			json_array_append_new(due, json_string(id));
+		else
+			set_next_due(c, json_integer_value(when));
+	}
+	size_t i;
+	json_t *v;
+	json_array_foreach(due, i, v) {
+		json_object_del(c->pod_gone_at, json_string_value(v));
+		store_del(c, "core/pods", json_string_value(v));
+	}
+	json_decref(due);
 }
 
 /* Pods turning ready. */
@@ -315,12 +372,14 @@ static void tick_daemonset(struct cluster *c, const char *id, json_t *ds, int64_
 	json_object_foreach(nodes, nid, node)
 		if (fits(podspec, node, 1))
 			json_object_set_new(targets, nid + 1, json_true());
-	/* delete pods on nodes no longer targeted, and outdated ones */
+	/* terminate pods on nodes no longer targeted, and outdated ones */
 	json_t *covered = json_object();
 	size_t i;
 	json_t *pid;
 	json_array_foreach(mine, i, pid) {
 		json_t *pod = json_object_get(pods, json_string_value(pid));
+		if (!pod || terminating(pod))
+			continue;
 		const char *pn = json_string_value(jpath(pod, "spec.nodeName"));
 		const char *ph = jstr(jpath(pod, "metadata.labels"), "controller-revision-hash");
 		if (!pn || !json_object_get(targets, pn) || json_object_get(covered, pn) ||
@@ -336,24 +395,47 @@ static void tick_daemonset(struct cluster *c, const char *id, json_t *ds, int64_
 		if (!json_object_get(covered, tn))
 			store_pod(c, make_pod(c, ds, "DaemonSet", hash, tn, now));
 	json_decref(mine);
-	/* status */
+	/* status, per node as the DaemonSet controller counts it: a node with
+	 * any daemon pod (terminating ones included) is scheduled */
 	mine = owned_pods(c, uidbuf);
 	pods = json_object_get(c->store, "core/pods");
-	long desired = (long)json_object_size(targets), current = 0, updated = 0, ready = 0;
+	json_t *per_node = json_object(); /* node -> {any, updated, ready} */
 	json_array_foreach(mine, i, pid) {
 		json_t *pod = json_object_get(pods, json_string_value(pid));
-		current++;
+		const char *pn = json_string_value(jpath(pod, "spec.nodeName"));
+		if (!pn)
+			continue;
+		json_t *e = json_object_get(per_node, pn);
+		if (!e) {
+			e = json_pack("{s:b, s:b, s:b}", "any", 1, "updated", 0, "ready", 0);
+			json_object_set_new(per_node, pn, e);
+		}
+		if (terminating(pod))
+			continue;
 		const char *ph = jstr(jpath(pod, "metadata.labels"), "controller-revision-hash");
 		if (ph && !strcmp(ph, hash))
-			updated++;
+			json_object_set_new(e, "updated", json_true());
 		if (pod_ready(pod))
-			ready++;
+			json_object_set_new(e, "ready", json_true());
 	}
+	long desired = (long)json_object_size(targets), current = 0, updated = 0, ready = 0, mis = 0;
+	const char *pn;
+	json_t *e;
+	json_object_foreach(per_node, pn, e) {
+		if (!json_object_get(targets, pn)) {
+			mis++;
+			continue;
+		}
+		current++;
+		updated += json_is_true(json_object_get(e, "updated"));
+		ready += json_is_true(json_object_get(e, "ready"));
+	}
+	json_decref(per_node);
 	json_t *st = json_object();
 	set_count(st, "currentNumberScheduled", current, 0);
 	set_count(st, "desiredNumberScheduled", desired, 0);
 	set_count(st, "numberAvailable", ready, 1);
-	set_count(st, "numberMisscheduled", 0, 0);
+	set_count(st, "numberMisscheduled", mis, 0);
 	set_count(st, "numberReady", ready, 0);
 	set_count(st, "numberUnavailable", desired - ready > 0 ? desired - ready : 0, 1);
 	json_object_set(st, "observedGeneration", json_object_get(md, "generation"));
@@ -386,6 +468,8 @@ static void tick_deployment(struct cluster *c, const char *id, json_t *dep, int6
 	json_t *pid;
 	json_array_foreach(mine, i, pid) {
 		json_t *pod = json_object_get(pods, json_string_value(pid));
+		if (terminating(pod))
+			continue;
 		const char *ph = jstr(jpath(pod, "metadata.labels"), "pod-template-hash");
 		if (ph && !strcmp(ph, hash)) {
 			n_new++;
@@ -396,6 +480,8 @@ static void tick_deployment(struct cluster *c, const char *id, json_t *dep, int6
 	/* scale new pods to replicas; old pods go once the new ones are ready */
 	json_array_foreach(mine, i, pid) {
 		json_t *pod = json_object_get(pods, json_string_value(pid));
+		if (terminating(pod))
+			continue;
 		const char *ph = jstr(jpath(pod, "metadata.labels"), "pod-template-hash");
 		int is_new = ph && !strcmp(ph, hash);
 		if (is_new && n_new > replicas) {
@@ -426,6 +512,8 @@ static void tick_deployment(struct cluster *c, const char *id, json_t *dep, int6
 	long total = 0, updated = 0, ready = 0;
 	json_array_foreach(mine, i, pid) {
 		json_t *pod = json_object_get(pods, json_string_value(pid));
+		if (terminating(pod))
+			continue;
 		total++;
 		const char *ph = jstr(jpath(pod, "metadata.labels"), "pod-template-hash");
 		if (ph && !strcmp(ph, hash))
@@ -446,11 +534,36 @@ static void tick_deployment(struct cluster *c, const char *id, json_t *dep, int6
 	int complete = updated >= replicas && total == updated && ready >= updated;
 	const char *avail = ready >= (replicas > 0 ? replicas - 1 : 0) && (ready > 0 || replicas == 0) ? "True" : "False";
 	const char *preason = complete ? "NewReplicaSetAvailable" : "ReplicaSetUpdated";
+	const char *pstatus = "True";
+	/* progress deadline: no change in the counts for progressDeadlineSeconds */
+	{
+		char sig[128];
+		snprintf(sig, sizeof(sig), "%lld/%ld/%ld/%ld",
+			 (long long)json_integer_value(json_object_get(md, "generation")), total, updated, ready);
+		if (!c->progress)
+			c->progress = json_object();
+		json_t *pe = json_object_get(c->progress, id);
+		if (!pe || strcmp(jstr(pe, "sig") ? jstr(pe, "sig") : "", sig)) {
+			pe = json_pack("{s:s, s:I}", "sig", sig, "ms", (json_int_t)now);
+			json_object_set_new(c->progress, id, pe);
+		}
+		json_t *pds = jpath(dep, "spec.progressDeadlineSeconds");
+		int64_t since = (int64_t)json_integer_value(json_object_get(pe, "ms"));
+		if (!complete && json_is_integer(pds)) {
+			int64_t deadline = since + (int64_t)json_integer_value(pds) * 1000;
+			if (now >= deadline) {
+				preason = "ProgressDeadlineExceeded";
+				pstatus = "False";
+			} else {
+				set_next_due(c, deadline);
+			}
+		}
+	}
 	char ts[32];
 	rfc3339_now(ts);
 	json_t *conds = json_array();
 	const char *types[2] = {"Available", "Progressing"};
-	const char *stat[2] = {avail, "True"};
+	const char *stat[2] = {avail, pstatus};
 	const char *reasons[2] = {!strcmp(avail, "True") ? "MinimumReplicasAvailable" : "MinimumReplicasUnavailable", preason};
 	for (int k = 0; k < 2; k++) {
 		const char *prev_ts = NULL;
@@ -465,7 +578,9 @@ static void tick_deployment(struct cluster *c, const char *id, json_t *dep, int6
 			"status", stat[k], "reason", reasons[k],
 			"message", k == 0 ? (!strcmp(avail, "True") ? "Deployment has minimum availability." :
 					       "Deployment does not have minimum availability.")
-					  : (complete ? "ReplicaSet has successfully progressed." : "ReplicaSet is progressing."),
+					  : (complete ? "ReplicaSet has successfully progressed." :
+					     !strcmp(pstatus, "False") ? "ReplicaSet has timed out progressing." :
+					     "ReplicaSet is progressing."),
 			"lastUpdateTime", prev_ts ? prev_ts : ts, "lastTransitionTime", prev_ts ? prev_ts : ts));
 	}
 	json_object_set_new(st, "conditions", conds);
@@ -536,7 +651,7 @@ static void gc_pods(struct cluster *c)
 		if (!json_array_size(refs))
 			continue;
 		const char *u = jstr(json_array_get(refs, 0), "uid");
-		if (u && !json_object_get(uids, u))
+		if (u && !json_object_get(uids, u) && !terminating(pod))
 			delete_pod(c, id);
 	}
 	json_decref(uids);
@@ -599,6 +714,7 @@ void controller_tick_cluster(struct cluster *c, int64_t now)
 	store_finish_namespaces(c);
 	store_finish_foreground(c);
 	gc_pods(c);
+	tick_gone(c, now);
 	tick_pods(c, now);
 	json_t *ids = json_array();
 	const char *id;

@@ -36,7 +36,7 @@ static void usage(FILE *f)
 		"usage: kubesim --dir DIR [--listen 127.0.0.1:0] [--clusters N] [--scenario NAME]\n"
 		"               [--cluster NAME=SCENARIO]... [--scenario-file NAME=FILE]...\n"
 		"               [--ready-delay-ms N] [--tick-ms N] [--admin-token T] [--quiet]\n"
-		"scenarios: tke-fresh tke-with-nodes tke-globalrouter tke-dataplanev2 tke-old tke-ipvs k3s generic\n");
+		"scenarios: tke-fresh tke-with-nodes tke-globalrouter tke-dataplanev2 tke-old tke-ipvs tke-karpenter k3s generic\n");
 }
 
 static int write_info(char *err, size_t errlen)
@@ -57,6 +57,44 @@ static int write_info(char *err, size_t errlen)
 	free(s);
 	if (rc)
 		snprintf(err, errlen, "cannot write %.900s", p);
+	return rc;
+}
+
+/* Writing thousands of small files is bound by file-system latency, so a
+ * few threads share the clusters (each cluster's files are independent). */
+#define WRITERS 4
+struct writer {
+	size_t first;
+	int failed;
+	char err[512];
+};
+
+static void *writer_main(void *arg)
+{
+	struct writer *w = arg;
+	for (size_t i = w->first; i < g_sim.nclusters && !w->failed; i += WRITERS)
+		if (cluster_write_files(g_sim.clusters[i], w->err, sizeof(w->err)))
+			w->failed = 1;
+	return NULL;
+}
+
+static int write_all_files(char *err, size_t errlen)
+{
+	struct writer w[WRITERS];
+	pthread_t th[WRITERS];
+	memset(w, 0, sizeof(w));
+	for (int i = 0; i < WRITERS; i++) {
+		w[i].first = (size_t)i;
+		pthread_create(&th[i], NULL, writer_main, &w[i]);
+	}
+	int rc = 0;
+	for (int i = 0; i < WRITERS; i++) {
+		pthread_join(th[i], NULL);
+		if (w[i].failed && !rc) {
+			snprintf(err, errlen, "%s", w[i].err);
+			rc = -1;
+		}
+	}
 	return rc;
 }
 
@@ -189,12 +227,10 @@ int main(int argc, char **argv)
 		fprintf(stderr, "kubesim: %s\n", err);
 		goto out;
 	}
-	for (size_t i = 0; i < g_sim.nclusters; i++) {
-		if (cluster_write_files(g_sim.clusters[i], err, sizeof(err))) {
-			fprintf(stderr, "kubesim: %s\n", err);
-			server_stop();
-			goto out;
-		}
+	if (write_all_files(err, sizeof(err))) {
+		fprintf(stderr, "kubesim: %s\n", err);
+		server_stop();
+		goto out;
 	}
 	pthread_t ctl;
 	pthread_create(&ctl, NULL, controller_main, NULL);

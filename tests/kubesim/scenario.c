@@ -140,6 +140,24 @@ static const char generic_yaml[] =
 "      containers: [{name: coredns, image: 'registry.k8s.io/coredns/coredns:v1.11.3'}]\n"
 "status: {}\n";
 
+
+static const char karpenter_yaml[] =
+"apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata: {name: nodepools.karpenter.sh}\n"
+"spec:\n  group: karpenter.sh\n  scope: Cluster\n  names: {plural: nodepools, singular: nodepool, kind: NodePool, listKind: NodePoolList}\n"
+"  versions: [{name: v1, served: true, storage: true, subresources: {status: {}}, schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}}]\n"
+"status: {acceptedNames: {plural: nodepools, singular: nodepool, kind: NodePool, listKind: NodePoolList}, storedVersions: [v1],\n"
+"  conditions: [{type: NamesAccepted, status: 'True', reason: NoConflicts, message: no conflicts found}, {type: Established, status: 'True', reason: InitialNamesAccepted, message: the initial names have been accepted}]}\n"
+"---\napiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata: {name: tkemachinenodeclasses.karpenter.k8s.tke}\n"
+"spec:\n  group: karpenter.k8s.tke\n  scope: Cluster\n  names: {plural: tkemachinenodeclasses, singular: tkemachinenodeclass, kind: TKEMachineNodeClass, listKind: TKEMachineNodeClassList}\n"
+"  versions: [{name: v1beta1, served: true, storage: true, subresources: {status: {}}, schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}}]\n"
+"status: {acceptedNames: {plural: tkemachinenodeclasses, singular: tkemachinenodeclass, kind: TKEMachineNodeClass, listKind: TKEMachineNodeClassList}, storedVersions: [v1beta1],\n"
+"  conditions: [{type: NamesAccepted, status: 'True', reason: NoConflicts, message: no conflicts found}, {type: Established, status: 'True', reason: InitialNamesAccepted, message: the initial names have been accepted}]}\n"
+"---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {name: karpenter, namespace: kube-system, labels: {app.kubernetes.io/name: karpenter}}\n"
+"spec:\n  replicas: 2\n  selector: {matchLabels: {app.kubernetes.io/name: karpenter}}\n  strategy: {type: RollingUpdate, rollingUpdate: {maxSurge: 25%, maxUnavailable: 1}}\n"
+"  template:\n    metadata: {labels: {app.kubernetes.io/name: karpenter}}\n    spec:\n      tolerations: [{key: CriticalAddonsOnly, operator: Exists}]\n"
+"      containers: [{name: controller, image: 'ccr.ccs.tencentyun.com/tkeimages/karpenter-provider-tke:v0.1.6'}]\n"
+"status: {}\n";
+
 static json_t *version_doc(const char *git_version, const char *minor)
 {
 	char major[8] = "1";
@@ -365,7 +383,7 @@ static struct scenario *build_builtin(const char *name, char *err, size_t errlen
 	int rc = 0;
 	if (!strcmp(name, "tke-fresh") || !strcmp(name, "tke-with-nodes") ||
 	    !strcmp(name, "tke-globalrouter") || !strcmp(name, "tke-dataplanev2") ||
-	    !strcmp(name, "tke-ipvs") || !strcmp(name, "tke-old")) {
+	    !strcmp(name, "tke-ipvs") || !strcmp(name, "tke-old") || !strcmp(name, "tke-karpenter")) {
 		int old = !strcmp(name, "tke-old");
 		s = scenario_new(name, old ? "v1.28.3-tke.5" : "v1.32.2-tke.1", old ? "28+" : "32");
 		rc = add_yaml(s, tke_base_yaml, err, errlen);
@@ -383,6 +401,8 @@ static struct scenario *build_builtin(const char *name, char *err, size_t errlen
 		}
 		if (!rc && !strcmp(name, "tke-dataplanev2"))
 			rc = add_yaml(s, cilium_dpv2_yaml, err, errlen);
+		if (!rc && !strcmp(name, "tke-karpenter"))
+			rc = add_yaml(s, karpenter_yaml, err, errlen);
 		if (!rc && !strcmp(name, "tke-ipvs")) {
 			edit_object(s, "apps/daemonsets", "kube-system/kube-proxy", set_proxy_mode, "ipvs");
 			edit_object(s, "core/configmaps", "kube-system/kube-proxy", set_proxy_mode, "ipvs");
@@ -411,7 +431,7 @@ static struct scenario *build_builtin(const char *name, char *err, size_t errlen
 		}
 	} else {
 		snprintf(err, errlen, "unknown scenario \"%s\" (known: tke-fresh, tke-with-nodes, "
-			 "tke-globalrouter, tke-dataplanev2, tke-old, tke-ipvs, k3s, generic)", name);
+			 "tke-globalrouter, tke-dataplanev2, tke-old, tke-ipvs, tke-karpenter, k3s, generic)", name);
 		return NULL;
 	}
 	if (rc) {

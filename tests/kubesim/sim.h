@@ -97,6 +97,8 @@ struct cluster {
 	int dirty;
 	int64_t next_due_ms;    /* 0 = nothing pending */
 	json_t *pod_ready_at;   /* "ns/name" -> ms, lazily */
+	json_t *pod_gone_at;    /* terminating pods: "ns/name" -> ms, lazily */
+	json_t *progress;       /* deployments: "ns/name" -> {sig, ms}, lazily */
 	uint64_t uid_seq;
 };
 
@@ -254,6 +256,9 @@ void ssa_update_managed(const json_t *old, json_t *newobj, const char *manager,
 void *controller_main(void *arg);
 void controller_tick_cluster(struct cluster *c, int64_t now);
 char *template_hash(const json_t *tmpl);
+/* Delete a pod gracefully: it gets deletionTimestamp now and disappears
+ * grace_ms later (0: at once). sim.mu held. */
+void pod_terminate(struct cluster *c, const char *id, int grace_ms);
 
 /* ---- tlsgen.c */
 int tls_load_or_create_ca(const char *dir, char *err, size_t errlen);

@@ -94,6 +94,10 @@ void cluster_reset(struct cluster *c)
 	c->by_request = NULL;
 	json_decref(c->pod_ready_at);
 	c->pod_ready_at = NULL;
+	json_decref(c->pod_gone_at);
+	c->pod_gone_at = NULL;
+	json_decref(c->progress);
+	c->progress = NULL;
 	c->total = c->writes = c->faults_injected = c->rejected_auth = 0;
 	memset(c->by_verb, 0, sizeof(c->by_verb));
 	faults_clear(&c->faults);
@@ -113,6 +117,8 @@ void cluster_free(struct cluster *c)
 	free(c->ev);
 	json_decref(c->by_request);
 	json_decref(c->pod_ready_at);
+	json_decref(c->pod_gone_at);
+	json_decref(c->progress);
 	faults_clear(&c->faults);
 	free(c->name);
 	free(c);
@@ -412,6 +418,12 @@ static json_t *parse_body(const struct api_req *req, struct api_resp *resp)
 {
 	if (!req->body || !req->body_len) {
 		resp_status(resp, 400, "BadRequest", "the body of the request was empty");
+		return NULL;
+	}
+	if (req->content_type && (strstr(req->content_type, "protobuf") || strstr(req->content_type, "cbor"))) {
+		resp_status(resp, 415, "UnsupportedMediaType",
+			    "the body of the request was in an unknown format - accepted media types include: "
+			    "application/json, application/yaml (kubesim does not implement %s)", req->content_type);
 		return NULL;
 	}
 	json_error_t je;
@@ -715,6 +727,14 @@ static void finish_create(struct api_req *req, struct api_resp *resp, const stru
 	if (!strcmp(t->kind, "Namespace"))
 		json_object_set_new(obj, "status", json_pack("{s:s}", "phase", "Active"));
 	apply_defaults(req->c, t, obj, 1);
+	{
+		/* key order as the API server writes it: kind, apiVersion, metadata, … */
+		json_t *ordered = json_pack("{s:O, s:O, s:O}", "kind", json_object_get(obj, "kind"),
+					    "apiVersion", json_object_get(obj, "apiVersion"), "metadata", md);
+		json_object_update_missing(ordered, obj);
+		json_decref(obj);
+		obj = ordered;
+	}
 	if (!via_apply) {
 		json_object_del(md, "managedFields");
 		ssa_update_managed(NULL, obj, default_manager(req, mbuf, sizeof(mbuf)), "Update", gv, NULL, ts);
@@ -1507,10 +1527,10 @@ static void orphan_or_delete_dependents(struct cluster *c, const char *uid, int 
 			json_t *np = json_deep_copy(pod);
 			json_object_del(json_object_get(np, "metadata"), "ownerReferences");
 			store_put(c, "core/pods", id, np, 0);
-		} else {
-			if (c->pod_ready_at)
-				json_object_del(c->pod_ready_at, id);
-			store_del(c, "core/pods", id);
+		} else if (!jpath(pod, "metadata.deletionTimestamp")) {
+			char pid[600];
+			snprintf(pid, sizeof(pid), "%s", id);
+			pod_terminate(c, pid, g_sim.ready_delay_ms);
 		}
 	}
 }
@@ -1532,7 +1552,7 @@ static void delete_namespace_contents(struct cluster *c, const char *ns)
 
 static int delete_one(struct api_req *req, struct api_resp *resp, const struct res_type *t,
 		      const char *key, const char *id, json_t *live, const char *policy, int dry,
-		      int *deferred)
+		      int grace_ms, int *deferred)
 {
 	const char *uid = jstr(json_object_get(live, "metadata"), "uid");
 	*deferred = 0;
@@ -1587,8 +1607,16 @@ static int delete_one(struct api_req *req, struct api_resp *resp, const struct r
 				store_del(req->c, ck, cid);
 		}
 	}
-	if (!strcmp(t->kind, "Pod") && req->c->pod_ready_at)
-		json_object_del(req->c->pod_ready_at, id);
+	if (!strcmp(t->kind, "Pod") && !t->group[0]) {
+		if (grace_ms > 0) {
+			if (!jpath(live, "metadata.deletionTimestamp"))
+				pod_terminate(req->c, id, grace_ms);
+			*deferred = 1;
+			return 0;
+		}
+		pod_terminate(req->c, id, 0);
+		return 0;
+	}
 	store_del(req->c, key, id);
 	return 0;
 }
@@ -1650,7 +1678,14 @@ static void do_delete(struct api_req *req, struct api_resp *resp, const struct r
 		goto out;
 	}
 	int deferred = 0;
-	delete_one(req, resp, t, key, id, live, policy, dry, &deferred);
+	json_t *gp = json_object_get(opts, "gracePeriodSeconds");
+	const char *gq = qparam(req, "gracePeriodSeconds");
+	int grace_ms = g_sim.ready_delay_ms;
+	if (json_is_integer(gp))
+		grace_ms = json_integer_value(gp) > 0 ? g_sim.ready_delay_ms : 0;
+	else if (gq)
+		grace_ms = atoi(gq) > 0 ? g_sim.ready_delay_ms : 0;
+	delete_one(req, resp, t, key, id, live, policy, dry, grace_ms, &deferred);
 	if (deferred) {
 		resp_json(resp, 200, served_copy(t, store_get(req->c, key, id)));
 	} else {
@@ -1696,7 +1731,8 @@ static void do_deletecollection(struct api_req *req, struct api_resp *resp,
 			continue;
 		json_incref(live);
 		int deferred;
-		delete_one(req, resp, t, key, json_string_value(v), live, qparam(req, "propagationPolicy"), dry, &deferred);
+		delete_one(req, resp, t, key, json_string_value(v), live, qparam(req, "propagationPolicy"), dry,
+			   g_sim.ready_delay_ms, &deferred);
 		json_decref(live);
 	}
 	json_decref(victims);

@@ -252,6 +252,41 @@ static void test_garbage(void)
 	}
 }
 
+/* Deterministic random mutations of a valid kubeconfig: every outcome is
+ * fine except a crash, a sanitizer report or an error without a message. */
+static void test_mutations(void)
+{
+	char *kc = make_kc("one", "https://one.example", NULL, NULL);
+	size_t n = strlen(kc);
+	unsigned int seed = 12345;
+	static const char alphabet[] = "{}[]:,-'\"!&*|>#\n \t?%@`abc019";
+	for (int round = 0; round < 3000; round++) {
+		char *m = xstrdup(kc);
+		int edits = 1 + round % 4;
+		for (int e = 0; e < edits; e++) {
+			seed = seed * 1103515245u + 12345u;
+			size_t at = (seed >> 8) % n;
+			seed = seed * 1103515245u + 12345u;
+			m[at] = alphabet[(seed >> 8) % (sizeof(alphabet) - 1)];
+		}
+		seed = seed * 1103515245u + 12345u;
+		size_t len = round % 7 == 0 ? (seed >> 8) % n : n; /* sometimes truncated */
+		char err[512] = "";
+		struct kubeconfig_creds c;
+		struct kubeconfig_opts o = { round % 2, NULL };
+		int rc = kubeconfig_parse(m, len, NULL, &o, &c, err, sizeof(err));
+		if (rc == 0) {
+			check(c.api_server != NULL);
+			check(c.token != NULL || c.client_cert_pem != NULL);
+			kubeconfig_creds_free(&c);
+		} else {
+			check(err[0] != '\0');
+		}
+		free(m);
+	}
+	free(kc);
+}
+
 int main(void)
 {
 	test_run("kubeconfig_current_context", test_current_context);
@@ -262,5 +297,6 @@ int main(void)
 	test_run("kubeconfig_allow_insecure", test_allow_insecure);
 	test_run("kubeconfig_files_with_base_dir", test_files_with_base_dir);
 	test_run("kubeconfig_garbage", test_garbage);
+	test_run("kubeconfig_mutations", test_mutations);
 	return test_summary();
 }

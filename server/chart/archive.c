@@ -1,0 +1,270 @@
+/*
+ * archive.c: gunzip with zlib, then walk the tar headers (see archive.h).
+ *
+ * Decompression stops as soon as the output would exceed the total-size
+ * limit, so a gzip bomb costs at most CHART_MAX_TOTAL_SIZE bytes of memory.
+ * Headers are checked (checksum, octal fields); pax 'path' records and GNU
+ * long names are honoured; anything but regular files and directories is
+ * refused.
+ */
+#define _GNU_SOURCE
+#include "server/chart/archive.h"
+#include "server/chart/chart.h"
+#include "server/common/buf.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+
+static int gunzip(const void *data, size_t len, struct buf *out, char *err, size_t errlen)
+{
+	z_stream zs;
+	memset(&zs, 0, sizeof(zs));
+	if (inflateInit2(&zs, 16 + MAX_WBITS) != Z_OK) {
+		snprintf(err, errlen, "chart archive: zlib init failed");
+		return -1;
+	}
+	zs.next_in = (Bytef *)data;
+	zs.avail_in = (uInt)(len > 0x7fffffff ? 0x7fffffff : len);
+	int rc;
+	do {
+		buf_reserve(out, 65536);
+		zs.next_out = (Bytef *)out->data + out->len;
+		zs.avail_out = (uInt)(out->cap - out->len - 1);
+		rc = inflate(&zs, Z_NO_FLUSH);
+		out->len = (size_t)((char *)zs.next_out - out->data);
+		out->data[out->len] = 0;
+		if (out->len > CHART_MAX_TOTAL_SIZE) {
+			inflateEnd(&zs);
+			snprintf(err, errlen, "chart archive: decompressed size exceeds %u bytes", CHART_MAX_TOTAL_SIZE);
+			return -1;
+		}
+		if (rc == Z_STREAM_END) {
+			/* concatenated gzip members */
+			if (zs.avail_in > 0 && inflateReset(&zs) == Z_OK)
+				rc = Z_OK;
+			else
+				break;
+		}
+	} while (rc == Z_OK);
+	inflateEnd(&zs);
+	if (rc != Z_STREAM_END) {
+		snprintf(err, errlen, "chart archive: not a valid gzip stream (%s)", zs.msg ? zs.msg : "truncated");
+		return -1;
+	}
+	return 0;
+}
+
+static int octal(const char *p, size_t n, unsigned long long *v)
+{
+	unsigned long long x = 0;
+	size_t i = 0;
+	if (n && ((unsigned char)p[0] & 0x80)) {
+		/* base-256 (GNU) */
+		x = (unsigned char)p[0] & 0x7f;
+		for (i = 1; i < n; i++) {
+			if (x > (1ULL << 50))
+				return -1;
+			x = (x << 8) | (unsigned char)p[i];
+		}
+		*v = x;
+		return 0;
+	}
+	while (i < n && p[i] == ' ') i++;
+	for (; i < n && p[i] >= '0' && p[i] <= '7'; i++) {
+		if (x > (1ULL << 60))
+			return -1;
+		x = x * 8 + (unsigned long long)(p[i] - '0');
+	}
+	for (; i < n; i++)
+		if (p[i] != ' ' && p[i] != 0)
+			return -1;
+	*v = x;
+	return 0;
+}
+
+static int bad_path(const char *p)
+{
+	if (p[0] == '/' || p[0] == '\\')
+		return 1;
+	const char *s = p;
+	while (*s) {
+		const char *e = strchr(s, '/');
+		size_t l = e ? (size_t)(e - s) : strlen(s);
+		if (l == 2 && s[0] == '.' && s[1] == '.')
+			return 1;
+		if (memchr(s, '\\', l))
+			return 1;
+		if (!e)
+			break;
+		s = e + 1;
+	}
+	return 0;
+}
+
+void archive_free(struct archive *a)
+{
+	for (size_t i = 0; i < a->n; i++) {
+		free(a->e[i].name);
+		free(a->e[i].data);
+	}
+	free(a->e);
+	free(a->top);
+	memset(a, 0, sizeof(*a));
+}
+
+/* parse pax records for "path" */
+static char *pax_path(const char *d, size_t n)
+{
+	size_t i = 0;
+	char *path = NULL;
+	while (i < n) {
+		size_t st = i;
+		unsigned long len = 0;
+		while (i < n && d[i] >= '0' && d[i] <= '9') {
+			len = len * 10 + (unsigned long)(d[i] - '0');
+			if (len > n) return path;
+			i++;
+		}
+		if (len == 0 || st + len > n || i >= n || d[i] != ' ')
+			return path;
+		const char *kv = d + i + 1;
+		size_t kvl = st + len - (i + 1);
+		if (kvl > 5 && !memcmp(kv, "path=", 5)) {
+			free(path);
+			path = xstrndup(kv + 5, kvl - 6); /* drop trailing \n */
+		}
+		i = st + len;
+	}
+	return path;
+}
+
+int archive_read_tgz(const void *data, size_t len, struct archive *out, char *err, size_t errlen)
+{
+	struct buf tar = BUF_INIT;
+	memset(out, 0, sizeof(*out));
+	if (len < 2 || ((const unsigned char *)data)[0] != 0x1f || ((const unsigned char *)data)[1] != 0x8b) {
+		snprintf(err, errlen, "chart archive: not a gzip file");
+		return -1;
+	}
+	if (gunzip(data, len, &tar, err, errlen)) {
+		buf_free(&tar);
+		return -1;
+	}
+	size_t pos = 0, cap = 0;
+	char *longname = NULL;
+	int rc = -1;
+	while (pos + 512 <= tar.len) {
+		const char *h = tar.data + pos;
+		int zero = 1;
+		for (int i = 0; i < 512 && zero; i++)
+			if (h[i]) zero = 0;
+		if (zero)
+			break;
+		unsigned long long size, chk;
+		if (octal(h + 124, 12, &size) || octal(h + 148, 8, &chk)) {
+			snprintf(err, errlen, "chart archive: corrupt tar header at offset %zu", pos);
+			goto out;
+		}
+		unsigned long long sum = 0;
+		for (int i = 0; i < 512; i++)
+			sum += (i >= 148 && i < 156) ? ' ' : (unsigned char)h[i];
+		if (sum != chk) {
+			snprintf(err, errlen, "chart archive: tar header checksum mismatch at offset %zu", pos);
+			goto out;
+		}
+		char type = h[156];
+		size_t dpos = pos + 512;
+		if (size > tar.len || dpos + size > tar.len) {
+			snprintf(err, errlen, "chart archive: truncated tar entry at offset %zu", pos);
+			goto out;
+		}
+		size_t next = dpos + (size_t)((size + 511) / 512 * 512);
+		char name[512];
+		if (longname) {
+			snprintf(name, sizeof(name), "%s", longname);
+			free(longname);
+			longname = NULL;
+		} else {
+			char nm[101], pfx[156];
+			memcpy(nm, h, 100);
+			nm[100] = 0;
+			memcpy(pfx, h + 345, 155);
+			pfx[155] = 0;
+			if (!memcmp(h + 257, "ustar", 5) && pfx[0])
+				snprintf(name, sizeof(name), "%s/%s", pfx, nm);
+			else
+				snprintf(name, sizeof(name), "%s", nm);
+		}
+		if (type == 'x' || type == 'L') {
+			longname = type == 'x' ? pax_path(tar.data + dpos, (size_t)size) : xstrndup(tar.data + dpos, (size_t)size);
+			if (longname && strlen(longname) >= sizeof(name) - 1) {
+				snprintf(err, errlen, "chart archive: path too long");
+				goto out;
+			}
+			pos = next;
+			continue;
+		}
+		if (type == 'g' || type == '5') {
+			pos = next;
+			continue;
+		}
+		if (type == '1' || type == '2') {
+			snprintf(err, errlen, "chart archive: %s is a %s link; links are not allowed in charts", name,
+				 type == '1' ? "hard" : "symbolic");
+			goto out;
+		}
+		if (type != '0' && type != 0 && type != '7') {
+			snprintf(err, errlen, "chart archive: %s has unsupported tar entry type '%c'", name, type);
+			goto out;
+		}
+		if (bad_path(name)) {
+			snprintf(err, errlen, "chart archive: illegal path %s (absolute or containing ..)", name);
+			goto out;
+		}
+		if (size > CHART_MAX_FILE_SIZE) {
+			snprintf(err, errlen, "chart archive: %s is larger than %u bytes", name, CHART_MAX_FILE_SIZE);
+			goto out;
+		}
+		if (out->n >= CHART_MAX_ENTRIES) {
+			snprintf(err, errlen, "chart archive: more than %d entries", CHART_MAX_ENTRIES);
+			goto out;
+		}
+		/* strip the first component */
+		char *p = name;
+		while (*p == '.' && p[1] == '/') p += 2;
+		char *slash = strchr(p, '/');
+		if (!slash || !slash[1]) {
+			pos = next;
+			continue; /* a file at top level: ignored like Helm */
+		}
+		if (!out->top)
+			out->top = xstrndup(p, (size_t)(slash - p));
+		else if (strlen(out->top) != (size_t)(slash - p) || memcmp(out->top, p, (size_t)(slash - p))) {
+			snprintf(err, errlen, "chart archive: more than one top-level directory (%s and %.*s)", out->top,
+				 (int)(slash - p), p);
+			goto out;
+		}
+		if (out->n == cap) {
+			cap = cap ? cap * 2 : 64;
+			out->e = xrealloc(out->e, cap * sizeof(*out->e));
+		}
+		out->e[out->n].name = xstrdup(slash + 1);
+		out->e[out->n].data = xstrndup(tar.data + dpos, (size_t)size);
+		out->e[out->n].len = (size_t)size;
+		out->n++;
+		pos = next;
+	}
+	if (out->n == 0) {
+		snprintf(err, errlen, "chart archive: no files in archive");
+		goto out;
+	}
+	rc = 0;
+out:
+	free(longname);
+	buf_free(&tar);
+	if (rc)
+		archive_free(out);
+	return rc;
+}

@@ -1,0 +1,1149 @@
+/*
+ * chart.c: loading charts, merging values and rendering (see chart.h).
+ *
+ * Rendering follows Helm's engine: the user values are coalesced over the
+ * chart defaults, one shared root object (.Values .Release .Chart
+ * .Capabilities .Template .Files) is built, every template not starting with
+ * "_" is executed in Helm's order (deepest path first, then reverse
+ * bytewise), "<no value>" is blanked, NOTES.txt dropped, each file split on
+ * Helm's "---" separator regex, each document parsed (hooks found through
+ * the helm.sh/hook annotation) and the result stably sorted by Helm's
+ * install order.
+ */
+#define _GNU_SOURCE
+#include "server/chart/chart.h"
+#include "server/chart/archive.h"
+#include "server/chart/cv.h"
+#include "server/chart/tmpl.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+
+struct chart_tpl { const char *name; const char *text; size_t len; };
+
+struct chart {
+	struct cv_arena *a;
+	const char *name, *version, *app_version, *kube_constraint;
+	cv meta;            /* .Chart (struct-like map) */
+	cv defaults;        /* values.yaml */
+	struct cv_files files;
+	struct chart_tpl *tpls;
+	size_t ntpls;
+	struct tdefs defs;
+	char *parse_err;
+};
+
+struct chart_render {
+	json_t *docs, *hooks, *values;
+	char *manifest, *output;
+};
+
+/* ---------------------------------------------------------------- loading */
+
+struct rawfile { char *name; char *data; size_t len; };
+
+static int cmp_name(const void *x, const void *y)
+{
+	return strcmp(((const struct rawfile *)x)->name, ((const struct rawfile *)y)->name);
+}
+
+static int depth_of(const char *s)
+{
+	int d = 0;
+	for (; *s; s++)
+		if (*s == '/') d++;
+	return d;
+}
+
+static int cmp_exec_order(const void *x, const void *y)
+{
+	const struct chart_tpl *a = x, *b = y;
+	int da = depth_of(a->name), db = depth_of(b->name);
+	if (da != db)
+		return db - da;
+	return -strcmp(a->name, b->name);
+}
+
+static const char *meta_str(struct cv_arena *ar, cv m, const char *key)
+{
+	cv *v = m.kind == CV_MAP ? cv_map_gets(m.u.map, key) : NULL;
+	if (!v || v->kind == CV_NIL)
+		return "";
+	if (v->kind == CV_STR)
+		return v->u.str.s;
+	struct buf b = BUF_INIT;
+	cv_fmt_v(&b, *v);
+	char *s = cv_strndup(ar, b.data ? b.data : "", b.len);
+	buf_free(&b);
+	return s;
+}
+
+static cv build_meta(struct cv_arena *ar, cv raw)
+{
+	static const struct { const char *json, *go; int str; } fields[] = {
+		{ "name", "Name", 1 }, { "home", "Home", 1 }, { "sources", "Sources", 0 },
+		{ "version", "Version", 1 }, { "description", "Description", 1 },
+		{ "keywords", "Keywords", 0 }, { "maintainers", "Maintainers", 0 },
+		{ "icon", "Icon", 1 }, { "apiVersion", "APIVersion", 1 }, { "condition", "Condition", 1 },
+		{ "tags", "Tags", 1 }, { "appVersion", "AppVersion", 1 }, { "deprecated", "Deprecated", 2 },
+		{ "annotations", "Annotations", 0 }, { "kubeVersion", "KubeVersion", 1 },
+		{ "dependencies", "Dependencies", 0 }, { "type", "Type", 1 }, { NULL, NULL, 0 },
+	};
+	cv m = cv_map_new(ar, 20);
+	m.sub = CS_STRUCT;
+	for (int i = 0; fields[i].json; i++) {
+		cv val;
+		cv *v = raw.kind == CV_MAP ? cv_map_gets(raw.u.map, fields[i].json) : NULL;
+		if (fields[i].str == 1)
+			val = cv_cstr(ar, meta_str(ar, raw, fields[i].json));
+		else if (fields[i].str == 2)
+			val = cv_bool(v && cv_truthy(*v));
+		else
+			val = v ? *v : cv_nil();
+		cv_map_set(ar, m.u.map, fields[i].go, strlen(fields[i].go), val);
+	}
+	cv_map_set(ar, m.u.map, "IsRoot", 6, cv_bool(1));
+	return m;
+}
+
+static struct chart *chart_from_files(struct rawfile *rf, size_t n, char *err, size_t errlen)
+{
+	struct chart *c = xcalloc(1, sizeof(*c));
+	c->a = cv_arena_new();
+	struct rawfile *chartyaml = NULL, *values = NULL;
+	qsort(rf, n, sizeof(*rf), cmp_name);
+	size_t ntpl = 0, nfiles = 0;
+	for (size_t i = 0; i < n; i++) {
+		/* strip a UTF-8 BOM */
+		if (rf[i].len >= 3 && !memcmp(rf[i].data, "\xef\xbb\xbf", 3)) {
+			memmove(rf[i].data, rf[i].data + 3, rf[i].len - 3 + 1);
+			rf[i].len -= 3;
+		}
+		if (!strcmp(rf[i].name, "Chart.yaml")) chartyaml = &rf[i];
+		else if (!strcmp(rf[i].name, "values.yaml")) values = &rf[i];
+		else if (!strncmp(rf[i].name, "templates/", 10)) ntpl++;
+		else nfiles++;
+	}
+	if (!chartyaml) {
+		snprintf(err, errlen, "Chart.yaml file is missing");
+		goto fail;
+	}
+	cv raw;
+	char yerr[512];
+	if (cv_from_yaml(c->a, chartyaml->data, chartyaml->len, &raw, yerr, sizeof(yerr))) {
+		snprintf(err, errlen, "cannot load Chart.yaml: %s", yerr);
+		goto fail;
+	}
+	c->meta = build_meta(c->a, raw);
+	c->name = meta_str(c->a, raw, "name");
+	c->version = meta_str(c->a, raw, "version");
+	c->app_version = meta_str(c->a, raw, "appVersion");
+	c->kube_constraint = meta_str(c->a, raw, "kubeVersion");
+	if (!*c->name) {
+		snprintf(err, errlen, "validation: chart.metadata.name is required");
+		goto fail;
+	}
+	if (strchr(c->name, '/') || strstr(c->name, "..")) {
+		snprintf(err, errlen, "validation: chart.metadata.name %s is invalid", c->name);
+		goto fail;
+	}
+	c->defaults = cv_map_new(c->a, 0);
+	if (values) {
+		cv v;
+		if (cv_from_yaml(c->a, values->data, values->len, &v, yerr, sizeof(yerr))) {
+			snprintf(err, errlen, "cannot load values.yaml: %s", yerr);
+			goto fail;
+		}
+		if (v.kind == CV_MAP)
+			c->defaults = v;
+		else if (v.kind != CV_NIL) {
+			snprintf(err, errlen, "cannot load values.yaml: top level is not a map");
+			goto fail;
+		}
+	}
+	c->tpls = cv_alloc(c->a, (ntpl + 1) * sizeof(struct chart_tpl));
+	c->files.files = cv_alloc(c->a, (nfiles + 1) * sizeof(struct cv_file));
+	for (size_t i = 0; i < n; i++) {
+		const char *nm = rf[i].name;
+		if (&rf[i] == chartyaml || &rf[i] == values)
+			continue;
+		if (!strncmp(nm, "templates/", 10)) {
+			struct chart_tpl *t = &c->tpls[c->ntpls++];
+			size_t nl = strlen(c->name) + 1 + strlen(nm) + 1;
+			char *full = cv_alloc(c->a, nl);
+			snprintf(full, nl, "%s/%s", c->name, nm);
+			t->name = full;
+			t->text = cv_strndup(c->a, rf[i].data, rf[i].len);
+			t->len = rf[i].len;
+			continue;
+		}
+		if (!strcmp(nm, "values.schema.json") || !strcmp(nm, "Chart.lock") || !strncmp(nm, "charts/", 7) ||
+		    !strcmp(nm, "requirements.yaml") || !strcmp(nm, "requirements.lock"))
+			continue;
+		struct cv_file *f = &c->files.files[c->files.n++];
+		f->name = cv_strndup(c->a, nm, strlen(nm));
+		f->data = cv_strndup(c->a, rf[i].data, rf[i].len);
+		f->len = rf[i].len;
+	}
+	qsort(c->tpls, c->ntpls, sizeof(*c->tpls), cmp_exec_order);
+	/* parse in Helm's order: the last definition of a name wins */
+	char perr[1024];
+	for (size_t i = 0; i < c->ntpls; i++) {
+		if (tmpl_parse(c->a, &c->defs, c->tpls[i].name, c->tpls[i].text, c->tpls[i].len, perr, sizeof(perr))) {
+			c->parse_err = xstrdup(perr);
+			break;
+		}
+	}
+	return c;
+fail:
+	chart_free(c);
+	return NULL;
+}
+
+static void free_raw(struct rawfile *rf, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(rf[i].name);
+		free(rf[i].data);
+	}
+	free(rf);
+}
+
+struct chart *chart_load_archive(const void *data, size_t len, char *err, size_t errlen)
+{
+	struct archive ar;
+	if (archive_read_tgz(data, len, &ar, err, errlen))
+		return NULL;
+	struct rawfile *rf = xcalloc(ar.n + 1, sizeof(*rf));
+	for (size_t i = 0; i < ar.n; i++) {
+		rf[i].name = ar.e[i].name;
+		rf[i].data = ar.e[i].data;
+		rf[i].len = ar.e[i].len;
+		ar.e[i].name = ar.e[i].data = NULL;
+	}
+	size_t n = ar.n;
+	archive_free(&ar);
+	struct chart *c = chart_from_files(rf, n, err, errlen);
+	free_raw(rf, n);
+	return c;
+}
+
+static int read_file(const char *path, char **data, size_t *len, size_t max)
+{
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		return -1;
+	struct buf b = BUF_INIT;
+	char tmp[65536];
+	size_t r;
+	while ((r = fread(tmp, 1, sizeof(tmp), f)) > 0) {
+		buf_append(&b, tmp, r);
+		if (b.len > max) {
+			fclose(f);
+			buf_free(&b);
+			errno = EFBIG;
+			return -1;
+		}
+	}
+	int e = ferror(f);
+	fclose(f);
+	if (e) {
+		buf_free(&b);
+		return -1;
+	}
+	*len = b.len;
+	*data = buf_steal(&b);
+	return 0;
+}
+
+struct dirwalk { struct rawfile *rf; size_t n, cap; size_t total; char *err; size_t errlen; };
+
+static int walk_dir(struct dirwalk *W, const char *root, const char *rel, int depth)
+{
+	char path[4096];
+	snprintf(path, sizeof(path), "%s%s%s", root, *rel ? "/" : "", rel);
+	DIR *d = opendir(path);
+	if (!d) {
+		snprintf(W->err, W->errlen, "cannot open %s: %s", path, strerror(errno));
+		return -1;
+	}
+	struct dirent *de;
+	int rc = 0;
+	while ((de = readdir(d)) && !rc) {
+		if (de->d_name[0] == '.' && (!de->d_name[1] || (de->d_name[1] == '.' && !de->d_name[2])))
+			continue;
+		char r2[4096], p2[4096];
+		if ((size_t)snprintf(r2, sizeof(r2), "%s%s%s", rel, *rel ? "/" : "", de->d_name) >= sizeof(r2) ||
+		    (size_t)snprintf(p2, sizeof(p2), "%s/%s", root, r2) >= sizeof(p2)) {
+			snprintf(W->err, W->errlen, "path too long under %s", root);
+			rc = -1;
+			break;
+		}
+		struct stat st;
+		if (stat(p2, &st))
+			continue;
+		if (S_ISDIR(st.st_mode)) {
+			if (depth > 32) {
+				snprintf(W->err, W->errlen, "%s: directory tree too deep", p2);
+				rc = -1;
+			} else if (strcmp(r2, "charts") && strcmp(de->d_name, ".git"))
+				rc = walk_dir(W, root, r2, depth + 1);
+			continue;
+		}
+		if (!S_ISREG(st.st_mode))
+			continue;
+		if (W->n >= CHART_MAX_ENTRIES) {
+			snprintf(W->err, W->errlen, "chart directory: more than %d files", CHART_MAX_ENTRIES);
+			rc = -1;
+			break;
+		}
+		if (W->n == W->cap) {
+			W->cap = W->cap ? W->cap * 2 : 64;
+			W->rf = xrealloc(W->rf, W->cap * sizeof(*W->rf));
+		}
+		struct rawfile *f = &W->rf[W->n];
+		if (read_file(p2, &f->data, &f->len, CHART_MAX_FILE_SIZE)) {
+			snprintf(W->err, W->errlen, "cannot read %s: %s", p2, strerror(errno));
+			rc = -1;
+			break;
+		}
+		W->total += f->len;
+		if (W->total > CHART_MAX_TOTAL_SIZE) {
+			free(f->data);
+			snprintf(W->err, W->errlen, "chart directory larger than %u bytes", CHART_MAX_TOTAL_SIZE);
+			rc = -1;
+			break;
+		}
+		f->name = xstrdup(r2);
+		W->n++;
+	}
+	closedir(d);
+	return rc;
+}
+
+struct chart *chart_load(const char *path, char *err, size_t errlen)
+{
+	struct stat st;
+	if (stat(path, &st)) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return NULL;
+	}
+	if (S_ISDIR(st.st_mode)) {
+		struct dirwalk W = { 0 };
+		W.err = err;
+		W.errlen = errlen;
+		if (walk_dir(&W, path, "", 0)) {
+			free_raw(W.rf, W.n);
+			return NULL;
+		}
+		struct chart *c = chart_from_files(W.rf, W.n, err, errlen);
+		free_raw(W.rf, W.n);
+		return c;
+	}
+	char *data;
+	size_t len;
+	if (read_file(path, &data, &len, 64u * 1024 * 1024)) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return NULL;
+	}
+	struct chart *c = chart_load_archive(data, len, err, errlen);
+	free(data);
+	return c;
+}
+
+const char *chart_name(const struct chart *c) { return c->name; }
+const char *chart_version(const struct chart *c) { return c->version; }
+const char *chart_app_version(const struct chart *c) { return c->app_version; }
+
+void chart_free(struct chart *c)
+{
+	if (!c)
+		return;
+	cv_arena_free(c->a);
+	free(c->parse_err);
+	free(c);
+}
+
+/* ---------------------------------------------------------------- values */
+
+static json_t *float_numbers(json_t *j)
+{
+	/* turn json integers into reals (values-file numbers are float64) */
+	if (json_is_integer(j))
+		return json_real((double)json_integer_value(j));
+	if (json_is_object(j)) {
+		const char *k;
+		json_t *v;
+		void *tmp;
+		json_object_foreach_safe(j, tmp, k, v)
+			if (json_is_integer(v) || json_is_object(v) || json_is_array(v))
+				json_object_set_new(j, k, float_numbers(v));
+	} else if (json_is_array(j)) {
+		for (size_t i = 0; i < json_array_size(j); i++) {
+			json_t *v = json_array_get(j, i);
+			if (json_is_integer(v) || json_is_object(v) || json_is_array(v))
+				json_array_set_new(j, i, float_numbers(v));
+		}
+	}
+	return json_incref(j);
+}
+
+json_t *chart_values_parse(const char *yaml, size_t len, char *err, size_t errlen)
+{
+	struct cv_arena *a = cv_arena_new();
+	cv v;
+	json_t *r = NULL;
+	if (cv_from_yaml(a, yaml, len, &v, err, errlen) == 0) {
+		if (v.kind == CV_NIL)
+			r = json_object();
+		else if (v.kind != CV_MAP)
+			snprintf(err, errlen, "values: top level is not a map");
+		else {
+			r = cv_to_jansson(v);
+			json_t *f = float_numbers(r);
+			json_decref(r);
+			r = f;
+		}
+	}
+	cv_arena_free(a);
+	return r;
+}
+
+static void merge_maps(json_t *dst, const json_t *src)
+{
+	const char *k;
+	json_t *v;
+	json_object_foreach((json_t *)src, k, v) {
+		json_t *d = json_object_get(dst, k);
+		if (json_is_object(v) && json_is_object(d)) {
+			json_t *copy = json_deep_copy(d);
+			merge_maps(copy, v);
+			json_object_set_new(dst, k, copy);
+		} else {
+			json_object_set_new(dst, k, json_deep_copy(v));
+		}
+	}
+}
+
+/* Helm strvals grammar */
+struct setp {
+	const char *s;
+	size_t len, pos;
+	int mode; /* 0 typed, 1 string, 2 json */
+	char *err;
+	size_t errlen;
+};
+
+static int sp_until(struct setp *p, const char *stop, struct buf *out, char *last)
+{
+	buf_reset(out);
+	while (p->pos < p->len) {
+		char c = p->s[p->pos++];
+		if (strchr(stop, c) && c) {
+			*last = c;
+			return 0;
+		}
+		if (c == '\\' && p->pos < p->len)
+			c = p->s[p->pos++];
+		buf_putc(out, c);
+	}
+	*last = 0;
+	return 1; /* eof */
+}
+
+static json_t *sp_typed(struct setp *p, const char *v)
+{
+	if (p->mode == 1)
+		return json_string(v);
+	if (!strcasecmp(v, "true")) return json_true();
+	if (!strcasecmp(v, "false")) return json_false();
+	if (!strcasecmp(v, "null")) return json_null();
+	if (!strcmp(v, "0")) return json_integer(0);
+	if (v[0] && v[0] != '0') {
+		char *end;
+		errno = 0;
+		long long x = strtoll(v, &end, 10);
+		if (!*end && !errno && !(v[0] == '+' && 0) && v[0] != ' ' && v[0] != '\t')
+			return json_integer(x);
+	}
+	return json_string(v);
+}
+
+static int sp_value(struct setp *p, json_t **out)
+{
+	struct buf b = BUF_INIT;
+	char last;
+	if (p->mode == 2) {
+		json_error_t je;
+		json_t *j = json_loadb(p->s + p->pos, p->len - p->pos, JSON_DECODE_ANY | JSON_DISABLE_EOF_CHECK, &je);
+		if (!j) {
+			snprintf(p->err, p->errlen, "invalid JSON value: %s", je.text);
+			return -1;
+		}
+		p->pos += (size_t)je.position;
+		while (p->pos < p->len && (p->s[p->pos] == ' ' || p->s[p->pos] == '\t' || p->s[p->pos] == '\n')) p->pos++;
+		if (p->pos < p->len) {
+			if (p->s[p->pos] != ',') {
+				json_decref(j);
+				snprintf(p->err, p->errlen, "unexpected data after JSON value");
+				return -1;
+			}
+			p->pos++;
+		}
+		json_t *f = float_numbers(j);
+		json_decref(j);
+		*out = f;
+		return 0;
+	}
+	if (p->pos >= p->len || p->s[p->pos] != '{') {
+		sp_until(p, ",", &b, &last);
+		*out = sp_typed(p, buf_cstr(&b));
+		buf_free(&b);
+		return 0;
+	}
+	p->pos++;
+	json_t *list = json_array();
+	for (;;) {
+		int eof = sp_until(p, ",}", &b, &last);
+		if (eof) {
+			buf_free(&b);
+			*out = list;
+			snprintf(p->err, p->errlen, "list must terminate with '}'");
+			return -1;
+		}
+		json_array_append_new(list, sp_typed(p, buf_cstr(&b)));
+		if (last == '}') {
+			if (p->pos < p->len && p->s[p->pos] == ',')
+				p->pos++;
+			buf_free(&b);
+			*out = list;
+			return 0;
+		}
+	}
+}
+
+static int sp_index(struct setp *p, int *idx)
+{
+	struct buf b = BUF_INIT;
+	char last;
+	if (sp_until(p, "]", &b, &last)) {
+		buf_free(&b);
+		snprintf(p->err, p->errlen, "error parsing index: missing ']'");
+		return -1;
+	}
+	char *end;
+	long v = strtol(buf_cstr(&b), &end, 10);
+	int bad = !b.len || *end;
+	buf_free(&b);
+	if (bad) {
+		snprintf(p->err, p->errlen, "error parsing index: not a number");
+		return -1;
+	}
+	if (v < 0 || v > 65536) {
+		snprintf(p->err, p->errlen, "index %ld out of range", v);
+		return -1;
+	}
+	*idx = (int)v;
+	return 0;
+}
+
+static void set_index(json_t *list, int i, json_t *v)
+{
+	while ((int)json_array_size(list) <= i)
+		json_array_append_new(list, json_null());
+	json_array_set_new(list, (size_t)i, v);
+}
+
+static int sp_key(struct setp *p, json_t *data, int depth);
+
+static int sp_list_item(struct setp *p, json_t *list, int i, int depth)
+{
+	struct buf k = BUF_INIT;
+	char last;
+	if (depth > 100) {
+		snprintf(p->err, p->errlen, "nesting too deep");
+		return -1;
+	}
+	int eof = sp_until(p, "[.=", &k, &last);
+	int rc = 0;
+	if (k.len) {
+		snprintf(p->err, p->errlen, "unexpected data at end of array index: \"%s\"", k.data);
+		rc = -1;
+	} else if (eof) {
+	} else if (last == '=') {
+		json_t *v = NULL;
+		rc = sp_value(p, &v);
+		if (v)
+			set_index(list, i, v);
+	} else if (last == '[') {
+		int j;
+		if (sp_index(p, &j)) {
+			rc = -1;
+		} else {
+			json_t *inner = (size_t)i < json_array_size(list) && json_is_array(json_array_get(list, (size_t)i))
+				? json_incref(json_array_get(list, (size_t)i)) : json_array();
+			rc = sp_list_item(p, inner, j, depth + 1);
+			set_index(list, i, inner);
+		}
+	} else {
+		json_t *inner = (size_t)i < json_array_size(list) && json_is_object(json_array_get(list, (size_t)i))
+			? json_incref(json_array_get(list, (size_t)i)) : json_object();
+		rc = sp_key(p, inner, depth + 1);
+		set_index(list, i, inner);
+	}
+	buf_free(&k);
+	return rc;
+}
+
+static int sp_key(struct setp *p, json_t *data, int depth)
+{
+	struct buf k = BUF_INIT;
+	char last;
+	int rc = 0;
+	if (depth > 100) {
+		snprintf(p->err, p->errlen, "nesting too deep");
+		return -1;
+	}
+	int eof = sp_until(p, "=[,.", &k, &last);
+	const char *key = buf_cstr(&k);
+	if (eof) {
+		if (k.len) {
+			snprintf(p->err, p->errlen, "key \"%s\" has no value", key);
+			rc = -1;
+		}
+	} else if (last == ',') {
+		snprintf(p->err, p->errlen, "key \"%s\" has no value (cannot end with ,)", key);
+		rc = -1;
+	} else if (last == '=') {
+		json_t *v = NULL;
+		rc = sp_value(p, &v);
+		if (v) {
+			if (k.len)
+				json_object_set_new(data, key, v);
+			else
+				json_decref(v);
+		}
+	} else if (last == '[') {
+		int i;
+		if (sp_index(p, &i)) {
+			rc = -1;
+		} else {
+			json_t *cur = json_object_get(data, key);
+			json_t *list = json_is_array(cur) ? json_incref(cur) : json_array();
+			rc = sp_list_item(p, list, i, depth + 1);
+			if (k.len)
+				json_object_set(data, key, list);
+			json_decref(list);
+		}
+	} else {
+		json_t *cur = json_object_get(data, key);
+		json_t *inner = json_is_object(cur) ? json_incref(cur) : json_object();
+		rc = sp_key(p, inner, depth + 1);
+		if (rc == 0 && json_object_size(inner) == 0) {
+			snprintf(p->err, p->errlen, "key map \"%s\" has no value", key);
+			rc = -1;
+		}
+		if (json_object_size(inner) && k.len)
+			json_object_set(data, key, inner);
+		json_decref(inner);
+	}
+	buf_free(&k);
+	return rc;
+}
+
+static int parse_set(const char *s, json_t *dest, int mode, char *err, size_t errlen)
+{
+	struct setp p = { s, strlen(s), 0, mode, err, errlen };
+	while (p.pos < p.len)
+		if (sp_key(&p, dest, 0))
+			return -1;
+	return 0;
+}
+
+json_t *chart_values_merge(const json_t *const *layers, size_t nlayers,
+			   const char *const *sets, const char *const *set_strings,
+			   const char *const *set_jsons, char *err, size_t errlen)
+{
+	json_t *base = json_object();
+	for (size_t i = 0; i < nlayers; i++) {
+		if (!layers[i] || json_is_null(layers[i]))
+			continue;
+		if (!json_is_object(layers[i])) {
+			snprintf(err, errlen, "values layer %zu is not a map", i + 1);
+			json_decref(base);
+			return NULL;
+		}
+		merge_maps(base, layers[i]);
+	}
+	static const char *what[] = { "--set", "--set-string", "--set-json" };
+	const char *const *lists[3] = { sets, set_strings, set_jsons };
+	for (int m = 0; m < 3; m++) {
+		for (const char *const *s = lists[m]; s && *s; s++) {
+			char e[512];
+			if (parse_set(*s, base, m, e, sizeof(e))) {
+				snprintf(err, errlen, "failed parsing %s data %s: %s", what[m], *s, e);
+				json_decref(base);
+				return NULL;
+			}
+		}
+	}
+	return base;
+}
+
+/* Helm's coalesce: user over defaults; a user null deletes a defaulted key */
+static void coalesce_tables(struct cv_arena *a, struct cv_map *dst, struct cv_map *src)
+{
+	for (size_t i = 0; i < src->n; i++) {
+		struct cv_mapent *e = &src->ents[i];
+		cv *d = cv_map_get(dst, e->key, e->klen);
+		if (d && d->kind == CV_NIL) {
+			cv_map_del(dst, e->key, e->klen);
+		} else if (!d) {
+			cv_map_set(a, dst, e->key, e->klen, cv_deep_copy(a, e->val));
+		} else if (e->val.kind == CV_MAP && d->kind == CV_MAP) {
+			coalesce_tables(a, d->u.map, e->val.u.map);
+		}
+	}
+}
+
+/* ---------------------------------------------------------------- render */
+
+static const char *const install_order[] = {
+	"PriorityClass", "Namespace", "NetworkPolicy", "ResourceQuota", "LimitRange",
+	"PodSecurityPolicy", "PodDisruptionBudget", "ServiceAccount", "Secret", "SecretList", "ConfigMap",
+	"StorageClass", "PersistentVolume", "PersistentVolumeClaim", "CustomResourceDefinition", "ClusterRole",
+	"ClusterRoleList", "ClusterRoleBinding", "ClusterRoleBindingList", "Role", "RoleList", "RoleBinding",
+	"RoleBindingList", "Service", "DaemonSet", "Pod", "ReplicationController", "ReplicaSet", "Deployment",
+	"HorizontalPodAutoscaler", "StatefulSet", "Job", "CronJob", "IngressClass", "Ingress", "APIService", NULL,
+};
+
+static const char *const hook_events[] = {
+	"pre-install", "post-install", "pre-delete", "post-delete", "pre-upgrade", "post-upgrade",
+	"pre-rollback", "post-rollback", "test", "test-success", NULL,
+};
+
+static const char *const default_apis[] = {
+	"admissionregistration.k8s.io/v1", "admissionregistration.k8s.io/v1alpha1", "admissionregistration.k8s.io/v1beta1",
+	"internal.apiserver.k8s.io/v1alpha1", "apps/v1", "apps/v1beta1", "apps/v1beta2",
+	"authentication.k8s.io/v1", "authentication.k8s.io/v1alpha1", "authentication.k8s.io/v1beta1",
+	"authorization.k8s.io/v1", "authorization.k8s.io/v1beta1", "autoscaling/v1", "autoscaling/v2",
+	"autoscaling/v2beta1", "autoscaling/v2beta2", "batch/v1", "batch/v1beta1", "certificates.k8s.io/v1",
+	"certificates.k8s.io/v1beta1", "certificates.k8s.io/v1alpha1", "coordination.k8s.io/v1alpha2",
+	"coordination.k8s.io/v1beta1", "coordination.k8s.io/v1", "v1", "discovery.k8s.io/v1",
+	"discovery.k8s.io/v1beta1", "events.k8s.io/v1", "events.k8s.io/v1beta1", "extensions/v1beta1",
+	"flowcontrol.apiserver.k8s.io/v1", "flowcontrol.apiserver.k8s.io/v1beta1", "flowcontrol.apiserver.k8s.io/v1beta2",
+	"flowcontrol.apiserver.k8s.io/v1beta3", "networking.k8s.io/v1", "networking.k8s.io/v1beta1",
+	"node.k8s.io/v1", "node.k8s.io/v1alpha1", "node.k8s.io/v1beta1", "policy/v1", "policy/v1beta1",
+	"rbac.authorization.k8s.io/v1", "rbac.authorization.k8s.io/v1beta1", "rbac.authorization.k8s.io/v1alpha1",
+	"resource.k8s.io/v1", "resource.k8s.io/v1beta2", "resource.k8s.io/v1beta1", "resource.k8s.io/v1alpha3",
+	"scheduling.k8s.io/v1alpha1", "scheduling.k8s.io/v1beta1", "scheduling.k8s.io/v1",
+	"storage.k8s.io/v1beta1", "storage.k8s.io/v1", "storage.k8s.io/v1alpha1",
+	"storagemigration.k8s.io/v1alpha1", "apiextensions.k8s.io/v1beta1", "apiextensions.k8s.io/v1", NULL,
+};
+
+/* k8s ParseGeneric-like: "v1.28.6+k3s1" -> v1.28.6 major 1 minor 28 */
+static int parse_kube_version(const char *s, char *ver, size_t vl, char *maj, char *min)
+{
+	while (*s == ' ' || *s == '\t') s++;
+	if (*s == 'v') s++;
+	unsigned long comps[8];
+	int n = 0;
+	const char *p = s;
+	while (n < 8) {
+		if (*p < '0' || *p > '9')
+			break;
+		const char *st = p;
+		unsigned long x = 0;
+		while (*p >= '0' && *p <= '9') {
+			x = x * 10 + (unsigned long)(*p - '0');
+			if (x > 1000000000UL) return -1;
+			p++;
+		}
+		if (n == 0 && p - st > 1 && st[0] == '0') return -1;
+		comps[n++] = x;
+		if (*p != '.') break;
+		p++;
+	}
+	if (n < 2)
+		return -1;
+	size_t w = (size_t)snprintf(ver, vl, "v%lu", comps[0]);
+	for (int i = 1; i < n && w < vl; i++)
+		w += (size_t)snprintf(ver + w, vl - w, ".%lu", comps[i]);
+	snprintf(maj, 16, "%lu", comps[0]);
+	snprintf(min, 16, "%lu", comps[1]);
+	return 0;
+}
+
+struct doc {
+	const char *source;
+	char *text;
+	size_t len;
+	const char *kind;
+	int rank;
+	cv obj;
+	int hook;
+	json_t *events;
+	size_t seq;
+};
+
+static int doc_rank(const char *kind)
+{
+	for (int i = 0; install_order[i]; i++)
+		if (!strcmp(install_order[i], kind))
+			return i;
+	return 1000;
+}
+
+static int cmp_docs(const void *x, const void *y)
+{
+	const struct doc *a = x, *b = y;
+	if (a->rank != b->rank)
+		return a->rank < b->rank ? -1 : 1;
+	if (a->rank == 1000) {
+		int c = strcmp(a->kind, b->kind);
+		if (c)
+			return c;
+	}
+	return a->seq < b->seq ? -1 : a->seq > b->seq;
+}
+
+static int is_ws(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
+static int is_re_ws(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f'; }
+
+/* Helm's SplitManifests on one file's output: calls fn for each document */
+static void split_docs(const char *s, size_t len, void (*fn)(void *, const char *, size_t), void *ctx)
+{
+	size_t st = 0, en = len;
+	while (st < en && is_ws(s[st])) st++;
+	while (en > st && is_ws(s[en - 1])) en--;
+	size_t piece = st;
+	size_t i = st;
+	while (i < en) {
+		size_t mstart = (size_t)-1, mend = 0;
+		if (i == st && en - i >= 3 && !memcmp(s + i, "---", 3)) {
+			mstart = i;
+			mend = i + 3;
+		} else if (s[i] == '\n' && i + 3 < en + 1 && en - (i + 1) >= 3 && !memcmp(s + i + 1, "---", 3)) {
+			/* extend back over whitespace, but not before the current piece */
+			size_t b = i;
+			while (b > piece && is_re_ws(s[b - 1])) b--;
+			mstart = b;
+			mend = i + 4;
+		}
+		if (mstart == (size_t)-1) {
+			i++;
+			continue;
+		}
+		while (mend < en && is_re_ws(s[mend])) mend++;
+		fn(ctx, s + piece, mstart - piece);
+		piece = mend;
+		i = mend > i ? mend : i + 1;
+		if (mend == en)
+			break;
+	}
+	fn(ctx, s + piece, en - piece);
+}
+
+struct split_ctx {
+	struct doc **docs;
+	size_t *n, *cap;
+	const char *source;
+};
+
+static void add_doc(void *vctx, const char *s, size_t len)
+{
+	struct split_ctx *c = vctx;
+	size_t st = 0, en = len;
+	while (st < en && is_ws(s[st])) st++;
+	while (en > st && is_ws(s[en - 1])) en--;
+	if (st == en)
+		return;
+	if (*c->n == *c->cap) {
+		*c->cap = *c->cap ? *c->cap * 2 : 64;
+		*c->docs = xrealloc(*c->docs, *c->cap * sizeof(struct doc));
+	}
+	struct doc *d = &(*c->docs)[(*c->n)++];
+	memset(d, 0, sizeof(*d));
+	d->source = c->source;
+	/* keep the newline the manifest puts after each document (block
+	 * scalars at the end of a document keep their final line break) */
+	d->text = xmalloc(en - st + 2);
+	memcpy(d->text, s + st, en - st);
+	d->text[en - st] = '\n';
+	d->text[en - st + 1] = 0;
+	d->len = en - st;
+	d->seq = *c->n;
+}
+
+static const char *map_str(cv m, const char *key)
+{
+	if (m.kind != CV_MAP)
+		return NULL;
+	cv *v = cv_map_gets(m.u.map, key);
+	return v && v->kind == CV_STR ? v->u.str.s : NULL;
+}
+
+struct chart_render *chart_render(const struct chart *c, const json_t *user_values,
+				  const struct chart_render_opts *opts, char *err, size_t errlen)
+{
+	struct chart_render *R = NULL;
+	struct cv_arena *a = cv_arena_new();
+	struct tengine E;
+	struct doc *docs = NULL;
+	size_t ndocs = 0, capdocs = 0;
+	struct { const char *name; char *out; size_t len; } *outs = NULL;
+	size_t nouts = 0;
+	memset(&E, 0, sizeof(E));
+	struct chart_render_opts dflt = { 0 };
+	if (!opts)
+		opts = &dflt;
+	if (c->parse_err) {
+		snprintf(err, errlen, "%s", c->parse_err);
+		goto out;
+	}
+	/* values */
+	cv vals = cv_deep_copy(a, c->defaults);
+	if (user_values && json_is_object(user_values)) {
+		cv user = cv_from_jansson(a, user_values, 1);
+		/* json reals are float64, integers int64: cv_from_jansson(…,1) did that */
+		coalesce_tables(a, user.u.map, vals.u.map);
+		/* keys only in user stay; user nulls over defaults removed above */
+		vals = user;
+	}
+	vals.sub = CS_VALUES;
+	/* capabilities */
+	char kv[64], kmaj[16], kmin[16];
+	const char *kvs = opts->kube_version && *opts->kube_version ? opts->kube_version : "v1.32.2";
+	if (parse_kube_version(kvs, kv, sizeof(kv), kmaj, kmin)) {
+		snprintf(err, errlen, "invalid kube version \"%s\"", kvs);
+		goto out;
+	}
+	if (c->kube_constraint && *c->kube_constraint) {
+		int ok = chart_semver_satisfies(c->kube_constraint, kv);
+		if (ok != 1) {
+			snprintf(err, errlen, "chart requires kubeVersion: %s which is incompatible with Kubernetes %s",
+				 c->kube_constraint, kv);
+			goto out;
+		}
+	}
+	cv caps = cv_map_new(a, 4);
+	caps.sub = CS_STRUCT;
+	cv kube = cv_map_new(a, 4);
+	kube.sub = CS_STRUCT;
+	cv_map_set(a, kube.u.map, "Version", 7, cv_cstr(a, kv));
+	cv_map_set(a, kube.u.map, "Major", 5, cv_cstr(a, kmaj));
+	cv_map_set(a, kube.u.map, "Minor", 5, cv_cstr(a, kmin));
+	cv_map_set(a, kube.u.map, "GitVersion", 10, cv_cstr(a, kv));
+	cv_map_set(a, caps.u.map, "KubeVersion", 11, kube);
+	struct cv_obj *apis;
+	cv apiv = cv_obj_new(a, CO_APIVERSIONS, &apis);
+	size_t napi = 0, nextra = 0;
+	while (default_apis[napi]) napi++;
+	if (opts->api_versions)
+		while (opts->api_versions[nextra]) nextra++;
+	apis->u.apis.v = cv_alloc(a, (napi + nextra + 1) * sizeof(char *));
+	for (size_t i = 0; i < napi; i++) apis->u.apis.v[apis->u.apis.n++] = default_apis[i];
+	for (size_t i = 0; i < nextra; i++) apis->u.apis.v[apis->u.apis.n++] = cv_cstr(a, opts->api_versions[i]).u.str.s;
+	cv_map_set(a, caps.u.map, "APIVersions", 11, apiv);
+	cv helmv = cv_map_new(a, 4);
+	helmv.sub = CS_STRUCT;
+	cv_map_set(a, helmv.u.map, "Version", 7, cv_cstr(a, "v3.19.0"));
+	cv_map_set(a, helmv.u.map, "GitCommit", 9, cv_cstr(a, ""));
+	cv_map_set(a, helmv.u.map, "GitTreeState", 12, cv_cstr(a, ""));
+	cv_map_set(a, helmv.u.map, "GoVersion", 9, cv_cstr(a, "go1.24"));
+	cv_map_set(a, caps.u.map, "HelmVersion", 11, helmv);
+	/* release */
+	cv rel = cv_map_new(a, 6);
+	cv_map_set(a, rel.u.map, "Name", 4, cv_cstr(a, opts->release_name ? opts->release_name : "release-name"));
+	cv_map_set(a, rel.u.map, "Namespace", 9, cv_cstr(a, opts->namespace_ ? opts->namespace_ : "default"));
+	cv_map_set(a, rel.u.map, "IsUpgrade", 9, cv_bool(opts->is_upgrade));
+	cv_map_set(a, rel.u.map, "IsInstall", 9, cv_bool(!opts->is_upgrade));
+	cv_map_set(a, rel.u.map, "Revision", 8, cv_int(opts->revision > 0 ? opts->revision : 1, CS_INT));
+	cv_map_set(a, rel.u.map, "Service", 7, cv_cstr(a, "Helm"));
+	struct cv_obj *fo;
+	cv files = cv_obj_new(a, CO_FILES, &fo);
+	fo->u.files = c->files;
+	cv root = cv_map_new(a, 8);
+	root.sub = CS_VALUES;
+	cv_map_set(a, root.u.map, "Values", 6, vals);
+	cv_map_set(a, root.u.map, "Release", 7, rel);
+	cv_map_set(a, root.u.map, "Chart", 5, c->meta);
+	cv_map_set(a, root.u.map, "Capabilities", 12, caps);
+	cv_map_set(a, root.u.map, "Files", 5, files);
+	cv_map_set(a, root.u.map, "Subcharts", 9, cv_map_new(a, 0));
+	size_t bpl = strlen(c->name) + 11;
+	char *basepath = cv_alloc(a, bpl);
+	snprintf(basepath, bpl, "%s/templates", c->name);
+
+	E.a = a;
+	E.defs = (struct tdefs *)&c->defs;
+	E.root = root;
+	E.lookup = opts->lookup;
+	E.lookup_ctx = opts->lookup_ctx;
+	outs = xcalloc(c->ntpls + 1, sizeof(*outs));
+	for (size_t i = 0; i < c->ntpls; i++) {
+		const char *nm = c->tpls[i].name;
+		const char *base = strrchr(nm, '/');
+		base = base ? base + 1 : nm;
+		if (base[0] == '_')
+			continue;
+		cv tv = cv_map_new(a, 2);
+		tv.sub = CS_VALUES;
+		cv_map_set(a, tv.u.map, "Name", 4, cv_cstr(a, nm));
+		cv_map_set(a, tv.u.map, "BasePath", 8, cv_cstr(a, basepath));
+		cv_map_set(a, root.u.map, "Template", 8, tv);
+		struct tdef *d = tmpl_lookup(E.defs, nm, strlen(nm));
+		if (!d)
+			continue;
+		E.cur_file = nm;
+		struct buf out = BUF_INIT;
+		if (tmpl_exec(&E, nm, d->file, d->body, root, &out)) {
+			buf_free(&out);
+			if (E.fail_kind)
+				snprintf(err, errlen, "execution error at (%s): %s", E.fail_loc[0] ? E.fail_loc : nm, E.fail_msg);
+			else
+				snprintf(err, errlen, "%s", E.err);
+			goto out;
+		}
+		tmpl_blank_no_value(&out);
+		outs[nouts].name = nm;
+		outs[nouts].len = out.len;
+		outs[nouts].out = buf_steal(&out);
+		nouts++;
+	}
+	/* post-processing: files in bytewise order */
+	for (size_t i = 0; i < nouts; i++)
+		for (size_t k = i + 1; k < nouts; k++)
+			if (strcmp(outs[k].name, outs[i].name) < 0) {
+				__typeof__(*outs) t = outs[i];
+				outs[i] = outs[k];
+				outs[k] = t;
+			}
+	for (size_t i = 0; i < nouts; i++) {
+		size_t nl = strlen(outs[i].name);
+		if (nl >= 9 && !strcmp(outs[i].name + nl - 9, "NOTES.txt"))
+			continue;
+		struct split_ctx sc = { &docs, &ndocs, &capdocs, outs[i].name };
+		split_docs(outs[i].out, outs[i].len, add_doc, &sc);
+	}
+	for (size_t i = 0; i < ndocs; i++) {
+		struct doc *d = &docs[i];
+		d->seq = i;
+		char yerr[512];
+		if (cv_from_yaml_doc(a, d->text, d->len + 1, &d->obj, 1, yerr, sizeof(yerr))) {
+			snprintf(err, errlen, "YAML parse error on %s: error converting YAML to JSON: %s", d->source, yerr);
+			goto out;
+		}
+		const char *kind = map_str(d->obj, "kind");
+		d->kind = kind ? kind : "";
+		d->rank = doc_rank(d->kind);
+		cv *md = d->obj.kind == CV_MAP ? cv_map_gets(d->obj.u.map, "metadata") : NULL;
+		cv *ann = md && md->kind == CV_MAP ? cv_map_gets(md->u.map, "annotations") : NULL;
+		cv *hk = ann && ann->kind == CV_MAP ? cv_map_gets(ann->u.map, "helm.sh/hook") : NULL;
+		if (hk) {
+			d->hook = 1;
+			d->events = json_array();
+			struct buf hb = BUF_INIT;
+			cv_to_string(&hb, *hk);
+			const char *s = buf_cstr(&hb);
+			int known = 1;
+			while (1) {
+				const char *e = strchr(s, ',');
+				size_t l = e ? (size_t)(e - s) : strlen(s);
+				size_t st = 0;
+				while (st < l && is_ws(s[st])) st++;
+				while (l > st && is_ws(s[l - 1])) l--;
+				char ev[64];
+				snprintf(ev, sizeof(ev), "%.*s", (int)(l - st), s + st);
+				for (char *p = ev; *p; p++) *p = (char)(*p >= 'A' && *p <= 'Z' ? *p + 32 : *p);
+				int ok = 0;
+				for (int k = 0; hook_events[k]; k++)
+					if (!strcmp(hook_events[k], ev)) ok = 1;
+				if (!ok) known = 0;
+				json_array_append_new(d->events, json_string(ev));
+				if (!e) break;
+				s = e + 1;
+			}
+			buf_free(&hb);
+			if (!known)
+				d->hook = 2; /* unknown hook: dropped */
+		}
+	}
+	qsort(docs, ndocs, sizeof(*docs), cmp_docs);
+	R = xcalloc(1, sizeof(*R));
+	R->docs = json_array();
+	R->hooks = json_array();
+	struct buf man = BUF_INIT, hooks = BUF_INIT;
+	for (size_t i = 0; i < ndocs; i++) {
+		struct doc *d = &docs[i];
+		if (d->hook == 2)
+			continue;
+		json_t *o = json_object();
+		json_object_set_new(o, "source", json_string(d->source));
+		json_object_set_new(o, "kind", json_string(d->kind));
+		json_object_set_new(o, "object", cv_to_jansson(d->obj));
+		json_object_set_new(o, "yaml", json_stringn(d->text, d->len));
+		struct buf *target = d->hook ? &hooks : &man;
+		buf_printf(target, "---\n# Source: %s\n", d->source);
+		buf_append(target, d->text, d->len);
+		buf_putc(target, '\n');
+		if (d->hook) {
+			json_object_set(o, "events", d->events);
+			json_array_append_new(R->hooks, o);
+		} else
+			json_array_append_new(R->docs, o);
+	}
+	R->manifest = buf_steal(&man);
+	{
+		struct buf outb = BUF_INIT;
+		size_t st = 0, en = strlen(R->manifest);
+		while (st < en && is_ws(R->manifest[st])) st++;
+		while (en > st && is_ws(R->manifest[en - 1])) en--;
+		buf_append(&outb, R->manifest + st, en - st);
+		buf_putc(&outb, '\n');
+		if (hooks.len)
+			buf_append(&outb, hooks.data, hooks.len);
+		R->output = buf_steal(&outb);
+	}
+	buf_free(&hooks);
+	{
+		cv pv = vals;
+		pv.sub = CS_IFACE_MAP;
+		R->values = cv_to_jansson(pv);
+	}
+out:
+	for (size_t i = 0; i < ndocs; i++) {
+		free(docs[i].text);
+		json_decref(docs[i].events);
+	}
+	free(docs);
+	for (size_t i = 0; i < nouts; i++)
+		free(outs[i].out);
+	free(outs);
+	buf_free(&E.scratch);
+	cv_arena_free(a);
+	return R;
+}
+
+const json_t *chart_render_documents(const struct chart_render *r) { return r->docs; }
+const json_t *chart_render_hooks(const struct chart_render *r) { return r->hooks; }
+const char *chart_render_manifest(const struct chart_render *r) { return r->manifest; }
+const char *chart_render_output(const struct chart_render *r) { return r->output; }
+const json_t *chart_render_values(const struct chart_render *r) { return r->values; }
+
+void chart_render_free(struct chart_render *r)
+{
+	if (!r)
+		return;
+	json_decref(r->docs);
+	json_decref(r->hooks);
+	json_decref(r->values);
+	free(r->manifest);
+	free(r->output);
+	free(r);
+}

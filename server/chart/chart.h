@@ -1,0 +1,94 @@
+/*
+ * chart: a Helm v3 compatible chart engine ("helm template" in a library).
+ *
+ * chart_load() reads a chart from a .tgz (gzip + tar, paths checked) or a
+ * directory: Chart.yaml, values.yaml, templates/ and every other file for
+ * .Files. Templates are parsed once at load time.
+ *
+ * Values: the caller merges its layers with chart_values_merge() (values
+ * files in order, later wins, maps merge deeply; then --set, --set-string and
+ * --set-json with Helm's strvals grammar). chart_render() coalesces those user
+ * values over the chart's defaults (a user null deletes a key), executes the
+ * templates the way Helm does and returns the documents in install order.
+ *
+ * Number typing follows Helm: numbers from values files are float64 inside
+ * templates; --set integers are int64. In the json_t user values this is
+ * kept by the JSON number type: json_real = float64, json_integer = int64.
+ * chart_values_parse() parses a values YAML text that way (all numbers real).
+ *
+ * Memory: every returned pointer is owned by the object it came from (freed
+ * with chart_free / chart_render_free), except json_t results of
+ * chart_values_parse / chart_values_merge (new references for the caller).
+ *
+ * Thread-safety: a loaded chart is read-only; any number of threads may
+ * render it concurrently. Functions have no global state (OpenSSL 3 is
+ * thread-safe).
+ */
+#ifndef FERRY_CHART_H
+#define FERRY_CHART_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+struct chart;
+struct chart_render;
+
+/* Limits for archives (Helm's): total decompressed size, per file, entries. */
+#define CHART_MAX_TOTAL_SIZE (100u * 1024 * 1024)
+#define CHART_MAX_FILE_SIZE (5u * 1024 * 1024)
+#define CHART_MAX_ENTRIES 10000
+
+struct chart *chart_load(const char *path, char *err, size_t errlen);   /* .tgz or dir */
+struct chart *chart_load_archive(const void *data, size_t len, char *err, size_t errlen);
+const char *chart_name(const struct chart *);
+const char *chart_version(const struct chart *);
+const char *chart_app_version(const struct chart *);
+void chart_free(struct chart *);
+
+struct chart_render_opts {
+	const char *release_name;
+	const char *namespace_;
+	const char *kube_version;                 /* NULL: v1.32.2 */
+	const char *const *api_versions;          /* extra, NULL-terminated, may be NULL */
+	int is_upgrade;
+	int revision;                             /* 0 means 1 */
+	/* optional live lookup: returns a new json_t (object, or empty object) */
+	json_t *(*lookup)(void *ctx, const char *api_version, const char *kind,
+			  const char *ns, const char *name);
+	void *lookup_ctx;
+};
+
+/* Parse a values file (YAML) with Helm's typing: YAML 1.1 booleans
+ * (yes/no/on/off), every number a json_real. NULL + err on error; an empty
+ * document gives an empty object. */
+json_t *chart_values_parse(const char *yaml, size_t len, char *err, size_t errlen);
+
+/* values: the user-supplied layers merged (Helm's "user values", what
+ * `helm get values` shows). layers are JSON objects (json_real numbers are
+ * float64, json_integer int64); sets/set_strings/set_jsons are NULL-
+ * terminated lists (or NULL) of "a.b[0].c=v,d=w" strings. */
+json_t *chart_values_merge(const json_t *const *layers, size_t nlayers,
+			   const char *const *sets, const char *const *set_strings,
+			   const char *const *set_jsons, char *err, size_t errlen);
+
+struct chart_render *chart_render(const struct chart *, const json_t *user_values,
+				  const struct chart_render_opts *, char *err, size_t errlen);
+
+/* documents in install order (hooks excluded), each
+ * {"source":"cilium/templates/x.yaml","kind":"...","object":{...},"yaml":"text"} */
+const json_t *chart_render_documents(const struct chart_render *);
+/* hook documents, same shape, plus "events":["pre-install",...] */
+const json_t *chart_render_hooks(const struct chart_render *);
+/* the manifest as Helm stores it in a release ("---\n# Source: path\n<yaml>\n"
+ * per document, hooks excluded) */
+const char *chart_render_manifest(const struct chart_render *);
+/* what `helm template` prints: the manifest trimmed, then the hooks */
+const char *chart_render_output(const struct chart_render *);
+/* the coalesced values (.Values) */
+const json_t *chart_render_values(const struct chart_render *);
+void chart_render_free(struct chart_render *);
+
+/* semver constraint check as Helm's chart kubeVersion: 1 yes, 0 no, -1 bad input */
+int chart_semver_satisfies(const char *constraint, const char *version);
+
+#endif

@@ -1,0 +1,206 @@
+/*
+ * ferry: the command-line program.
+ *
+ *   ferry template CHART [-f values.yaml]... [--set k=v]... [--set-string k=v]...
+ *                  [--set-json k=json]... [--kube-version v] [--api-versions g/v]...
+ *                  [--namespace ns] [--name release] [--output yaml|json]
+ *
+ * renders a chart like `helm template` with the server's chart engine
+ * (server/chart). Other subcommands may be added by other modules; each one
+ * is a function in the table below. Errors go to stderr, exit status 1.
+ */
+#define _GNU_SOURCE
+#include "server/chart/chart.h"
+#include "server/common/buf.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void usage(FILE *f)
+{
+	fputs("usage: ferry template [NAME] CHART [-f values.yaml]... [--set k=v]... [--set-string k=v]...\n"
+	      "                      [--set-json k=json]... [--kube-version v] [--api-versions g/v]...\n"
+	      "                      [--namespace ns] [--name release] [--output yaml|json]\n", f);
+}
+
+struct strlist { const char **v; size_t n, cap; };
+static void sl_push(struct strlist *l, const char *s)
+{
+	if (l->n + 1 >= l->cap) {
+		l->cap = l->cap ? l->cap * 2 : 8;
+		l->v = xrealloc(l->v, l->cap * sizeof(char *));
+	}
+	l->v[l->n++] = s;
+	l->v[l->n] = NULL;
+}
+
+static char *slurp(const char *path, size_t *len)
+{
+	FILE *f = strcmp(path, "-") ? fopen(path, "rb") : stdin;
+	if (!f)
+		return NULL;
+	struct buf b = BUF_INIT;
+	char tmp[65536];
+	size_t r;
+	while ((r = fread(tmp, 1, sizeof(tmp), f)) > 0)
+		buf_append(&b, tmp, r);
+	if (f != stdin)
+		fclose(f);
+	*len = b.len;
+	return buf_steal(&b);
+}
+
+/* --flag value or --flag=value */
+static const char *opt_value(int argc, char **argv, int *i, const char *name)
+{
+	size_t nl = strlen(name);
+	if (!strncmp(argv[*i], name, nl) && argv[*i][nl] == '=')
+		return argv[*i] + nl + 1;
+	if (!strcmp(argv[*i], name)) {
+		if (*i + 1 >= argc)
+			return NULL;
+		return argv[++*i];
+	}
+	return NULL;
+}
+
+static int cmd_template(int argc, char **argv)
+{
+	struct strlist files = { 0 }, sets = { 0 }, set_strings = { 0 }, set_jsons = { 0 }, apis = { 0 }, pos = { 0 };
+	const char *kube = NULL, *ns = "default", *name = NULL, *output = "yaml";
+	int rc = 1;
+	for (int i = 1; i < argc; i++) {
+		const char *v;
+		const char *a = argv[i];
+		if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+			usage(stdout);
+			return 0;
+		}
+		if ((v = opt_value(argc, argv, &i, "-f")) || (v = opt_value(argc, argv, &i, "--values")))
+			sl_push(&files, v);
+		else if ((v = opt_value(argc, argv, &i, "--set")))
+			sl_push(&sets, v);
+		else if ((v = opt_value(argc, argv, &i, "--set-string")))
+			sl_push(&set_strings, v);
+		else if ((v = opt_value(argc, argv, &i, "--set-json")))
+			sl_push(&set_jsons, v);
+		else if ((v = opt_value(argc, argv, &i, "--kube-version")))
+			kube = v;
+		else if ((v = opt_value(argc, argv, &i, "--api-versions")) || (v = opt_value(argc, argv, &i, "-a")))
+			sl_push(&apis, v);
+		else if ((v = opt_value(argc, argv, &i, "--namespace")) || (v = opt_value(argc, argv, &i, "-n")))
+			ns = v;
+		else if ((v = opt_value(argc, argv, &i, "--name")))
+			name = v;
+		else if ((v = opt_value(argc, argv, &i, "--output")) || (v = opt_value(argc, argv, &i, "-o")))
+			output = v;
+		else if (a[0] == '-' && a[1]) {
+			fprintf(stderr, "Error: unknown or incomplete flag %s\n", a);
+			usage(stderr);
+			goto out;
+		} else
+			sl_push(&pos, a);
+	}
+	if (pos.n < 1 || pos.n > 2) {
+		usage(stderr);
+		goto out;
+	}
+	const char *chart_path = pos.v[pos.n - 1];
+	if (pos.n == 2)
+		name = pos.v[0];
+	if (!name)
+		name = "release-name";
+	if (strcmp(output, "yaml") && strcmp(output, "json")) {
+		fprintf(stderr, "Error: --output must be yaml or json\n");
+		goto out;
+	}
+	char err[4096];
+	json_t **layers = xcalloc(files.n + 1, sizeof(json_t *));
+	for (size_t i = 0; i < files.n; i++) {
+		size_t len;
+		char *data = slurp(files.v[i], &len);
+		if (!data) {
+			fprintf(stderr, "Error: open %s: cannot read\n", files.v[i]);
+			goto free_layers;
+		}
+		layers[i] = chart_values_parse(data, len, err, sizeof(err));
+		free(data);
+		if (!layers[i]) {
+			fprintf(stderr, "Error: failed to parse %s: %s\n", files.v[i], err);
+			goto free_layers;
+		}
+	}
+	json_t *user = chart_values_merge((const json_t *const *)layers, files.n, sets.v, set_strings.v, set_jsons.v,
+					  err, sizeof(err));
+	if (!user) {
+		fprintf(stderr, "Error: %s\n", err);
+		goto free_layers;
+	}
+	struct chart *c = chart_load(chart_path, err, sizeof(err));
+	if (!c) {
+		fprintf(stderr, "Error: %s\n", err);
+		json_decref(user);
+		goto free_layers;
+	}
+	struct chart_render_opts o = { 0 };
+	o.release_name = name;
+	o.namespace_ = ns;
+	o.kube_version = kube;
+	o.api_versions = apis.v;
+	o.revision = 1;
+	struct chart_render *r = chart_render(c, user, &o, err, sizeof(err));
+	if (!r) {
+		fprintf(stderr, "Error: %s\n", err);
+	} else {
+		if (!strcmp(output, "json")) {
+			json_t *all = json_array();
+			const json_t *lists[2] = { chart_render_documents(r), chart_render_hooks(r) };
+			for (int k = 0; k < 2; k++) {
+				size_t i;
+				json_t *d;
+				json_array_foreach(lists[k], i, d) {
+					json_t *obj = json_object_get(d, "object");
+					if (obj && !json_is_null(obj))
+						json_array_append(all, obj);
+				}
+			}
+			char *s = json_dumps(all, JSON_INDENT(2) | JSON_SORT_KEYS);
+			puts(s);
+			free(s);
+			json_decref(all);
+		} else {
+			fputs(chart_render_output(r), stdout);
+		}
+		chart_render_free(r);
+		rc = 0;
+	}
+	chart_free(c);
+	json_decref(user);
+free_layers:
+	for (size_t i = 0; i < files.n; i++)
+		json_decref(layers[i]);
+	free(layers);
+out:
+	free(files.v); free(sets.v); free(set_strings.v); free(set_jsons.v); free(apis.v); free(pos.v);
+	return rc;
+}
+
+static const struct { const char *name; int (*fn)(int, char **); } commands[] = {
+	{ "template", cmd_template },
+};
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		usage(stderr);
+		return 2;
+	}
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (!strcmp(argv[1], commands[i].name))
+			return commands[i].fn(argc - 1, argv + 1);
+	fprintf(stderr, "ferry: unknown command %s\n", argv[1]);
+	usage(stderr);
+	return 2;
+}

@@ -1,0 +1,2 @@
+#include "tests/unit/testlib.h"
+int main(void) { return test_summary(); }
