@@ -176,7 +176,7 @@ static int strcmp_cv(cv x, cv y)
 	return x.u.str.len < y.u.str.len ? -1 : x.u.str.len > y.u.str.len;
 }
 
-static int eq2(struct tstate *S, cv x, cv y, int *res)
+static int eq2(struct tstate *S, const char *fn, cv x, cv y, int *res)
 {
 	enum bk k1 = basic_kind(x), k2 = basic_kind(y);
 	*res = 0;
@@ -184,7 +184,7 @@ static int eq2(struct tstate *S, cv x, cv y, int *res)
 		if (k1 == BK_INT && k2 == BK_UINT) { *res = x.u.i >= 0 && (uint64_t)x.u.i == (uint64_t)y.u.i; return 0; }
 		if (k1 == BK_UINT && k2 == BK_INT) { *res = y.u.i >= 0 && (uint64_t)y.u.i == (uint64_t)x.u.i; return 0; }
 		if (x.kind != CV_NIL && y.kind != CV_NIL)
-			return ferr(S, "eq", "incompatible types for comparison");
+			return ferr(S, fn, "incompatible types for comparison");
 		return 0;
 	}
 	switch (k1) {
@@ -195,7 +195,7 @@ static int eq2(struct tstate *S, cv x, cv y, int *res)
 	case BK_INVALID: *res = 1; return 0;
 	default:
 		if (x.kind == CV_LIST || x.kind == CV_MAP || x.kind == CV_STR)
-			return ferr(S, "eq", "non-comparable type %s", cv_type_name(x));
+			return ferr(S, fn, "non-comparable type %s", cv_type_name(x));
 		if (x.kind == CV_OBJ && y.kind == CV_OBJ && x.u.obj->type == y.u.obj->type) {
 			if (x.u.obj->type == CO_TIME)
 				*res = x.u.obj->u.time.sec == y.u.obj->u.time.sec && x.u.obj->u.time.nsec == y.u.obj->u.time.nsec;
@@ -203,7 +203,7 @@ static int eq2(struct tstate *S, cv x, cv y, int *res)
 				*res = x.u.obj == y.u.obj;
 			return 0;
 		}
-		return ferr(S, "eq", "incompatible types for comparison");
+		return ferr(S, fn, "incompatible types for comparison");
 	}
 }
 
@@ -211,7 +211,7 @@ FN(f_eq)
 {
 	for (int i = 1; i < n; i++) {
 		int r;
-		if (eq2(S, a[0], a[i], &r))
+		if (eq2(S, "eq", a[0], a[i], &r))
 			return -1;
 		if (r) {
 			*out = cv_bool(1);
@@ -226,7 +226,7 @@ FN(f_ne)
 {
 	UNUSED;
 	int r;
-	if (eq2(S, a[0], a[1], &r))
+	if (eq2(S, "ne", a[0], a[1], &r))
 		return -1;
 	*out = cv_bool(!r);
 	return 0;
@@ -257,7 +257,7 @@ FN(f_le)
 	UNUSED;
 	int r, e;
 	if (lt2(S, "le", a[0], a[1], &r)) return -1;
-	if (!r && eq2(S, a[0], a[1], &e)) return -1;
+	if (!r && eq2(S, "le", a[0], a[1], &e)) return -1;
 	*out = cv_bool(r || e);
 	return 0;
 }
@@ -266,7 +266,7 @@ FN(f_gt)
 	UNUSED;
 	int r, e;
 	if (lt2(S, "gt", a[0], a[1], &r)) return -1;
-	if (eq2(S, a[0], a[1], &e)) return -1;
+	if (eq2(S, "gt", a[0], a[1], &e)) return -1;
 	*out = cv_bool(!r && !e);
 	return 0;
 }

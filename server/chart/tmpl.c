@@ -1336,7 +1336,14 @@ int tmpl_errf(struct tstate *S, const char *fmt, ...)
 	char loc[512];
 	loc_of(S, S->node, loc, sizeof(loc));
 	struct buf nt = BUF_INIT;
-	if (S->node)
+	if (S->cmd && S->node && S->node->type == N_IDENT) {
+		struct tcmd *c = S->cmd;
+		for (size_t k = 0; k < c->nargs; k++) {
+			if (k)
+				buf_putc(&nt, ' ');
+			node_text(&nt, c->args[k]);
+		}
+	} else if (S->node)
 		node_text(&nt, S->node);
 	snprintf(E->err, sizeof(E->err), "template: %.200s: executing \"%.200s\" at <%.200s>: %.1300s",
 		 loc, S->tname, nt.data ? nt.data : "", msg);
@@ -1579,7 +1586,7 @@ static int check_type(struct tstate *S, char ptype, cv v)
 }
 
 static int eval_function(struct tstate *S, cv dot, struct tnode *fnode, struct tnode **args, size_t nargs,
-			 int has_final, cv final, cv *out);
+			 int has_final, cv final, cv *out, struct tcmd *cmd_of_args);
 
 static int eval_arg(struct tstate *S, cv dot, char ptype, struct tnode *n, cv *out)
 {
@@ -1607,7 +1614,7 @@ static int eval_arg(struct tstate *S, cv dot, char ptype, struct tnode *n, cv *o
 		rc = eval_pipeline(S, dot, n->u.pipe, out);
 		break;
 	case N_IDENT:
-		rc = eval_function(S, dot, n, &n, 1, 0, cv_nil(), out);
+		rc = eval_function(S, dot, n, &n, 1, 0, cv_nil(), out, NULL);
 		break;
 	case N_CHAIN: {
 		cv base;
@@ -1633,7 +1640,7 @@ static int eval_arg(struct tstate *S, cv dot, char ptype, struct tnode *n, cv *o
 struct incl;
 
 static int eval_function(struct tstate *S, cv dot, struct tnode *fnode, struct tnode **args, size_t nargs,
-			 int has_final, cv final, cv *out)
+			 int has_final, cv final, cv *out, struct tcmd *cmd_of_args)
 {
 	const struct tfuncdef *fd = fnode->u.ident.fn;
 	const char *sig = fd->sig;
@@ -1685,7 +1692,10 @@ static int eval_function(struct tstate *S, cv dot, struct tnode *fnode, struct t
 		av[k++] = untyped(final);
 	}
 	S->node = fnode;
+	void *savedcmd = S->cmd;
+	S->cmd = cmd_of_args;
 	int rc = fd->fn(S, av, (int)given, out);
+	S->cmd = savedcmd;
 	if (rc == 0) {
 		S->node = saved;
 		return 0;
@@ -1722,7 +1732,7 @@ static int eval_command(struct tstate *S, cv dot, struct tcmd *c, int has_final,
 					c->args, c->nargs, has_final, final, out);
 	}
 	case N_IDENT:
-		return eval_function(S, dot, first, c->args, c->nargs, has_final, final, out);
+		return eval_function(S, dot, first, c->args, c->nargs, has_final, final, out, c);
 	case N_PIPE:
 		if (not_a_function(S, c->args, c->nargs, has_final))
 			return -1;

@@ -74,6 +74,7 @@ struct tstate {
 	const char *tname;               /* template being executed */
 	const char *file;                /* file the current node comes from */
 	struct tnode *node;              /* node being evaluated */
+	void *cmd;                       /* command of a function call (errors) */
 	struct tvar { const char *name; size_t len; cv val; } *vars;
 	size_t nvars, capvars;
 	int depth;

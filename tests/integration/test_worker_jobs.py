@@ -15,6 +15,7 @@ boundary; SIGTERM releasing the lease; phase retries with backoff.
 """
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -330,6 +331,7 @@ def main():
         run("worker_notify_wakes_idle_workers", t_notify_wakes_idle_workers)
     finally:
         psql("DROP DATABASE IF EXISTS %s WITH (FORCE)" % DBNAME, ADMIN)
+        shutil.rmtree(TMP, ignore_errors=True)
     print("%d passed, %d failed" % (results["passed"], results["failed"]))
     return 1 if results["failed"] else 0
 
