@@ -1,8 +1,10 @@
 /*
  * phase_cilium.c: `helm upgrade --install cilium` without helm.
  *
- * 1. Load the chart (FERRY_CHARTS_DIR or the configured charts directory,
- *    cilium-<version>.tgz) and compute the user values (values.c).
+ * 1. Load the chart through chartsource.h (the tenant's uploaded chart,
+ *    else the configured Helm repository (mirror first), else
+ *    FERRY_CHARTS_DIR/cilium-<version>.tgz) and compute the user values
+ *    (values.c).
  * 2. Read the release's Helm records to find the revision: 1 for a first
  *    install, last + 1 otherwise (an upgrade for the templates).
  * 3. Render with k8sServiceHost/Port from preflight, the cluster's
@@ -22,6 +24,7 @@
 #include "server/app.h"
 #include "server/chart/chart.h"
 #include "server/common/buf.h"
+#include "server/install/chartsource.h"
 #include "server/install/phases.h"
 #include "server/install/release.h"
 #include "server/install/values.h"
@@ -31,18 +34,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-static char *chart_path(const struct runner_ctx *ctx, const char *version)
-{
-	const char *dir = ctx->app ? ctx->app->cfg.charts_dir : NULL;
-	if (!dir || !*dir)
-		dir = getenv("FERRY_CHARTS_DIR");
-	if (!dir || !*dir)
-		dir = "../shared/charts";
-	struct buf b = BUF_INIT;
-	buf_printf(&b, "%s/cilium-%s.tgz", dir, version);
-	return buf_steal(&b);
-}
 
 /* chart_render_opts.lookup: read a live object (empty object when absent). */
 static json_t *live_lookup(void *arg, const char *api_version, const char *kind,
@@ -181,17 +172,28 @@ enum phase_rc phase_cilium(struct runner_ctx *ctx)
 	struct chart_render *rd = NULL;
 	json_t *values = NULL, *secrets = NULL, *prev = NULL, *meta = NULL, *rel = NULL;
 	json_t *sec = NULL, *workloads = json_array();
-	char *path = NULL, *coll = NULL;
+	char *coll = NULL;
 	const char *version = install_chart_version(run.params);
-
-	path = chart_path(ctx, version);
-	ch = chart_load(path, err, sizeof err);
+	struct chartsource_archive arc;
+	struct chartsource_cfg scfg;
+	chartsource_cfg_default(&scfg, ctx->app);
+	int sst = chartsource_resolve(ctx->conn, ctx->job ? ctx->job->tenant_id : NULL, "cilium", version,
+				      &scfg, &arc, err, sizeof err);
+	if (sst != 0) {
+		snprintf(ctx->message, sizeof ctx->message, "%s", err);
+		rc = sst == -2 ? PHASE_RETRY : PHASE_FAIL;
+		goto out;
+	}
+	ch = chart_load_archive(arc.data, arc.len, err, sizeof err);
 	if (!ch) {
 		snprintf(ctx->message, sizeof ctx->message, "cannot load chart cilium %s from %s: %s",
-			 version, path, err);
+			 version, arc.origin, err);
 		rc = PHASE_FAIL;
 		goto out;
 	}
+	runner_event(ctx, "info", "chart cilium %s from %s (sha256 %s)", version, arc.origin, arc.sha256);
+	json_object_set_new(ctx->detail, "chart_source", json_string(arc.origin));
+	json_object_set_new(ctx->detail, "chart_sha256", json_string(arc.sha256));
 	values = install_user_values(&run, NULL, err, sizeof err);
 	if (!values) {
 		snprintf(ctx->message, sizeof ctx->message, "%s", err);
@@ -351,7 +353,8 @@ out:
 	chart_free(ch);
 	json_decref(values), json_decref(secrets), json_decref(prev), json_decref(meta);
 	json_decref(rel), json_decref(sec), json_decref(workloads);
-	free(path), free(coll);
+	free(coll);
+	chartsource_archive_clear(&arc);
 	install_run_end(&run);
 	return rc;
 }

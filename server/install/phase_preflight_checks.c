@@ -10,6 +10,7 @@
  * phase's detail, which outlives retries.
  */
 #define _POSIX_C_SOURCE 200809L
+#include "server/install/l2.h"
 #include "server/install/phases.h"
 #include "server/install/preflight_rules.h"
 #include "server/kube/ops.h"
@@ -69,6 +70,15 @@ enum phase_rc phase_install_preflight(struct runner_ctx *ctx)
 					     "nodepools.karpenter.sh", &crd)) != PHASE_OK)
 			goto out;
 		karpenter = crd != NULL;
+	}
+
+	if (json_object_get(run.params, "l2")) {
+		char lerr[300];
+		if (l2_check_params(run.profile, json_object_get(run.params, "l2"), lerr, sizeof lerr) != 0) {
+			snprintf(ctx->message, sizeof ctx->message, "refused: %s", lerr);
+			rc = PHASE_FAIL;
+			goto out;
+		}
 	}
 
 	struct preflight_input in = {

@@ -3,6 +3,7 @@
  * the shared helpers so that linking the helpers does not pull in every
  * phase (and the chart engine behind the cilium phase).
  */
+#include "server/install/l2.h"
 #include "server/install/phases.h"
 
 static const struct phase_def install_phases[] = {
@@ -11,6 +12,7 @@ static const struct phase_def install_phases[] = {
 	{ "cni-config", phase_cni_config },
 	{ "cilium", phase_cilium },
 	{ "wait", phase_wait },
+	{ "l2-announcements", phase_l2 },
 	{ "retire-tke-components", phase_retire },
 	{ "apf", phase_apf },
 	{ "nodepool", phase_nodepool },

@@ -8,7 +8,10 @@
  *   eni-agent          tke-eni-agent image to v3.8.0-rc.0 when older
  *   cni-config         the chained CNI ConfigMap (tke profile)
  *   cilium             render the chart, apply with SSA, Helm release record
- *   wait               rollout of cilium, cilium-envoy, cilium-operator
+ *   wait               rollout of cilium, cilium-envoy, cilium-operator (after a
+ *                      rollout restart of cilium when a masquerade/endpoint-slice
+ *                      follow-up changed cilium-config, followups.h)
+ *   l2-announcements   k3s: CiliumL2AnnouncementPolicy + LoadBalancer IP pool (l2.h)
  *   retire-tke-components  kube-proxy, tke-cni-agent, ip-masq-agent
  *   apf                FlowSchema + PriorityLevelConfiguration
  *   nodepool           Karpenter NodePool + TKEMachineNodeClass (optional)

@@ -238,7 +238,7 @@ static json_t *k3s_values(const struct profile_inputs *in, char *err, size_t err
 	json_object_set_new(sub(hubble, "relay"), "enabled", json_true());
 	json_object_set_new(sub(hubble, "ui"), "enabled", json_true());
 	json_object_set_new(v, "installNoConntrackIptablesRules", json_true());
-	if (opt_bool(p, "l2announcements", 0))
+	if (opt_bool(p, "l2announcements", 0) || json_is_object(json_object_get(p, "l2")))
 		json_object_set_new(sub(v, "l2announcements"), "enabled", json_true());
 	if (param_bool(p, "endpoint_slice"))
 		json_object_set_new(sub(v, "ciliumEndpointSlice"), "enabled", json_true());

@@ -24,6 +24,8 @@
  *
  * Options come from the job parameters (jansson object, may be NULL):
  *   keep_kube_proxy: bool, endpoint_slice: bool, masquerade: {vpc_cidr},
+ *   l2: {interfaces, node_selector, cidrs} (k3s: l2announcements.enabled;
+ *     the objects themselves come from l2.h),
  *   cni_config_map: string (tke; default "cni-config"),
  *   profile_options: {pod_cidr, pod_cidr_mask_size, devices, xdp: bool,
  *     l2announcements: bool, hubble: bool, prometheus: bool, registry}

@@ -47,8 +47,6 @@ EXTRA = {
                    ["--namespace", "kube-system", "--name", "cilium", "--kube-version", "v1.28.3"]),
     "k3s-1.18.3": ("cilium-1.18.3.tgz", [os.path.join(K3S, "values.yaml")],
                    ["--namespace", "cilium", "--name", "cilium", "--kube-version", "v1.28.6+k3s1"]),
-    "k3s-1.12.0": ("cilium-1.12.0.tgz", [os.path.join(K3S, "values.yaml")],
-                   ["--namespace", "cilium", "--name", "cilium", "--kube-version", "v1.24.6+k3s1"]),
     "sets-1.18.3": ("cilium-1.18.3.tgz", [os.path.join(TKE, "values.yaml")],
                     ["--namespace", "kube-system", "--name", "cilium",
                      "--set", "hubble.enabled=false,operator.replicas=1",
@@ -57,6 +55,69 @@ EXTRA = {
                      "--set-string", "k8sServicePort=6443",
                      "--set", "hubble.relay.enabled=true,hubble.ui.enabled=true,hubble.enabled=true",
                      "--set", "clustermesh.useAPIServer=true,ingressController.enabled=true,envoy.enabled=true"]),
+    # the seeds' value sets (shared/seeds), as --set flags
+    "seed000-1.18.3": ("cilium-1.18.3.tgz", [], ["--namespace", "kube-system", "--name", "cilium", "--kube-version", "v1.30.0-tke.5"]
+                       + sum([["--set", s] for s in [
+                           "image.repository=quay.tencentcloudcr.com/cilium/cilium",
+                           "envoy.image.repository=quay.tencentcloudcr.com/cilium/cilium-envoy",
+                           "operator.image.repository=quay.tencentcloudcr.com/cilium/operator",
+                           "certgen.image.repository=quay.tencentcloudcr.com/cilium/certgen",
+                           "hubble.relay.image.repository=quay.tencentcloudcr.com/cilium/hubble-relay",
+                           "hubble.ui.backend.image.repository=quay.tencentcloudcr.com/cilium/hubble-ui-backend",
+                           "hubble.ui.frontend.image.repository=quay.tencentcloudcr.com/cilium/hubble-ui",
+                           "nodeinit.image.repository=quay.tencentcloudcr.com/cilium/startup-script",
+                           "preflight.image.repository=quay.tencentcloudcr.com/cilium/cilium",
+                           "preflight.envoy.image.repository=quay.tencentcloudcr.com/cilium/cilium-envoy",
+                           "clustermesh.apiserver.image.repository=quay.tencentcloudcr.com/cilium/clustermesh-apiserver",
+                           "authentication.mutual.spire.install.agent.image.repository=docker.io/k8smirror/spire-agent",
+                           "authentication.mutual.spire.install.server.image.repository=docker.io/k8smirror/spire-server",
+                           "operator.tolerations[0].key=node-role.kubernetes.io/control-plane,operator.tolerations[0].operator=Exists",
+                           "operator.tolerations[1].key=node-role.kubernetes.io/master,operator.tolerations[1].operator=Exists",
+                           "operator.tolerations[2].key=node.kubernetes.io/not-ready,operator.tolerations[2].operator=Exists",
+                           "operator.tolerations[3].key=node.cloudprovider.kubernetes.io/uninitialized,operator.tolerations[3].operator=Exists",
+                           "operator.tolerations[4].key=tke.cloud.tencent.com/uninitialized,operator.tolerations[4].operator=Exists",
+                           "operator.tolerations[5].key=tke.cloud.tencent.com/eni-ip-unavailable,operator.tolerations[5].operator=Exists",
+                           "routingMode=native", "endpointRoutes.enabled=true", "ipam.mode=delegated-plugin",
+                           "enableIPv4Masquerade=false", "devices=eth+", "cni.chainingMode=generic-veth",
+                           "cni.customConf=true", "cni.configMap=cni-config", "cni.externalRouting=true",
+                           "extraConfig.local-router-ipv4=169.254.32.16", "localRedirectPolicies.enabled=true",
+                           "kubeProxyReplacement=true", "k8sServiceHost=169.254.128.112", "k8sServicePort=60002"]], [])),
+    "seed001-1.18.2": ("cilium-1.18.2.tgz", [], ["--namespace", "kube-system", "--name", "cilium"]
+                       + sum([["--set", s] for s in [
+                           "routingMode=native", "endpointRoutes.enabled=true", "enableIPv4Masquerade=false",
+                           "cni.chainingMode=generic-veth", "cni.chainingTarget=multus-cni", "ipamd.mode=delegated-plugin",
+                           "kubeProxyReplacement=true", "k8sServiceHost=10.0.0.5", "k8sServicePort=60002",
+                           "extraConfig.local-router-ipv4=169.254.32.16"]], [])),
+    "seed002-1.12.0": ("cilium-1.12.0.tgz", [], ["--namespace", "kube-system", "--name", "cilium"]
+                       + sum([["--set", s] for s in [
+                           "kubeProxyReplacement=strict", "k8sServiceHost=192.168.1.10", "k8sservicePort=6443",
+                           "ipam.Operator.clusterPoolIPv4PodCIDRList=10.244.0.0/16", "enable-bpf-masquerade=true",
+                           "ipam.Operator.ClusterPoolIPv4MaskSize=24", "devices=ens192", "hubble.Relay.Enabled=true",
+                           "hubble.Ui.Enabled=true", "prometheus.Enabled=true", "operator.Prometheus.Enabled=true",
+                           "hubble.Enabled=true", "hubble.Metrics.Enabled={dns, drop, tcp, flow, port-distribution, icmp, http}",
+                           "image.UseDigest=false", "operator.image.useDigest=false",
+                           "operator.Image.Repository=harbor.io/k8s/cilium/operator", "image.Repository=harbor.io/k8s/cilium/cilium",
+                           "hubble.Relay.Image.Repository=harbor.io/k8s/cilium/hubble-relay",
+                           "hubble.ui.Backend.Image.Repository=harbor.io/k8s/cilium/hubble-ui-backend",
+                           "hubble.Ui.Backend.Image.Tag=v0.9.0", "hubble.ui.Frontend.Image.Repository=harbor.io/k8s/cilium/hubble-ui",
+                           "hubble.ui.Frontend.Image.Tag=v0.9.0"]], [])),
+    "seed004-1.15.1": ("cilium-1.15.1.tgz", [], ["--namespace", "kube-system", "--name", "cilium", "--kube-version", "v1.28.6+k3s1"]
+                       + sum([["--set", s] for s in [
+                           "operator.replicas=1", "ipam.mode=cluster-pool", "ipam.operator.clusterPoolIPv4PodCIDRList=10.0.0.0/16",
+                           "routingMode=native", "autoDirectNodeRoutes=true", "ipv4NativeRoutingCIDR=10.0.0.0/16",
+                           "bpf.masquerade=true", "kubeProxyReplacement=true", "loadBalancer.mode=dsr",
+                           "loadBalancer.acceleration=native", "hubble.relay.enabled=true", "hubble.ui.enabled=true",
+                           "installNoConntrackIptablesRules=true", "l2announcements.enabled=true"]], [])),
+}
+
+# cases where Helm itself fails: name -> (chart, files, flags, substring of the error)
+ERRORS = {
+    "k3s-1.12.0-error": ("cilium-1.12.0.tgz", [os.path.join(K3S, "values.yaml")],
+                         ["--namespace", "cilium", "--name", "cilium"],
+                         'cilium/templates/cilium-configmap.yaml:572:7: executing "cilium/templates/cilium-configmap.yaml" '
+                         'at <ne $kubeProxyReplacement "disabled">: error calling ne: incompatible types for comparison'),
+    "required-1.18.3-error": ("cilium-1.18.3.tgz", [], ["--namespace", "kube-system", "--set", "hubble.tls.auto.method=bogus"],
+                              None),
 }
 
 PEM_TYPES = {"ca.crt": "CERTIFICATE", "tls.crt": "CERTIFICATE", "tls.key": "RSA PRIVATE KEY",
@@ -180,6 +241,46 @@ def helmref_render(hr, chart, files, flags):
     return json.loads(p.stdout)
 
 
+CERT_LINE = re.compile(r"^\s+(ca\.crt|tls\.crt|tls\.key|ca\.key): .*$", re.M)
+
+
+def text_check(name, hr, chart, files, flags):
+    """byte-level comparison of the YAML output (certificate lines masked)"""
+    args = [os.path.join(CHARTS, chart)] + sum([["-f", f] for f in files], []) + flags
+    a = subprocess.run([FERRY, "template"] + args, capture_output=True, text=True, timeout=300)
+    b = subprocess.run([hr] + args, capture_output=True, text=True, timeout=300)
+    if a.returncode or b.returncode:
+        return "render failed: %s %s" % (a.stderr[:300], b.stderr[:300])
+    ta, tb = CERT_LINE.sub("", a.stdout), CERT_LINE.sub("", b.stdout)
+    if ta != tb:
+        la, lb = ta.splitlines(), tb.splitlines()
+        for i, (x, y) in enumerate(zip(la, lb)):
+            if x != y:
+                return "yaml text differs at line %d: got %r want %r" % (i + 1, x[:200], y[:200])
+        return "yaml text differs in length: %d vs %d lines" % (len(la), len(lb))
+    return None
+
+
+def error_case(name, hr, chart, files, flags, want_sub):
+    args = [os.path.join(CHARTS, chart)] + sum([["-f", f] for f in files], []) + flags
+    a = subprocess.run([FERRY, "template"] + args, capture_output=True, text=True, timeout=300)
+    if a.returncode == 0:
+        print("FAIL: golden %s: ferry succeeded, Helm fails" % name)
+        return False
+    want = want_sub
+    if hr:
+        b = subprocess.run([hr] + args, capture_output=True, text=True, timeout=300)
+        if b.returncode == 0:
+            print("FAIL: golden %s: helmref succeeded" % name)
+            return False
+        want = b.stderr.strip().splitlines()[-1].replace("Error: ", "", 1)
+    if want and want not in a.stderr:
+        print("FAIL: golden %s: error %r does not contain %r" % (name, a.stderr.strip()[:500], want[:500]))
+        return False
+    print("PASS: golden %s (fails like Helm)" % name)
+    return True
+
+
 def run_case(name, got_fn, want_fn):
     try:
         want = want_fn()
@@ -220,6 +321,17 @@ def main():
                 return json.load(open(committed))
             return None
         ok &= run_case(name, lambda chart=chart, files=files, flags=flags: ferry_render(chart, files, flags), want)
+        if hr:
+            d = text_check(name, hr, chart, files, flags)
+            if d:
+                print("FAIL: golden %s text: %s" % (name, d))
+                ok = False
+            else:
+                print("PASS: golden %s text (byte-identical to helmref)" % name)
+    for name, (chart, files, flags, sub) in ERRORS.items():
+        if only and name not in only:
+            continue
+        ok &= error_case(name, hr, chart, files, flags, sub)
     return 0 if ok else 1
 
 
