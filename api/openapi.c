@@ -10,6 +10,8 @@
 
 static const char schemas_json[] =
 	"{"
+	"\"Chart\":{\"type\":\"object\",\"properties\":{\"id\":{\"type\":\"string\",\"format\":\"uuid\"},\"name\":{\"type\":\"string\"},\"version\":{\"type\":\"string\"},\"app_version\":{\"type\":[\"string\",\"null\"]},\"sha256\":{\"type\":\"string\"},\"size\":{\"type\":\"integer\"},\"created_at\":{\"type\":\"string\",\"format\":\"date-time\"}}},"
+	"\"ChartPage\":{\"type\":\"object\",\"properties\":{\"items\":{\"type\":\"array\",\"items\":{\"$ref\":\"#/components/schemas/Chart\"}},\"next_cursor\":{\"type\":[\"string\",\"null\"]}}},"
 	"\"Problem\":{\"type\":\"object\",\"required\":[\"type\",\"title\",\"status\",\"detail\"],"
 	" \"properties\":{\"type\":{\"type\":\"string\"},\"title\":{\"type\":\"string\"},"
 	"  \"status\":{\"type\":\"integer\"},\"detail\":{\"type\":\"string\"},\"instance\":{\"type\":\"string\"},"

@@ -4,6 +4,7 @@
  * describes every entry, so a route added here is documented automatically.
  */
 #include "api/api.h"
+#include "api/charts.h"
 
 #include <stddef.h>
 
@@ -56,6 +57,15 @@ const struct api_route api_routes[] = {
 	  "A job's log and state as server-sent events (event: log, event: job)", NULL, NULL, 200 },
 	{ "POST", "/v1/jobs/{id}/cancel", api_jobs_cancel, API_SCOPE_TENANT, API_ROLE_OPERATOR,
 	  "Cancel a job (stops at the next phase boundary)", NULL, "Job", 202 },
+
+	{ "POST", "/v1/charts", api_charts_upload, API_SCOPE_TENANT, API_ROLE_OPERATOR,
+	  "Upload a Helm chart archive (.tgz body; 201 new, 200 same bytes again, 409 other bytes)", NULL, "Chart", 201 },
+	{ "GET", "/v1/charts", api_charts_list, API_SCOPE_TENANT, API_ROLE_VIEWER,
+	  "List uploaded charts (name filter, cursor pagination)", NULL, "ChartPage", 200 },
+	{ "GET", "/v1/charts/{id}", api_charts_get, API_SCOPE_TENANT, API_ROLE_VIEWER,
+	  "Get an uploaded chart's metadata", NULL, "Chart", 200 },
+	{ "DELETE", "/v1/charts/{id}", api_charts_delete, API_SCOPE_TENANT, API_ROLE_OPERATOR,
+	  "Delete an uploaded chart", NULL, NULL, 204 },
 };
 
 const size_t api_routes_count = sizeof(api_routes) / sizeof(api_routes[0]);

@@ -214,6 +214,20 @@ static void free_raw(struct rawfile *rf, size_t n)
 	free(rf);
 }
 
+struct chart *chart_load_files(const char *const *names, const char *const *contents, size_t n,
+			       char *err, size_t errlen)
+{
+	struct rawfile *rf = xcalloc(n + 1, sizeof(*rf));
+	for (size_t i = 0; i < n; i++) {
+		rf[i].name = xstrdup(names[i]);
+		rf[i].len = strlen(contents[i]);
+		rf[i].data = xstrndup(contents[i], rf[i].len);
+	}
+	struct chart *c = chart_from_files(rf, n, err, errlen);
+	free_raw(rf, n);
+	return c;
+}
+
 struct chart *chart_load_archive(const void *data, size_t len, char *err, size_t errlen)
 {
 	struct archive ar;
@@ -888,23 +902,14 @@ static const char *map_str(cv m, const char *key)
 	return v && v->kind == CV_STR ? v->u.str.s : NULL;
 }
 
-struct chart_render *chart_render(const struct chart *c, const json_t *user_values,
-				  const struct chart_render_opts *opts, char *err, size_t errlen)
+/* coalesce values and build the root object; fills E */
+static int render_setup(const struct chart *c, const json_t *user_values, const struct chart_render_opts *opts,
+			struct cv_arena *a, struct tengine *E, cv *vals_out, const char **basepath_out,
+			char *err, size_t errlen)
 {
-	struct chart_render *R = NULL;
-	struct cv_arena *a = cv_arena_new();
-	struct tengine E;
-	struct doc *docs = NULL;
-	size_t ndocs = 0, capdocs = 0;
-	struct { const char *name; char *out; size_t len; } *outs = NULL;
-	size_t nouts = 0;
-	memset(&E, 0, sizeof(E));
-	struct chart_render_opts dflt = { 0 };
-	if (!opts)
-		opts = &dflt;
 	if (c->parse_err) {
 		snprintf(err, errlen, "%s", c->parse_err);
-		goto out;
+		return -1;
 	}
 	/* values */
 	cv vals = cv_deep_copy(a, c->defaults);
@@ -921,14 +926,14 @@ struct chart_render *chart_render(const struct chart *c, const json_t *user_valu
 	const char *kvs = opts->kube_version && *opts->kube_version ? opts->kube_version : "v1.32.2";
 	if (parse_kube_version(kvs, kv, sizeof(kv), kmaj, kmin)) {
 		snprintf(err, errlen, "invalid kube version \"%s\"", kvs);
-		goto out;
+		return -1;
 	}
 	if (c->kube_constraint && *c->kube_constraint) {
 		int ok = chart_semver_satisfies(c->kube_constraint, kv);
 		if (ok != 1) {
 			snprintf(err, errlen, "chart requires kubeVersion: %s which is incompatible with Kubernetes %s",
 				 c->kube_constraint, kv);
-			goto out;
+			return -1;
 		}
 	}
 	cv caps = cv_map_new(a, 4);
@@ -980,11 +985,40 @@ struct chart_render *chart_render(const struct chart *c, const json_t *user_valu
 	char *basepath = cv_alloc(a, bpl);
 	snprintf(basepath, bpl, "%s/templates", c->name);
 
-	E.a = a;
-	E.defs = (struct tdefs *)&c->defs;
-	E.root = root;
-	E.lookup = opts->lookup;
-	E.lookup_ctx = opts->lookup_ctx;
+	E->a = a;
+	E->defs = (struct tdefs *)&c->defs;
+	E->root = root;
+	E->lookup = opts->lookup;
+	E->lookup_ctx = opts->lookup_ctx;
+	E->max_depth = 100000;
+	{
+		char base;
+		E->stack_base = (uintptr_t)&base;
+	}
+	*vals_out = vals;
+	*basepath_out = basepath;
+	return 0;
+}
+
+struct chart_render *chart_render(const struct chart *c, const json_t *user_values,
+				  const struct chart_render_opts *opts, char *err, size_t errlen)
+{
+	struct chart_render *R = NULL;
+	struct cv_arena *a = cv_arena_new();
+	struct tengine E;
+	struct doc *docs = NULL;
+	size_t ndocs = 0, capdocs = 0;
+	struct { const char *name; char *out; size_t len; } *outs = NULL;
+	size_t nouts = 0;
+	memset(&E, 0, sizeof(E));
+	struct chart_render_opts dflt = { 0 };
+	if (!opts)
+		opts = &dflt;
+	cv vals;
+	const char *basepath;
+	if (render_setup(c, user_values, opts, a, &E, &vals, &basepath, err, errlen))
+		goto out;
+	cv root = E.root;
 	outs = xcalloc(c->ntpls + 1, sizeof(*outs));
 	for (size_t i = 0; i < c->ntpls; i++) {
 		const char *nm = c->tpls[i].name;
@@ -1114,7 +1148,7 @@ struct chart_render *chart_render(const struct chart *c, const json_t *user_valu
 	{
 		cv pv = vals;
 		pv.sub = CS_IFACE_MAP;
-		R->values = cv_to_jansson(pv);
+		R->values = cv_to_jansson_exact(pv);
 	}
 out:
 	for (size_t i = 0; i < ndocs; i++) {
@@ -1128,6 +1162,53 @@ out:
 	buf_free(&E.scratch);
 	cv_arena_free(a);
 	return R;
+}
+
+int chart_render_template(const struct chart *c, const char *text, const json_t *user_values,
+			  const struct chart_render_opts *opts, char **out, char *err, size_t errlen)
+{
+	struct cv_arena *a = cv_arena_new();
+	struct tengine E;
+	struct chart_render_opts dflt = { 0 };
+	int rc = -1;
+	memset(&E, 0, sizeof(E));
+	*out = NULL;
+	cv vals;
+	const char *basepath;
+	if (render_setup(c, user_values, opts ? opts : &dflt, a, &E, &vals, &basepath, err, errlen))
+		goto out;
+	size_t nl = strlen(basepath) + 10;
+	char *name = cv_alloc(a, nl);
+	snprintf(name, nl, "%s/_inline", basepath);
+	struct tdefs *local = cv_alloc(a, sizeof(*local));
+	local->parent = E.defs;
+	size_t tl = strlen(text);
+	char *copy = cv_strndup(a, text, tl);
+	if (tmpl_parse(a, local, name, copy, tl, err, errlen))
+		goto out;
+	E.defs = local;
+	cv tv = cv_map_new(a, 2);
+	tv.sub = CS_VALUES;
+	cv_map_set(a, tv.u.map, "Name", 4, cv_cstr(a, name));
+	cv_map_set(a, tv.u.map, "BasePath", 8, cv_cstr(a, basepath));
+	cv_map_set(a, E.root.u.map, "Template", 8, tv);
+	struct tdef *d = tmpl_lookup(local, name, strlen(name));
+	struct buf b = BUF_INIT;
+	E.cur_file = name;
+	if (tmpl_exec(&E, name, d->file, d->body, E.root, &b)) {
+		buf_free(&b);
+		if (E.fail_kind)
+			snprintf(err, errlen, "execution error at (%s): %s", E.fail_loc[0] ? E.fail_loc : name, E.fail_msg);
+		else
+			snprintf(err, errlen, "%s", E.err);
+		goto out;
+	}
+	tmpl_blank_no_value(&b);
+	*out = buf_steal(&b);
+	rc = 0;
+out:
+	cv_arena_free(a);
+	return rc;
 }
 
 const json_t *chart_render_documents(const struct chart_render *r) { return r->docs; }

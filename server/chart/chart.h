@@ -88,6 +88,19 @@ const char *chart_render_output(const struct chart_render *);
 const json_t *chart_render_values(const struct chart_render *);
 void chart_render_free(struct chart_render *);
 
+/* A chart from in-memory files (names relative to the chart root, e.g.
+ * "Chart.yaml", "templates/x.yaml"); contents NUL-terminated. */
+struct chart *chart_load_files(const char *const *names, const char *const *contents, size_t n,
+			       char *err, size_t errlen);
+
+/* Render TEXT as one extra template of the chart (named
+ * "<chart>/templates/_inline", the chart's defines available) with the
+ * chart's values coalesced with user_values. *out receives the raw output
+ * ("<no value>" blanked; malloc'd, caller frees). Returns 0 or -1 + err.
+ * For tests and previews. */
+int chart_render_template(const struct chart *c, const char *text, const json_t *user_values,
+			  const struct chart_render_opts *opts, char **out, char *err, size_t errlen);
+
 /* semver constraint check as Helm's chart kubeVersion: 1 yes, 0 no, -1 bad input */
 int chart_semver_satisfies(const char *constraint, const char *version);
 

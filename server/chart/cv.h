@@ -144,6 +144,8 @@ int cv_from_json(struct cv_arena *a, const char *text, size_t len, cv *out, int 
  * unless integral (then integer). from_jansson: integers become int64 when
  * ints, else float64. */
 json_t *cv_to_jansson(cv v);
+/* same, but every float64 stays a json_real (keeps Helm's number typing) */
+json_t *cv_to_jansson_exact(cv v);
 cv cv_from_jansson(struct cv_arena *a, const json_t *j, int ints);
 
 #endif

@@ -1169,7 +1169,8 @@ FN(f_regexFindAll) { UNUSED; return regex_find(S, a, (long)a[2].u.i, out, 1); }
 
 static int as_list(struct tstate *S, const char *fn, cv v, cv *out)
 {
-	if (v.kind == CV_LIST) { *out = v; return 0; }
+	*out = v;
+	if (v.kind == CV_LIST) return 0;
 	return ferr(S, fn, "Cannot %s on type %s", fn, v.kind == CV_NIL ? "<nil>" : cv_kind_name(v));
 }
 

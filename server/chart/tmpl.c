@@ -265,7 +265,13 @@ static int lex_action(struct lexer *L)
 		}
 		if (c == '.' || c == '+' || c == '-' || (c >= '0' && c <= '9')) {
 			L->pos = st;
-			if (scan_number(L))
+			int bad = scan_number(L);
+			if (!bad && L->pos < L->len && (s[L->pos] == '-' || s[L->pos] == '+') &&
+			    s[L->pos - 1] >= '0' && s[L->pos - 1] <= '9') {
+				L->pos++;
+				bad = 1;
+			}
+			if (bad)
 				return lex_err(L, st, "bad number syntax: \"%.*s\"", (int)(L->pos - st), s + st);
 			emit_tok(L, T_NUMBER, s + st, L->pos - st);
 			continue;
@@ -285,6 +291,8 @@ static int lex_action(struct lexer *L)
 			emit_tok(L, t, s + st, p - st);
 			continue;
 		}
+		if (c == '/')
+			return lex_err(L, st, "unexpected \"/\" in command");
 		return lex_err(L, st, "unrecognized character in action: U+%04X", (unsigned char)c);
 	}
 }
@@ -1797,9 +1805,13 @@ static void print_value(struct buf *out, cv v)
 static int exec_template(struct tstate *S, struct tdef *d, cv data, struct buf *out)
 {
 	struct tengine *E = S->E;
-	if (++E->tdepth > 100000) {
+	if (++E->tdepth > E->max_depth) {
 		E->tdepth--;
-		return tmpl_errf(S, "exceeded maximum template depth (100000)");
+		return tmpl_errf(S, "exceeded maximum template depth (%d)", E->max_depth);
+	}
+	if (E->stack_base && getenv("FERRY_DEBUG_STACK")) {
+		char here;
+		fprintf(stderr, "depth %d stack %ld\n", E->tdepth, (long)(E->stack_base - (uintptr_t)&here));
 	}
 	struct tstate N = { 0 };
 	N.E = E;
@@ -2246,6 +2258,28 @@ static int files_glob_match(const char *pat, const char *s)
 
 /* ---------------------------------------------------------------- include / tpl */
 
+/* wrap the pending error the way Go does when it crosses a call */
+static __attribute__((noinline)) void rewrap(struct tstate *S, const char *prefix, const char *text, size_t len)
+{
+	struct tengine *E = S->E;
+	char *inner = xstrdup(E->err);
+	E->failed = 0;
+	if (text)
+		tmpl_errf(S, "%s\"%.*s\": %s", prefix, (int)(len > 200 ? 200 : len), text, inner);
+	else
+		tmpl_errf(S, "%s%s", prefix, inner);
+	free(inner);
+}
+
+static __attribute__((noinline)) int tpl_parse_error(struct tstate *S, const char *text, size_t len, const char *copy)
+{
+	char err[1024];
+	struct tdefs scratch = { { 0 }, NULL };
+	tmpl_parse(S->E->a, &scratch, "gotpl", copy, len, err, sizeof(err));
+	return tmpl_errf(S, "error calling tpl: error during tpl function execution for \"%.*s\": %s",
+			 (int)(len > 200 ? 200 : len), text, err);
+}
+
 int tmpl_include(struct tstate *S, const char *name, size_t len, cv data, cv *out)
 {
 	struct tengine *E = S->E;
@@ -2273,13 +2307,8 @@ int tmpl_include(struct tstate *S, const char *name, size_t len, cv data, cv *ou
 	if (rc == 0)
 		*out = cv_str(E->a, b.data ? b.data : "", b.len);
 	buf_free(&b);
-	if (rc && E->failed) {
-		/* keep Go's wrapping: the outer call site reports */
-		char inner[sizeof(E->err)];
-		snprintf(inner, sizeof(inner), "%s", E->err);
-		E->failed = 0;
-		tmpl_errf(S, "error calling include: %s", inner);
-	}
+	if (rc && E->failed && strlen(E->err) < 1200)
+		rewrap(S, "error calling include: ", NULL, 0);
 	return rc;
 }
 
@@ -2288,11 +2317,10 @@ int tmpl_tpl(struct tstate *S, const char *text, size_t len, cv data, cv *out)
 	struct tengine *E = S->E;
 	struct tdefs *local = cv_alloc(E->a, sizeof(*local));
 	local->parent = E->defs;
-	char err[1024];
+	char err[2];
 	char *copy = cv_strndup(E->a, text, len);
 	if (tmpl_parse(E->a, local, "gotpl", copy, len, err, sizeof(err)))
-		return tmpl_errf(S, "error calling tpl: error during tpl function execution for \"%.*s\": %s",
-				 (int)(len > 200 ? 200 : len), text, err);
+		return tpl_parse_error(S, text, len, copy);
 	struct tdef *d = tmpl_lookup(local, "gotpl", 5);
 	struct tdefs *saved = E->defs;
 	E->defs = local;
@@ -2302,12 +2330,8 @@ int tmpl_tpl(struct tstate *S, const char *text, size_t len, cv data, cv *out)
 	if (rc == 0) {
 		tmpl_blank_no_value(&b);
 		*out = cv_str(E->a, b.data ? b.data : "", b.len);
-	} else if (E->failed) {
-		char inner[sizeof(E->err)];
-		snprintf(inner, sizeof(inner), "%s", E->err);
-		E->failed = 0;
-		tmpl_errf(S, "error calling tpl: error during tpl function execution for \"%.*s\": %s",
-			  (int)(len > 200 ? 200 : len), text, inner);
+	} else if (E->failed && strlen(E->err) < 1200) {
+		rewrap(S, "error calling tpl: error during tpl function execution for ", text, len);
 	}
 	buf_free(&b);
 	return rc;

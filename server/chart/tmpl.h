@@ -59,6 +59,8 @@ struct tengine {
 	/* include recursion counters */
 	struct incl { const char *name; int count; struct incl *next; } *incl;
 	int tdepth;
+	int max_depth;                   /* nested template/include calls allowed */
+	uintptr_t stack_base;            /* for measuring */
 	/* error state */
 	char err[2048];
 	int failed;

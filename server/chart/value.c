@@ -1138,28 +1138,33 @@ int cv_to_json(struct buf *b, cv v, int escape_html, int indent)
 
 /* ---------------------------------------------------------------- jansson */
 
-json_t *cv_to_jansson(cv v)
+static json_t *to_jansson(cv v, int exact);
+
+json_t *cv_to_jansson(cv v) { return to_jansson(v, 0); }
+json_t *cv_to_jansson_exact(cv v) { return to_jansson(v, 1); }
+
+static json_t *to_jansson(cv v, int exact)
 {
 	switch (v.kind) {
 	case CV_NIL: return json_null();
 	case CV_BOOL: return json_boolean(v.u.b);
 	case CV_INT: return json_integer(v.u.i);
 	case CV_FLOAT:
-		if (v.u.f == floor(v.u.f) && fabs(v.u.f) < 9.2e18)
+		if (!exact && v.u.f == floor(v.u.f) && fabs(v.u.f) < 9.2e18)
 			return json_integer((json_int_t)v.u.f);
 		return json_real(v.u.f);
 	case CV_STR: return json_stringn(v.u.str.s, v.u.str.len);
 	case CV_LIST: {
 		json_t *a = json_array();
 		for (size_t i = 0; i < v.u.list->n; i++)
-			json_array_append_new(a, cv_to_jansson(v.u.list->items[i]));
+			json_array_append_new(a, to_jansson(v.u.list->items[i], exact));
 		return a;
 	}
 	case CV_MAP: {
 		json_t *o = json_object();
 		for (size_t i = 0; i < v.u.map->n; i++)
 			json_object_setn_new(o, v.u.map->ents[i].key, v.u.map->ents[i].klen,
-					     cv_to_jansson(v.u.map->ents[i].val));
+					     to_jansson(v.u.map->ents[i].val, exact));
 		return o;
 	}
 	case CV_OBJ: {

@@ -877,7 +877,7 @@ int chartsource_resolve(PGconn *conn, const char *tenant_id, const char *name,
 			struct chartsource_archive *out, char *err, size_t errlen)
 {
 	struct buf why = BUF_INIT;
-	int transient = 0, rc = -1;
+	int transient = 0, definitive = 0, rc = -1;
 	char e[1024];
 	memset(out, 0, sizeof *out);
 	if (!chartsource_name_ok(name) || !chartsource_semver_ok(version)) {
@@ -921,6 +921,8 @@ int chartsource_resolve(PGconn *conn, const char *tenant_id, const char *name,
 		}
 		if (st == -2)
 			transient = 1;
+		else
+			definitive = 1;   /* a repository answered: retrying will not help */
 		buf_printf(&why, "%s%s%s", why.len ? "; " : "", i == 0 ? "mirror: " : "", e);
 	}
 	/* 3. The local directory. */
@@ -932,7 +934,7 @@ int chartsource_resolve(PGconn *conn, const char *tenant_id, const char *name,
 	}
 	buf_printf(&why, "%s%s", why.len ? "; " : "", e);
 	snprintf(err, errlen, "chart %s %s not found: %s", name, version, buf_cstr(&why));
-	rc = transient ? -2 : -1;
+	rc = transient && !definitive ? -2 : -1;
 out:
 	buf_free(&why);
 	return rc;

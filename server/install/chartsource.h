@@ -91,9 +91,9 @@ void chartsource_archive_clear(struct chartsource_archive *a);
 
 /* Resolve (tenant_id, name, version). conn/tenant_id may be NULL (no
  * uploaded charts). 0 = found and inspected; -1 = no source has it (every
- * source's reason in err); -2 = a transient failure (database error, or a
- * repository unreachable / 5xx while no later source had the chart):
- * worth retrying. */
+ * source's reason in err); -2 = a transient failure (database error, or
+ * every configured repository unreachable / 5xx and no other source had
+ * the chart): worth retrying. */
 int chartsource_resolve(PGconn *conn, const char *tenant_id, const char *name,
 			const char *version, const struct chartsource_cfg *cfg,
 			struct chartsource_archive *out, char *err, size_t errlen);

@@ -13,7 +13,6 @@
 #include "server/install/l2.h"
 #include "server/install/imagetag.h"
 #include "server/install/phases.h"
-#include "server/install/values.h"
 #include "server/kube/ops.h"
 
 #include <arpa/inet.h>
@@ -329,7 +328,8 @@ enum phase_rc phase_l2(struct runner_ctx *ctx)
 	}
 	char err[512];
 	if (l2_check_params(run.profile, l2, err, sizeof err) != 0 ||
-	    !(objs = l2_objects(l2, install_chart_version(run.params), err, sizeof err))) {
+	    !(objs = l2_objects(l2, json_string_value(json_object_get(run.params, "chart_version")),
+				 err, sizeof err))) {
 		snprintf(ctx->message, sizeof ctx->message, "%s", err);
 		rc = PHASE_FAIL;
 		goto out;

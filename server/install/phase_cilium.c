@@ -174,19 +174,19 @@ enum phase_rc phase_cilium(struct runner_ctx *ctx)
 	json_t *sec = NULL, *workloads = json_array();
 	char *coll = NULL;
 	const char *version = install_chart_version(run.params);
-	struct chartsource_archive arc;
+	struct chartsource_archive arc = { 0 };
 	struct chartsource_cfg scfg;
 	chartsource_cfg_default(&scfg, ctx->app);
 	int sst = chartsource_resolve(ctx->conn, ctx->job ? ctx->job->tenant_id : NULL, "cilium", version,
 				      &scfg, &arc, err, sizeof err);
 	if (sst != 0) {
-		snprintf(ctx->message, sizeof ctx->message, "%s", err);
+		snprintf(ctx->message, sizeof ctx->message, "%.500s", err);
 		rc = sst == -2 ? PHASE_RETRY : PHASE_FAIL;
 		goto out;
 	}
 	ch = chart_load_archive(arc.data, arc.len, err, sizeof err);
 	if (!ch) {
-		snprintf(ctx->message, sizeof ctx->message, "cannot load chart cilium %s from %s: %s",
+		snprintf(ctx->message, sizeof ctx->message, "cannot load chart cilium %s from %.200s: %.250s",
 			 version, arc.origin, err);
 		rc = PHASE_FAIL;
 		goto out;
@@ -196,7 +196,7 @@ enum phase_rc phase_cilium(struct runner_ctx *ctx)
 	json_object_set_new(ctx->detail, "chart_sha256", json_string(arc.sha256));
 	values = install_user_values(&run, NULL, err, sizeof err);
 	if (!values) {
-		snprintf(ctx->message, sizeof ctx->message, "%s", err);
+		snprintf(ctx->message, sizeof ctx->message, "%.500s", err);
 		rc = PHASE_FAIL;
 		goto out;
 	}
@@ -234,7 +234,7 @@ enum phase_rc phase_cilium(struct runner_ctx *ctx)
 	};
 	rd = chart_render(ch, values, &ro, err, sizeof err);
 	if (!rd) {
-		snprintf(ctx->message, sizeof ctx->message, "rendering cilium %s failed: %s", version, err);
+		snprintf(ctx->message, sizeof ctx->message, "rendering cilium %s failed: %.440s", version, err);
 		rc = PHASE_FAIL;
 		goto out;
 	}

@@ -558,8 +558,15 @@ int kube_ops_apply(struct kube_ops *ops, const char *item, const json_t *obj, in
 		json_array_foreach(json_object_get(json_object_get(resp.body, "details"), "causes"), i, c) {
 			const char *field = json_string_value(json_object_get(c, "field"));
 			const char *msg = json_string_value(json_object_get(c, "message"));
-			json_array_append_new(list, json_pack("{s:s, s:s}", "field", field ? field : "",
-							      "message", msg ? msg : ""));
+			json_t *entry = json_pack("{s:s, s:s}", "field", field ? field : "",
+						  "message", msg ? msg : "");
+			/* The API server says: conflict with "<manager>"[ using <apiVersion>]. */
+			const char *q = msg ? strstr(msg, "conflict with \"") : NULL;
+			const char *end = q ? strchr(q + 15, '"') : NULL;
+			if (end && end > q + 15)
+				json_object_set_new(entry, "manager",
+						    json_stringn(q + 15, (size_t)(end - (q + 15))));
+			json_array_append_new(list, entry);
 			buf_printf(&fields, "%s%s", fields.len ? ", " : "", field ? field : "?");
 		}
 		const char *m = json_string_value(json_object_get(resp.body, "message"));

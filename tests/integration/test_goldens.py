@@ -9,12 +9,13 @@ material (random on every render) is compared by structure: same keys, each
 value a base64 PEM of the right type.
 
 Extra cases compare against helmref (shared/tools/helmref) when it is built
-(HELMREF env, $FERRY_SHARED/tools/helmref/helmref or /tmp/helmref/helmref);
-otherwise against the JSON committed under tests/data/goldens/ if present,
-else they are skipped.
+(HELMREF env, $FERRY_SHARED/tools/helmref/helmref or /tmp/helmref/helmref),
+also byte for byte on the YAML text; otherwise against the JSON committed
+under tests/data/goldens/NAME.json.gz (made by helmref; regenerate with
+tests/data/goldens/regen.sh). Error cases must fail with Helm's message.
 Prints PASS:/FAIL:/SKIP: lines. Standard library only.
 """
-import base64, json, os, re, shutil, subprocess, sys, tempfile
+import base64, gzip, json, os, re, shutil, subprocess, sys, tempfile
 
 SRC = os.environ.get("FERRY_SRC", os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
 BUILD = os.environ.get("FERRY_BUILD", os.path.join(SRC, "build"))
@@ -116,8 +117,10 @@ ERRORS = {
                          ["--namespace", "cilium", "--name", "cilium"],
                          'cilium/templates/cilium-configmap.yaml:572:7: executing "cilium/templates/cilium-configmap.yaml" '
                          'at <ne $kubeProxyReplacement "disabled">: error calling ne: incompatible types for comparison'),
-    "required-1.18.3-error": ("cilium-1.18.3.tgz", [], ["--namespace", "kube-system", "--set", "hubble.tls.auto.method=bogus"],
-                              None),
+    "fail-1.18.3-error": ("cilium-1.18.3.tgz", [], ["--namespace", "kube-system",
+                                                    "--set", "hubble.ui.enabled=true,hubble.relay.enabled=false"],
+                          "execution error at (cilium/templates/validate.yaml:61:7): "
+                          "Hubble UI requires .Values.hubble.relay.enabled=true"),
 }
 
 PEM_TYPES = {"ca.crt": "CERTIFICATE", "tls.crt": "CERTIFICATE", "tls.key": "RSA PRIVATE KEY",
@@ -312,13 +315,14 @@ def main():
     for name, (chart, files, flags) in EXTRA.items():
         if only and name not in only:
             continue
-        committed = os.path.join(DATA, name + ".json")
+        committed = os.path.join(DATA, name + ".json.gz")
 
         def want(chart=chart, files=files, flags=flags, committed=committed):
             if hr:
                 return helmref_render(hr, chart, files, flags)
             if os.path.exists(committed):
-                return json.load(open(committed))
+                with gzip.open(committed, "rt") as f:
+                    return json.load(f)
             return None
         ok &= run_case(name, lambda chart=chart, files=files, flags=flags: ferry_render(chart, files, flags), want)
         if hr:

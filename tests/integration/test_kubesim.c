@@ -480,14 +480,17 @@ static void test_update_generation_status(void)
 	char rv1[32];
 	snprintf(rv1, sizeof(rv1), "%s", js(obj, "metadata.resourceVersion"));
 	resp_free(&r);
-	/* metadata-only change: generation stays */
+	/* metadata-only change: generation stays (unconditional: the
+	 * controller may already have written status, changing the RV) */
 	json_object_set_new(jp(obj, "metadata.labels"), "extra", json_string("1"));
+	json_object_del(jp(obj, "metadata"), "resourceVersion");
 	char *s = json_dumps(obj, JSON_COMPACT);
+	json_object_set_new(jp(obj, "metadata"), "resourceVersion", json_string(rv1));
 	r = call("PUT", "c1", "/apis/apps/v1/namespaces/kube-system/daemonsets/agent", "application/json", s, "admin", 0);
 	free(s);
 	check(r.code == 200);
 	check(jint(r.json, "metadata.generation") == 1);
-	check(strcmp(js(r.json, "metadata.resourceVersion"), rv1) != 0);
+	check(js(r.json, "metadata.resourceVersion") && strcmp(js(r.json, "metadata.resourceVersion"), rv1) != 0);
 	resp_free(&r);
 	/* stale resourceVersion: 409 Conflict */
 	json_object_set_new(jp(obj, "spec.template.spec"), "hostNetwork", json_true());
@@ -651,6 +654,25 @@ static void test_apply(void)
 	check(r.code == 200);
 	check(js(r.json, "data.b") == NULL);
 	check_str(js(r.json, "data.a"), "1");
+	resp_free(&r);
+	/* a container dropped from the applied config is removed as a whole */
+	const char *ds2 = "{\"apiVersion\":\"apps/v1\",\"kind\":\"DaemonSet\",\"metadata\":{\"name\":\"ssa\"},\"spec\":{"
+		"\"selector\":{\"matchLabels\":{\"a\":\"b\"}},\"template\":{\"metadata\":{\"labels\":{\"a\":\"b\"}},"
+		"\"spec\":{\"containers\":[{\"name\":\"one\",\"image\":\"i:1\"}%s]}}}}";
+	char body[1024];
+	snprintf(body, sizeof(body), ds2, ",{\"name\":\"two\",\"image\":\"i:2\"}");
+	r = call("PATCH", "c1", "/apis/apps/v1/namespaces/kube-system/daemonsets/ssa?fieldManager=ferry", "application/apply-patch+yaml", body, "admin", 0);
+	check(r.code == 201);
+	check(json_array_size(jp(r.json, "spec.template.spec.containers")) == 2);
+	resp_free(&r);
+	snprintf(body, sizeof(body), ds2, "");
+	r = call("PATCH", "c1", "/apis/apps/v1/namespaces/kube-system/daemonsets/ssa?fieldManager=ferry", "application/apply-patch+yaml", body, "admin", 0);
+	check(r.code == 200);
+	check(json_array_size(jp(r.json, "spec.template.spec.containers")) == 1);
+	check_str(js(r.json, "spec.template.spec.containers.0.name"), "one");
+	check(jint(r.json, "metadata.generation") == 2);
+	resp_free(&r);
+	r = call("DELETE", "c1", "/apis/apps/v1/namespaces/kube-system/daemonsets/ssa", NULL, NULL, "admin", 0);
 	resp_free(&r);
 	r = call("PATCH", "c1", "/api/v1/namespaces/kube-system/configmaps/applied?force=true", "application/merge-patch+json", "{}", "admin", 0);
 	check(r.code == 422);

@@ -41,9 +41,9 @@ expect() {  # expect NAME PATTERN OUTPUT
   if printf '%s' "$3" | grep -qE -- "$2"; then pass "$1"; else fail "$1" "wanted /$2/, got: $(printf '%s' "$3" | head -c 400)"; fi
 }
 
-out=$(k get nodes 2>&1); expect kubectl_get_nodes '10\.0\.0\.11.*' "$out"
+out=$(k get nodes 2>&1); expect kubectl_get_nodes '10\.0\.0\.11 +Ready +<none> +[0-9]+s +v1\.32\.2-tke\.1' "$out"
 n=$(k get nodes -o name 2>&1 | wc -l); expect kubectl_get_nodes_count '^3$' "$n"
-out=$(k get ds -n kube-system 2>&1); expect kubectl_get_ds 'tke-eni-agent' "$out"
+out=$(k get ds -n kube-system 2>&1); expect kubectl_get_ds 'tke-eni-agent +3 +[0-3] +[0-3] +[0-3] +[0-3] +<none>' "$out"
 out=$(k --context w-cert get ns kube-system -o jsonpath='{.status.phase}' 2>&1); expect kubectl_client_cert 'Active' "$out"
 
 cat >"$dir/m.yaml" <<'EOF'

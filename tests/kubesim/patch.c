@@ -61,6 +61,7 @@ static json_t *ptr_parent(json_t *doc, const char *ptr, char *last, size_t lastl
 	const char *p = ptr;
 	json_t *cur = doc;
 	char tok[512];
+	last[0] = 0;
 	if (!*p)
 		return NULL;
 	for (;;) {
@@ -171,6 +172,11 @@ json_t *patch_json(const json_t *doc_in, const json_t *ops, int *code, char *err
 			if (!value) {
 				snprintf(err, errlen, "replace operation: missing value");
 				goto fail;
+			}
+			if (!path[0]) {
+				json_decref(doc);
+				doc = json_deep_copy(value);
+				continue;
 			}
 			if (!ptr_get(doc, path)) {
 				snprintf(err, errlen, "replace operation does not apply: doc is missing key: %s: missing value", path);
@@ -461,8 +467,6 @@ static json_t *fieldset_of(const json_t *v, int top)
 						json_t *e;
 						json_array_foreach(mv, i, e) {
 							char *s = json_dumps(e, JSON_COMPACT | JSON_ENCODE_ANY);
-							json_object_set_new(sub, "", json_null());
-							json_object_del(sub, "");
 							char vk[600];
 							snprintf(vk, sizeof(vk), "v:%s", s);
 							json_object_set_new(sub, vk, json_object());
@@ -566,6 +570,23 @@ static void fs_remove(json_t *fs, const json_t *path)
 			json_object_del(parent, k);
 		else
 			break;
+	}
+}
+
+/* Paths of associative-list items ("k:…" entries that hold a "."). */
+static void fs_items(const json_t *fs, json_t *prefix, json_t *out)
+{
+	const char *k;
+	json_t *v;
+	json_object_foreach((json_t *)fs, k, v) {
+		if (!strcmp(k, "."))
+			continue;
+		json_t *p = json_copy(prefix);
+		json_array_append_new(p, json_string(k));
+		if (!strncmp(k, "k:", 2) && json_object_get(v, "."))
+			json_array_append(out, p);
+		fs_items(v, p, out);
+		json_decref(p);
 	}
 }
 
@@ -710,12 +731,6 @@ static json_t *apply_merge(const json_t *live, const json_t *cfg, const char *fi
 	return json_deep_copy(cfg);
 }
 
-static json_t *manager_id(const json_t *entry)
-{
-	return json_pack("{s:s, s:s}", "manager", jstr(entry, "manager") ? jstr(entry, "manager") : "",
-			 "operation", jstr(entry, "operation") ? jstr(entry, "operation") : "");
-}
-
 static void print_manager(const json_t *entry, struct buf *b)
 {
 	buf_printf(b, "\"%s\"", jstr(entry, "manager") ? jstr(entry, "manager") : "");
@@ -838,6 +853,25 @@ json_t *ssa_apply(const json_t *live, const json_t *applied, const char *manager
 		    !jstr(entry, "subresource"))
 			prev = json_object_get(entry, "fieldsV1");
 	if (prev && live) {
+		/* list items we applied before and no longer apply go as a whole */
+		json_t *prev_items = json_array();
+		fs_items(prev, empty, prev_items);
+		size_t q;
+		json_t *item;
+		json_array_foreach(prev_items, q, item) {
+			if (fs_lookup(mine, item))
+				continue;
+			int other = 0;
+			json_array_foreach(mf, i, entry) {
+				if (json_object_get(entry, "fieldsV1") == prev)
+					continue;
+				if (fs_lookup(json_object_get(entry, "fieldsV1"), item))
+					other = 1;
+			}
+			if (!other)
+				remove_at(result, item);
+		}
+		json_decref(prev_items);
 		json_t *prev_leaves = json_array();
 		fs_leaves(prev, empty, prev_leaves);
 		size_t j;
@@ -882,7 +916,6 @@ json_t *ssa_apply(const json_t *live, const json_t *applied, const char *manager
 	json_decref(my_leaves);
 	json_decref(empty);
 	json_decref(mf);
-	(void)manager_id;
 	return result;
 }
 

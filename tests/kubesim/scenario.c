@@ -320,6 +320,7 @@ static int add_node(struct scenario *s, const char *name, const char *os, const 
 		    int ready, json_t *labels, json_t *taints, char *err, size_t errlen)
 {
 	json_t *n = scenario_make_node(name, labels, taints, os, kernel, ready, 0);
+	json_object_set(jpath(n, "status.nodeInfo"), "kubeletVersion", json_object_get(s->version, "gitVersion"));
 	json_t *e = finish_object(s, n, err, errlen);
 	json_decref(n);
 	if (!e)

@@ -17,6 +17,7 @@
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -644,6 +645,8 @@ static enum MHD_Result handle_admin(struct MHD_Connection *conn, const char *met
 			json_t *node = scenario_make_node(nm, json_object_get(nd, "labels"), json_object_get(nd, "taints"),
 							  jstr(nd, "osImage"), jstr(nd, "kernelVersion"), is_ready,
 							  json_is_true(json_object_get(nd, "virtual")));
+			json_object_set(jpath(node, "status.nodeInfo"), "kubeletVersion",
+					json_object_get(c->scn->version, "gitVersion"));
 			char uid[37], ts[32];
 			new_uid(c, uid);
 			rfc3339_now(ts);
@@ -792,6 +795,7 @@ static enum MHD_Result handle_cluster(struct MHD_Connection *conn, const char *m
 	req.body_len = rc->body.len;
 	req.content_type = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Type");
 	req.user_agent = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "User-Agent");
+	req.accept = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Accept");
 	req.user = user;
 	req.can_read = can_read;
 	req.can_write = can_write;
@@ -897,6 +901,18 @@ static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	}
 }
 
+/* libmicrohttpd's messages; a client that goes away during a watch or a
+ * dropped-response fault is normal here and not worth a line. */
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	(void)cls;
+	if (g_sim.quiet || strstr(fmt, "application error generating response") ||
+	    strstr(fmt, "Error: received handshake message out of context"))
+		return;
+	fputs("kubesim: ", stderr);
+	vfprintf(stderr, fmt, ap);
+}
+
 int server_start(const char *listen, char *err, size_t errlen)
 {
 	char host[256] = "127.0.0.1";
@@ -924,6 +940,7 @@ int server_start(const char *listen, char *err, size_t errlen)
 				   MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)600,
 				   MHD_OPTION_CONNECTION_LIMIT, (unsigned int)2000,
 				   MHD_OPTION_NOTIFY_COMPLETED, completed, NULL,
+				   MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
 				   MHD_OPTION_END);
 	if (!daemon_) {
 		snprintf(err, errlen, "cannot start HTTPS server on %s", listen);

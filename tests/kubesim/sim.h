@@ -200,6 +200,7 @@ struct api_req {
 	size_t body_len;
 	const char *content_type;
 	const char *user_agent;
+	const char *accept;      /* Accept header (for as=Table) */
 	const char *user;        /* authenticated user */
 	int can_write;
 	int can_read;
@@ -235,6 +236,11 @@ void resp_status(struct api_resp *r, int code, const char *reason, const char *f
 json_t *labelsel_parse(const char *s, char *err, size_t errlen); /* array */
 int labelsel_match(const json_t *sel, const json_t *labels);
 /* Returns the items for a watch event check; used by store.c */
+
+/* ---- table.c */
+/* A meta.k8s.io/v1 Table of objects (array) of type t. */
+json_t *table_for(const struct res_type *t, const json_t *objects, const char *rv,
+		  const char *cont);
 
 /* ---- patch.c */
 /* Each returns a new object or NULL with an error code + message. */

@@ -659,10 +659,9 @@ static int namespace_ok(struct api_req *req, struct api_resp *resp, const struct
 {
 	if (!t->namespaced)
 		return 1;
-	json_t *nsobj = store_get(req->c, "core/namespaces", ns[0] == '/' ? ns + 1 : ns);
 	char id[300];
 	snprintf(id, sizeof(id), "/%s", ns);
-	nsobj = store_get(req->c, "core/namespaces", id);
+	json_t *nsobj = store_get(req->c, "core/namespaces", id);
 	if (!nsobj) {
 		resp_status(resp, 404, "NotFound", "namespaces \"%s\" not found", ns);
 		json_object_set_new(resp->body, "details", json_pack("{s:s, s:s}", "name", ns, "kind", "namespaces"));
@@ -946,6 +945,11 @@ static int selection_match(const struct selection *sel, const json_t *obj)
 	return fieldsel_match(sel->fs, sel->nfs, obj);
 }
 
+static int wants_table(const struct api_req *req)
+{
+	return req->accept && strstr(req->accept, "as=Table") && strstr(req->accept, "g=meta.k8s.io");
+}
+
 static void do_list(struct api_req *req, struct api_resp *resp, const struct res_type *t,
 		    const char *ns)
 {
@@ -1031,6 +1035,12 @@ static void do_list(struct api_req *req, struct api_resp *resp, const struct res
 		free(s);
 		free(b);
 		json_decref(tok);
+	}
+	if (wants_table(req)) {
+		resp_json(resp, 200, table_for(t, items, rv, jstr(meta, "continue")));
+		json_decref(items);
+		json_decref(meta);
+		return;
 	}
 	resp_json(resp, 200, json_pack("{s:s, s:s, s:o, s:o}", "kind", lk, "apiVersion", gv,
 					"metadata", meta, "items", items));
@@ -1511,8 +1521,6 @@ static void orphan_or_delete_dependents(struct cluster *c, const char *uid, int 
 	json_t *pods = json_object_get(c->store, "core/pods");
 	const char *id;
 	json_t *pod, *tmp;
-	void *iter_tmp;
-	(void)iter_tmp;
 	json_object_foreach_safe(pods, tmp, id, pod) {
 		json_t *refs = jpath(pod, "metadata.ownerReferences");
 		size_t i;
@@ -1916,10 +1924,15 @@ void api_handle(struct api_req *req, struct api_resp *resp)
 			char *key = res_store_key(t);
 			json_t *obj = store_get(req->c, key, id);
 			free(key);
-			if (!obj)
+			if (!obj) {
 				not_found(resp, t, r.name);
-			else
+			} else if (wants_table(req)) {
+				json_t *one = json_pack("[O]", obj);
+				resp_json(resp, 200, table_for(t, one, jstr(json_object_get(obj, "metadata"), "resourceVersion"), NULL));
+				json_decref(one);
+			} else {
 				resp_json(resp, 200, served_copy(t, obj));
+			}
 		} else if (!strcmp(verb, "watch")) {
 			watch_setup(req, resp, t, r.ns);
 		} else {

@@ -71,10 +71,8 @@ static X509 *make_cert(EVP_PKEY *key, const char *cn, const char *org, int is_ca
 {
 	X509 *x = X509_new();
 	X509_set_version(x, 2);
-	unsigned char serial[16];
 	char hex[33];
 	random_hex(hex, 8);
-	(void)serial;
 	BIGNUM *bn = NULL;
 	BN_hex2bn(&bn, hex);
 	BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(x));

@@ -1,2 +1,712 @@
+/*
+ * test_chart: unit tests of the chart engine (server/chart).
+ *
+ * Most tests render a template snippet against a small in-memory chart whose
+ * values exercise Helm's typing (float64 numbers, nulls, YAML 1.1 booleans)
+ * and compare the raw output with what Helm 3 / Go text/template produce
+ * (the expected strings come from shared/reference/go-template.md and were
+ * cross-checked with helmref). "ERR:" expectations require an error whose
+ * message contains the rest of the string.
+ */
+#include "server/chart/chart.h"
+#include "server/chart/archive.h"
+#include "server/chart/cv.h"
 #include "tests/unit/testlib.h"
-int main(void) { return test_summary(); }
+
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+
+static const char *values_yaml =
+	"one: 1\n"
+	"big: 1000000\n"
+	"num: 8080\n"
+	"f: false\n"
+	"t: true\n"
+	"s: hello\n"
+	"list: [a, b, c]\n"
+	"nul: null\n"
+	"emptymap: {}\n"
+	"nested:\n  a:\n    b: 1\n"
+	"m: {a: 1, b: 2, c: {x: true}}\n"
+	"mixed: [a, null, 1.5, 1000000, true, [], {}]\n"
+	"yes11: yes\n"
+	"octal: 017\n"
+	"date: 2024-01-01\n"
+	"host: \"https://h:6443\"\n"
+	"ver: v1.30.2-rc.1+b\n";
+
+static const char *helpers_tpl =
+	"{{- define \"x\" }}[{{ $ }}]{{ end -}}\n"
+	"{{- define \"blk\" }}BLK{{ end -}}\n"
+	"{{- define \"rec\" }}{{ include \"rec\" . }}{{ end -}}\n";
+
+static struct chart *test_chart(void)
+{
+	const char *names[] = { "Chart.yaml", "values.yaml", "templates/_helpers.tpl", "files/a.txt", "files/b.conf",
+				"files/sub/c.txt" };
+	const char *contents[] = { "apiVersion: v2\nname: tchart\nversion: 1.2.3\nappVersion: \"1.0\"\n", values_yaml,
+				   helpers_tpl, "A\nB\n", "conf", "C" };
+	char err[512];
+	struct chart *c = chart_load_files(names, contents, 6, err, sizeof(err));
+	if (!c)
+		printf("chart_load_files: %s\n", err);
+	return c;
+}
+
+static struct chart *C;
+
+/* render snippet; returns malloc'd output or "ERR:<message>" */
+static char *render(const char *tpl, const json_t *user)
+{
+	char err[4096];
+	char *out = NULL;
+	struct chart_render_opts o = { 0 };
+	o.release_name = "rel";
+	o.namespace_ = "ns";
+	o.kube_version = "v1.30.0-tke.5";
+	if (chart_render_template(C, tpl, user, &o, &out, err, sizeof(err))) {
+		size_t n = strlen(err) + 5;
+		out = malloc(n);
+		snprintf(out, n, "ERR:%s", err);
+	}
+	return out;
+}
+
+static int expect(const char *tpl, const char *want)
+{
+	char *got = render(tpl, NULL);
+	int ok;
+	if (!strncmp(want, "ERR:", 4))
+		ok = !strncmp(got, "ERR:", 4) && strstr(got, want + 4);
+	else
+		ok = !strcmp(got, want);
+	if (!ok) {
+		char msg[3000];
+		snprintf(msg, sizeof(msg), "template %.300s: got \"%.1000s\", want \"%.1000s\"", tpl, got, want);
+		testlib_fail(__FILE__, __LINE__, msg);
+	}
+	free(got);
+	return ok;
+}
+
+struct tcase { const char *tpl, *want; };
+
+static void run_cases(const struct tcase *cs)
+{
+	for (; cs->tpl; cs++)
+		expect(cs->tpl, cs->want);
+}
+
+/* ---------------------------------------------------------------- lexer */
+
+static const struct tcase lexer_cases[] = {
+	{ "a\f\v \n{{- \"x\" -}}\xc2\xa0\n b", "a\f\vx\xc2\xa0\n b" },
+	{ "B:  {{- \"x\" -}}  \n  C", "B:xC" },
+	{ "a {{- /* c */}} b", "a b" },
+	{ "a {{/* multi\nline */}}b", "a b" },
+	{ "{{ /* c */ }}", "ERR:unexpected \"/\"" },
+	{ "{{-3}}", "-3" },
+	{ "{{3-}}", "ERR:bad number syntax: \"3-\"" },
+	{ "{{ \"a\\x41\\u00e9\\101\\\"\" }}", "aA\xc3\xa9" "A\"" },
+	{ "{{ `a\\x41` }}", "a\\x41" },
+	{ "{{ 'a' }}", "97" },
+	{ "{{ 0x1F }} {{ 0o17 }} {{ 017 }} {{ 0b101 }} {{ 1_000 }} {{ 1e3 }} {{ 0x1p-2 }}", "31 15 15 5 1000 1000 0.25" },
+	{ "{{ typeOf 1 }} {{ typeOf 1.0 }} {{ typeOf 'a' }}", "int float64 int" },
+	{ "{{ indent 2.0 \"x\" }}", "  x" },
+	{ "{{ indent 2.5 \"x\" }}", "ERR:expected integer; found 2.5" },
+	{ "{{ b64enc 5 }}", "ERR:expected string; found 5" },
+	{ "{{ if or\n (hasKey .Values \"one\")\n (hasKey .Values \"zz\") -}}\nyes{{ end }}", "yes" },
+	{ "{{ \"unterminated }}", "ERR:unterminated" },
+	{ "{{ nosuchfunc 1 }}", "ERR:function \"nosuchfunc\" not defined" },
+	{ "{{ if true }}x", "ERR:unexpected EOF" },
+	{ "{{ end }}", "ERR:unexpected {{end}}" },
+	{ NULL, NULL },
+};
+
+/* ---------------------------------------------------------------- parser & exec */
+
+static const struct tcase exec_cases[] = {
+	{ "{{ \"x\" | printf \"%s-%s\" \"a\" }}", "a-x" },
+	{ "{{ (split \":\" \"host:443\")._1 }}", "443" },
+	{ "{{ (semver \"1.2\").Minor }}", "2" },
+	{ "{{ $u = 1 }}", "ERR:undefined variable" },
+	{ "{{ $x := 1 }}{{ if true }}{{ $x = 2 }}{{ end }}{{ $x }}", "2" },
+	{ "{{ $x := 1 }}{{ if true }}{{ $x := 2 }}{{ end }}{{ $x }}", "1" },
+	{ "{{ $l := list }}{{ range .Values.list }}{{ $l = append $l . }}{{ end }}{{ $l }}", "[a b c]" },
+	{ "{{ define \"y\" }}[{{ $ }}]{{ end }}{{ template \"y\" \"arg\" }}{{ include \"y\" 5 }}", "[arg][5]" },
+	{ "{{ with .Values.emptymap }}x{{ else }}{{ . | len }}{{ end }}", "7" },
+	{ "{{ range $i, $v := .Values.list }}{{ $i }}:{{ $v }},{{ end }}", "0:a,1:b,2:c," },
+	{ "{{ range $k, $v := .Values.m }}{{ $k }}={{ $v }};{{ end }}", "a=1;b=2;c=map[x:true];" },
+	{ "{{ range $v := .Values.m }}{{ $v }};{{ end }}", "1;2;map[x:true];" },
+	{ "{{ range .Values.nul }}x{{ else }}empty{{ end }}", "empty" },
+	{ "{{ range .Values.s }}x{{ end }}", "ERR:range can't iterate over hello" },
+	{ "{{ range .Values.list }}{{ if eq . \"b\" }}{{ break }}{{ end }}{{ . }}{{ end }}", "a" },
+	{ "{{ range .Values.list }}{{ if eq . \"b\" }}{{ continue }}{{ end }}{{ . }}{{ end }}", "ac" },
+	{ "{{ .x | template \"y\" }}", "ERR:unexpected <template>" },
+	{ "{{ define \"h\" }}Hello {{ . }}!{{ end }}{{ template \"h\" }}", "Hello !" },
+	{ "{{ block \"blk2\" .Values.s }}default:{{ . }}{{ end }}", "default:hello" },
+	{ "{{ if eq .Values.one 2.0 }}a{{ else if eq .Values.one 1.0 }}b{{ else }}c{{ end }}", "b" },
+	{ "{{ .Values.missing }}|{{ .Values.nul }}|{{ .Values.nested.a.zz }}", "||" },
+	{ "{{ .Values.missing.sub }}", "ERR:nil pointer evaluating interface {}.sub" },
+	{ "{{ .Values.nul.x }}", "ERR:nil pointer evaluating interface {}.x" },
+	{ "{{ if .Values.missing.x }}{{ end }}", "ERR:nil pointer evaluating interface {}.x" },
+	{ "{{ .Values.s.foo }}", "ERR:can't evaluate field foo" },
+	{ "{{ $x := .Values.missing }}{{ $x.sub.deeper }}", "" },
+	{ "{{ (.Values.missing).x.y }}", "" },
+	{ "{{ and 1 2 }} {{ and 0 2 }} {{ or 0 \"\" \"x\" 5 }} [{{ or 0 \"\" }}]", "2 0 x []" },
+	{ "{{ and .Values.s .Values.list }}", "[a b c]" },
+	{ "{{ or true (fail \"boom\") }}", "true" },
+	{ "{{ eq .Values.s \"a\" \"b\" \"hello\" }}", "true" },
+	{ "{{ eq .Values.one 1 }}", "ERR:incompatible types for comparison" },
+	{ "{{ eq 1 1.0 }}", "ERR:incompatible types for comparison" },
+	{ "{{ lt 1 2.5 }}", "ERR:incompatible types for comparison" },
+	{ "{{ eq \"1\" 1 }}", "ERR:incompatible types for comparison" },
+	{ "{{ eq .Values.t \"true\" }}", "ERR:incompatible types for comparison" },
+	{ "{{ eq 1 (int64 1) }}", "true" },
+	{ "{{ eq .Values.missing \"x\" }} {{ eq nil nil }}", "false true" },
+	{ "{{ eq .Values.list .Values.list }}", "ERR:non-comparable" },
+	{ "{{ lt .Values.missing 1 }}", "ERR:invalid type for comparison" },
+	{ "{{ lt \"a\" \"b\" }} {{ gt 2 1 }} {{ le 2 2 }} {{ ge 1 2 }} {{ ne 1 2 }}", "true true true false true" },
+	{ "{{ not 0 }} {{ not \"0\" }} {{ not .Values.emptymap }}", "true false true" },
+	{ "{{ .Values.m }}", "map[a:1 b:2 c:map[x:true]]" },
+	{ "{{ .Values.list }} {{ .Values.mixed }}", "[a b c] [a <nil> 1.5 1e+06 true [] map[]]" },
+	{ "{{ .Values.big }} {{ 999999.0 }} {{ 1234567.0 }} {{ 123456.7 }} {{ 0.0001 }} {{ 0.00001 }}",
+	  "1e+06 999999 1.234567e+06 123456.7 0.0001 1e-05" },
+	{ "{{ printf \"%d\" .Values.one }}", "%!d(float64=1)" },
+	{ "{{ printf \"%d\" 1.5 }}|{{ printf \"%s\" 1 }}|{{ printf \"%s\" true }}|{{ printf \"%v\" nil }}|{{ printf \"%s\" nil }}",
+	  "%!d(float64=1.5)|%!s(int=1)|%!s(bool=true)|<nil>|%!s(<nil>)" },
+	{ "{{ printf \"%q\" .Values.list }}", "[\"a\" \"b\" \"c\"]" },
+	{ "{{ printf \"%s-%s\" \"a\" }}|{{ printf \"%s\" \"a\" \"b\" }}", "a-%!s(MISSING)|a%!(EXTRA string=b)" },
+	{ "{{ printf \"%05.1f|%x|%-4d|%+d|%t|%c|%T\" 3.14159 255 7 3 true 65 .Values.one }}", "003.1|ff|7   |+3|true|A|float64" },
+	{ "{{ printf \"%d\" (int .Values.num) }} {{ printf \"%v\" .Values.num }} {{ printf \"%.0f\" .Values.num }}", "8080 8080 8080" },
+	{ "{{ print 1 2 }}|{{ print 1 \"a\" 2 }}|{{ print \"a\" \"b\" }}|{{ print nil 1 }}", "1 2|1a2|ab|<nil> 1" },
+	{ "{{ len .Values.s }} {{ len .Values.list }} {{ len .Values.m }}", "5 3 3" },
+	{ "{{ len .Values.missing }}", "ERR:len of" },
+	{ "{{ index .Values.list 1 }} {{ index .Values.m \"c\" \"x\" }} [{{ index .Values.m \"zz\" }}]", "b true []" },
+	{ "{{ index .Values.list 5 }}", "ERR:index out of range: 5" },
+	{ "{{ .Values.AsMap.one }} {{ hasKey .Values \"one\" }}", "1 true" },
+	{ "{{ .Release.Name }} {{ .Release.Namespace }} {{ .Release.IsInstall }} {{ .Release.IsUpgrade }} {{ .Release.Revision }} {{ .Release.Service }}",
+	  "rel ns true false 1 Helm" },
+	{ "{{ .Chart.Name }}-{{ .Chart.Version }} {{ .Chart.AppVersion }} {{ .Chart.IsRoot }}", "tchart-1.2.3 1.0 true" },
+	{ "{{ .Template.Name }} {{ .Template.BasePath }}", "tchart/templates/_inline tchart/templates" },
+	{ "{{ .Capabilities.KubeVersion.Version }} {{ .Capabilities.KubeVersion.Major }} {{ .Capabilities.KubeVersion.Minor }} {{ .Capabilities.KubeVersion.GitVersion }}",
+	  "v1.30.0 1 30 v1.30.0" },
+	{ "{{ .Capabilities.APIVersions.Has \"apps/v1\" }} {{ .Capabilities.APIVersions.Has \"nope/v1\" }}", "true false" },
+	{ "{{ .Files.Get \"files/a.txt\" }}|{{ .Files.Get \"nope\" }}|", "A\nB\n||" },
+	{ "{{ range $p, $_ := .Files.Glob \"files/*\" }}{{ $p }},{{ end }}", "files/a.txt,files/b.conf," },
+	{ "{{ range $p, $_ := .Files.Glob \"files/**\" }}{{ $p }},{{ end }}", "files/a.txt,files/b.conf,files/sub/c.txt," },
+	{ "{{ range $p, $_ := .Files.Glob \"files/{a,b}.*\" }}{{ $p }},{{ end }}", "files/a.txt,files/b.conf," },
+	{ "{{ (.Files.Glob \"files/*.txt\").AsConfig }}", "a.txt: |\n  A\n  B" },
+	{ "{{ (.Files.Glob \"files/b.conf\").AsSecrets }}", "b.conf: Y29uZg==" },
+	{ "{{ range .Files.Lines \"files/a.txt\" }}[{{ . }}]{{ end }}", "[A][B]" },
+	{ "{{ include \"x\" 5 }}", "[5]" },
+	{ "{{ include \"nope\" . }}", "ERR:no template \"nope\" associated with template \"gotpl\"" },
+	{ "{{ template \"nope\" . }}", "ERR:template \"nope\" not defined" },
+	{ "{{ include \"rec\" . }}", "ERR:rendering template has a nested reference name: rec" },
+	{ "{{ tpl \"{{ define \\\"t2\\\" }}T2{{ end }}{{ include \\\"t2\\\" . }}-{{ .Values.num }}\" . }}", "T2-8080" },
+	{ "{{ tpl \"{{ .Values.missing }}x\" . }}", "x" },
+	{ "{{ tpl \"{{ $ }}\" \"data\" }}", "data" },
+	{ "{{ tpl \"{{ .x\" . }}", "ERR:error during tpl function execution" },
+	{ "{{ required \"value foo is required!\" .Values.foo }}", "ERR:execution error at (tchart/templates/_inline:1:3): value foo is required!" },
+	{ "{{ required \"m\" \"\" }}", "ERR:execution error" },
+	{ "{{ required \"m\" 0 }}|{{ required \"m\" false }}", "0|false" },
+	{ "{{ fail \"boom\" }}", "ERR:execution error at (tchart/templates/_inline:1:3): boom" },
+	{ "{{ lookup \"v1\" \"Secret\" \"ns\" \"x\" }}|{{ if lookup \"v1\" \"Secret\" \"ns\" \"x\" }}y{{ end }}", "map[]|" },
+	{ "{{ $_ := set .Values \"newkey\" 5 }}{{ .Values.newkey }}", "5" },
+	{ "{{ $_ := unset .Values \"one\" }}{{ hasKey .Values \"one\" }}", "false" },
+	{ NULL, NULL },
+};
+
+/* ---------------------------------------------------------------- functions */
+
+static const struct tcase func_cases[] = {
+	/* logic */
+	{ "{{ default \"d\" \"\" }} {{ default \"d\" 0 }} {{ default \"d\" false }} {{ default \"d\" .Values.nul }} {{ default \"d\" list }} {{ default \"d\" dict }} {{ default \"d\" \"x\" }}",
+	  "d d d d d d x" },
+	{ "{{ .Values.f | default true }}", "true" },
+	{ "{{ empty \"0\" }} {{ empty 0 }} {{ empty .Values.emptymap }}", "false true true" },
+	{ "{{ coalesce \"\" 0 nil \"x\" }} [{{ coalesce \"\" 0 }}]", "x []" },
+	{ "{{ ternary \"y\" \"n\" true }}{{ ternary \"y\" \"n\" false }}", "yn" },
+	{ "{{ ternary \"y\" \"n\" .Values.one }}", "ERR:wrong type for value; expected bool; got float64" },
+	/* strings */
+	{ "[{{ quote nil }}] {{ quote 1.5 }} {{ quote .Values.big }} {{ quote .Values.list }} {{ quote \"a\" 1 }}",
+	  "[] \"1.5\" \"1e+06\" \"[a b c]\" \"a\" \"1\"" },
+	{ "{{ quote \"a\\\"b\\\\c\\n\" }} {{ quote \"\\u00e9\\t\" }} {{ quote \"\\x01\" }}", "\"a\\\"b\\\\c\\n\" \"\xc3\xa9\\t\" \"\\x01\"" },
+	{ "{{ squote \"a'b\" }} {{ squote 1 }}", "'a'b' '1'" },
+	{ "{{ toString 1.0 }} {{ toString .Values.big }} {{ toString true }} {{ toString .Values.mixed }} {{ toString nil }}",
+	  "1 1e+06 true [a <nil> 1.5 1e+06 true [] map[]] <nil>" },
+	{ "{{ nindent 2 \"a\\nb\\n\" | toJson }} {{ indent 2 \"a\\n\\nb\" | toJson }} {{ indent 3 \"\" | toJson }}",
+	  "\"\\n  a\\n  b\\n  \" \"  a\\n  \\n  b\" \"   \"" },
+	{ "{{ indent 2 .Values.one }}", "ERR:wrong type for value; expected string; got float64" },
+	{ "{{ b64enc (int 1) }}", "ERR:got int" },
+	{ "{{ .Values.missing | trim }}", "ERR:invalid value; expected string" },
+	{ "[{{ trim \"  \\u00a0x y\\t\\n\" }}] {{ trimSuffix \"-\" \"abc--\" }} {{ trimPrefix \"v\" \"vv1\" }} {{ trimAll \"-\" \"--a-b--\" }}",
+	  "[x y] abc- v1 a-b" },
+	{ "{{ lower \"\\u00c9A\" }} {{ upper \"\\u00e9a\" }}", "\xc3\xa9" "a \xc3\x89" "A" },
+	{ "{{ title \"hello wORLD foo-bar a_b 1st o'neil\" }}", "Hello WORLD Foo-Bar A_b 1st O'Neil" },
+	{ "{{ replace \"a\" \"b\" \"banana\" }} {{ replace \"\" \"-\" \"abc\" }}", "bbnbnb -a-b-c-" },
+	{ "{{ contains \"ell\" \"hello\" }} {{ hasPrefix \"he\" \"hello\" }} {{ hasSuffix \"lo\" \"hello\" }}", "true true true" },
+	{ "{{ split \":\" \"a:b::c\" }} [{{ (split \":\" \"a\")._5 }}] {{ (split \"https://\" .Values.host)._1 }}",
+	  "map[_0:a _1:b _2: _3:c] [] h:6443" },
+	{ "{{ splitList \",\" \"a,b,,c\" }} {{ len (splitList \" \" \"\") }} {{ typeOf (splitList \",\" \"a\") }}", "[a b  c] 1 []string" },
+	{ "{{ join \",\" (list 1 \"a\" 1.5 true nil) }}|{{ join \",\" nil }}|{{ join \"-\" .Values.list }}", "1,a,1.5,true||a-b-c" },
+	{ "{{ trunc 3 \"abcdef\" }} {{ trunc -2 \"abcdef\" }} {{ trunc 2 \"\\u00e9\\u00e8\" }} {{ trunc 10 \"ab\" }}", "abc ef \xc3\xa9 ab" },
+	{ "{{ cat \"a\" 1 nil \"b\" }}", "a 1 b" },
+	{ "{{ base \"a/b/\" }} {{ base \"\" }} {{ dir \"sock\" }} {{ dir \"/a//x/../y\" }} {{ base \"/a/b.txt\" }} {{ ext \"x/a.tar.gz\" }}",
+	  "b . . /a b.txt .gz" },
+	{ "{{ b64enc \"hello\" }} {{ b64dec \"aGVsbG8=\" }} {{ sha256sum \"hello\" }}",
+	  "aGVsbG8= hello 2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824" },
+	{ "{{ regexMatch \"b\" \"abc\" }} {{ regexMatch \"^([a-z0-9][-a-z0-9]*)?[a-z0-9]$\" \"my-name\" }} {{ regexMatch \"^([a-z0-9][-a-z0-9]*)?[a-z0-9]$\" \"-bad\" }} {{ regexMatch \"(\" \"x\" }}",
+	  "true true false false" },
+	{ "{{ mustRegexMatch \"(\" \"x\" }}", "ERR:mustRegexMatch" },
+	{ "{{ regexReplaceAll \"a(x*)b\" \"-ab-axxb-\" \"$1W\" }} {{ regexReplaceAll \"a(x*)b\" \"-ab-axxb-\" \"${1}W\" }}", "--- -W-xxW-" },
+	{ "{{ regexReplaceAll \"(^.*/)(.*)\\\\.json$\" \"dir/sub/file.json\" \"${2}\" }} {{ regexReplaceAll \"@.*$\" \"user@host\" \"\" }}", "file user" },
+	{ "{{ repeat 3 \"ab\" }} {{ substr 1 3 \"hello\" }} {{ nospace \"a b\\tc\" }}", "ababab el abc" },
+	/* numbers */
+	{ "{{ int 4.7 }} {{ int -4.7 }} {{ int .Values.missing }} {{ int true }}", "4 -4 0 1" },
+	{ "{{ int \"4.0\" }} {{ int \"4.7\" }} {{ int \"0x1F\" }} {{ int \"012\" }} {{ int64 \"08\" }} {{ int \" 5\" }}", "4 0 31 10 0 0" },
+	{ "{{ float64 \"1e3\" }} {{ typeOf (float64 1) }} {{ typeOf (int64 1) }} {{ typeOf (int 1.5) }}", "1000 float64 int64 int" },
+	{ "{{ add 1.5 1.5 }} {{ mul 0.5 10 }} {{ max 1.9 1.2 }} {{ add 1 nil }} {{ sub 5 2 }} {{ div 7 2 }} {{ mod 7 2 }} {{ min 3 1 2 }} {{ typeOf (add 1 1) }}",
+	  "2 0 1 1 3 3 1 1 int64" },
+	{ "{{ div 1 0 }}", "ERR:integer divide by zero" },
+	{ "{{ maxf 1.5 2.5 }} {{ minf 1.5 2.5 }} {{ add1 1 }}", "2.5 1.5 2" },
+	{ "{{ until 3 }} {{ until -2 }} {{ untilStep 0 10 4 }} {{ seq 3 }}", "[0 1 2] [0 -1] [0 4 8] 1 2 3" },
+	{ "{{ until .Values.one }}", "ERR:wrong type for value; expected int; got float64" },
+	/* collections */
+	{ "{{ list 1 \"a\" }} {{ typeOf (list) }} {{ tuple 1 2 }}", "[1 a] []interface {} [1 2]" },
+	{ "{{ dict \"a\" 1 \"b\" \"x\" }} {{ dict 1 2 }} {{ dict \"a\" 1 \"odd\" }}", "map[a:1 b:x] map[1:2] map[a:1 odd:]" },
+	{ "{{ $d := dict \"a\" 1 }}{{ $_ := set $d \"b\" 2 }}{{ $d }} {{ $_ := unset $d \"a\" }}{{ $d }}", "map[a:1 b:2] map[b:2]" },
+	{ "{{ hasKey .Values \"nul\" }} {{ kindIs \"invalid\" .Values.nul }} {{ get .Values \"one\" }} [{{ get .Values \"zz\" }}] {{ typeOf (get .Values \"zz\") }}",
+	  "true true 1 [] string" },
+	{ "{{ omit .Values.m \"a\" \"c\" }} {{ pick .Values.m \"a\" }}", "map[b:2] map[a:1]" },
+	{ "{{ merge (dict \"a\" \"\") (dict \"a\" \"x\") }} {{ merge (dict \"a\" \"y\") (dict \"a\" \"x\" \"b\" 1) }} {{ mergeOverwrite (dict \"a\" \"y\") (dict \"a\" \"x\") }}",
+	  "map[a:x] map[a:y b:1] map[a:x]" },
+	{ "{{ hasKey .Values.missing \"x\" }}", "ERR:expected map[string]interface {}; got interface {}" },
+	{ "{{ dig \"a\" \"b\" \"def\" .Values.nested.AsMap }}", "ERR:interface conversion" },
+	{ "{{ dig \"nested\" \"a\" \"b\" \"def\" .Values.AsMap }} {{ dig \"nested\" \"zz\" \"def\" .Values.AsMap }} {{ dig \"f\" \"def\" .Values.AsMap }}",
+	  "1 def false" },
+	{ "{{ dig \"s\" \"x\" \"def\" .Values.AsMap }}", "ERR:interface conversion" },
+	{ "{{ has 1 (list 1.0) }} {{ has \"x\" nil }} {{ has \"b\" .Values.list }} {{ has 1 (list 1) }}", "false false true true" },
+	{ "{{ has \"x\" \"xyz\" }}", "ERR:Cannot find has on type string" },
+	{ "{{ append nil \"x\" }}", "ERR:Cannot push on type" },
+	{ "{{ append (list) \"x\" }} {{ prepend .Values.list \"z\" }} {{ concat (list 1) (list 2 3) }}", "[x] [z a b c] [1 2 3]" },
+	{ "[{{ first list }}] {{ first .Values.list }} {{ last .Values.list }} {{ rest .Values.list }} {{ initial .Values.list }}",
+	  "[] a c [b c] [a b]" },
+	{ "{{ mustFirst \"s\" }}", "ERR:Cannot first on type string" },
+	{ "{{ uniq (list 1 1 2) }} {{ without (list 1 2 3) 2 }} {{ reverse .Values.list }} {{ sortAlpha (list \"b\" \"a\") }} {{ compact (list \"\" \"a\" 0) }}",
+	  "[1 2] [1 3] [c b a] [a b] [a]" },
+	{ "{{ slice .Values.list 1 }} {{ slice .Values.list 1 2 }}", "[b c] [b]" },
+	/* types */
+	{ "{{ kindOf \"s\" }} {{ kindOf .Values.one }} {{ kindOf true }} {{ kindOf .Values.list }} {{ kindOf .Values.m }} {{ kindOf (int 1) }} {{ kindOf (int64 1) }} {{ kindOf .Values.missing }}",
+	  "string float64 bool slice map int int64 invalid" },
+	{ "{{ kindOf (split \":\" \"a\") }} {{ kindOf (semver \"1.0.0\") }} {{ kindOf .Capabilities }}", "map ptr ptr" },
+	{ "{{ typeOf .Values.one }} {{ typeOf .Values.list }} {{ typeOf .Values.m }} {{ typeOf .Values.nul }} {{ typeOf (split \":\" \"a\") }} {{ typeOf (semver \"1.0.0\") }} {{ typeOf .Values }}",
+	  "float64 []interface {} map[string]interface {} <nil> map[string]string *semver.Version chartutil.Values" },
+	{ "{{ kindIs \"int\" .Values.one }} {{ typeIs \"float64\" .Values.one }} {{ has (kindOf .Values.one) (list \"int64\" \"float64\") }}", "false true true" },
+	/* values typing */
+	{ "{{ .Values.yes11 }} {{ typeOf .Values.yes11 }} {{ .Values.octal }} {{ .Values.date }} {{ typeOf .Values.date }}", "true bool 15 2024-01-01 string" },
+	/* yaml / json */
+	{ "{{ toYaml .Values.nul }}|{{ toYaml \"\" }}|{{ toYaml list }}|{{ toYaml dict }}|{{ toYaml \"multi\\nline\" }}", "null|\"\"|[]|{}||-\n  multi\n  line" },
+	{ "{{ toYaml (dict \"b\" 1 \"a\" (list 1 (dict \"k\" \"v\" \"j\" (list 2))) \"big\" .Values.big \"f\" 1.5) }}",
+	  "a:\n- 1\n- j:\n  - 2\n  k: v\nb: 1\nbig: 1000000\nf: 1.5" },
+	{ "{{ toYaml (list (list \"p\")) }}", "- - p" },
+	{ "{{ toYaml (dict \"a1\" 1 \"a01\" 1 \"a9\" 1 \"a10\" 1 \"_x\" 1 \"-x\" 1 \"B\" 1 \"a\" 1 \"ab\" 1 \"aB\" 1 \"1\" 1 \"9\" 1 \"10\" 1 \"2a\" 1) }}",
+	  "-x: 1\n_x: 1\n\"1\": 1\n2a: 1\n\"9\": 1\n\"10\": 1\nB: 1\na: 1\na1: 1\na01: 1\na9: 1\na10: 1\naB: 1\nab: 1" },
+	{ "{{ toYaml (list \"true\" \"yes\" \"on\" \"y\" \"null\" \"~\" \"1.0\" \"01\" \"+1\" \".5\" \"1e3\" \"1_000\" \"0x1F\" \".inf\" \"2024-01-01\" \"12:30\" \"tab\\there\" \"NaN\") }}",
+	  "- \"true\"\n- \"yes\"\n- \"on\"\n- \"y\"\n- \"null\"\n- \"~\"\n- \"1.0\"\n- \"01\"\n- \"+1\"\n- \".5\"\n- \"1e3\"\n- \"1_000\"\n- \"0x1F\"\n- \".inf\"\n- \"2024-01-01\"\n- \"12:30\"\n- \"tab\\there\"\n- NaN" },
+	{ "{{ toYaml (list \"- item\" \"-\" \"*star\" \" lead\" \"a: b\" \"a #b\" \"key:value\" \"?q\" \"say \\\"hi\\\"\" \"a'b\" \"-x\") }}",
+	  "- '- item'\n- '-'\n- '*star'\n- ' lead'\n- 'a: b'\n- 'a #b'\n- key:value\n- ?q\n- say \"hi\"\n- a'b\n- -x" },
+	{ "{{ toYaml (dict \"a\" \"x\\n\" \"b\" \"x\\n\\n\" \"c\" \" x\\ny\" \"d\" \"ends with space \\n\") }}",
+	  "a: |\n  x\nb: |+\n  x\n\nc: |2-\n   x\n  y\nd: \"ends with space \\n\"" },
+	{ "{{ toYaml (dict \"a\" \"a\\n\\nb\") | nindent 4 }}", "\n    a: |-\n      a\n    \n      b" },
+	{ "{{ toYaml (dict \"c\" \"word word word word word word word word word word word word word word word word word word word\") }}",
+	  "c: word word word word word word word word word word word word word word word word\n  word word word" },
+	{ "{{ toYaml (list 1234567.5 0.000015 1e20 12345678901.0) }}", "- 1.2345675e+06\n- 1.5e-05\n- 1e+20\n- 12345678901" },
+	{ "{{ toJson (dict \"b\" 1 \"a\" \"<&>\" \"n\" nil \"l\" (list 1.5 .Values.big)) }}", "{\"a\":\"\\u003c\\u0026\\u003e\",\"b\":1,\"l\":[1.5,1000000],\"n\":null}" },
+	{ "{{ toRawJson (dict \"a\" \"<&>\") }} {{ toJson 1e21 }} {{ toJson 1e20 }} {{ toJson 0.000001 }} {{ toJson 0.0000001 }}",
+	  "{\"a\":\"<&>\"} 1e+21 100000000000000000000 0.000001 1e-7" },
+	{ "{{ toPrettyJson (dict \"a\" (list 1)) }}", "{\n  \"a\": [\n    1\n  ]\n}" },
+	{ "{{ fromYaml \"a: 1\\nb: [x, y]\" }} {{ typeOf (fromYaml \"a: 1\").a }}", "map[a:1 b:[x true]] float64" },
+	{ "{{ fromYaml \"- a\" }}", "map[Error:error unmarshaling JSON: while decoding JSON: json: cannot unmarshal array into Go value of type map[string]interface {}]" },
+	{ "{{ (fromJson \"{\\\"a\\\": 1}\").a }}", "1" },
+	/* semver */
+	{ "{{ semverCompare \">=1.16\" \"1.16\" }} {{ semverCompare \">= 1.27-0\" \"v1.30.0\" }} {{ semverCompare \"^1.19-0\" \"v1.30.2\" }} {{ semverCompare \">=1.4-0, <1.19-0\" \"v1.18.5\" }}",
+	  "true true true true" },
+	{ "{{ semverCompare \"~1.2\" \"1.3.0\" }} {{ semverCompare \"^0.2\" \"0.3.0\" }} {{ semverCompare \"> 1.2\" \"1.2.1\" }} {{ semverCompare \">=1.22\" \"v1.30.0-eks-abc\" }} {{ semverCompare \">=1.22-0\" \"v1.30.0-eks-abc\" }}",
+	  "false false false false true" },
+	{ "{{ semverCompare \"<1.20 || >=1.25\" \"1.26.1\" }} {{ semverCompare \"1.2 - 1.4\" \"1.3.9\" }} {{ semverCompare \"1.2.x\" \"1.2.7\" }} {{ semverCompare \"!=1.2.3\" \"1.2.3\" }}",
+	  "true true true false" },
+	{ "{{ semver \"latest\" }}", "ERR:Invalid Semantic Version" },
+	{ "{{ semver \"1.16.0.1\" }}", "ERR:Invalid Semantic Version" },
+	{ "{{ semver .Values.ver }} {{ (semver .Values.ver).Prerelease }} {{ (semver \"v1.2.3\").Major }}", "1.30.2-rc.1+b rc.1 1" },
+	{ "{{ semverCompare \"bogus\" \"1.0.0\" }}", "ERR:semverCompare" },
+	/* time */
+	{ "{{ $now := now }}{{ ne $now ($now | dateModify \"0s\") }} {{ ne $now ($now | dateModify \"1h\") }} {{ eq $now ($now | dateModify \"10d\") }}",
+	  "false true true" },
+	{ "{{ mustDateModify \"10d\" now }}", "ERR:mustDateModify" },
+	{ "{{ typeOf now }}", "time.Time" },
+	{ NULL, NULL },
+};
+
+static void test_lexer(void) { run_cases(lexer_cases); }
+static void test_exec(void) { run_cases(exec_cases); }
+static void test_funcs(void) { run_cases(func_cases); }
+
+static void test_certs(void)
+{
+	char *out = render("{{ $ca := genCA \"my-ca\" 365 }}{{ $c := genSignedCert \"srv\" (list \"10.0.0.1\") (list \"a.example\" \"b\") 365 $ca }}"
+			   "{{ $ca.Cert | b64enc }}|{{ $c.Cert }}|{{ $c.Key }}|{{ typeOf $ca }}", NULL);
+	check(strstr(out, "-----BEGIN CERTIFICATE-----\n") != NULL);
+	check(strstr(out, "-----BEGIN RSA PRIVATE KEY-----\n") != NULL);
+	check(strstr(out, "|sprig.certificate") != NULL);
+	check(!strncmp(out, "LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0t", 36));
+	free(out);
+	out = render("{{ $ca := genCA \"x\" 1 }}{{ $c := buildCustomCert ($ca.Cert | b64enc) ($ca.Key | b64enc) }}{{ eq $c.Cert $ca.Cert }}", NULL);
+	check_str(out, "true");
+	free(out);
+	out = render("{{ genCA \"x\" .Values.one }}", NULL);
+	check(!strncmp(out, "ERR:", 4) && strstr(out, "expected int; got float64"));
+	free(out);
+	out = render("{{ buildCustomCert \"bm90\" \"bm90\" }}", NULL);
+	check(!strncmp(out, "ERR:", 4));
+	free(out);
+}
+
+/* ---------------------------------------------------------------- values */
+
+static json_t *merged(const char *const *yamls, size_t n, const char *const *sets, const char *const *strs,
+		      const char *const *jsons, char *err)
+{
+	json_t *layers[8] = { NULL };
+	for (size_t i = 0; i < n; i++) {
+		layers[i] = chart_values_parse(yamls[i], strlen(yamls[i]), err, 512);
+		if (!layers[i])
+			return NULL;
+	}
+	json_t *r = chart_values_merge((const json_t *const *)layers, n, sets, strs, jsons, err, 512);
+	for (size_t i = 0; i < n; i++)
+		json_decref(layers[i]);
+	return r;
+}
+
+static char *dumps(const json_t *j)
+{
+	return json_dumps(j, JSON_SORT_KEYS | JSON_COMPACT | JSON_ENCODE_ANY);
+}
+
+static void test_values(void)
+{
+	char err[512];
+	const char *y[] = { "a: {x: 1, w: [1, 2], y: 1}\nb: yes\nc: 1\n", "a: {w: [3], z: null}\nc: null\n" };
+	json_t *m = merged(y, 2, NULL, NULL, NULL, err);
+	char *s = dumps(m);
+	check_str(s, "{\"a\":{\"true\":1.0,\"w\":[3.0],\"x\":1.0,\"z\":null},\"b\":true,\"c\":null}");
+	free(s);
+	json_decref(m);
+
+	/* coalescing over chart defaults: user null deletes a defaulted key */
+	const char *names[] = { "Chart.yaml", "values.yaml", "templates/x.yaml" };
+	const char *contents[] = { "name: c\nversion: 0.1.0\n",
+				   "keep: 1\ndel: 2\nnested: {a: 1, b: 2, m: null}\nnulldef: null\nlist: [1, 2]\n",
+				   "x: {{ toJson .Values | quote }}\n" };
+	struct chart *c = chart_load_files(names, contents, 3, err, sizeof(err));
+	check(c != NULL);
+	if (!c)
+		return;
+	const char *uy[] = { "del: null\nnested: {b: null, c: 3, m: 5}\nlist: [9]\nextra: null\n" };
+	json_t *user = merged(uy, 1, NULL, NULL, NULL, err);
+	struct chart_render_opts o = { 0 };
+	char *out = NULL;
+	check(chart_render_template(c, "{{ toJson .Values }}|{{ hasKey .Values \"nulldef\" }}|{{ kindIs \"invalid\" .Values.nulldef }}",
+				    user, &o, &out, err, sizeof(err)) == 0);
+	check_str(out, "{\"extra\":null,\"keep\":1,\"list\":[9],\"nested\":{\"a\":1,\"c\":3,\"m\":5},\"nulldef\":null}|true|true");
+	free(out);
+	struct chart_render *r = chart_render(c, user, &o, err, sizeof(err));
+	check(r != NULL);
+	if (r) {
+		s = dumps(chart_render_values(r));
+		check_str(s, "{\"extra\":null,\"keep\":1.0,\"list\":[9.0],\"nested\":{\"a\":1.0,\"c\":3.0,\"m\":5.0},\"nulldef\":null}");
+		free(s);
+		chart_render_free(r);
+	}
+	json_decref(user);
+	chart_free(c);
+}
+
+static void test_set_grammar(void)
+{
+	char err[512];
+	struct { const char *set; int mode; const char *want; } cases[] = {
+		{ "a=1,b=true,c=null,d=1.5,e=007,f=0,g=-3,h=False,i=", 0,
+		  "{\"a\":1,\"b\":true,\"c\":null,\"d\":\"1.5\",\"e\":\"007\",\"f\":0,\"g\":-3,\"h\":false,\"i\":\"\"}" },
+		{ "operator.tolerations[0].key=node-role.kubernetes.io/control-plane,operator.tolerations[0].operator=Exists", 0,
+		  "{\"operator\":{\"tolerations\":[{\"key\":\"node-role.kubernetes.io/control-plane\",\"operator\":\"Exists\"}]}}" },
+		{ "a\\.b=1,esc=a\\,b,l={x,y,1}", 0, "{\"a.b\":1,\"esc\":\"a,b\",\"l\":[\"x\",\"y\",1]}" },
+		{ "x[1].y=2,m[0][1]=z", 0, "{\"m\":[[null,\"z\"]],\"x\":[null,{\"y\":2}]}" },
+		{ "a=1,b=true,n=null", 1, "{\"a\":\"1\",\"b\":\"true\",\"n\":\"null\"}" },
+		{ "a={\"k\":[1,2]},b=\"s\",c=3", 2, "{\"a\":{\"k\":[1.0,2.0]},\"b\":\"s\",\"c\":3.0}" },
+		{ "extraConfig.local-router-ipv4=169.254.32.16", 0, "{\"extraConfig\":{\"local-router-ipv4\":\"169.254.32.16\"}}" },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const char *list[] = { cases[i].set, NULL };
+		json_t *m = chart_values_merge(NULL, 0, cases[i].mode == 0 ? list : NULL, cases[i].mode == 1 ? list : NULL,
+					       cases[i].mode == 2 ? list : NULL, err, sizeof(err));
+		char *s = m ? dumps(m) : strdup(err);
+		check_str(s, cases[i].want);
+		free(s);
+		json_decref(m);
+	}
+	const char *bad[] = { "a", "a,b=1", "a[x]=1", "a[1", "a.=1", "l={a,b", "a[70000]=1", NULL };
+	for (int i = 0; bad[i]; i++) {
+		const char *list[] = { bad[i], NULL };
+		json_t *m = chart_values_merge(NULL, 0, list, NULL, NULL, err, sizeof(err));
+		if (m) {
+			char msg[256];
+			snprintf(msg, sizeof(msg), "--set %s should fail", bad[i]);
+			testlib_fail(__FILE__, __LINE__, msg);
+			json_decref(m);
+		}
+	}
+	/* --set ints are int64 in templates, values-file numbers float64 */
+	const char *list[] = { "n=12", NULL };
+	json_t *m = chart_values_merge(NULL, 0, list, NULL, NULL, err, sizeof(err));
+	char *out = NULL;
+	check(chart_render_template(C, "{{ typeOf .Values.n }} {{ typeOf .Values.one }} {{ printf \"%d\" .Values.n }}", m, NULL, &out,
+				    err, sizeof(err)) == 0);
+	check_str(out, "int64 float64 12");
+	free(out);
+	json_decref(m);
+}
+
+/* ---------------------------------------------------------------- documents */
+
+static void test_documents(void)
+{
+	char err[512];
+	const char *names[] = { "Chart.yaml", "templates/b.yaml", "templates/a.yaml", "templates/NOTES.txt",
+				"templates/_p.tpl", "templates/hook.yaml", "templates/empty.yaml" };
+	const char *contents[] = {
+		"name: c\nversion: 0.1.0\nkubeVersion: \">= 1.21.0-0\"\n",
+		"kind: Deployment\nmetadata:\n  name: d\n---   \nkind: Service\nmetadata:\n  name: s\n--- # c\nkind: Zeta\nmetadata:\n  name: z\n",
+		"\n\nkind: ConfigMap\nmetadata:\n  name: cm\ndata:\n  k: |\n    v\n---x: 1\nkind: Namespace\n",
+		"notes {{ .Release.Name }}",
+		"{{ define \"p\" }}kind: Secret{{ end }}",
+		"kind: Job\nmetadata:\n  name: j\n  annotations:\n    helm.sh/hook: pre-install,post-upgrade\n---\nkind: Job\nmetadata:\n  name: u\n  annotations:\n    helm.sh/hook: bogus\n",
+		"{{/* nothing */}}\n  \n",
+	};
+	struct chart *c = chart_load_files(names, contents, 7, err, sizeof(err));
+	check(c != NULL);
+	if (!c)
+		return;
+	struct chart_render_opts o = { 0 };
+	o.release_name = "r";
+	struct chart_render *r = chart_render(c, NULL, &o, err, sizeof(err));
+	check(r != NULL);
+	if (r) {
+		const json_t *docs = chart_render_documents(r);
+		char kinds[256] = "";
+		size_t i;
+		json_t *d;
+		json_array_foreach(docs, i, d) {
+			strcat(kinds, json_string_value(json_object_get(d, "kind")));
+			strcat(kinds, ",");
+		}
+		check_str(kinds, "Namespace,ConfigMap,Service,Deployment,Zeta,");
+		check(json_array_size(chart_render_hooks(r)) == 1);
+		check_str(json_string_value(json_object_get(json_array_get(docs, 1), "source")), "c/templates/a.yaml");
+		check_str(json_string_value(json_object_get(json_object_get(json_object_get(json_array_get(docs, 1), "object"), "data"), "k")), "v\n");
+		const char *man = chart_render_manifest(r);
+		check(!strncmp(man, "---\n# Source: c/templates/a.yaml\nx: 1\nkind: Namespace\n---\n# Source: c/templates/a.yaml\nkind: ConfigMap\n", 101));
+		check(strstr(man, "notes") == NULL);
+		check(strstr(man, "pre-install") == NULL);
+		check(strstr(chart_render_output(r), "helm.sh/hook: pre-install,post-upgrade") != NULL);
+		check(strstr(chart_render_output(r), "bogus") == NULL);
+		chart_render_free(r);
+	}
+	o.kube_version = "v1.20.0";
+	r = chart_render(c, NULL, &o, err, sizeof(err));
+	check(r == NULL && strstr(err, "chart requires kubeVersion"));
+	chart_render_free(r);
+	chart_free(c);
+
+	/* YAML errors name the file */
+	const char *n2[] = { "Chart.yaml", "templates/bad.yaml" };
+	const char *c2[] = { "name: c\nversion: 0.1.0\n", "a: [\n" };
+	c = chart_load_files(n2, c2, 2, err, sizeof(err));
+	r = chart_render(c, NULL, NULL, err, sizeof(err));
+	check(r == NULL && strstr(err, "YAML parse error on c/templates/bad.yaml"));
+	chart_free(c);
+	/* parse errors name file and line */
+	const char *c3[] = { "name: c\nversion: 0.1.0\n", "a\n\n{{ if }}" };
+	c = chart_load_files(n2, c3, 2, err, sizeof(err));
+	r = chart_render(c, NULL, NULL, err, sizeof(err));
+	check(r == NULL && strstr(err, "parse error at (c/templates/bad.yaml:3)"));
+	chart_free(c);
+}
+
+/* ---------------------------------------------------------------- archive */
+
+static size_t tar_entry(unsigned char *out, const char *name, char type, const char *data, size_t len)
+{
+	memset(out, 0, 512);
+	snprintf((char *)out, 100, "%s", name);
+	snprintf((char *)out + 100, 8, "%07o", 0644);
+	snprintf((char *)out + 124, 12, "%011o", (unsigned)(len & 0x3fffffff));
+	out[156] = (unsigned char)type;
+	memcpy(out + 257, "ustar", 5);
+	memset(out + 148, ' ', 8);
+	unsigned sum = 0;
+	for (int i = 0; i < 512; i++) sum += out[i];
+	snprintf((char *)out + 148, 8, "%06o", sum);
+	if (len)
+		memcpy(out + 512, data, len);
+	return 512 + (len + 511) / 512 * 512;
+}
+
+static unsigned char *make_tgz(const char *const *names, const char *types, const char *const *datas, size_t n, size_t *outlen)
+{
+	size_t cap = 1024 * (n + 2) + 65536;
+	unsigned char *tar = calloc(1, cap);
+	size_t pos = 0;
+	for (size_t i = 0; i < n; i++)
+		pos += tar_entry(tar + pos, names[i], types[i], datas[i], strlen(datas[i]));
+	pos += 1024;
+	uLongf zl = compressBound(pos) + 64;
+	unsigned char *gz = malloc(zl);
+	z_stream zs;
+	memset(&zs, 0, sizeof(zs));
+	deflateInit2(&zs, 6, Z_DEFLATED, 16 + MAX_WBITS, 8, Z_DEFAULT_STRATEGY);
+	zs.next_in = tar;
+	zs.avail_in = (uInt)pos;
+	zs.next_out = gz;
+	zs.avail_out = (uInt)zl;
+	deflate(&zs, Z_FINISH);
+	*outlen = zs.total_out;
+	deflateEnd(&zs);
+	free(tar);
+	return gz;
+}
+
+static void test_archive(void)
+{
+	char err[512];
+	const char *names[] = { "mychart/Chart.yaml", "mychart/values.yaml", "mychart/templates/cm.yaml", "mychart/files/x.txt" };
+	const char *datas[] = { "\xef\xbb\xbfname: mychart\nversion: 1.0.0\nappVersion: v2\n", "v: 1\n",
+				"kind: ConfigMap\nmetadata:\n  name: {{ .Chart.Name }}\ndata:\n  f: {{ .Files.Get \"files/x.txt\" | quote }}\n", "X" };
+	size_t len;
+	unsigned char *gz = make_tgz(names, "0000", datas, 4, &len);
+	struct chart *c = chart_load_archive(gz, len, err, sizeof(err));
+	check(c != NULL);
+	free(gz);
+	if (c) {
+		check_str(chart_name(c), "mychart");
+		check_str(chart_version(c), "1.0.0");
+		check_str(chart_app_version(c), "v2");
+		struct chart_render *r = chart_render(c, NULL, NULL, err, sizeof(err));
+		check(r != NULL);
+		if (r)
+			check_str(chart_render_manifest(r), "---\n# Source: mychart/templates/cm.yaml\nkind: ConfigMap\nmetadata:\n  name: mychart\ndata:\n  f: \"X\"\n");
+		chart_render_free(r);
+		chart_free(c);
+	}
+	/* path traversal, links, absolute paths, garbage */
+	struct { const char *name; char type; const char *want; } bad[] = {
+		{ "mychart/../../etc/passwd", '0', "illegal path" },
+		{ "/abs/Chart.yaml", '0', "illegal path" },
+		{ "mychart/link", '2', "symbolic link" },
+		{ "mychart/hard", '1', "hard link" },
+		{ "mychart/dev", '3', "unsupported" },
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		const char *nm[] = { "mychart/Chart.yaml", bad[i].name };
+		const char *dd[] = { "name: x\nversion: 1\n", "" };
+		char types[3] = { '0', bad[i].type, 0 };
+		gz = make_tgz(nm, types, dd, 2, &len);
+		c = chart_load_archive(gz, len, err, sizeof(err));
+		check(c == NULL && strstr(err, bad[i].want));
+		chart_free(c);
+		free(gz);
+	}
+	c = chart_load_archive("not a gzip", 10, err, sizeof(err));
+	check(c == NULL && strstr(err, "not a gzip"));
+	/* a gzip bomb stops at the limit */
+	size_t big = CHART_MAX_TOTAL_SIZE + 1024 * 1024;
+	unsigned char *zeros = calloc(1, big);
+	uLongf zl = compressBound(big);
+	unsigned char *bomb = malloc(zl + 64);
+	z_stream zs;
+	memset(&zs, 0, sizeof(zs));
+	deflateInit2(&zs, 9, Z_DEFLATED, 16 + MAX_WBITS, 9, Z_DEFAULT_STRATEGY);
+	zs.next_in = zeros;
+	zs.avail_in = (uInt)big;
+	zs.next_out = bomb;
+	zs.avail_out = (uInt)zl;
+	deflate(&zs, Z_FINISH);
+	size_t bl = zs.total_out;
+	deflateEnd(&zs);
+	free(zeros);
+	c = chart_load_archive(bomb, bl, err, sizeof(err));
+	check(c == NULL && strstr(err, "decompressed size exceeds"));
+	free(bomb);
+	/* missing Chart.yaml */
+	const char *nm[] = { "x/values.yaml" };
+	const char *dd[] = { "a: 1\n" };
+	gz = make_tgz(nm, "0", dd, 1, &len);
+	c = chart_load_archive(gz, len, err, sizeof(err));
+	check(c == NULL && strstr(err, "Chart.yaml file is missing"));
+	free(gz);
+}
+
+/* ---------------------------------------------------------------- real charts */
+
+static void test_real_charts(void)
+{
+	const char *shared = getenv("FERRY_SHARED");
+	char path[1024], err[4096];
+	const char *charts[] = { "cilium-1.12.0.tgz", "cilium-1.15.1.tgz", "cilium-1.18.2.tgz", "cilium-1.18.3.tgz" };
+	if (!shared)
+		shared = "../shared";
+	for (int i = 0; i < 4; i++) {
+		snprintf(path, sizeof(path), "%s/charts/%s", shared, charts[i]);
+		struct chart *c = chart_load(path, err, sizeof(err));
+		if (!c) {
+			printf("  %s: %s\n", path, err);
+			check(c != NULL);
+			continue;
+		}
+		struct chart_render_opts o = { 0 };
+		o.release_name = "cilium";
+		o.namespace_ = "kube-system";
+		struct chart_render *r = chart_render(c, NULL, &o, err, sizeof(err));
+		if (!r)
+			printf("  %s: %s\n", charts[i], err);
+		check(r != NULL);
+		if (r) {
+			check(json_array_size(chart_render_documents(r)) >= 10);
+			check(strstr(chart_render_manifest(r), "kind: DaemonSet") != NULL);
+		}
+		chart_render_free(r);
+		chart_free(c);
+	}
+}
+
+int main(void)
+{
+	C = test_chart();
+	if (!C) {
+		printf("FAIL: chart: cannot build the test chart\n");
+		return 1;
+	}
+	test_run("chart_lexer", test_lexer);
+	test_run("chart_exec", test_exec);
+	test_run("chart_funcs", test_funcs);
+	test_run("chart_certs", test_certs);
+	test_run("chart_values_coalesce", test_values);
+	test_run("chart_set_grammar", test_set_grammar);
+	test_run("chart_documents", test_documents);
+	test_run("chart_archive", test_archive);
+	test_run("chart_real_charts", test_real_charts);
+	chart_free(C);
+	return test_summary();
+}
