@@ -17,12 +17,17 @@
 #include "server/chart/tmpl.h"
 
 #include <dirent.h>
+#include <pthread.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+
+/* nested template/include calls allowed (Go: 100000; include: 1000 per name) */
+#define CHART_MAX_TEMPLATE_DEPTH 10000
+#define CHART_RENDER_STACK ((size_t)256 * 1024 * 1024)
 
 struct chart_tpl { const char *name; const char *text; size_t len; };
 
@@ -116,7 +121,8 @@ static struct chart *chart_from_files(struct rawfile *rf, size_t n, char *err, s
 	struct chart *c = xcalloc(1, sizeof(*c));
 	c->a = cv_arena_new();
 	struct rawfile *chartyaml = NULL, *values = NULL;
-	qsort(rf, n, sizeof(*rf), cmp_name);
+	if (n)
+		qsort(rf, n, sizeof(*rf), cmp_name);
 	size_t ntpl = 0, nfiles = 0;
 	for (size_t i = 0; i < n; i++) {
 		/* strip a UTF-8 BOM */
@@ -190,7 +196,8 @@ static struct chart *chart_from_files(struct rawfile *rf, size_t n, char *err, s
 		f->data = cv_strndup(c->a, rf[i].data, rf[i].len);
 		f->len = rf[i].len;
 	}
-	qsort(c->tpls, c->ntpls, sizeof(*c->tpls), cmp_exec_order);
+	if (c->ntpls)
+		qsort(c->tpls, c->ntpls, sizeof(*c->tpls), cmp_exec_order);
 	/* parse in Helm's order: the last definition of a name wins */
 	char perr[1024];
 	for (size_t i = 0; i < c->ntpls; i++) {
@@ -990,7 +997,9 @@ static int render_setup(const struct chart *c, const json_t *user_values, const 
 	E->root = root;
 	E->lookup = opts->lookup;
 	E->lookup_ctx = opts->lookup_ctx;
-	E->max_depth = 100000;
+	E->max_depth = CHART_MAX_TEMPLATE_DEPTH;
+	E->max_steps = opts->max_steps > 0 ? opts->max_steps : 100L * 1000 * 1000;
+	E->max_output = opts->max_output > 0 ? opts->max_output : (size_t)256 * 1024 * 1024;
 	{
 		char base;
 		E->stack_base = (uintptr_t)&base;
@@ -1000,8 +1009,8 @@ static int render_setup(const struct chart *c, const json_t *user_values, const 
 	return 0;
 }
 
-struct chart_render *chart_render(const struct chart *c, const json_t *user_values,
-				  const struct chart_render_opts *opts, char *err, size_t errlen)
+static struct chart_render *render_impl(const struct chart *c, const json_t *user_values,
+					 const struct chart_render_opts *opts, char *err, size_t errlen)
 {
 	struct chart_render *R = NULL;
 	struct cv_arena *a = cv_arena_new();
@@ -1108,7 +1117,8 @@ struct chart_render *chart_render(const struct chart *c, const json_t *user_valu
 				d->hook = 2; /* unknown hook: dropped */
 		}
 	}
-	qsort(docs, ndocs, sizeof(*docs), cmp_docs);
+	if (ndocs)
+		qsort(docs, ndocs, sizeof(*docs), cmp_docs);
 	R = xcalloc(1, sizeof(*R));
 	R->docs = json_array();
 	R->hooks = json_array();
@@ -1164,8 +1174,8 @@ out:
 	return R;
 }
 
-int chart_render_template(const struct chart *c, const char *text, const json_t *user_values,
-			  const struct chart_render_opts *opts, char **out, char *err, size_t errlen)
+static int render_template_impl(const struct chart *c, const char *text, const json_t *user_values,
+				const struct chart_render_opts *opts, char **out, char *err, size_t errlen)
 {
 	struct cv_arena *a = cv_arena_new();
 	struct tengine E;
@@ -1209,6 +1219,64 @@ int chart_render_template(const struct chart *c, const char *text, const json_t 
 out:
 	cv_arena_free(a);
 	return rc;
+}
+
+/* Templates recurse (include, template, tpl) and Go's goroutine stacks
+ * grow, so Helm tolerates deep nesting. Renders run on a thread with a
+ * large stack (only the pages touched become resident). */
+struct job {
+	const struct chart *c;
+	const char *text;
+	const json_t *user;
+	const struct chart_render_opts *opts;
+	char **out;
+	char *err;
+	size_t errlen;
+	struct chart_render *r;
+	int rc;
+};
+
+static void *job_main(void *arg)
+{
+	struct job *j = arg;
+	if (j->text)
+		j->rc = render_template_impl(j->c, j->text, j->user, j->opts, j->out, j->err, j->errlen);
+	else
+		j->r = render_impl(j->c, j->user, j->opts, j->err, j->errlen);
+	return NULL;
+}
+
+static void run_job(struct job *j)
+{
+	pthread_attr_t attr;
+	pthread_t th;
+	int started = 0;
+	if (pthread_attr_init(&attr) == 0) {
+		if (pthread_attr_setstacksize(&attr, CHART_RENDER_STACK) == 0 &&
+		    pthread_create(&th, &attr, job_main, j) == 0)
+			started = 1;
+		pthread_attr_destroy(&attr);
+	}
+	if (started)
+		pthread_join(th, NULL);
+	else
+		job_main(j);
+}
+
+struct chart_render *chart_render(const struct chart *c, const json_t *user_values,
+				  const struct chart_render_opts *opts, char *err, size_t errlen)
+{
+	struct job j = { c, NULL, user_values, opts, NULL, err, errlen, NULL, 0 };
+	run_job(&j);
+	return j.r;
+}
+
+int chart_render_template(const struct chart *c, const char *text, const json_t *user_values,
+			  const struct chart_render_opts *opts, char **out, char *err, size_t errlen)
+{
+	struct job j = { c, text, user_values, opts, out, err, errlen, NULL, -1 };
+	run_job(&j);
+	return j.rc;
 }
 
 const json_t *chart_render_documents(const struct chart_render *r) { return r->docs; }

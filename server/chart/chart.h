@@ -56,6 +56,10 @@ struct chart_render_opts {
 	json_t *(*lookup)(void *ctx, const char *api_version, const char *kind,
 			  const char *ns, const char *name);
 	void *lookup_ctx;
+	/* execution budget: template nodes evaluated (0: 100 million) and
+	 * bytes output by one template file (0: 256 MiB) */
+	long max_steps;
+	size_t max_output;
 };
 
 /* Parse a values file (YAML) with Helm's typing: YAML 1.1 booleans

@@ -514,7 +514,7 @@ static cv int_list(struct tstate *S, int64_t start, int64_t stop, int64_t step)
 		return l;
 	int64_t count = 0;
 	for (int64_t i = start; step > 0 ? i < stop : i > stop; i += step) {
-		if (++count > 10000000) break;
+		if (++count > 1000000) break;
 		cv_list_push(A, l, cv_int(i, CS_INT));
 	}
 	return l;

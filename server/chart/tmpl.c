@@ -417,6 +417,7 @@ struct parser {
 	size_t *varlens;
 	size_t nvars, capvars;
 	int range_depth;
+	int depth;
 };
 
 static int perr(struct parser *P, size_t tokidx, const char *fmt, ...)
@@ -834,7 +835,20 @@ static struct tcmd *command(struct parser *P)
 	return c;
 }
 
+static struct tpipe *parse_pipeline_inner(struct parser *P, const char *context, enum tok end);
+
 static struct tpipe *parse_pipeline(struct parser *P, const char *context, enum tok end)
+{
+	if (++P->depth > 500) {
+		perr(P, P->i, "template nested too deeply");
+		return NULL;
+	}
+	struct tpipe *r = parse_pipeline_inner(P, context, end);
+	P->depth--;
+	return r;
+}
+
+static struct tpipe *parse_pipeline_inner(struct parser *P, const char *context, enum tok end)
 {
 	struct tpipe *p = cv_alloc(P->a, sizeof(*p));
 	p->off = peek_ns(P)->col;
@@ -959,7 +973,20 @@ static int is_empty_tree(struct tnode *n)
 	return 0;
 }
 
+static struct tnode *parse_control_inner(struct parser *P, enum ntype type, const char *context, size_t ti);
+
 static struct tnode *parse_control(struct parser *P, enum ntype type, const char *context, size_t ti)
+{
+	if (++P->depth > 500) {
+		perr(P, ti, "template nested too deeply");
+		return NULL;
+	}
+	struct tnode *r = parse_control_inner(P, type, context, ti);
+	P->depth--;
+	return r;
+}
+
+static struct tnode *parse_control_inner(struct parser *P, enum ntype type, const char *context, size_t ti)
 {
 	size_t mark = P->nvars;
 	struct tnode *n = newnode(P, type, ti);
@@ -1913,8 +1940,20 @@ static int walk_range(struct tstate *S, cv dot, struct tnode *n, struct buf *out
 	return rc;
 }
 
+static __attribute__((noinline)) int budget_error(struct tstate *S, struct tnode *n, int steps)
+{
+	S->node = n;
+	if (steps)
+		return tmpl_errf(S, "template execution exceeded %ld steps", S->E->max_steps);
+	return tmpl_errf(S, "template output exceeded %zu bytes", S->E->max_output);
+}
+
 static int walk(struct tstate *S, cv dot, struct tnode *n, struct buf *out)
 {
+	if (++S->E->steps > S->E->max_steps)
+		return budget_error(S, n, 1);
+	if (out->len > S->E->max_output)
+		return budget_error(S, n, 0);
 	switch (n->type) {
 	case N_LIST:
 		for (size_t i = 0; i < n->u.list.n; i++) {

@@ -60,6 +60,8 @@ struct tengine {
 	struct incl { const char *name; int count; struct incl *next; } *incl;
 	int tdepth;
 	int max_depth;                   /* nested template/include calls allowed */
+	long steps, max_steps;           /* nodes walked / allowed */
+	size_t max_output;               /* bytes one output buffer may hold */
 	uintptr_t stack_base;            /* for measuring */
 	/* error state */
 	char err[2048];

@@ -83,6 +83,12 @@ char *cv_strndup(struct cv_arena *a, const char *s, size_t n)
 
 /* ---------------------------------------------------------------- values */
 
+/* Recursion guard for deeply nested values built by templates. */
+#define CV_MAX_DEPTH 100000
+static _Thread_local int cv_depth;
+#define ENTER(fail) do { if (++cv_depth > CV_MAX_DEPTH) { cv_depth--; fail; } } while (0)
+#define LEAVE() (cv_depth--)
+
 cv cv_str(struct cv_arena *a, const char *s, size_t len)
 {
 	return cv_str_ref(cv_strndup(a, s, len), len);
@@ -225,7 +231,18 @@ int cv_truthy(cv v)
 	return 0;
 }
 
+static cv deep_copy(struct cv_arena *a, cv v);
+
 cv cv_deep_copy(struct cv_arena *a, cv v)
+{
+	cv r;
+	ENTER(return cv_nil());
+	r = deep_copy(a, v);
+	LEAVE();
+	return r;
+}
+
+static cv deep_copy(struct cv_arena *a, cv v)
 {
 	if (v.kind == CV_LIST) {
 		cv n = cv_list_new(a, v.u.list->n);
@@ -248,7 +265,18 @@ cv cv_deep_copy(struct cv_arena *a, cv v)
 	return v;
 }
 
+static int deep_equal(cv a, cv b);
+
 int cv_deep_equal(cv a, cv b)
+{
+	int r;
+	ENTER(return 0);
+	r = deep_equal(a, b);
+	LEAVE();
+	return r;
+}
+
+static int deep_equal(cv a, cv b)
 {
 	if (a.kind != b.kind)
 		return 0;
@@ -485,7 +513,16 @@ static void fmt_time(struct buf *b, int64_t sec, int32_t nsec)
 	buf_puts(b, " +0000 UTC");
 }
 
+static void fmt_v1(struct buf *b, cv v, int top);
+
 static void fmt_v(struct buf *b, cv v, int top)
+{
+	ENTER(buf_puts(b, "..."); return);
+	fmt_v1(b, v, top);
+	LEAVE();
+}
+
+static void fmt_v1(struct buf *b, cv v, int top)
 {
 	switch (v.kind) {
 	case CV_NIL: buf_puts(b, "<nil>"); return;
@@ -1022,7 +1059,18 @@ static void json_indent(struct buf *b, int indent, int depth)
 		buf_putc(b, ' ');
 }
 
+static int to_json1(struct buf *b, cv v, int html, int indent, int depth);
+
 static int to_json(struct buf *b, cv v, int html, int indent, int depth)
+{
+	int r;
+	ENTER(return -1);
+	r = to_json1(b, v, html, indent, depth);
+	LEAVE();
+	return r;
+}
+
+static int to_json1(struct buf *b, cv v, int html, int indent, int depth)
 {
 	switch (v.kind) {
 	case CV_NIL: buf_puts(b, "null"); return 0;
@@ -1143,7 +1191,18 @@ static json_t *to_jansson(cv v, int exact);
 json_t *cv_to_jansson(cv v) { return to_jansson(v, 0); }
 json_t *cv_to_jansson_exact(cv v) { return to_jansson(v, 1); }
 
+static json_t *to_jansson1(cv v, int exact);
+
 static json_t *to_jansson(cv v, int exact)
+{
+	json_t *r;
+	ENTER(return json_null());
+	r = to_jansson1(v, exact);
+	LEAVE();
+	return r;
+}
+
+static json_t *to_jansson1(cv v, int exact)
 {
 	switch (v.kind) {
 	case CV_NIL: return json_null();

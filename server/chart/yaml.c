@@ -438,8 +438,8 @@ static int natural_less(const char *a, size_t an, const char *b, size_t bn)
 			for (size_t j = i; j-- > 0 && A[j] >= '0' && A[j] <= '9';)
 				if (A[j] != '0') { anum = 1; bnum = 1; break; }
 		}
-		for (ai = i; ai < na && A[ai] >= '0' && A[ai] <= '9'; ai++) anum = anum * 10 + (A[ai] - '0');
-		for (bi = i; bi < nb && B[bi] >= '0' && B[bi] <= '9'; bi++) bnum = bnum * 10 + (B[bi] - '0');
+		for (ai = i; ai < na && A[ai] >= '0' && A[ai] <= '9'; ai++) anum = (int64_t)((uint64_t)anum * 10 + (A[ai] - '0')); /* wraps like Go */
+		for (bi = i; bi < nb && B[bi] >= '0' && B[bi] <= '9'; bi++) bnum = (int64_t)((uint64_t)bnum * 10 + (B[bi] - '0'));
 		if (anum != bnum) { res = anum < bnum; break; }
 		if (ai != bi) { res = ai < bi; break; }
 		res = A[i] < B[i];
@@ -915,7 +915,20 @@ static struct cv_arena *tmp_arena(struct emitter *E, struct cv_arena **a)
 	return *a;
 }
 
+static int emit_inner1(struct emitter *E, cv v, int indent, enum ctx ctx, struct cv_arena **ta);
+static _Thread_local int emit_depth;
+
 static int emit_inner(struct emitter *E, cv v, int indent, enum ctx ctx, struct cv_arena **ta)
+{
+	if (emit_depth > 2000)
+		return -1;
+	emit_depth++;
+	int r = emit_inner1(E, v, indent, ctx, ta);
+	emit_depth--;
+	return r;
+}
+
+static int emit_inner1(struct emitter *E, cv v, int indent, enum ctx ctx, struct cv_arena **ta)
 {
 	struct buf *b = E->b;
 	if (v.kind == CV_OBJ)

@@ -28,7 +28,7 @@ kubesim = shutil.which("kubesim")
 if not kubesim:
     skip_all(TESTS, "kubesim is not built")
 simdir = tempfile.mkdtemp(prefix="ferry-api-kubesim-")
-sim = subprocess.Popen([kubesim, "--dir", simdir, "--clusters", "2", "--quiet"],
+sim = subprocess.Popen([kubesim, "--dir", simdir, "--clusters", "2", "--quiet", "--exit-with-parent"],
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 info = None
 for _ in range(200):

@@ -16,6 +16,7 @@
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -1122,6 +1123,104 @@ static void test_namespaces_karpenter(void)
 	resp_free(&r);
 }
 
+
+/* Malformed input never crashes kubesim nor gets a 5xx. */
+static void test_bad_input(void)
+{
+	static const char *types[] = {"application/json-patch+json", "application/merge-patch+json",
+				      "application/strategic-merge-patch+json", "application/apply-patch+yaml"};
+	static const char *bodies[] = {
+		"", "null", "[]", "{}", "\"x\"", "[{\"op\":\"replace\",\"path\":\"\",\"value\":1}]",
+		"[{\"op\":\"add\",\"path\":\"/a/b/c\",\"value\":1}]", "[{\"op\":\"move\",\"from\":\"/spec\",\"path\":\"/spec/x\"}]",
+		"[{\"op\":\"remove\",\"path\":\"/metadata\"}]", "[{\"op\":\"replace\",\"path\":\"/metadata/name\",\"value\":\"x\"}]",
+		"{\"metadata\":{\"name\":\"other\"}}", "{\"spec\":{\"template\":{\"spec\":{\"containers\":[1,\"x\",{\"name\":null}]}}}}",
+		"{\"$foo\":1}", "{\"kind\":\"DaemonSet\",\"apiVersion\":\"apps/v1\",\"metadata\":{\"labels\":[]},\"spec\":[]}",
+		"{\"kind\":\"DaemonSet\",\"apiVersion\":\"apps/v1\",\"metadata\":{\"managedFields\":5,\"ownerReferences\":[{\"uid\":1},\"x\"]}}",
+		"- a\n- b", ": : :"};
+	int bad = 0;
+	for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++)
+		for (size_t j = 0; j < sizeof(bodies) / sizeof(bodies[0]); j++) {
+			struct resp r = call("PATCH", "c3", "/apis/apps/v1/namespaces/kube-system/daemonsets/tke-cni-agent?fieldManager=z",
+					     types[i], bodies[j], "admin", 0);
+			if (r.code < 200 || r.code >= 500) {
+				printf("# %s %s -> %ld\n", types[i], bodies[j], r.code);
+				bad++;
+			}
+			resp_free(&r);
+		}
+	static const char *paths[] = {"/api/v1/namespaces/kube-system/pods/x/status/extra/more/x/y/z",
+		"/api/v1/nodes?labelSelector=(((", "/api/v1/pods?fieldSelector=%3D%3D", "/api/v1/pods?limit=-5",
+		"/api/v1/pods?continue=%25%25", "/api/v1/namespaces/x/nodes", "/openapi/v3/apis/x", "/apis//v1"};
+	for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+		struct resp r = call("DELETE", "c3", paths[i], "application/json", "{", "admin", 0);
+		if (r.code < 400 || r.code >= 500)
+			bad++;
+		resp_free(&r);
+		r = get("c3", paths[i]);
+		if (r.code >= 500 || r.code == 0)
+			bad++;
+		resp_free(&r);
+	}
+	check(bad == 0);
+	struct resp r = get("c3", "/version");
+	check(r.code == 200);
+	resp_free(&r);
+	admin("POST", "/_sim/clusters/c3/reset", NULL, 200);
+}
+
+
+static void test_scenario_file(void)
+{
+	char path[] = "/tmp/kubesim-scenario-XXXXXX";
+	int fd = mkstemp(path);
+	check(fd >= 0);
+	if (fd < 0)
+		return;
+	const char *yaml =
+		"base: tke-fresh\n"
+		"version: {gitVersion: v1.30.4-tke.9, minor: \"30\"}\n"
+		"remove:\n- {resource: daemonsets, namespace: kube-system, name: ip-masq-agent}\n"
+		"objects:\n- apiVersion: v1\n  kind: ConfigMap\n  metadata: {name: extra, namespace: kube-system}\n  data: {k: v}\n"
+		"nodes:\n- {name: 10.1.0.5, osImage: TencentOS Server 3.1 (Final), kernelVersion: 5.4.119, labels: {pool: a}}\n";
+	check(write(fd, yaml, strlen(yaml)) == (ssize_t)strlen(yaml));
+	close(fd);
+	char arg[128];
+	snprintf(arg, sizeof(arg), "custom=%s", path);
+	char err[512];
+	struct kubesim_proc *saved = ks;
+	ks = kubesim_proc_start(&(struct kubesim_opts){.named = {"cx=custom", NULL},
+		.extra_args = {"--scenario-file", arg, NULL}}, err, sizeof(err));
+	check(ks != NULL);
+	if (ks) {
+		struct resp r = get("cx", "/version");
+		check_str(js(r.json, "gitVersion"), "v1.30.4-tke.9");
+		resp_free(&r);
+		r = get("cx", "/apis/apps/v1/namespaces/kube-system/daemonsets/ip-masq-agent");
+		check(r.code == 404);
+		resp_free(&r);
+		r = get("cx", "/api/v1/namespaces/kube-system/configmaps/extra");
+		check_str(js(r.json, "data.k"), "v");
+		resp_free(&r);
+		r = get("cx", "/api/v1/nodes");
+		check_str(js(r.json, "items.0.status.nodeInfo.osImage"), "TencentOS Server 3.1 (Final)");
+		check_str(js(r.json, "items.0.metadata.labels.pool"), "a");
+		resp_free(&r);
+		check(kubesim_proc_stop(ks) == 0);
+	} else {
+		printf("# %s\n", err);
+	}
+	ks = saved;
+	unlink(path);
+	/* a broken scenario file: kubesim refuses to start, saying why */
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	check(write(fd, "objects: [{kind: Nope}]\n", 24) == 24);
+	close(fd);
+	struct kubesim_proc *bad = kubesim_proc_start(&(struct kubesim_opts){.named = {"cx=custom", NULL},
+		.extra_args = {"--scenario-file", arg, NULL}}, err, sizeof(err));
+	check(bad == NULL);
+	unlink(path);
+}
+
 static void test_clean_stop(void)
 {
 	check(kubesim_proc_stop(ks) == 0); /* SIGTERM: exit status 0, no sanitizer report */
@@ -1157,8 +1256,10 @@ int main(void)
 	test_run("kubesim_reset_runtime_clusters", test_reset_and_runtime_clusters);
 	test_run("kubesim_watch", test_watch);
 	test_run("kubesim_namespaces_karpenter_supernodes", test_namespaces_karpenter);
+	test_run("kubesim_bad_input", test_bad_input);
 	test_run("kubesim_clean_stop", test_clean_stop);
 	test_run("kubesim_200_clusters_start", test_many_clusters_start);
+	test_run("kubesim_scenario_file", test_scenario_file);
 	curl_global_cleanup();
 	return test_summary();
 }

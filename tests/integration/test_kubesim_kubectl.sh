@@ -17,7 +17,7 @@ if [ -z "$bin" ] || [ ! -x "$bin" ]; then
   exit 1
 fi
 dir=$(mktemp -d /tmp/kubesim-kubectl.XXXXXX)
-"$bin" --dir "$dir" --cluster w=tke-with-nodes --ready-delay-ms 100 --tick-ms 20 --quiet 2>"$dir/kubesim.log" &
+"$bin" --dir "$dir" --cluster w=tke-with-nodes --ready-delay-ms 100 --tick-ms 20 --quiet --exit-with-parent 2>"$dir/kubesim.log" &
 pid=$!
 cleanup() {
   kill "$pid" 2>/dev/null

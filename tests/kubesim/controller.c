@@ -349,6 +349,22 @@ static json_t *owned_pods(struct cluster *c, const char *uid)
 	return out;
 }
 
+/* spec.updateStrategy.rollingUpdate.maxUnavailable scaled to desired
+ * (percentages round up), at least 1. */
+static long max_unavailable(const json_t *ds, long desired)
+{
+	json_t *mu = jpath(ds, "spec.updateStrategy.rollingUpdate.maxUnavailable");
+	long v = 1;
+	if (json_is_integer(mu)) {
+		v = (long)json_integer_value(mu);
+	} else if (json_is_string(mu)) {
+		const char *s = json_string_value(mu);
+		long pct = atol(s);
+		v = strchr(s, '%') ? (pct * desired + 99) / 100 : pct;
+	}
+	return v < 1 ? 1 : v;
+}
+
 static void tick_daemonset(struct cluster *c, const char *id, json_t *ds, int64_t now)
 {
 	json_t *md = json_object_get(ds, "metadata");
@@ -372,25 +388,50 @@ static void tick_daemonset(struct cluster *c, const char *id, json_t *ds, int64_
 	json_object_foreach(nodes, nid, node)
 		if (fits(podspec, node, 1))
 			json_object_set_new(targets, nid + 1, json_true());
-	/* terminate pods on nodes no longer targeted, and outdated ones */
+	/* terminate pods on nodes no longer targeted and duplicates at once;
+	 * outdated pods only within the maxUnavailable budget (ready old pods
+	 * count against it, unready ones go freely), as RollingUpdate does */
 	json_t *covered = json_object();
+	json_t *ready_nodes = json_object();
 	size_t i;
 	json_t *pid;
+	json_array_foreach(mine, i, pid) {
+		json_t *pod = json_object_get(pods, json_string_value(pid));
+		const char *pn = json_string_value(jpath(pod, "spec.nodeName"));
+		if (pod && pn && !terminating(pod) && pod_ready(pod))
+			json_object_set_new(ready_nodes, pn, json_true());
+	}
+	long unavailable = 0;
+	const char *tn;
+	json_t *tv;
+	json_object_foreach(targets, tn, tv)
+		if (!json_object_get(ready_nodes, tn))
+			unavailable++;
+	long budget = max_unavailable(ds, (long)json_object_size(targets)) - unavailable;
 	json_array_foreach(mine, i, pid) {
 		json_t *pod = json_object_get(pods, json_string_value(pid));
 		if (!pod || terminating(pod))
 			continue;
 		const char *pn = json_string_value(jpath(pod, "spec.nodeName"));
 		const char *ph = jstr(jpath(pod, "metadata.labels"), "controller-revision-hash");
-		if (!pn || !json_object_get(targets, pn) || json_object_get(covered, pn) ||
-		    (rolling && (!ph || strcmp(ph, hash)))) {
+		if (!pn || !json_object_get(targets, pn) || json_object_get(covered, pn)) {
 			delete_pod(c, json_string_value(pid));
 			continue;
 		}
+		if (rolling && (!ph || strcmp(ph, hash))) {
+			if (!pod_ready(pod)) {
+				delete_pod(c, json_string_value(pid));
+				continue;
+			}
+			if (budget > 0) {
+				budget--;
+				delete_pod(c, json_string_value(pid));
+				continue;
+			}
+		}
 		json_object_set_new(covered, pn, json_true());
 	}
-	const char *tn;
-	json_t *tv;
+	json_decref(ready_nodes);
 	json_object_foreach(targets, tn, tv)
 		if (!json_object_get(covered, tn))
 			store_pod(c, make_pod(c, ds, "DaemonSet", hash, tn, now));

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -104,6 +105,10 @@ struct kubesim_proc *kubesim_proc_start(const struct kubesim_opts *opts, char *e
 		return NULL;
 	}
 	if (pid == 0) {
+		/* a crashed test must not leave kubesim running */
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		if (getppid() == 1)
+			_exit(1);
 		FILE *f = freopen(log, "w", stderr);
 		(void)f;
 		execvp(bin, (char *const *)argv);
@@ -117,9 +122,18 @@ struct kubesim_proc *kubesim_proc_start(const struct kubesim_opts *opts, char *e
 	for (int i = 0; i < 2000; i++) {
 		int status;
 		if (waitpid(pid, &status, WNOHANG) == pid) {
-			snprintf(err, errlen, "kubesim (%s) exited early, status %d; see %s", bin,
-				 WIFEXITED(status) ? WEXITSTATUS(status) : -1, log);
+			char msg[400] = "";
+			FILE *lf = fopen(log, "r");
+			if (lf) {
+				size_t n = fread(msg, 1, sizeof(msg) - 1, lf);
+				msg[n] = 0;
+				msg[strcspn(msg, "\n")] = 0;
+				fclose(lf);
+			}
+			snprintf(err, errlen, "kubesim (%s) exited early, status %d: %s", bin,
+				 WIFEXITED(status) ? WEXITSTATUS(status) : -1, msg);
 			ks->pid = 0;
+			kubesim_proc_stop(ks);
 			return NULL;
 		}
 		json_t *j = json_load_file(info, 0, NULL);

@@ -5,7 +5,9 @@
  * child process (binary from $KUBESIM, else $FERRY_BUILD/tests/kubesim/kubesim,
  * else "kubesim" on PATH), waits (up to 20 s) for DIR/kubesim.json and reads
  * the port and admin token from it. kubesim_proc_stop() sends SIGTERM, waits,
- * and removes the directory. Returned strings are owned by the struct unless
+ * and removes the directory. The child gets SIGTERM if the test process
+ * dies first (PR_SET_PDEATHSIG), so a crash leaves no kubesim behind.
+ * Returned strings are owned by the struct unless
  * said otherwise. Not thread-safe: use one kubesim_proc from one thread.
  */
 #ifndef KUBESIM_PROC_H

@@ -10,6 +10,7 @@
 
 #include <limits.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +37,7 @@ static void usage(FILE *f)
 		"usage: kubesim --dir DIR [--listen 127.0.0.1:0] [--clusters N] [--scenario NAME]\n"
 		"               [--cluster NAME=SCENARIO]... [--scenario-file NAME=FILE]...\n"
 		"               [--ready-delay-ms N] [--tick-ms N] [--admin-token T] [--quiet]\n"
+		"               [--exit-with-parent]\n"
 		"scenarios: tke-fresh tke-with-nodes tke-globalrouter tke-dataplanev2 tke-old tke-ipvs tke-karpenter k3s generic\n");
 }
 
@@ -117,6 +119,15 @@ int main(int argc, char **argv)
 		}
 		if (!strcmp(a, "--quiet")) {
 			g_sim.quiet = 1;
+			continue;
+		}
+		if (!strcmp(a, "--exit-with-parent")) {
+			/* SIGTERM (a clean stop) when the parent process dies */
+			prctl(PR_SET_PDEATHSIG, SIGTERM);
+			if (getppid() == 1) {
+				json_decref(named);
+				return 1;
+			}
 			continue;
 		}
 		if (!v) {

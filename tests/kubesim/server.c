@@ -933,6 +933,7 @@ int server_start(const char *listen, char *err, size_t errlen)
 	daemon_ = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
 				   MHD_USE_POLL | MHD_USE_TLS | MHD_USE_ERROR_LOG,
 				   (uint16_t)port, NULL, NULL, access_handler, NULL,
+				   MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
 				   MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
 				   MHD_OPTION_HTTPS_MEM_KEY, g_sim.srv_key,
 				   MHD_OPTION_HTTPS_MEM_CERT, g_sim.srv_crt,
@@ -940,7 +941,6 @@ int server_start(const char *listen, char *err, size_t errlen)
 				   MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)600,
 				   MHD_OPTION_CONNECTION_LIMIT, (unsigned int)2000,
 				   MHD_OPTION_NOTIFY_COMPLETED, completed, NULL,
-				   MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
 				   MHD_OPTION_END);
 	if (!daemon_) {
 		snprintf(err, errlen, "cannot start HTTPS server on %s", listen);

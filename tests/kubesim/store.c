@@ -1493,9 +1493,9 @@ static void do_patch(struct api_req *req, struct api_resp *resp, const struct re
 		}
 		const char *pname = obj_name(patched);
 		if (!pname || strcmp(pname, name)) {
-			json_decref(patched);
 			char msg[300];
-			snprintf(msg, sizeof(msg), "Invalid value: \"%s\": field is immutable", pname ? pname : "");
+			snprintf(msg, sizeof(msg), "Invalid value: \"%.200s\": field is immutable", pname ? pname : "");
+			json_decref(patched);
 			invalid(resp, t, name, "metadata.name", "FieldValueInvalid", msg);
 			goto out;
 		}
