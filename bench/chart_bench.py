@@ -1,0 +1,93 @@
+#!/usr/bin/env python3
+"""Benchmark of the chart engine: `ferry template` vs helmref (Helm's engine in Go).
+
+Renders cilium 1.18.3 with the TKE goldens values (shared/goldens/tke-1.18.3:
+values.yaml + image-values.yaml), twice: as is (hubble TLS certificates are
+generated: real, fresh RSA-2048 keys on every run) and with
+--set hubble.enabled=false (no key generation). Runs are interleaved
+(ferry, helmref, ferry, ...) so both see the same machine load. Reports the
+median wall time and the peak RSS (max over runs) of each.
+
+usage: bench/chart_bench.py [--ferry PATH] [--helmref PATH] [--runs N] [--update BENCHMARKS.md]
+Default ferry: $FERRY or build-bench/ferry (configured without sanitizers
+and built by bench/chart_bench.sh); default helmref: $HELMREF,
+shared/tools/helmref/helmref or /tmp/helmref/helmref.
+"""
+import argparse, os, platform, re, statistics, subprocess, sys, time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SRC = os.path.dirname(HERE)
+SHARED = os.environ.get("FERRY_SHARED", os.path.join(os.path.dirname(SRC), "shared"))
+
+
+def run(cmd):
+    t0 = time.perf_counter()
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, ru = os.wait4(p.pid, 0)
+    wall = time.perf_counter() - t0
+    err = p.stderr.read().decode()
+    p.stderr.close()
+    if status != 0:
+        raise SystemExit("failed: %s\n%s" % (" ".join(cmd), err))
+    return wall, ru.ru_maxrss / 1024.0  # MiB
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--ferry", default=os.environ.get("FERRY", os.path.join(SRC, "build-bench", "ferry")))
+    ap.add_argument("--helmref", default=os.environ.get("HELMREF"))
+    ap.add_argument("--runs", type=int, default=11)
+    ap.add_argument("--update")
+    a = ap.parse_args()
+    hr = a.helmref
+    for p in [hr, os.path.join(SHARED, "tools", "helmref", "helmref"), "/tmp/helmref/helmref"]:
+        if p and os.access(p, os.X_OK):
+            hr = p
+            break
+    else:
+        raise SystemExit("helmref not built (shared/tools/helmref/build.sh)")
+    chart = os.path.join(SHARED, "charts", "cilium-1.18.3.tgz")
+    g = os.path.join(SHARED, "goldens", "tke-1.18.3")
+    common = [chart, "-f", os.path.join(g, "values.yaml"), "-f", os.path.join(g, "image-values.yaml"),
+              "--namespace", "kube-system", "--name", "cilium", "--kube-version", "v1.32.2"]
+    cases = [("TKE values (hubble TLS: 2 fresh RSA-2048 keys)", []),
+             ("TKE values + --set hubble.enabled=false (no key generation)", ["--set", "hubble.enabled=false"])]
+    rows = []
+    for title, extra in cases:
+        ft, fr, ht, hrss = [], [], [], []
+        fcmd = [a.ferry, "template"] + common + extra
+        hcmd = [hr] + common + extra
+        run(fcmd), run(hcmd)  # warm the page cache
+        for _ in range(a.runs):
+            w, r = run(fcmd)
+            ft.append(w); fr.append(r)
+            w, r = run(hcmd)
+            ht.append(w); hrss.append(r)
+        rows.append((title, statistics.median(ft), max(fr), statistics.median(ht), max(hrss), min(ft), max(ft),
+                     min(ht), max(ht)))
+    cmd = "bench/chart_bench.sh  # = bench/chart_bench.py --runs %d (ferry: %s, helmref: %s)" % (
+        a.runs, os.path.relpath(a.ferry, SRC) if a.ferry.startswith(SRC) else a.ferry, hr)
+    out = ["## Chart engine", "",
+           "`ferry template` (server/chart, C) against helmref (Helm 3's engine: Go text/template + sprig)",
+           "rendering cilium-1.18.3.tgz with the TKE goldens values (`-f values.yaml -f image-values.yaml",
+           "--namespace kube-system --name cilium --kube-version v1.32.2`), %d interleaved runs each," % a.runs,
+           "whole process (load + render + print). Machine: %s, %d CPUs, load avg %s at start." % (
+               platform.machine(), os.cpu_count(), open("/proc/loadavg").read().split()[0]),
+           "", "Command: `%s`" % cmd, "",
+           "| case | ferry median | ferry peak RSS | helmref median | helmref peak RSS | speed-up |",
+           "|---|---|---|---|---|---|"]
+    for t, fm, frss, hm, hrs, fmin, fmax, hmin, hmax in rows:
+        out.append("| %s | %.1f ms (%.1f–%.1f) | %.1f MiB | %.1f ms (%.1f–%.1f) | %.1f MiB | %.1fx |" % (
+            t, fm * 1e3, fmin * 1e3, fmax * 1e3, frss, hm * 1e3, hmin * 1e3, hmax * 1e3, hrs, hm / fm))
+    out.append("")
+    text = "\n".join(out) + "\n"
+    print(text)
+    if a.update:
+        old = open(a.update).read() if os.path.exists(a.update) else "# Benchmarks\n\n"
+        pat = re.compile(r"^## Chart engine\n.*?(?=^## |\Z)", re.M | re.S)
+        new = pat.sub(lambda m: text + "\n", old) if pat.search(old) else old.rstrip("\n") + "\n\n" + text
+        open(a.update, "w").write(new)
+
+
+if __name__ == "__main__":
+    main()
