@@ -16,6 +16,7 @@
  * these params are ignored.
  */
 #include "server/install/runner.h"
+#include "server/install/phases.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -74,7 +75,9 @@ static const struct phase_def test_phases[] = {
 const struct phase_def *runner_phases(const struct app *app, const char *kind,
 				      const json_t *params, int *n)
 {
-	static const char *const kinds[] = { "install", "upgrade", "rollback", "uninstall", "adopt" };
+	/* Kinds the schema knows but this build cannot run yet: they fail with a
+	 * clear message after the connection check (the API refuses them too). */
+	static const char *const kinds[] = { "rollback", "uninstall", "adopt" };
 	if (app && app->cfg.test_mode && json_object_get(params, "test_sleep_ms")) {
 		*n = 3;
 		return test_phases;
@@ -83,6 +86,11 @@ const struct phase_def *runner_phases(const struct app *app, const char *kind,
 		*n = 1;
 		return preflight_phases;
 	}
+	/* An upgrade is the same walk as an install (helm upgrade --install):
+	 * every phase is idempotent and the cilium phase writes the next
+	 * release revision. */
+	if (!strcmp(kind, "install") || !strcmp(kind, "upgrade"))
+		return install_phase_table(n);
 	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
 		if (!strcmp(kind, kinds[i])) {
 			*n = 2;

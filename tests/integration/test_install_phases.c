@@ -23,35 +23,16 @@
 #include <stdarg.h>
 #include <time.h>
 
-#ifdef INSTALL_TEST_WITH_CHART
-#define PHASES_FROM_TABLE 1
-#else
-#define PHASES_FROM_TABLE 0
-#endif
 
 static struct kubesim_proc *ks;
 static PGconn *conn;
 static struct app app;
 static char tenant_id[DB_ID_LEN];
 
-static const struct phase_def local_phases[] = {
-	{ "preflight", phase_install_preflight },
-	{ "eni-agent", phase_eni_agent },
-	{ "wait", phase_wait },
-	{ "retire-tke-components", phase_retire },
-	{ "apf", phase_apf },
-	{ "nodepool", phase_nodepool },
-	{ "verify", phase_verify },
-};
-
+/* The install job's phase table, exactly as the runner walks it. */
 static const struct phase_def *phases(int *n)
 {
-#if PHASES_FROM_TABLE
 	return install_phase_table(n);
-#else
-	*n = (int)(sizeof(local_phases) / sizeof(local_phases[0]));
-	return local_phases;
-#endif
 }
 
 /* A cluster row for kubesim cluster name with profile. */

@@ -36,7 +36,9 @@ static void tar_header(struct buf *b, const char *name, char type, size_t size, 
 	memcpy(h + 100, "0000644", 8);
 	memcpy(h + 108, "0000000", 8);
 	memcpy(h + 116, "0000000", 8);
-	snprintf((char *)h + 124, 12, "%011zo", size);
+	char octal[32];
+	snprintf(octal, sizeof octal, "%011zo", size & 077777777777);
+	memcpy(h + 124, octal, 12);
 	memcpy(h + 136, "14000000000", 12);
 	h[156] = (unsigned char)type;
 	if (link)
