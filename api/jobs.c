@@ -57,6 +57,17 @@ void api_jobs_create(struct api_req *r)
 				   "kind is required: install, upgrade, rollback, uninstall, adopt or preflight");
 		goto out;
 	}
+	/* The schema knows every lifecycle kind; this build runs these. */
+	if (strcmp(json_string_value(kind), "install") && strcmp(json_string_value(kind), "upgrade") &&
+	    strcmp(json_string_value(kind), "preflight")) {
+		api_problem_errors(r, 422, "Unsupported job kind",
+				   json_pack("[{s:s,s:s}]", "field", "kind", "message",
+					     "not available in this version of ferry"),
+				   "job kind '%s' is not available in this version of ferry; "
+				   "available kinds: install, upgrade, preflight",
+				   json_string_value(kind));
+		goto out;
+	}
 	if (params && !json_is_object(params) && !json_is_null(params)) {
 		api_problem_errors(r, 400, "Invalid request",
 				   json_pack("[{s:s,s:s}]", "field", "params", "message", "must be an object"),

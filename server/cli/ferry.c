@@ -17,6 +17,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+static double now_ms(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)t.tv_sec * 1e3 + (double)t.tv_nsec / 1e6;
+}
 
 static void usage(FILE *f)
 {
@@ -117,6 +125,8 @@ static int cmd_template(int argc, char **argv)
 		goto out;
 	}
 	char err[4096];
+	int timing = getenv("FERRY_TIMING") != NULL;
+	double t0 = now_ms();
 	json_t **layers = xcalloc(files.n + 1, sizeof(json_t *));
 	for (size_t i = 0; i < files.n; i++) {
 		size_t len;
@@ -138,7 +148,9 @@ static int cmd_template(int argc, char **argv)
 		fprintf(stderr, "Error: %s\n", err);
 		goto free_layers;
 	}
+	double t1 = now_ms();
 	struct chart *c = chart_load(chart_path, err, sizeof(err));
+	double t2 = now_ms();
 	if (!c) {
 		fprintf(stderr, "Error: %s\n", err);
 		json_decref(user);
@@ -151,6 +163,9 @@ static int cmd_template(int argc, char **argv)
 	o.api_versions = apis.v;
 	o.revision = 1;
 	struct chart_render *r = chart_render(c, user, &o, err, sizeof(err));
+	double t3 = now_ms();
+	if (timing)
+		fprintf(stderr, "values %.2f ms, load %.2f ms, render %.2f ms\n", t1 - t0, t2 - t1, t3 - t2);
 	if (!r) {
 		fprintf(stderr, "Error: %s\n", err);
 	} else {

@@ -45,6 +45,13 @@ def t_create_get():
     check_eq(g.status, 200, "viewer reads job")
     check_eq(g.json()["id"], job["id"], "same job")
     check_eq(f.get("/v1/clusters/" + cid, VIEW).json()["active_job_id"], job["id"], "active job")
+    # Lifecycle kinds this build cannot run are refused up front, not queued.
+    other = new_cluster("j1-kinds")
+    for kind in ("rollback", "uninstall", "adopt"):
+        r = f.post("/v1/clusters/%s/jobs" % other, {"kind": kind}, OP)
+        is_problem(r, 422)
+        check("not available" in r.json()["detail"], "detail names the reason: %r" % r.json())
+    check_eq(f.get("/v1/clusters/" + other, VIEW).json()["active_job_id"], None, "nothing queued")
 
 
 def t_idempotency():
