@@ -39,20 +39,6 @@ struct demo {
 	pid_t kubesim;
 };
 
-static char *read_file(const char *path)
-{
-	FILE *f = fopen(path, "rb");
-	if (!f)
-		return NULL;
-	struct buf b = BUF_INIT;
-	char chunk[4096];
-	size_t n;
-	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-		buf_append(&b, chunk, n);
-	fclose(f);
-	return buf_steal(&b);
-}
-
 static void trim(char *s)
 {
 	size_t l = strlen(s);
@@ -152,7 +138,7 @@ static int register_cluster(PGconn *c, struct app *app, const char *tenant_id, c
 	char *js = NULL, *ca = NULL, *token = NULL, *sealed = NULL, *cred = NULL;
 	json_t *j = NULL;
 	snprintf(path, sizeof(path), "%s/kubesim.json", dir);
-	js = read_file(path);
+	js = read_file_all(path, NULL);
 	j = js ? json_loads(js, 0, NULL) : NULL;
 	const char *server = NULL;
 	json_t *cl;
@@ -163,9 +149,9 @@ static int register_cluster(PGconn *c, struct app *app, const char *tenant_id, c
 			server = json_string_value(json_object_get(cl, "server"));
 	}
 	snprintf(path, sizeof(path), "%s/ca.crt", dir);
-	ca = read_file(path);
+	ca = read_file_all(path, NULL);
 	snprintf(path, sizeof(path), "%s/%s/token", dir, DEMO_CLUSTER);
-	token = read_file(path);
+	token = read_file_all(path, NULL);
 	if (!server || !ca || !token) {
 		snprintf(err, errlen, "demo: kubesim did not write its cluster files in %s", dir);
 		goto out;

@@ -24,6 +24,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <time.h>
 
 /* nested template/include calls allowed (Go: 100000; include: 1000 per name) */
 #define CHART_MAX_TEMPLATE_DEPTH 10000
@@ -1025,8 +1026,18 @@ static struct chart_render *render_impl(const struct chart *c, const json_t *use
 		opts = &dflt;
 	cv vals;
 	const char *basepath;
+	if (getenv("FERRY_TIMING")) {
+		struct timespec t;
+		clock_gettime(CLOCK_MONOTONIC, &t);
+		fprintf(stderr, "  start at %.2f ms\n", (double)(t.tv_nsec % 1000000000) / 1e6 + (double)(t.tv_sec % 1000) * 1e3);
+	}
 	if (render_setup(c, user_values, opts, a, &E, &vals, &basepath, err, errlen))
 		goto out;
+	if (getenv("FERRY_TIMING")) {
+		struct timespec t;
+		clock_gettime(CLOCK_MONOTONIC, &t);
+		fprintf(stderr, "  setup done at %.2f ms\n", (double)(t.tv_nsec % 1000000000) / 1e6 + (double)(t.tv_sec % 1000) * 1e3);
+	}
 	cv root = E.root;
 	outs = xcalloc(c->ntpls + 1, sizeof(*outs));
 	for (size_t i = 0; i < c->ntpls; i++) {
@@ -1058,6 +1069,11 @@ static struct chart_render *render_impl(const struct chart *c, const json_t *use
 		outs[nouts].len = out.len;
 		outs[nouts].out = buf_steal(&out);
 		nouts++;
+	}
+	if (getenv("FERRY_TIMING")) {
+		struct timespec t;
+		clock_gettime(CLOCK_MONOTONIC, &t);
+		fprintf(stderr, "  exec done at %.2f ms\n", (double)(t.tv_nsec % 1000000000) / 1e6 + (double)(t.tv_sec % 1000) * 1e3);
 	}
 	/* post-processing: files in bytewise order */
 	for (size_t i = 0; i < nouts; i++)
@@ -1119,6 +1135,11 @@ static struct chart_render *render_impl(const struct chart *c, const json_t *use
 	}
 	if (ndocs)
 		qsort(docs, ndocs, sizeof(*docs), cmp_docs);
+	if (getenv("FERRY_TIMING")) {
+		struct timespec t;
+		clock_gettime(CLOCK_MONOTONIC, &t);
+		fprintf(stderr, "  parse done at %.2f ms\n", (double)(t.tv_nsec % 1000000000) / 1e6 + (double)(t.tv_sec % 1000) * 1e3);
+	}
 	R = xcalloc(1, sizeof(*R));
 	R->docs = json_array();
 	R->hooks = json_array();

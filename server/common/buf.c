@@ -3,6 +3,7 @@
  */
 #include "server/common/buf.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -129,4 +130,26 @@ void buf_free(struct buf *b)
 	free(b->data);
 	b->data = NULL;
 	b->len = b->cap = 0;
+}
+
+char *read_file_all(const char *path, size_t *len_out)
+{
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		return NULL;
+	struct buf b = BUF_INIT;
+	char chunk[65536];
+	size_t n;
+	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+		buf_append(&b, chunk, n);
+	int failed = ferror(f);
+	fclose(f);
+	if (failed) {
+		buf_free(&b);
+		errno = EIO;
+		return NULL;
+	}
+	if (len_out)
+		*len_out = b.len;
+	return buf_steal(&b);
 }

@@ -37,6 +37,10 @@ const char *buf_cstr(const struct buf *b);
 char *buf_steal(struct buf *b);
 void buf_free(struct buf *b);
 
+/* The whole contents of a file (NUL-terminated; its length in *len_out if
+ * non-NULL), or NULL with errno set. Caller frees. */
+char *read_file_all(const char *path, size_t *len_out);
+
 /* Allocation helpers that abort on out-of-memory. */
 void *xmalloc(size_t n);
 void *xcalloc(size_t n, size_t size);

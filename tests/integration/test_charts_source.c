@@ -35,21 +35,6 @@ static char *archive;      /* cilium-1.18.3.tgz bytes */
 static size_t archive_len;
 static char archive_sha[65];
 
-static char *slurp(const char *path, size_t *len)
-{
-	FILE *f = fopen(path, "rb");
-	if (!f)
-		return NULL;
-	struct buf b = BUF_INIT;
-	char chunk[65536];
-	size_t n;
-	while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
-		buf_append(&b, chunk, n);
-	fclose(f);
-	*len = b.len;
-	return buf_steal(&b);
-}
-
 static int spit(const char *path, const void *data, size_t len)
 {
 	FILE *f = fopen(path, "wb");
@@ -88,7 +73,7 @@ static pid_t start_server(const char *dir, const char *cert, const char *key, in
 	}
 	for (int i = 0; i < 200; i++) {
 		size_t n;
-		char *s = slurp(pf, &n);
+		char *s = read_file_all(pf, &n);
 		if (s) {
 			*port = atoi(s);
 			free(s);
@@ -118,7 +103,7 @@ static int setup_repo(char *why, size_t whylen)
 	const char *shared = getenv("FERRY_SHARED");
 	char path[400];
 	snprintf(path, sizeof path, "%s/charts/cilium-1.18.3.tgz", shared && *shared ? shared : "../shared");
-	archive = slurp(path, &archive_len);
+	archive = read_file_all(path, &archive_len);
 	if (!archive) {
 		snprintf(why, whylen, "cannot read %s", path);
 		return -1;

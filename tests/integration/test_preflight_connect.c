@@ -44,20 +44,6 @@ static char *ca_pem, *other_ca_pem, *srv_cert, *srv_key;
 static int port;
 static int cluster_seq;
 
-static char *slurp(const char *path)
-{
-	FILE *f = fopen(path, "rb");
-	if (!f)
-		return NULL;
-	struct buf b = BUF_INIT;
-	char chunk[4096];
-	size_t n;
-	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-		buf_append(&b, chunk, n);
-	fclose(f);
-	return buf_steal(&b);
-}
-
 /* ---- the test's own HTTPS API server ----------------------------------- */
 
 static enum MHD_Result answer(void *cls, struct MHD_Connection *c, const char *u,
@@ -121,13 +107,13 @@ static struct MHD_Daemon *start_server(char *why, size_t whylen)
 	}
 	char p[512];
 	snprintf(p, sizeof(p), "%s/ca.crt", tmpdir);
-	ca_pem = slurp(p);
+	ca_pem = read_file_all(p, NULL);
 	snprintf(p, sizeof(p), "%s/other.crt", tmpdir);
-	other_ca_pem = slurp(p);
+	other_ca_pem = read_file_all(p, NULL);
 	snprintf(p, sizeof(p), "%s/srv.crt", tmpdir);
-	srv_cert = slurp(p);
+	srv_cert = read_file_all(p, NULL);
 	snprintf(p, sizeof(p), "%s/srv.key", tmpdir);
-	srv_key = slurp(p);
+	srv_key = read_file_all(p, NULL);
 	if (!ca_pem || !srv_cert || !srv_key) {
 		snprintf(why, whylen, "test certificates missing");
 		return NULL;
@@ -321,17 +307,17 @@ static void test_kubesim(void)
 {
 	char p[512];
 	snprintf(p, sizeof(p), "%s/kubesim.json", ks_dir);
-	char *js = slurp(p);
+	char *js = read_file_all(p, NULL);
 	json_t *j = json_loads(js ? js : "", 0, NULL);
 	const char *server = jstr(json_array_get(json_object_get(j, "clusters"), 0), "server");
 	snprintf(p, sizeof(p), "%s/ca.crt", ks_dir);
-	char *ca = slurp(p);
+	char *ca = read_file_all(p, NULL);
 	snprintf(p, sizeof(p), "%s/k1/token", ks_dir);
-	char *token = slurp(p);
+	char *token = read_file_all(p, NULL);
 	snprintf(p, sizeof(p), "%s/k1/client.crt", ks_dir);
-	char *crt = slurp(p);
+	char *crt = read_file_all(p, NULL);
 	snprintf(p, sizeof(p), "%s/k1/client.key", ks_dir);
-	char *key = slurp(p);
+	char *key = read_file_all(p, NULL);
 	check(server && ca && token && crt && key);
 	if (server && ca && token && crt && key) {
 		token[strcspn(token, "\r\n")] = 0;
@@ -367,12 +353,12 @@ static void test_kubesim_retry_after(void)
 {
 	char p[512], err[512];
 	snprintf(p, sizeof(p), "%s/kubesim.json", ks_dir);
-	char *js = slurp(p);
+	char *js = read_file_all(p, NULL);
 	json_t *j = json_loads(js ? js : "", 0, NULL);
 	snprintf(p, sizeof(p), "%s/ca.crt", ks_dir);
-	char *ca = slurp(p);
+	char *ca = read_file_all(p, NULL);
 	snprintf(p, sizeof(p), "%s/k1/token", ks_dir);
-	char *token = slurp(p);
+	char *token = read_file_all(p, NULL);
 	const char *server = jstr(json_array_get(json_object_get(j, "clusters"), 0), "server");
 	check(server && ca && token && jstr(j, "admin_token"));
 	if (!(server && ca && token && jstr(j, "admin_token")))

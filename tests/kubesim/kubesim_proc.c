@@ -171,16 +171,7 @@ char *kubesim_proc_read(const struct kubesim_proc *ks, const char *cluster, cons
 {
 	char path[700];
 	snprintf(path, sizeof(path), "%s/%s/%s", ks->dir, cluster, file);
-	FILE *f = fopen(path, "r");
-	if (!f)
-		return NULL;
-	struct buf b = BUF_INIT;
-	char chunk[4096];
-	size_t n;
-	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-		buf_append(&b, chunk, n);
-	fclose(f);
-	return buf_steal(&b);
+	return read_file_all(path, NULL);
 }
 
 static size_t collect(char *ptr, size_t size, size_t nmemb, void *ud)
