@@ -401,7 +401,14 @@ int main(void)
 	}
 	app.keys = keyring_parse("k1:000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f", err, sizeof err);
 	app.cfg.node_id = "test";
-	app.cfg.charts_dir = getenv("FERRY_SHARED") ? NULL : "../shared/charts";
+	/* The real chart archives: $FERRY_CHARTS_DIR, else $FERRY_SHARED/charts,
+	 * else the default (../shared/charts relative to the working dir). */
+	static char charts_dir[600];
+	if (getenv("FERRY_CHARTS_DIR"))
+		snprintf(charts_dir, sizeof charts_dir, "%s", getenv("FERRY_CHARTS_DIR"));
+	else if (getenv("FERRY_SHARED"))
+		snprintf(charts_dir, sizeof charts_dir, "%s/charts", getenv("FERRY_SHARED"));
+	app.cfg.charts_dir = charts_dir[0] ? charts_dir : NULL;
 	coredb_value(conn, "INSERT INTO tenants (name) VALUES ('install-test') RETURNING id", tenant_id, sizeof tenant_id);
 
 	test_run("install_refuse_globalrouter", test_refuse_globalrouter);
