@@ -42,6 +42,8 @@ struct chart {
 	size_t ntpls;
 	struct tdefs defs;
 	char *parse_err;
+	char **owned;       /* file buffers the chart took over */
+	size_t nowned;
 };
 
 struct chart_render {
@@ -117,6 +119,29 @@ static cv build_meta(struct cv_arena *ar, cv raw)
 	return m;
 }
 
+struct tjob { struct chart_tpl *tpls; size_t from, to; struct cv_arena *a; struct tdefs *defs; char *err; };
+
+static void *parse_tpls_job(void *arg)
+{
+	struct tjob *j = arg;
+	char perr[1024];
+	for (size_t i = j->from; i < j->to; i++)
+		if (tmpl_parse(j->a, j->defs, j->tpls[i].name, j->tpls[i].text, j->tpls[i].len, perr, sizeof(perr))) {
+			j->err = xstrdup(perr);
+			break;
+		}
+	return NULL;
+}
+
+struct vjob { const char *text; size_t len; struct cv_arena *a; cv v; int rc; char err[512]; };
+
+static void *values_job(void *arg)
+{
+	struct vjob *j = arg;
+	j->rc = cv_from_yaml(j->a, j->text, j->len, &j->v, j->err, sizeof(j->err));
+	return NULL;
+}
+
 static struct chart *chart_from_files(struct rawfile *rf, size_t n, char *err, size_t errlen)
 {
 	struct chart *c = xcalloc(1, sizeof(*c));
@@ -160,20 +185,20 @@ static struct chart *chart_from_files(struct rawfile *rf, size_t n, char *err, s
 		goto fail;
 	}
 	c->defaults = cv_map_new(c->a, 0);
+	/* values.yaml is parsed on another thread while the templates are */
+	struct vjob vj = { 0 };
+	pthread_t vth;
+	int vthreaded = 0;
 	if (values) {
-		cv v;
-		if (cv_from_yaml(c->a, values->data, values->len, &v, yerr, sizeof(yerr))) {
-			snprintf(err, errlen, "cannot load values.yaml: %s", yerr);
-			goto fail;
-		}
-		if (v.kind == CV_MAP)
-			c->defaults = v;
-		else if (v.kind != CV_NIL) {
-			snprintf(err, errlen, "cannot load values.yaml: top level is not a map");
-			goto fail;
-		}
+		vj.text = values->data;
+		vj.len = values->len;
+		vj.a = cv_arena_new();
+		vthreaded = pthread_create(&vth, NULL, values_job, &vj) == 0;
+		if (!vthreaded)
+			values_job(&vj);
 	}
 	c->tpls = cv_alloc(c->a, (ntpl + 1) * sizeof(struct chart_tpl));
+	c->owned = xcalloc(n + 1, sizeof(char *));
 	c->files.files = cv_alloc(c->a, (nfiles + 1) * sizeof(struct cv_file));
 	for (size_t i = 0; i < n; i++) {
 		const char *nm = rf[i].name;
@@ -185,8 +210,10 @@ static struct chart *chart_from_files(struct rawfile *rf, size_t n, char *err, s
 			char *full = cv_alloc(c->a, nl);
 			snprintf(full, nl, "%s/%s", c->name, nm);
 			t->name = full;
-			t->text = cv_strndup(c->a, rf[i].data, rf[i].len);
+			t->text = rf[i].data;
 			t->len = rf[i].len;
+			c->owned[c->nowned++] = rf[i].data;
+			rf[i].data = NULL;
 			continue;
 		}
 		if (!strcmp(nm, "values.schema.json") || !strcmp(nm, "Chart.lock") || !strncmp(nm, "charts/", 7) ||
@@ -194,17 +221,32 @@ static struct chart *chart_from_files(struct rawfile *rf, size_t n, char *err, s
 			continue;
 		struct cv_file *f = &c->files.files[c->files.n++];
 		f->name = cv_strndup(c->a, nm, strlen(nm));
-		f->data = cv_strndup(c->a, rf[i].data, rf[i].len);
+		f->data = rf[i].data;
 		f->len = rf[i].len;
+		c->owned[c->nowned++] = rf[i].data;
+		rf[i].data = NULL;
 	}
 	if (c->ntpls)
 		qsort(c->tpls, c->ntpls, sizeof(*c->tpls), cmp_exec_order);
 	/* parse in Helm's order: the last definition of a name wins */
-	char perr[1024];
-	for (size_t i = 0; i < c->ntpls; i++) {
-		if (tmpl_parse(c->a, &c->defs, c->tpls[i].name, c->tpls[i].text, c->tpls[i].len, perr, sizeof(perr))) {
-			c->parse_err = xstrdup(perr);
-			break;
+	{
+		struct tjob tj = { c->tpls, 0, c->ntpls, c->a, &c->defs, NULL };
+		parse_tpls_job(&tj);
+		c->parse_err = tj.err;
+	}
+	if (values) {
+		if (vthreaded)
+			pthread_join(vth, NULL);
+		cv_arena_merge(c->a, vj.a);
+		if (vj.rc) {
+			snprintf(err, errlen, "cannot load values.yaml: %s", vj.err);
+			goto fail;
+		}
+		if (vj.v.kind == CV_MAP)
+			c->defaults = vj.v;
+		else if (vj.v.kind != CV_NIL) {
+			snprintf(err, errlen, "cannot load values.yaml: top level is not a map");
+			goto fail;
 		}
 	}
 	return c;
@@ -388,6 +430,9 @@ void chart_free(struct chart *c)
 		return;
 	cv_arena_free(c->a);
 	free(c->parse_err);
+	for (size_t i = 0; i < c->nowned; i++)
+		free(c->owned[i]);
+	free(c->owned);
 	free(c);
 }
 
@@ -910,6 +955,21 @@ static const char *map_str(cv m, const char *key)
 	return v && v->kind == CV_STR ? v->u.str.s : NULL;
 }
 
+struct pjob { struct doc *docs; size_t from, to; struct cv_arena *a; long failed; char err[512]; };
+
+static void *parse_docs_job(void *arg)
+{
+	struct pjob *j = arg;
+	for (size_t i = j->from; i < j->to; i++) {
+		struct doc *d = &j->docs[i];
+		if (cv_from_yaml_doc(j->a, d->text, d->len + 1, &d->obj, 1, j->err, sizeof(j->err))) {
+			j->failed = (long)i;
+			break;
+		}
+	}
+	return NULL;
+}
+
 /* coalesce values and build the root object; fills E */
 static int render_setup(const struct chart *c, const json_t *user_values, const struct chart_render_opts *opts,
 			struct cv_arena *a, struct tengine *E, cv *vals_out, const char **basepath_out,
@@ -1026,18 +1086,8 @@ static struct chart_render *render_impl(const struct chart *c, const json_t *use
 		opts = &dflt;
 	cv vals;
 	const char *basepath;
-	if (getenv("FERRY_TIMING")) {
-		struct timespec t;
-		clock_gettime(CLOCK_MONOTONIC, &t);
-		fprintf(stderr, "  start at %.2f ms\n", (double)(t.tv_nsec % 1000000000) / 1e6 + (double)(t.tv_sec % 1000) * 1e3);
-	}
 	if (render_setup(c, user_values, opts, a, &E, &vals, &basepath, err, errlen))
 		goto out;
-	if (getenv("FERRY_TIMING")) {
-		struct timespec t;
-		clock_gettime(CLOCK_MONOTONIC, &t);
-		fprintf(stderr, "  setup done at %.2f ms\n", (double)(t.tv_nsec % 1000000000) / 1e6 + (double)(t.tv_sec % 1000) * 1e3);
-	}
 	cv root = E.root;
 	outs = xcalloc(c->ntpls + 1, sizeof(*outs));
 	for (size_t i = 0; i < c->ntpls; i++) {
@@ -1070,11 +1120,6 @@ static struct chart_render *render_impl(const struct chart *c, const json_t *use
 		outs[nouts].out = buf_steal(&out);
 		nouts++;
 	}
-	if (getenv("FERRY_TIMING")) {
-		struct timespec t;
-		clock_gettime(CLOCK_MONOTONIC, &t);
-		fprintf(stderr, "  exec done at %.2f ms\n", (double)(t.tv_nsec % 1000000000) / 1e6 + (double)(t.tv_sec % 1000) * 1e3);
-	}
 	/* post-processing: files in bytewise order */
 	for (size_t i = 0; i < nouts; i++)
 		for (size_t k = i + 1; k < nouts; k++)
@@ -1090,14 +1135,30 @@ static struct chart_render *render_impl(const struct chart *c, const json_t *use
 		struct split_ctx sc = { &docs, &ndocs, &capdocs, outs[i].name };
 		split_docs(outs[i].out, outs[i].len, add_doc, &sc);
 	}
+	/* parse the documents, the second half on another thread */
+	{
+		struct pjob pj[2];
+		size_t half = ndocs > 8 ? ndocs / 2 : ndocs;
+		pj[0] = (struct pjob){ docs, 0, half, a, -1, "" };
+		pj[1] = (struct pjob){ docs, half, ndocs, cv_arena_new(), -1, "" };
+		pthread_t th;
+		int threaded = half < ndocs && pthread_create(&th, NULL, parse_docs_job, &pj[1]) == 0;
+		parse_docs_job(&pj[0]);
+		if (threaded)
+			pthread_join(th, NULL);
+		else
+			parse_docs_job(&pj[1]);
+		cv_arena_merge(a, pj[1].a);
+		for (int k = 0; k < 2; k++)
+			if (pj[k].failed >= 0) {
+				snprintf(err, errlen, "YAML parse error on %s: error converting YAML to JSON: %s",
+					 docs[pj[k].failed].source, pj[k].err);
+				goto out;
+			}
+	}
 	for (size_t i = 0; i < ndocs; i++) {
 		struct doc *d = &docs[i];
 		d->seq = i;
-		char yerr[512];
-		if (cv_from_yaml_doc(a, d->text, d->len + 1, &d->obj, 1, yerr, sizeof(yerr))) {
-			snprintf(err, errlen, "YAML parse error on %s: error converting YAML to JSON: %s", d->source, yerr);
-			goto out;
-		}
 		const char *kind = map_str(d->obj, "kind");
 		d->kind = kind ? kind : "";
 		d->rank = doc_rank(d->kind);
@@ -1135,11 +1196,6 @@ static struct chart_render *render_impl(const struct chart *c, const json_t *use
 	}
 	if (ndocs)
 		qsort(docs, ndocs, sizeof(*docs), cmp_docs);
-	if (getenv("FERRY_TIMING")) {
-		struct timespec t;
-		clock_gettime(CLOCK_MONOTONIC, &t);
-		fprintf(stderr, "  parse done at %.2f ms\n", (double)(t.tv_nsec % 1000000000) / 1e6 + (double)(t.tv_sec % 1000) * 1e3);
-	}
 	R = xcalloc(1, sizeof(*R));
 	R->docs = json_array();
 	R->hooks = json_array();

@@ -32,6 +32,8 @@ void cv_arena_free(struct cv_arena *a);
 void *cv_alloc(struct cv_arena *a, size_t n);          /* zeroed, 16-aligned */
 char *cv_strndup(struct cv_arena *a, const char *s, size_t n);
 size_t cv_arena_used(const struct cv_arena *a);
+/* move src's memory into dst (values of src stay valid); frees src */
+void cv_arena_merge(struct cv_arena *dst, struct cv_arena *src);
 
 enum cv_kind { CV_NIL, CV_BOOL, CV_INT, CV_FLOAT, CV_STR, CV_LIST, CV_MAP, CV_OBJ };
 

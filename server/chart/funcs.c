@@ -2635,10 +2635,8 @@ const struct tfuncdef *tmpl_func_find(const char *name, size_t len)
 	while (lo < hi) {
 		size_t mid = (lo + hi) / 2;
 		const char *fn = funcs[mid].name;
-		size_t fl = strlen(fn);
-		size_t m = fl < len ? fl : len;
-		int c = memcmp(fn, name, m);
-		if (!c) c = fl < len ? -1 : fl > len;
+		int c = strncmp(fn, name, len);
+		if (!c) c = fn[len] ? 1 : 0;
 		if (!c) {
 			if (!funcs[mid].sig) {
 				for (size_t k = 0; k < sizeof(path_funcs) / sizeof(path_funcs[0]); k++)

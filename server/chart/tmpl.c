@@ -283,11 +283,13 @@ static int lex_action(struct lexer *L)
 			if (!at_terminator(L))
 				return lex_err(L, p, "bad character U+%04X '%c'", (unsigned char)s[p], s[p]);
 			enum tok t = T_IDENT;
-			for (int k = 0; keywords[k].w; k++)
-				if (strlen(keywords[k].w) == p - st && !memcmp(keywords[k].w, s + st, p - st)) {
-					t = keywords[k].t;
-					break;
-				}
+			if (p - st <= 8 && s[st] >= 'b' && s[st] <= 'w')
+				for (int k = 0; keywords[k].w; k++)
+					if (keywords[k].w[0] == s[st] && strlen(keywords[k].w) == p - st &&
+					    !memcmp(keywords[k].w, s + st, p - st)) {
+						t = keywords[k].t;
+						break;
+					}
 			emit_tok(L, t, s + st, p - st);
 			continue;
 		}
@@ -304,11 +306,16 @@ static int lex_all(struct lexer *L)
 		/* find next "{{" */
 		const char *p = NULL;
 		size_t from = L->pos;
-		for (size_t i = from; i + 1 < L->len; i++)
-			if (s[i] == '{' && s[i + 1] == '{') {
-				p = s + i;
+		for (size_t i = from; i + 1 < L->len;) {
+			const char *q = memchr(s + i, '{', L->len - 1 - i);
+			if (!q)
+				break;
+			if (q[1] == '{') {
+				p = q;
 				break;
 			}
+			i = (size_t)(q - s) + 1;
+		}
 		size_t textend = p ? (size_t)(p - s) : L->len;
 		size_t delim = textend;
 		int trim_left = 0;
@@ -1200,6 +1207,25 @@ static void add_def(struct parser *P, const char *name, size_t len, struct tnode
 	d->body = body;
 	d->next = P->defs->b[h];
 	P->defs->b[h] = d;
+}
+
+void tmpl_defs_merge(struct cv_arena *a, struct tdefs *dst, const struct tdefs *src)
+{
+	for (int b = 0; b < TDEFS_BUCKETS; b++) {
+		/* chains are newest-first; replay oldest first */
+		struct tdef *stack[256];
+		int n = 0;
+		for (struct tdef *d = src->b[b]; d && n < 256; d = d->next)
+			stack[n++] = d;
+		while (n-- > 0) {
+			struct tdef *d = stack[n];
+			struct parser P = { 0 };
+			P.a = a;
+			P.defs = dst;
+			P.name = d->file;
+			add_def(&P, d->name, strlen(d->name), d->body);
+		}
+	}
 }
 
 int tmpl_parse(struct cv_arena *a, struct tdefs *defs, const char *name,

@@ -39,6 +39,8 @@ struct tdefs {
 int tmpl_parse(struct cv_arena *a, struct tdefs *defs, const char *name,
 	       const char *text, size_t len, char *err, size_t errlen);
 struct tdef *tmpl_lookup(const struct tdefs *defs, const char *name, size_t len);
+/* add src's definitions to dst as if parsed after dst's (later wins) */
+void tmpl_defs_merge(struct cv_arena *a, struct tdefs *dst, const struct tdefs *src);
 
 /* Function table (funcs.c) */
 struct tengine;

@@ -43,6 +43,24 @@ void cv_arena_free(struct cv_arena *a)
 
 size_t cv_arena_used(const struct cv_arena *a) { return a->total; }
 
+void cv_arena_merge(struct cv_arena *dst, struct cv_arena *src)
+{
+	if (src->head) {
+		struct cv_chunk *last = src->head;
+		while (last->next)
+			last = last->next;
+		/* keep dst's current chunk first so it keeps filling */
+		if (dst->head) {
+			last->next = dst->head->next;
+			dst->head->next = src->head;
+		} else {
+			dst->head = src->head;
+		}
+		dst->total += src->total;
+	}
+	free(src);
+}
+
 void *cv_alloc(struct cv_arena *a, size_t n)
 {
 	n = (n + 15) & ~(size_t)15;
@@ -631,6 +649,18 @@ static int utf8_decode(const unsigned char *s, size_t len, uint32_t *cp)
 	return n;
 }
 
+/* strconv.IsPrint for the code points that matter (spaces other than
+ * U+0020, format characters, private use and noncharacters are not) */
+static int go_printable(uint32_t c)
+{
+	if (c == 0xA0 || c == 0xAD || c == 0x1680 || (c >= 0x2000 && c <= 0x200F) || (c >= 0x2028 && c <= 0x202F) ||
+	    (c >= 0x205F && c <= 0x206F) || c == 0x3000 || c == 0xFEFF || (c >= 0xFFF9 && c <= 0xFFFB) ||
+	    (c >= 0xE000 && c <= 0xF8FF) || (c >= 0xFFFE && c <= 0xFFFF) || (c >= 0x600 && c <= 0x605) ||
+	    c == 0x61C || c == 0x6DD || c == 0x70F || c == 0x180E || (c >= 0xF0000) || (c >= 0xE0000 && c <= 0xE007F))
+		return 0;
+	return 1;
+}
+
 void cv_go_quote(struct buf *b, const char *s, size_t len)
 {
 	const unsigned char *p = (const unsigned char *)s;
@@ -658,8 +688,8 @@ void cv_go_quote(struct buf *b, const char *s, size_t len)
 				buf_printf(b, "\\x%02x", c);
 			else if (c >= 0x80 && c < 0xA0)
 				buf_printf(b, "\\u%04x", c);
-			else if (c == 0xAD || c == 0xFEFF || (c >= 0x2028 && c <= 0x2029))
-				buf_printf(b, "\\u%04x", c);
+			else if (!go_printable(c))
+				buf_printf(b, c > 0xFFFF ? "\\U%08x" : "\\u%04x", c);
 			else
 				buf_append(b, p + i, n);
 		}

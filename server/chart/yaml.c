@@ -125,42 +125,75 @@ static int yaml_style_float(const char *s, size_t n)
 	return i == n;
 }
 
+static int digits_at(const char *s, size_t n, size_t *i, int min, int max, int *val)
+{
+	size_t st = *i;
+	int v = 0;
+	while (*i < n && is_digit(s[*i]) && (int)(*i - st) < max)
+		v = v * 10 + (s[(*i)++] - '0');
+	*val = v;
+	return (int)(*i - st) >= min;
+}
+
+/* yaml.v2 parseTimestamp: 2006-1-2, 2006-1-2 15:4:5[.9], 2006-1-2T15:4:5[.9]Z07:00 */
 static int looks_timestamp(const char *s, size_t n)
 {
-	/* 2006-1-2, optionally followed by [Tt ]time */
 	size_t i = 0;
-	for (int k = 0; k < 4; k++, i++)
-		if (i >= n || !is_digit(s[i])) return 0;
-	if (i >= n || s[i] != '-') return 0;
+	int y, mo, d, h, mi, se;
+	if (!digits_at(s, n, &i, 4, 4, &y) || i >= n || s[i] != '-' || (i + 1 < n && is_digit(s[i]) ))
+		return 0;
 	i++;
-	size_t st = i;
-	while (i < n && is_digit(s[i])) i++;
-	if (i == st || i - st > 2 || i >= n || s[i] != '-') return 0;
+	if (!digits_at(s, n, &i, 1, 2, &mo) || mo < 1 || mo > 12 || i >= n || s[i] != '-')
+		return 0;
 	i++;
-	st = i;
-	while (i < n && is_digit(s[i])) i++;
-	if (i == st || i - st > 2) return 0;
-	if (i == n) return 1;
-	if (s[i] != 'T' && s[i] != 't' && s[i] != ' ') return 0;
-	i++;
-	st = i;
-	while (i < n && is_digit(s[i])) i++;
-	if (i == st || i >= n || s[i] != ':') return 0;
-	return 1;
+	if (!digits_at(s, n, &i, 1, 2, &d) || d < 1)
+		return 0;
+	static const int mdays[] = { 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
+	int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+	if (d > mdays[mo - 1] || (mo == 2 && d == 29 && !leap))
+		return 0;
+	if (i == n)
+		return 1;
+	char sep = s[i++];
+	if (sep != 'T' && sep != 't' && sep != ' ')
+		return 0;
+	if (!digits_at(s, n, &i, 1, 2, &h) || h > 23 || i >= n || s[i++] != ':' ||
+	    !digits_at(s, n, &i, 1, 2, &mi) || mi > 59 || i >= n || s[i++] != ':' ||
+	    !digits_at(s, n, &i, 1, 2, &se) || se > 59)
+		return 0;
+	if (i < n && s[i] == '.') {
+		size_t st = ++i;
+		while (i < n && is_digit(s[i])) i++;
+		if (i == st)
+			return 0;
+	}
+	if (sep == ' ')
+		return i == n;
+	if (i < n && s[i] == 'Z')
+		return i + 1 == n;
+	if (i + 6 == n && (s[i] == '+' || s[i] == '-') && is_digit(s[i + 1]) && is_digit(s[i + 2]) && s[i + 3] == ':' &&
+	    is_digit(s[i + 4]) && is_digit(s[i + 5]))
+		return 1;
+	return 0;
 }
 
 /* yaml.v2's resolve() for a plain scalar. For numbers fills *f (and *iv). */
 static enum rtag resolve(const char *s, size_t n, double *f, int64_t *iv, int *isint, int for_encode)
 {
 	*isint = 0;
+	if (n == 0) return R_NULL;
+	if (!(s[0] == '+' || s[0] == '-' || s[0] == '.' || is_digit(s[0]) || strchr("yYnNtTfFoO~", s[0])))
+		return R_STR;
 	if (in_list(s, n, null_words)) return R_NULL;
 	if (in_list(s, n, true_words)) { *iv = 1; return R_BOOL; }
 	if (in_list(s, n, false_words)) { *iv = 0; return R_BOOL; }
 	if (in_list(s, n, inf_words)) { *f = INFINITY; return R_FLOAT; }
 	if (in_list(s, n, ninf_words)) { *f = -INFINITY; return R_FLOAT; }
 	if (in_list(s, n, nan_words)) { *f = NAN; return R_FLOAT; }
-	if (n == 2 && s[0] == '<' && s[1] == '<') return R_MERGE;
 	char c = s[0];
+	/* only strings starting with one of these have a resolve hint in yaml.v2 */
+	if (!(c == '+' || c == '-' || c == '.' || is_digit(c) || strchr("yYnNtTfFoO~", c)))
+		return R_STR;
 	if (c == '.') {
 		/* strconv.ParseFloat */
 		char tmp[64];
@@ -171,7 +204,7 @@ static enum rtag resolve(const char *s, size_t n, double *f, int64_t *iv, int *i
 			errno = 0;
 			double d = strtod(tmp, &end);
 			if (*end == 0 && n > 1 && !strchr(tmp, 'x') && !strchr(tmp, 'X') &&
-			    !strpbrk(tmp, "iInN")) {
+			    !strpbrk(tmp, "iInN") && !isinf(d)) {
 				*f = d;
 				return R_FLOAT;
 			}
@@ -207,7 +240,8 @@ static enum rtag resolve(const char *s, size_t n, double *f, int64_t *iv, int *i
 	}
 	if (yaml_style_float(tmp, m)) {
 		*f = strtod(tmp, NULL);
-		return R_FLOAT;
+		if (!isinf(*f)) /* Go's ParseFloat fails on overflow: a string */
+			return R_FLOAT;
 	}
 	return R_STR;
 }
@@ -397,11 +431,24 @@ int cv_from_yaml_doc(struct cv_arena *a, const char *text, size_t len, cv *out, 
 
 /* ---------------------------------------------------------------- emitter */
 
+/* unicode.IsLetter for the scripts that occur in practice */
 static int is_letter_rune(uint32_t c)
 {
 	if (c < 0x80)
 		return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
-	return c >= 0xC0 && c != 0xD7 && c != 0xF7; /* approximation of unicode.IsLetter */
+	if (c == 0xAA || c == 0xB5 || c == 0xBA)
+		return 1;
+	if (c < 0xC0)
+		return 0;
+	if (c <= 0x24F)
+		return c != 0xD7 && c != 0xF7;
+	return (c >= 0x250 && c <= 0x2C1) || (c >= 0x370 && c <= 0x3FF && c != 0x37E && c != 0x387) ||
+	       (c >= 0x400 && c <= 0x481) || (c >= 0x48A && c <= 0x52F) || (c >= 0x531 && c <= 0x587) ||
+	       (c >= 0x5D0 && c <= 0x5F2) || (c >= 0x620 && c <= 0x64A) || (c >= 0x671 && c <= 0x6D3) ||
+	       (c >= 0x904 && c <= 0x939) || (c >= 0xE01 && c <= 0xE30) || (c >= 0x1E00 && c <= 0x1FFF) ||
+	       (c >= 0x3041 && c <= 0x3096) || (c >= 0x30A1 && c <= 0x30FA) || (c >= 0x3400 && c <= 0x4DBF) ||
+	       (c >= 0x4E00 && c <= 0x9FFF) || (c >= 0xAC00 && c <= 0xD7A3) || (c >= 0xF900 && c <= 0xFAFF) ||
+	       (c >= 0xFF21 && c <= 0xFF3A) || (c >= 0xFF41 && c <= 0xFF5A) || (c >= 0x20000 && c <= 0x2FA1F);
 }
 
 static size_t decode_rune(const char *s, size_t n, size_t i, uint32_t *r)
@@ -657,10 +704,24 @@ static void write_plain(struct buf *b, const char *s, size_t n, int indent, int 
 static void write_single(struct buf *b, const char *s, size_t n, int indent, int allow_breaks)
 {
 	size_t col = column(b);
-	int sp = 0;
+	int sp = 0, breaks = 0;
 	buf_putc(b, '\'');
 	col++;
 	for (size_t i = 0; i < n;) {
+		if (is_break_at((const unsigned char *)s, n, i)) {
+			/* LS/PS/NEL: written as is; the next text is indented */
+			size_t w = ywidth((unsigned char)s[i]);
+			buf_append(b, s + i, w);
+			i += w;
+			col = 0;
+			breaks = 1;
+			continue;
+		}
+		if (breaks) {
+			spaces(b, indent);
+			col = indent;
+			breaks = 0;
+		}
 		if (s[i] == ' ') {
 			if (allow_breaks && !sp && col > 80 && i != 0 && i != n - 1 && !(i + 1 < n && s[i + 1] == ' ')) {
 				write_indent(b, indent);
@@ -750,28 +811,37 @@ static void write_double(struct buf *b, const char *str, size_t n, int indent, i
 	buf_putc(b, '"');
 }
 
+static int ends_with_break(const struct buf *b)
+{
+	const unsigned char *d = (const unsigned char *)b->data;
+	size_t n = b->len;
+	if (n == 0)
+		return 0;
+	if (d[n - 1] == '\n')
+		return 1;
+	if (n >= 2 && d[n - 2] == 0xC2 && d[n - 1] == 0x85)
+		return 1;
+	return n >= 3 && d[n - 3] == 0xE2 && d[n - 2] == 0x80 && (d[n - 1] == 0xA8 || d[n - 1] == 0xA9);
+}
+
 static void write_literal(struct buf *b, const char *str, size_t n, int indent)
 {
 	const unsigned char *s = (const unsigned char *)str;
 	buf_putc(b, '|');
 	if (n && (s[0] == ' ' || is_break_at(s, n, 0)))
 		buf_printf(b, "%d", 2);
-	/* chomping */
-	if (!n || !is_break_at(s, n, n - 1)) {
+	/* chomping: look at the last character and the one before it */
+	size_t last = n ? n - 1 : 0;
+	while (last > 0 && (s[last] & 0xC0) == 0x80) last--;
+	if (!n || !is_break_at(s, n, last)) {
 		buf_putc(b, '-');
-	} else if (n == 1) {
+	} else if (last == 0) {
 		buf_putc(b, '+');
 	} else {
-		/* is the char before the last break also a break? */
-		size_t j = n - 1;
-		while (j > 0 && (s[j] & 0xC0) == 0x80) j--;
-		size_t k = j;
-		if (k > 0) {
-			k--;
-			while (k > 0 && (s[k] & 0xC0) == 0x80) k--;
-			if (is_break_at(s, n, k))
-				buf_putc(b, '+');
-		}
+		size_t k = last - 1;
+		while (k > 0 && (s[k] & 0xC0) == 0x80) k--;
+		if (is_break_at(s, n, k))
+			buf_putc(b, '+');
 	}
 	buf_putc(b, '\n');
 	int breaks = 1;
@@ -956,7 +1026,23 @@ static int emit_inner1(struct emitter *E, cv v, int indent, enum ctx ctx, struct
 				spaces(b, kin);
 			} else
 				spaces(b, kin);
-			write_string(b, ents[i]->key, ents[i]->klen, kin, 1);
+			const char *k = ents[i]->key;
+			size_t kl = ents[i]->klen;
+			struct analysis ka;
+			analyze(k, kl, &ka);
+			if (kl > 128 || ka.multiline) {
+				/* not a simple key (libyaml): "? key" then ": value",
+				 * the value laid out like a sequence item */
+				buf_puts(b, "? ");
+				write_string(b, k, kl, kin + 2, 0);
+				if (!ends_with_break(b))
+					buf_putc(b, '\n');
+				spaces(b, kin);
+				buf_putc(b, ':');
+				rc = emit_inner(E, ents[i]->val, kin, C_SEQ, ta);
+				continue;
+			}
+			write_string(b, k, kl, kin, 1);
 			buf_putc(b, ':');
 			rc = emit_inner(E, ents[i]->val, kin, C_MAPVAL, ta);
 		}
@@ -985,7 +1071,7 @@ static int emit_inner1(struct emitter *E, cv v, int indent, enum ctx ctx, struct
 	int sind = ctx == C_TOP ? 2 : indent + 2;
 	if (emit_scalar_text(E, v, sind))
 		return -1;
-	if (b->len == 0 || b->data[b->len - 1] != '\n')
+	if (!ends_with_break(b))
 		buf_putc(b, '\n');
 	return 0;
 }

@@ -98,6 +98,8 @@ void install_run_end(struct install_run *run)
 {
 	kube_ops_free(run->ops);
 	json_decref(run->preflight);
+	json_decref(run->dry_namespaces);
+	run->dry_namespaces = NULL;
 	run->ops = NULL;
 	run->preflight = NULL;
 }
@@ -162,7 +164,17 @@ int install_apply(struct install_run *run, const json_t *obj, const char **actio
 	if (kube_ops_object_paths(run->ops, obj, run->ns, &coll, &item) < 0)
 		return 400;
 	json_t *live = NULL, *after = NULL, *conflicts = NULL;
-	int st = kube_ops_get(run->ops, item, &live);
+	const char *kind = json_string_value(json_object_get(obj, "kind"));
+	const json_t *meta = json_object_get(obj, "metadata");
+	const char *ns = json_string_value(json_object_get(meta, "namespace"));
+	int st;
+	if (run->dry_run && ns && json_object_get(run->dry_namespaces, ns)) {
+		/* Its namespace exists only in this dry run. */
+		*action = "created";
+		st = 201;
+		goto out;
+	}
+	st = kube_ops_get(run->ops, item, &live);
 	if (st != 200 && st != 404)
 		goto out;
 	st = kube_ops_apply(run->ops, item, obj, 1, &after, &conflicts);
@@ -170,6 +182,12 @@ int install_apply(struct install_run *run, const json_t *obj, const char **actio
 		goto out;
 	if (!live) {
 		*action = "created";
+		const char *name = json_string_value(json_object_get(meta, "name"));
+		if (run->dry_run && kind && !strcmp(kind, "Namespace") && name) {
+			if (!run->dry_namespaces)
+				run->dry_namespaces = json_object();
+			json_object_set_new(run->dry_namespaces, name, json_true());
+		}
 	} else {
 		json_t *paths = fields ? fields : json_array();
 		long n = kube_ops_diff(live, after, paths, 50);

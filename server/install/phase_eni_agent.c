@@ -30,7 +30,7 @@ long install_wait_timeout_ms(const json_t *params)
 enum phase_rc install_wait_rollout(struct install_run *run, const char *path, const char *kind,
 				   long timeout_ms)
 {
-	long waited = 0;
+	long waited = 0, step = 200;   /* poll at 200 ms, backing off to 1 s */
 	char msg[256] = "";
 	for (;;) {
 		json_t *obj = NULL;
@@ -54,9 +54,10 @@ enum phase_rc install_wait_rollout(struct install_run *run, const char *path, co
 				 "timed out after %ld s: %s", waited / 1000, msg);
 			return PHASE_RETRY;
 		}
-		if (runner_sleep(run->ctx, 1000))
+		if (runner_sleep(run->ctx, step))
 			return PHASE_ABORT;
-		waited += 1000;
+		waited += step;
+		step = step * 2 > 1000 ? 1000 : step * 2;
 	}
 }
 

@@ -65,6 +65,9 @@ struct install_run {
 	const char *ns;             /* release namespace */
 	const char *release;        /* release name */
 	json_t *preflight;          /* preflight facts (own reference), {} if none */
+	json_t *dry_namespaces;     /* dry run: namespaces this phase would have
+				     * created (name -> true); objects in them
+				     * cannot be checked by the server */
 };
 
 /* Set up a phase: kube client, ops (retries, rate limit, abort), profile,
@@ -90,7 +93,10 @@ void install_record_object(struct install_run *run, const json_t *obj, const cha
 
 /* Apply obj with server-side apply (force) after reading the live object,
  * telling apart created / changed (fields filled) / unchanged. In dry run
- * the apply carries dryRun=All. Returns the HTTP status of the apply (or
+ * the apply carries dryRun=All; an object whose namespace does not exist
+ * yet but was (dry-run) created earlier in the same phase is reported
+ * "created" without a server round trip (the API server would answer 404:
+ * a dry-run create persists nothing). Returns the HTTP status of the apply (or
  * of the failing read), -1 on transport failure; *action is a static
  * string. fields may be NULL. */
 int install_apply(struct install_run *run, const json_t *obj, const char **action,

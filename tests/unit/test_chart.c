@@ -13,6 +13,7 @@
 #include "server/chart/cv.h"
 #include "tests/unit/testlib.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zlib.h>
@@ -322,6 +323,7 @@ static const struct tcase func_cases[] = {
 	{ "{{ toYaml (dict \"a\" \"a\\n\\nb\") | nindent 4 }}", "\n    a: |-\n      a\n    \n      b" },
 	{ "{{ toYaml (dict \"c\" \"word word word word word word word word word word word word word word word word word word word\") }}",
 	  "c: word word word word word word word word word word word word word word word word\n  word word word" },
+	{ "{{ toYaml (dict \"a\\nb\" (list 1) \"k\" (dict \"x\" 1)) }}", "? |-\n  a\n  b\n: - 1\nk:\n  x: 1" },
 	{ "{{ toYaml (list 1234567.5 0.000015 1e20 12345678901.0) }}", "- 1.2345675e+06\n- 1.5e-05\n- 1e+20\n- 12345678901" },
 	{ "{{ toJson (dict \"b\" 1 \"a\" \"<&>\" \"n\" nil \"l\" (list 1.5 .Values.big)) }}", "{\"a\":\"\\u003c\\u0026\\u003e\",\"b\":1,\"l\":[1.5,1000000],\"n\":null}" },
 	{ "{{ toRawJson (dict \"a\" \"<&>\") }} {{ toJson 1e21 }} {{ toJson 1e20 }} {{ toJson 0.000001 }} {{ toJson 0.0000001 }}",
@@ -691,6 +693,55 @@ static void test_real_charts(void)
 	}
 }
 
+/* several threads render the same loaded chart at once */
+struct tjob { struct chart *c; json_t *user; char *manifest; int ok; };
+
+static void *render_thread(void *arg)
+{
+	struct tjob *j = arg;
+	char err[1024];
+	struct chart_render_opts o = { 0 };
+	o.release_name = "cilium";
+	o.namespace_ = "kube-system";
+	struct chart_render *r = chart_render(j->c, j->user, &o, err, sizeof(err));
+	if (r) {
+		j->manifest = strdup(chart_render_manifest(r));
+		j->ok = 1;
+	}
+	chart_render_free(r);
+	return NULL;
+}
+
+static void test_concurrent(void)
+{
+	const char *shared = getenv("FERRY_SHARED");
+	char path[1024], err[1024];
+	snprintf(path, sizeof(path), "%s/charts/cilium-1.18.3.tgz", shared ? shared : "../shared");
+	struct chart *c = chart_load(path, err, sizeof(err));
+	check(c != NULL);
+	if (!c)
+		return;
+	const char *sets[] = { "hubble.enabled=false", NULL };
+	json_t *user = chart_values_merge(NULL, 0, sets, NULL, NULL, err, sizeof(err));
+	struct tjob jobs[4];
+	pthread_t th[4];
+	for (int i = 0; i < 4; i++) {
+		jobs[i] = (struct tjob){ c, user, NULL, 0 };
+		check(pthread_create(&th[i], NULL, render_thread, &jobs[i]) == 0);
+	}
+	for (int i = 0; i < 4; i++)
+		pthread_join(th[i], NULL);
+	for (int i = 0; i < 4; i++) {
+		check(jobs[i].ok);
+		if (jobs[i].ok && jobs[0].ok)
+			check(!strcmp(jobs[i].manifest, jobs[0].manifest));
+	}
+	for (int i = 0; i < 4; i++)
+		free(jobs[i].manifest);
+	json_decref(user);
+	chart_free(c);
+}
+
 int main(void)
 {
 	C = test_chart();
@@ -707,6 +758,7 @@ int main(void)
 	test_run("chart_documents", test_documents);
 	test_run("chart_archive", test_archive);
 	test_run("chart_real_charts", test_real_charts);
+	test_run("chart_concurrent_renders", test_concurrent);
 	chart_free(C);
 	return test_summary();
 }
