@@ -46,8 +46,25 @@ struct chart {
 	size_t nowned;
 };
 
+struct doc {
+	const char *source;
+	char *text;
+	size_t len;
+	const char *kind;
+	int rank;
+	cv obj;
+	int hook;
+	json_t *events;
+	size_t seq;
+};
+
 struct chart_render {
-	json_t *docs, *hooks, *values;
+	struct cv_arena *a;          /* keeps the parsed objects */
+	struct doc *docs;            /* documents and hooks, install order */
+	size_t ndocs;
+	cv vals;
+	pthread_mutex_t mu;          /* JSON views are built on first use */
+	json_t *docs_json, *hooks_json, *values_json;
 	char *manifest, *output;
 };
 
@@ -846,17 +863,6 @@ static int parse_kube_version(const char *s, char *ver, size_t vl, char *maj, ch
 	return 0;
 }
 
-struct doc {
-	const char *source;
-	char *text;
-	size_t len;
-	const char *kind;
-	int rank;
-	cv obj;
-	int hook;
-	json_t *events;
-	size_t seq;
-};
 
 static int doc_rank(const char *kind)
 {
@@ -1197,27 +1203,16 @@ static struct chart_render *render_impl(const struct chart *c, const json_t *use
 	if (ndocs)
 		qsort(docs, ndocs, sizeof(*docs), cmp_docs);
 	R = xcalloc(1, sizeof(*R));
-	R->docs = json_array();
-	R->hooks = json_array();
+	pthread_mutex_init(&R->mu, NULL);
 	struct buf man = BUF_INIT, hooks = BUF_INIT;
 	for (size_t i = 0; i < ndocs; i++) {
 		struct doc *d = &docs[i];
 		if (d->hook == 2)
 			continue;
-		json_t *o = json_object();
-		json_object_set_new(o, "source", json_string(d->source));
-		json_object_set_new(o, "kind", json_string(d->kind));
-		json_object_set_new(o, "object", cv_to_jansson(d->obj));
-		json_object_set_new(o, "yaml", json_stringn(d->text, d->len));
 		struct buf *target = d->hook ? &hooks : &man;
 		buf_printf(target, "---\n# Source: %s\n", d->source);
 		buf_append(target, d->text, d->len);
 		buf_putc(target, '\n');
-		if (d->hook) {
-			json_object_set(o, "events", d->events);
-			json_array_append_new(R->hooks, o);
-		} else
-			json_array_append_new(R->docs, o);
 	}
 	R->manifest = buf_steal(&man);
 	{
@@ -1232,11 +1227,15 @@ static struct chart_render *render_impl(const struct chart *c, const json_t *use
 		R->output = buf_steal(&outb);
 	}
 	buf_free(&hooks);
-	{
-		cv pv = vals;
-		pv.sub = CS_IFACE_MAP;
-		R->values = cv_to_jansson_exact(pv);
-	}
+	R->vals = vals;
+	R->vals.sub = CS_IFACE_MAP;
+	/* hand the documents and the arena over to the result */
+	R->a = a;
+	R->docs = docs;
+	R->ndocs = ndocs;
+	a = NULL;
+	docs = NULL;
+	ndocs = 0;
 out:
 	for (size_t i = 0; i < ndocs; i++) {
 		free(docs[i].text);
@@ -1356,19 +1355,68 @@ int chart_render_template(const struct chart *c, const char *text, const json_t 
 	return j.rc;
 }
 
-const json_t *chart_render_documents(const struct chart_render *r) { return r->docs; }
-const json_t *chart_render_hooks(const struct chart_render *r) { return r->hooks; }
+static void build_json(struct chart_render *r)
+{
+	pthread_mutex_lock(&r->mu);
+	if (!r->docs_json) {
+		json_t *docs = json_array(), *hooks = json_array();
+		for (size_t i = 0; i < r->ndocs; i++) {
+			struct doc *d = &r->docs[i];
+			if (d->hook == 2)
+				continue;
+			json_t *o = json_object();
+			json_object_set_new(o, "source", json_string(d->source));
+			json_object_set_new(o, "kind", json_string(d->kind));
+			json_object_set_new(o, "object", cv_to_jansson(d->obj));
+			json_object_set_new(o, "yaml", json_stringn(d->text, d->len));
+			if (d->hook) {
+				json_object_set(o, "events", d->events);
+				json_array_append_new(hooks, o);
+			} else
+				json_array_append_new(docs, o);
+		}
+		r->values_json = cv_to_jansson_exact(r->vals);
+		r->hooks_json = hooks;
+		r->docs_json = docs;
+	}
+	pthread_mutex_unlock(&r->mu);
+}
+
+const json_t *chart_render_documents(const struct chart_render *r)
+{
+	build_json((struct chart_render *)r);
+	return r->docs_json;
+}
+
+const json_t *chart_render_hooks(const struct chart_render *r)
+{
+	build_json((struct chart_render *)r);
+	return r->hooks_json;
+}
+
+const json_t *chart_render_values(const struct chart_render *r)
+{
+	build_json((struct chart_render *)r);
+	return r->values_json;
+}
+
 const char *chart_render_manifest(const struct chart_render *r) { return r->manifest; }
 const char *chart_render_output(const struct chart_render *r) { return r->output; }
-const json_t *chart_render_values(const struct chart_render *r) { return r->values; }
 
 void chart_render_free(struct chart_render *r)
 {
 	if (!r)
 		return;
-	json_decref(r->docs);
-	json_decref(r->hooks);
-	json_decref(r->values);
+	json_decref(r->docs_json);
+	json_decref(r->hooks_json);
+	json_decref(r->values_json);
+	for (size_t i = 0; i < r->ndocs; i++) {
+		free(r->docs[i].text);
+		json_decref(r->docs[i].events);
+	}
+	free(r->docs);
+	cv_arena_free(r->a);
+	pthread_mutex_destroy(&r->mu);
 	free(r->manifest);
 	free(r->output);
 	free(r);

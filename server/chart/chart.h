@@ -21,8 +21,9 @@
  * chart_values_parse / chart_values_merge (new references for the caller).
  *
  * Thread-safety: a loaded chart is read-only; any number of threads may
- * render it concurrently. Functions have no global state (OpenSSL 3 is
- * thread-safe).
+ * render it concurrently. A render result may be read from several threads
+ * (its JSON views are built once, on first use, under a lock). Functions
+ * have no global state (OpenSSL 3 is thread-safe).
  */
 #ifndef FERRY_CHART_H
 #define FERRY_CHART_H

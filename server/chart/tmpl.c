@@ -517,7 +517,7 @@ static int unquote(struct parser *P, struct token *t, const char **out, size_t *
 		*outlen = n;
 		return 0;
 	}
-	char *r = cv_alloc(P->a, t->len * 2 + 4);
+	char *r = cv_alloc(P->a, t->len + 4); /* escapes never expand */
 	size_t n = 0;
 	const char *s = t->s + 1;
 	const char *e = t->s + t->len - 1;

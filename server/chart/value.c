@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/mman.h>
 
 /* ---------------------------------------------------------------- arena */
 
@@ -27,6 +28,30 @@ struct cv_arena *cv_arena_new(void)
 	return xcalloc(1, sizeof(struct cv_arena));
 }
 
+#define CHUNK_MAX ((size_t)2 * 1024 * 1024)
+
+static unsigned char *chunk_mem(size_t cap)
+{
+	if (cap == CHUNK_MAX) {
+		void *p = mmap(NULL, cap, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (p != MAP_FAILED) {
+#ifdef MADV_HUGEPAGE
+			madvise(p, cap, MADV_HUGEPAGE);
+#endif
+			return p;
+		}
+	}
+	return xmalloc(cap);
+}
+
+static void chunk_free(unsigned char *mem, size_t cap)
+{
+	if (cap == CHUNK_MAX)
+		munmap(mem, cap);
+	else
+		free(mem);
+}
+
 void cv_arena_free(struct cv_arena *a)
 {
 	if (!a)
@@ -34,7 +59,7 @@ void cv_arena_free(struct cv_arena *a)
 	struct cv_chunk *c = a->head;
 	while (c) {
 		struct cv_chunk *n = c->next;
-		free(c->mem);
+		chunk_free(c->mem, c->cap);
 		free(c);
 		c = n;
 	}
@@ -68,9 +93,13 @@ void *cv_alloc(struct cv_arena *a, size_t n)
 		n = 16;
 	struct cv_chunk *c = a->head;
 	if (!c || c->cap - c->used < n) {
-		size_t cap = n > 32768 ? n : 65536;
+		/* chunks grow with the arena (64 KiB up to 2 MiB): few mallocs,
+		 * and large chunks come from mmap where the kernel can back
+		 * them with huge pages (fewer page faults) */
+		size_t want = a->total < 65536 ? 65536 : a->total > CHUNK_MAX ? CHUNK_MAX : a->total;
+		size_t cap = n > want / 2 ? n : want;
 		struct cv_chunk *nc = xmalloc(sizeof(*nc));
-		nc->mem = xmalloc(cap);
+		nc->mem = chunk_mem(cap);
 		nc->cap = cap;
 		nc->used = 0;
 		if (n > 32768 && c) {

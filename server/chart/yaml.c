@@ -140,7 +140,7 @@ static int looks_timestamp(const char *s, size_t n)
 {
 	size_t i = 0;
 	int y, mo, d, h, mi, se;
-	if (!digits_at(s, n, &i, 4, 4, &y) || i >= n || s[i] != '-' || (i + 1 < n && is_digit(s[i]) ))
+	if (!digits_at(s, n, &i, 4, 4, &y) || i >= n || s[i] != '-')
 		return 0;
 	i++;
 	if (!digits_at(s, n, &i, 1, 2, &mo) || mo < 1 || mo > 12 || i >= n || s[i] != '-')
@@ -260,21 +260,70 @@ struct loader {
 
 static cv load_node(struct loader *L, yaml_node_t *node, int depth);
 
-static void scalar_key(struct loader *L, cv k, struct buf *out)
+/* Go strconv.FormatFloat(f, 'g', -1, 32), as ghodss/yaml formats float keys */
+static void fmt_float32_key(struct buf *b, double d)
 {
-	(void)L;
-	switch (k.kind) {
-	case CV_STR: buf_append(out, k.u.str.s, k.u.str.len); break;
-	case CV_NIL: buf_puts(out, "null"); break;
-	case CV_BOOL: buf_puts(out, k.u.b ? "true" : "false"); break;
-	case CV_INT: buf_printf(out, "%lld", (long long)k.u.i); break;
-	case CV_FLOAT:
-		if (k.u.f == floor(k.u.f) && fabs(k.u.f) < 1e18)
-			buf_printf(out, "%lld", (long long)k.u.f);
-		else
-			cv_fmt_float_g(out, k.u.f);
-		break;
-	default: cv_fmt_v(out, k); break;
+	if (isnan(d)) { buf_puts(b, ".nan"); return; }
+	if (isinf(d)) { buf_puts(b, d > 0 ? ".inf" : "-.inf"); return; }
+	float f = (float)d;
+	if (isinf(f)) { buf_puts(b, d > 0 ? ".inf" : "-.inf"); return; }
+	char tmp[64];
+	int p;
+	for (p = 1; p <= 9; p++) {
+		snprintf(tmp, sizeof(tmp), "%.*e", p - 1, (double)f);
+		if (strtof(tmp, NULL) == f)
+			break;
+	}
+	/* re-format the shortest digits with Go's %g rules */
+	double rd = strtod(tmp, NULL);
+	struct buf t = BUF_INIT;
+	cv_fmt_float_g(&t, rd);
+	buf_append(b, t.data, t.len);
+	buf_free(&t);
+}
+
+/* JSON object key for a YAML mapping key, as ghodss/yaml converts it */
+static int map_key(struct loader *L, yaml_node_t *kn, struct buf *out)
+{
+	if (kn->type != YAML_SCALAR_NODE) {
+		snprintf(L->err, L->errlen, "error converting YAML to JSON: unsupported map key (a collection)");
+		L->failed = 1;
+		return -1;
+	}
+	const char *s = (const char *)kn->data.scalar.value;
+	size_t n = kn->data.scalar.length;
+	const char *tag = (const char *)kn->tag;
+	int plain = kn->data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
+	if (!plain || (tag && tag[0] == '!' && tag[1] == 0)) {
+		buf_append(out, s, n);
+		return 0;
+	}
+	double f = 0;
+	int64_t iv = 0;
+	int isint;
+	switch (resolve(s, n, &f, &iv, &isint, 0)) {
+	case R_NULL:
+		snprintf(L->err, L->errlen, "error converting YAML to JSON: Unsupported map key of type: %%!s(<nil>), key: <nil>");
+		L->failed = 1;
+		return -1;
+	case R_BOOL:
+		buf_puts(out, iv ? "true" : "false");
+		return 0;
+	case R_INT:
+		if (isint == 2) {
+			snprintf(L->err, L->errlen, "error converting YAML to JSON: Unsupported map key of type: uint64, key: %.*s",
+				 (int)(n > 64 ? 64 : n), s);
+			L->failed = 1;
+			return -1;
+		}
+		buf_printf(out, "%lld", (long long)iv);
+		return 0;
+	case R_FLOAT:
+		fmt_float32_key(out, f);
+		return 0;
+	default:
+		buf_append(out, s, n);
+		return 0;
 	}
 }
 
@@ -304,7 +353,15 @@ static cv load_scalar(struct loader *L, yaml_node_t *node)
 		if (L->ints && isint == 1)
 			return cv_int(iv, CS_INT64);
 		return cv_float(f);
-	case R_FLOAT: return cv_float(f);
+	case R_FLOAT:
+		if (isnan(f) || isinf(f)) {
+			/* the JSON round trip (sigs.k8s.io/yaml) cannot carry these */
+			snprintf(L->err, L->errlen, "error converting YAML to JSON: json: unsupported value: %s",
+				 isnan(f) ? "NaN" : f > 0 ? "+Inf" : "-Inf");
+			L->failed = 1;
+			return cv_nil();
+		}
+		return cv_float(f);
 	default: return cv_str(L->a, s, n);
 	}
 }
@@ -354,10 +411,12 @@ static cv load_node(struct loader *L, yaml_node_t *node, int depth)
 				merges = load_node(L, vn, depth + 1);
 				continue;
 			}
-			cv k = load_node(L, kn, depth + 1);
 			cv v = load_node(L, vn, depth + 1);
 			buf_reset(&kb);
-			scalar_key(L, k, &kb);
+			if (map_key(L, kn, &kb)) {
+				buf_free(&kb);
+				return cv_nil();
+			}
 			cv_map_set(L->a, m.u.map, kb.data ? kb.data : "", kb.len, v);
 		}
 		buf_free(&kb);

@@ -35,6 +35,13 @@
 #include <string.h>
 #include <time.h>
 
+static double mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
+}
+
 /* chart_render_opts.lookup: read a live object (empty object when absent). */
 static json_t *live_lookup(void *arg, const char *api_version, const char *kind,
 			   const char *ns, const char *name)
@@ -176,6 +183,7 @@ enum phase_rc phase_cilium(struct runner_ctx *ctx)
 	const char *version = install_chart_version(run.params);
 	struct chartsource_archive arc = { 0 };
 	struct chartsource_cfg scfg;
+	double t_resolve = mono_ms(), t_load = 0, t_render = 0, t_rendered = 0;
 	chartsource_cfg_default(&scfg, ctx->app);
 	int sst = chartsource_resolve(ctx->conn, ctx->job ? ctx->job->tenant_id : NULL, "cilium", version,
 				      &scfg, &arc, err, sizeof err);
@@ -184,6 +192,7 @@ enum phase_rc phase_cilium(struct runner_ctx *ctx)
 		rc = sst == -2 ? PHASE_RETRY : PHASE_FAIL;
 		goto out;
 	}
+	t_load = mono_ms();
 	ch = chart_load_archive(arc.data, arc.len, err, sizeof err);
 	if (!ch) {
 		snprintf(ctx->message, sizeof ctx->message, "cannot load chart cilium %s from %.200s: %.250s",
@@ -232,12 +241,19 @@ enum phase_rc phase_cilium(struct runner_ctx *ctx)
 		.is_upgrade = is_upgrade, .revision = revision,
 		.lookup = live_lookup, .lookup_ctx = &run,
 	};
+	t_render = mono_ms();
 	rd = chart_render(ch, values, &ro, err, sizeof err);
+	t_rendered = mono_ms();
 	if (!rd) {
 		snprintf(ctx->message, sizeof ctx->message, "rendering cilium %s failed: %.440s", version, err);
 		rc = PHASE_FAIL;
 		goto out;
 	}
+	/* Where the phase's own time goes (lookups during the render are API
+	 * time, counted by ops as well). */
+	json_object_set_new(ctx->detail, "chart_ms", json_pack("{s:I, s:I, s:I}",
+		"resolve", (json_int_t)(t_load - t_resolve), "load", (json_int_t)(t_render - t_load),
+		"render", (json_int_t)(t_rendered - t_render)));
 	const json_t *docs = chart_render_documents(rd);
 	runner_event(ctx, "info", "rendered chart cilium %s: %zu objects (revision %d%s)", version,
 		     json_array_size(docs), revision, run.dry_run ? ", dry run" : "");

@@ -96,6 +96,13 @@ enum phase_rc install_run_begin(struct runner_ctx *ctx, struct install_run *run)
 
 void install_run_end(struct install_run *run)
 {
+	if (run->ops && run->ctx && json_is_object(run->ctx->detail)) {
+		/* Where the phase's time went (BENCHMARKS.md "Install"). */
+		json_t *t = json_pack("{s:I, s:I, s:I}", "api_ms", (json_int_t)kube_ops_api_ms(run->ops),
+				      "backoff_ms", (json_int_t)kube_ops_backoff_ms(run->ops),
+				      "retries", (json_int_t)kube_ops_retries(run->ops));
+		json_object_set_new(run->ctx->detail, "timing", t);
+	}
 	kube_ops_free(run->ops);
 	json_decref(run->preflight);
 	json_decref(run->dry_namespaces);

@@ -30,7 +30,7 @@ long install_wait_timeout_ms(const json_t *params)
 enum phase_rc install_wait_rollout(struct install_run *run, const char *path, const char *kind,
 				   long timeout_ms)
 {
-	long waited = 0, step = 200;   /* poll at 200 ms, backing off to 1 s */
+	long waited = 0, step = 100;   /* poll at 100 ms, backing off to 1 s */
 	char msg[256] = "";
 	for (;;) {
 		json_t *obj = NULL;

@@ -131,7 +131,8 @@ enum phase_rc phase_retire(struct runner_ctx *ctx)
 	}
 	json_decref(selector);
 	if (rc == PHASE_OK)
-		snprintf(ctx->message, sizeof ctx->message, "%s%s", run.dry_run ? "dry run: would retire " : "retired: ",
+		snprintf(ctx->message, sizeof ctx->message, "%s%s",
+			 !done[0] ? (run.dry_run ? "dry run: " : "") : run.dry_run ? "dry run: would retire " : "retired: ",
 			 done[0] ? done : "nothing to do (already retired)");
 out:
 	install_run_end(&run);

@@ -86,6 +86,8 @@ struct kube_ops {
 	char *rate_key;
 	int dry_run;
 	long retries;
+	double api_s;        /* time spent inside HTTP exchanges */
+	double wait_s;       /* time slept: rate limit and retry backoff */
 	uint64_t rng;
 	char err[512];
 	struct kind_cache *kinds;
@@ -132,6 +134,8 @@ void kube_ops_set_dry_run(struct kube_ops *ops, int on) { ops->dry_run = on; }
 int kube_ops_dry_run(const struct kube_ops *ops) { return ops->dry_run; }
 const char *kube_ops_error(const struct kube_ops *ops) { return ops->err; }
 long kube_ops_retries(const struct kube_ops *ops) { return ops->retries; }
+long kube_ops_api_ms(const struct kube_ops *ops) { return (long)(ops->api_s * 1000.0 + 0.5); }
+long kube_ops_backoff_ms(const struct kube_ops *ops) { return (long)(ops->wait_s * 1000.0 + 0.5); }
 
 static void set_err(struct kube_ops *ops, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
@@ -199,13 +203,17 @@ int kube_ops_request(struct kube_ops *ops, const char *method, const char *path,
 	for (int attempt = 1;; attempt++) {
 		if (ops->o.qps > 0) {
 			double wait = bucket_take(ops->rate_key, ops->o.qps, (double)ops->o.burst);
+			if (wait > 0)
+				ops->wait_s += wait;
 			if (wait > 0 && nap(ops, (long)(wait * 1000.0 + 0.5))) {
 				set_err(ops, "%s %s: stopped", method, path);
 				result = -1;
 				break;
 			}
 		}
+		double t0 = now_s();
 		int rc = kube_request(ops->kc, method, buf_cstr(&p), content_type, body, body_len, resp);
+		ops->api_s += now_s() - t0;
 		int retry;
 		if (rc < 0) {
 			set_err(ops, "%s", resp->error);
@@ -235,6 +243,7 @@ int kube_ops_request(struct kube_ops *ops, const char *method, const char *path,
 		}
 		if (now_s() + (double)delay / 1000.0 > deadline)
 			break;   /* the deadline would pass: return what we have */
+		ops->wait_s += (double)delay / 1000.0;
 		if (nap(ops, delay))
 			break;
 		kube_response_free(resp);

@@ -61,6 +61,11 @@ int kube_ops_dry_run(const struct kube_ops *ops);
 const char *kube_ops_error(const struct kube_ops *ops);
 /* Retries performed so far (attempts beyond the first of each call). */
 long kube_ops_retries(const struct kube_ops *ops);
+/* Milliseconds spent so far inside HTTP exchanges (waiting on the API
+ * server, network included), and sleeping before requests (rate limit,
+ * retry backoff, Retry-After). */
+long kube_ops_api_ms(const struct kube_ops *ops);
+long kube_ops_backoff_ms(const struct kube_ops *ops);
 
 /* One request with the retry rules. resp is filled as kube_request()
  * fills it (caller frees with kube_response_free) and the return value is

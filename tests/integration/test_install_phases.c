@@ -102,6 +102,7 @@ struct run_out {
 	json_t *result;
 	json_t *details;        /* phase name -> detail */
 	json_t *messages;       /* phase name -> message */
+	json_t *stats;          /* [{phase, calls, wall_ms, api_ms, backoff_ms}] */
 	long calls;
 };
 
@@ -110,6 +111,7 @@ static void run_out_clear(struct run_out *o)
 	json_decref(o->result);
 	json_decref(o->details);
 	json_decref(o->messages);
+	json_decref(o->stats);
 	memset(o, 0, sizeof(*o));
 }
 
@@ -155,6 +157,7 @@ static int run_job(const char *cluster_id, const char *kind, const char *params_
 	ctx.result = json_object();
 	out->details = json_object();
 	out->messages = json_object();
+	out->stats = json_array();
 	snprintf(out->state, sizeof out->state, "succeeded");
 	for (int i = 0; i < n; i++) {
 		enum phase_rc rc = PHASE_FAIL;
@@ -165,8 +168,17 @@ static int run_job(const char *cluster_id, const char *kind, const char *params_
 			ctx.detail = json_object();
 			db_job_phase_start(conn, claim.id, claim.lease_token, i + 1);
 			long before = ctx.kube ? kube_client_requests(ctx.kube) : 0;
+			struct timespec t0, t1;
+			clock_gettime(CLOCK_MONOTONIC, &t0);
 			rc = ph[i].run(&ctx);
+			clock_gettime(CLOCK_MONOTONIC, &t1);
 			long calls = (ctx.kube ? kube_client_requests(ctx.kube) : 0) - before;
+			const json_t *tm = json_object_get(ctx.detail, "timing");
+			json_array_append_new(out->stats, json_pack("{s:s, s:I, s:I, s:I, s:I}", "phase", ph[i].name,
+				"calls", (json_int_t)calls,
+				"wall_ms", (json_int_t)((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000),
+				"api_ms", json_integer_value(json_object_get(tm, "api_ms")),
+				"backoff_ms", json_integer_value(json_object_get(tm, "backoff_ms"))));
 			out->calls += calls;
 			db_job_phase_end(conn, claim.id, claim.lease_token, i + 1,
 					 rc == PHASE_OK ? "succeeded" : "failed", ctx.message, ctx.detail, (int)calls);
@@ -607,7 +619,12 @@ static void test_refuse_nodes_os(void)
 	/* Allowed, but one node runs TencentOS 3.1. */
 	refused("nodes2", "tke", "{\"allow_existing_nodes\": true}", "node_os");
 }
-static void test_refuse_ipvs(void) { refused("ipvs", "tke-coexist", "{}", "kube_proxy_ipvs"); }
+static void test_refuse_ipvs(void)
+{
+	refused("ipvs", "tke-coexist", "{}", "kube_proxy_ipvs");
+	/* keep_kube_proxy on the tke profile needs iptables mode too. */
+	refused("ipvs2", "tke", "{\"keep_kube_proxy\": true}", "kube_proxy_ipvs");
+}
 
 static void check_fresh_outcome(const char *cluster, const struct run_out *o)
 {
@@ -642,6 +659,30 @@ static void check_fresh_outcome(const char *cluster, const struct run_out *o)
 
 static char fresh_id[DB_ID_LEN];
 
+/* "# phase calls wall api backoff" lines, and the totals. */
+static void note_phase_stats(const char *what, const struct run_out *o)
+{
+	size_t i;
+	const json_t *st;
+	long calls = 0, wall = 0, api = 0, backoff = 0;
+	note("%s, per phase: calls, wall ms, ms waiting on the API server, ms backing off", what);
+	json_array_foreach(o->stats, i, st) {
+		long c = (long)json_integer_value(json_object_get(st, "calls"));
+		long w = (long)json_integer_value(json_object_get(st, "wall_ms"));
+		long a = (long)json_integer_value(json_object_get(st, "api_ms"));
+		long b = (long)json_integer_value(json_object_get(st, "backoff_ms"));
+		note("  %-22s %4ld %6ld %6ld %6ld", json_string_value(json_object_get(st, "phase")), c, w, a, b);
+		calls += c, wall += w, api += a, backoff += b;
+	}
+	note("  %-22s %4ld %6ld %6ld %6ld", "total", calls, wall, api, backoff);
+	const json_t *cm = json_object_get(json_object_get(o->details, "cilium"), "chart_ms");
+	if (cm)
+		note("  cilium chart: resolve %lld ms, load %lld ms, render %lld ms",
+		     (long long)json_integer_value(json_object_get(cm, "resolve")),
+		     (long long)json_integer_value(json_object_get(cm, "load")),
+		     (long long)json_integer_value(json_object_get(cm, "render")));
+}
+
 /* The fresh install's params: a user values layer and a --set override,
  * which must come back in the release's config. */
 #define FRESH_PARAMS "{\"values_yaml\": [\"bpf:\\n  monitorAggregation: medium\\n\"], " \
@@ -654,6 +695,7 @@ static void test_fresh_install(void)
 	check(run_install(fresh_id, FRESH_PARAMS, &o) == 0);
 	check_fresh_outcome("fresh", &o);
 	note("fresh install: %ld API calls, %ld writes", o.calls, sim_writes("fresh"));
+	note_phase_stats("fresh install", &o);
 	/* The release record, decoded here (not by ferry's own decoder). */
 	json_t *secret = NULL;
 	json_t *rel = sim_release("fresh", 1, &secret);
@@ -686,6 +728,7 @@ static void test_second_install_no_changes(void)
 	check_str(o.state, "succeeded");
 	long w1 = sim_writes("fresh");
 	note("second install: %ld API calls, %ld writes", o.calls, w1 - w0);
+	note_phase_stats("second install", &o);
 	check(w1 - w0 == 0);
 	/* Only server-side applies that change nothing may be sent. */
 	size_t i;
@@ -792,6 +835,14 @@ static void test_faults_still_complete(void)
 	long injected = (long)json_integer_value(json_object_get(st, "faults_injected"));
 	note("with 20%% injected 500/503/429: %ld API calls, %ld faults injected", o.calls, injected);
 	check(injected >= 3);   /* the retries were really exercised */
+	/* Completed with every object once and one release record. */
+	check(sim_release_count("faulty") == 1);
+	json_t *secret = NULL;
+	json_t *rel = sim_release("faulty", 1, &secret);
+	check_release_record("faulty", 1, "deployed", rel, secret);
+	check_manifest_objects("faulty", rel, "quay.io/cilium/");
+	check_cni_config("faulty", rel, "cni-config");
+	json_decref(rel), json_decref(secret);
 	json_decref(st);
 	free(body);
 	run_out_clear(&o);
@@ -927,6 +978,7 @@ static void test_nodes_join_then_verify(void)
 	}
 	note("after 2 nodes joined: verify lists %zu pods (%d agents, %d envoy, %d operator)",
 	     json_array_size(pods), agents, envoys, operators);
+	note_phase_stats("install after 2 nodes joined", &o);
 	check(agents == 2 && envoys == 2 && operators == 1);
 	check(not_running == 0);
 	/* The retired TKE components are still there and run nowhere. */
@@ -1064,7 +1116,9 @@ static void test_worker_killed_mid_cilium(void)
 	check(WIFSIGNALED(wst));
 	kubesim_proc_admin(ks, "PUT", "/_sim/clusters/killed/faults", "{}", &status, NULL);
 	/* What the dead worker left: some chart objects, no release record. */
-	check(sim_object("killed", "core/configmaps", "kube-system", "cilium-config") != NULL);
+	json_t *left = sim_object("killed", "core/configmaps", "kube-system", "cilium-config");
+	check(left != NULL);
+	json_decref(left);
 	check(sim_release_count("killed") == 0);
 	db_job_claim_clear(&claim);
 
@@ -1129,7 +1183,7 @@ int main(void)
 	ks = kubesim_proc_start(&(struct kubesim_opts){
 		.named = { "gr=tke-globalrouter", "dp=tke-dataplanev2", "old=tke-old", "nodes=tke-with-nodes", "nodes2=tke-with-nodes",
 			   "ipvs=tke-ipvs", "fresh=tke-fresh", "dry=tke-fresh", "faulty=tke-fresh", "mirror=tke-fresh",
-			   "keep=tke-fresh", "coexist=tke-fresh", "killed=tke-fresh", NULL },
+			   "keep=tke-fresh", "coexist=tke-fresh", "killed=tke-fresh", "ipvs2=tke-ipvs", NULL },
 		.ready_delay_ms = 50 }, err, sizeof err);
 	if (!ks) {
 		test_skip("install_phases", err);

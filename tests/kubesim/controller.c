@@ -488,6 +488,31 @@ static void tick_daemonset(struct cluster *c, const char *id, json_t *ds, int64_
 	free(hash);
 }
 
+/* The scheduler's part for a Pending pod that had no node: bind it to node
+ * (it turns Ready ready_delay_ms later, as a newly created pod does). */
+static void bind_pod(struct cluster *c, const char *id_in, const json_t *pod, const char *node, int64_t now)
+{
+	char id[600], ts[32];
+	snprintf(id, sizeof(id), "%s", id_in);
+	rfc3339_now(ts);
+	json_t *np = json_deep_copy(pod);
+	json_t *spec = json_object_get(np, "spec");
+	if (!json_is_object(spec)) {
+		spec = json_object();
+		json_object_set_new(np, "spec", spec);
+	}
+	json_object_set_new(spec, "nodeName", json_string(node));
+	json_t *st = json_object_get(np, "status");
+	if (json_is_object(st))
+		json_object_set_new(st, "conditions", json_pack("[{s:s, s:s, s:s}]", "type", "PodScheduled",
+								"status", "True", "lastTransitionTime", ts));
+	store_put(c, "core/pods", id, np, 0);
+	if (!c->pod_ready_at)
+		c->pod_ready_at = json_object();
+	json_object_set_new(c->pod_ready_at, id, json_integer(now + g_sim.ready_delay_ms));
+	set_next_due(c, now + g_sim.ready_delay_ms);
+}
+
 static void tick_deployment(struct cluster *c, const char *id, json_t *dep, int64_t now)
 {
 	json_t *md = json_object_get(dep, "metadata");
@@ -540,6 +565,17 @@ static void tick_deployment(struct cluster *c, const char *id, json_t *dep, int6
 	json_object_foreach(nodes, nid, node)
 		if (fits(podspec, node, 0))
 			json_array_append_new(fit, json_string(nid + 1));
+	/* pods created while no node fitted are bound once one does */
+	if (json_array_size(fit)) {
+		size_t rr = 0;
+		json_array_foreach(mine, i, pid) {
+			json_t *pod = json_object_get(pods, json_string_value(pid));
+			if (!pod || terminating(pod) || jpath(pod, "spec.nodeName"))
+				continue;
+			bind_pod(c, json_string_value(pid), pod,
+				 json_string_value(json_array_get(fit, rr++ % json_array_size(fit))), now);
+		}
+	}
 	for (long k = n_new; k < replicas; k++) {
 		const char *target = json_array_size(fit) ?
 			json_string_value(json_array_get(fit, (size_t)k % json_array_size(fit))) : NULL;

@@ -332,6 +332,9 @@ static const struct tcase func_cases[] = {
 	{ "{{ fromYaml \"a: 1\\nb: [x, y]\" }} {{ typeOf (fromYaml \"a: 1\").a }}", "map[a:1 b:[x true]] float64" },
 	{ "{{ fromYaml \"- a\" }}", "map[Error:error unmarshaling JSON: while decoding JSON: json: cannot unmarshal array into Go value of type map[string]interface {}]" },
 	{ "{{ (fromJson \"{\\\"a\\\": 1}\").a }}", "1" },
+	{ "{{ fromYaml \"1.5: a\\ntrue: b\\n3: c\\n0x10: d\" | toJson }}", "{\"1.5\":\"a\",\"16\":\"d\",\"3\":\"c\",\"true\":\"b\"}" },
+	{ "{{ (fromYaml \"a: .inf\").Error }}", "error converting YAML to JSON: json: unsupported value: +Inf" },
+	{ "{{ toYaml (list \"<<\" \"-.5e323\" \"2024-13-01\" \"2024-02-29\" \"\\u2028x\") }}", "- <<\n- -.5e323\n- 2024-13-01\n- \"2024-02-29\"\n- '\xe2\x80\xa8  x'" },
 	/* semver */
 	{ "{{ semverCompare \">=1.16\" \"1.16\" }} {{ semverCompare \">= 1.27-0\" \"v1.30.0\" }} {{ semverCompare \"^1.19-0\" \"v1.30.2\" }} {{ semverCompare \">=1.4-0, <1.19-0\" \"v1.18.5\" }}",
 	  "true true true true" },
@@ -693,6 +696,33 @@ static void test_real_charts(void)
 	}
 }
 
+static json_t *fake_lookup(void *ctx, const char *api_version, const char *kind, const char *ns, const char *name)
+{
+	int *calls = ctx;
+	(*calls)++;
+	if (!strcmp(api_version, "v1") && !strcmp(kind, "Secret") && !strcmp(ns, "kube-system") && !strcmp(name, "cilium-ca"))
+		return json_pack("{s:s,s:{s:s},s:{s:i}}", "kind", "Secret", "data", "ca.crt", "Q0E=", "spec", "replicas", 3);
+	return json_object();
+}
+
+static void test_lookup(void)
+{
+	char err[1024], *out = NULL;
+	int calls = 0;
+	struct chart_render_opts o = { 0 };
+	o.lookup = fake_lookup;
+	o.lookup_ctx = &calls;
+	o.is_upgrade = 1;
+	o.revision = 4;
+	check(chart_render_template(C, "{{ $s := lookup \"v1\" \"Secret\" \"kube-system\" \"cilium-ca\" }}"
+				       "{{ index $s.data \"ca.crt\" }} {{ typeOf $s.spec.replicas }} "
+				       "[{{ lookup \"v1\" \"Secret\" \"x\" \"y\" }}] {{ .Release.IsUpgrade }} {{ .Release.Revision }}",
+				       NULL, &o, &out, err, sizeof(err)) == 0);
+	check_str(out, "Q0E= int64 [map[]] true 4");
+	check(calls == 2);
+	free(out);
+}
+
 /* several threads render the same loaded chart at once */
 struct tjob { struct chart *c; json_t *user; char *manifest; int ok; };
 
@@ -759,6 +789,7 @@ int main(void)
 	test_run("chart_archive", test_archive);
 	test_run("chart_real_charts", test_real_charts);
 	test_run("chart_concurrent_renders", test_concurrent);
+	test_run("chart_lookup_callback", test_lookup);
 	chart_free(C);
 	return test_summary();
 }
