@@ -19,6 +19,8 @@
 #include <dirent.h>
 #include <pthread.h>
 #include <errno.h>
+#include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +39,8 @@ struct chart {
 	const char *name, *version, *app_version, *kube_constraint;
 	cv meta;            /* .Chart (struct-like map) */
 	cv defaults;        /* values.yaml */
+	cv schema;          /* values.schema.json (NIL when absent) */
+	char *schema_err;   /* values.schema.json did not parse */
 	struct cv_files files;
 	struct chart_tpl *tpls;
 	size_t ntpls;
@@ -233,7 +237,15 @@ static struct chart *chart_from_files(struct rawfile *rf, size_t n, char *err, s
 			rf[i].data = NULL;
 			continue;
 		}
-		if (!strcmp(nm, "values.schema.json") || !strcmp(nm, "Chart.lock") || !strncmp(nm, "charts/", 7) ||
+		if (!strcmp(nm, "values.schema.json")) {
+			char jerr[256];
+			if (cv_from_json(c->a, rf[i].data, rf[i].len, &c->schema, 0, jerr, sizeof(jerr))) {
+				c->schema = cv_nil();
+				c->schema_err = xstrdup(jerr);
+			}
+			continue;
+		}
+		if (!strcmp(nm, "Chart.lock") || !strncmp(nm, "charts/", 7) ||
 		    !strcmp(nm, "requirements.yaml") || !strcmp(nm, "requirements.lock"))
 			continue;
 		struct cv_file *f = &c->files.files[c->files.n++];
@@ -447,6 +459,7 @@ void chart_free(struct chart *c)
 		return;
 	cv_arena_free(c->a);
 	free(c->parse_err);
+	free(c->schema_err);
 	for (size_t i = 0; i < c->nowned; i++)
 		free(c->owned[i]);
 	free(c->owned);
@@ -795,6 +808,169 @@ static void coalesce_tables(struct cv_arena *a, struct cv_map *dst, struct cv_ma
 	}
 }
 
+/* ---------------------------------------------------------------- schema */
+
+/*
+ * JSON Schema (draft-07) validation of the coalesced values, as Helm does
+ * with gojsonschema before rendering. The keywords charts use are
+ * supported: type, properties, items, enum, anyOf, oneOf (others are
+ * ignored); messages follow gojsonschema's.
+ */
+struct serr { struct buf *out; int n; };
+
+static const char *json_type_of(cv v)
+{
+	switch (v.kind) {
+	case CV_NIL: return "null";
+	case CV_BOOL: return "boolean";
+	case CV_INT: return "integer";
+	case CV_FLOAT: return v.u.f == floor(v.u.f) && isfinite(v.u.f) ? "integer" : "number";
+	case CV_STR: return "string";
+	case CV_LIST: return "array";
+	case CV_MAP: return "object";
+	default: return "object";
+	}
+}
+
+static int type_matches(const char *want, size_t wl, cv v)
+{
+	const char *t = json_type_of(v);
+#define W(lit) (wl == sizeof(lit) - 1 && !memcmp(want, lit, wl))
+	if (W("number"))
+		return v.kind == CV_INT || v.kind == CV_FLOAT;
+	return strlen(t) == wl && !memcmp(t, want, wl);
+#undef W
+}
+
+static int json_equal_num(cv a, cv b)
+{
+	double x = a.kind == CV_INT ? (double)a.u.i : a.u.f, y = b.kind == CV_INT ? (double)b.u.i : b.u.f;
+	return x == y;
+}
+
+static int values_equal(cv a, cv b)
+{
+	if ((a.kind == CV_INT || a.kind == CV_FLOAT) && (b.kind == CV_INT || b.kind == CV_FLOAT))
+		return json_equal_num(a, b);
+	return cv_deep_equal(a, b);
+}
+
+static void serr_add(struct serr *E, const char *path, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void serr_add(struct serr *E, const char *path, const char *fmt, ...)
+{
+	if (!E->out)
+		{ E->n++; return; }
+	va_list ap;
+	buf_printf(E->out, "- %s: ", *path ? path : "(root)");
+	va_start(ap, fmt);
+	buf_vprintf(E->out, fmt, ap);
+	va_end(ap);
+	buf_putc(E->out, '\n');
+	E->n++;
+}
+
+static void schema_check(cv sch, cv v, const char *path, struct serr *E, int depth)
+{
+	if (sch.kind != CV_MAP || depth > 200)
+		return;
+	cv *t = cv_map_gets(sch.u.map, "type");
+	if (t) {
+		int ok = 0;
+		struct buf exp = BUF_INIT;
+		if (t->kind == CV_STR) {
+			ok = type_matches(t->u.str.s, t->u.str.len, v);
+			buf_append(&exp, t->u.str.s, t->u.str.len);
+		} else if (t->kind == CV_LIST) {
+			buf_putc(&exp, '[');
+			for (size_t i = 0; i < t->u.list->n; i++) {
+				cv x = t->u.list->items[i];
+				if (x.kind != CV_STR)
+					continue;
+				if (type_matches(x.u.str.s, x.u.str.len, v))
+					ok = 1;
+				if (exp.len > 1)
+					buf_putc(&exp, ',');
+				buf_append(&exp, x.u.str.s, x.u.str.len);
+			}
+			buf_putc(&exp, ']');
+		} else
+			ok = 1;
+		if (!ok) {
+			serr_add(E, path, "Invalid type. Expected: %s, given: %s", buf_cstr(&exp), json_type_of(v));
+			buf_free(&exp);
+			return;
+		}
+		buf_free(&exp);
+	}
+	cv *en = cv_map_gets(sch.u.map, "enum");
+	if (en && en->kind == CV_LIST) {
+		int ok = 0;
+		for (size_t i = 0; i < en->u.list->n && !ok; i++)
+			ok = values_equal(en->u.list->items[i], v);
+		if (!ok) {
+			struct buf al = BUF_INIT;
+			for (size_t i = 0; i < en->u.list->n; i++) {
+				if (i)
+					buf_puts(&al, ", ");
+				cv_to_json(&al, en->u.list->items[i], 0, 0);
+			}
+			serr_add(E, path, "%s must be one of the following: %s", *path ? path : "(root)", buf_cstr(&al));
+			buf_free(&al);
+		}
+	}
+	cv *props = cv_map_gets(sch.u.map, "properties");
+	if (props && props->kind == CV_MAP && v.kind == CV_MAP) {
+		for (size_t i = 0; i < props->u.map->n; i++) {
+			struct cv_mapent *pe = &props->u.map->ents[i];
+			cv *x = cv_map_get(v.u.map, pe->key, pe->klen);
+			if (!x)
+				continue;
+			char sub[1024];
+			snprintf(sub, sizeof(sub), "%s%s%.*s", path, *path ? "." : "", (int)pe->klen, pe->key);
+			schema_check(pe->val, *x, sub, E, depth + 1);
+		}
+	}
+	cv *items = cv_map_gets(sch.u.map, "items");
+	if (items && v.kind == CV_LIST) {
+		for (size_t i = 0; i < v.u.list->n; i++) {
+			cv isch = items->kind == CV_LIST ? (i < items->u.list->n ? items->u.list->items[i] : cv_nil()) : *items;
+			char sub[1024];
+			snprintf(sub, sizeof(sub), "%s%s%zu", path, *path ? "." : "", i);
+			schema_check(isch, v.u.list->items[i], sub, E, depth + 1);
+		}
+	}
+	for (int one = 0; one < 2; one++) {
+		cv *xs = cv_map_gets(sch.u.map, one ? "oneOf" : "anyOf");
+		if (!xs || xs->kind != CV_LIST || xs->u.list->n == 0)
+			continue;
+		int valid = 0, best_score = -1, best_n = 0;
+		size_t best = 0;
+		for (size_t i = 0; i < xs->u.list->n; i++) {
+			struct serr probe = { NULL, 0 };
+			cv sub = xs->u.list->items[i];
+			schema_check(sub, v, path, &probe, depth + 1);
+			if (probe.n == 0) {
+				valid++;
+				continue;
+			}
+			/* like gojsonschema, report the closest match: one whose
+			 * type fits, then the one with the fewest errors */
+			cv *st = sub.kind == CV_MAP ? cv_map_gets(sub.u.map, "type") : NULL;
+			int score = !st || (st->kind == CV_STR && type_matches(st->u.str.s, st->u.str.len, v));
+			if (score > best_score || (score == best_score && probe.n < best_n)) {
+				best_score = score;
+				best_n = probe.n;
+				best = i;
+			}
+		}
+		if (one ? valid != 1 : valid == 0) {
+			serr_add(E, path, one ? "Must validate one and only one schema (oneOf)" : "Must validate at least one schema (anyOf)");
+			if (valid == 0)
+				schema_check(xs->u.list->items[best], v, path, E, depth + 1);
+		}
+	}
+}
+
 /* ---------------------------------------------------------------- render */
 
 static const char *const install_order[] = {
@@ -995,6 +1171,22 @@ static int render_setup(const struct chart *c, const json_t *user_values, const 
 		vals = user;
 	}
 	vals.sub = CS_VALUES;
+	if (c->schema_err && !opts->skip_schema_validation) {
+		snprintf(err, errlen, "%s: values.schema.json: %s", c->name, c->schema_err);
+		return -1;
+	}
+	if (c->schema.kind == CV_MAP && !opts->skip_schema_validation) {
+		struct buf eb = BUF_INIT;
+		struct serr se = { &eb, 0 };
+		schema_check(c->schema, vals, "", &se, 0);
+		if (se.n) {
+			snprintf(err, errlen, "values don't meet the specifications of the schema(s) in the following chart(s):\n%s:\n%s",
+				 c->name, buf_cstr(&eb));
+			buf_free(&eb);
+			return -1;
+		}
+		buf_free(&eb);
+	}
 	/* capabilities */
 	char kv[64], kmaj[16], kmin[16];
 	const char *kvs = opts->kube_version && *opts->kube_version ? opts->kube_version : "v1.32.2";
@@ -1067,10 +1259,6 @@ static int render_setup(const struct chart *c, const json_t *user_values, const 
 	E->max_depth = CHART_MAX_TEMPLATE_DEPTH;
 	E->max_steps = opts->max_steps > 0 ? opts->max_steps : 100L * 1000 * 1000;
 	E->max_output = opts->max_output > 0 ? opts->max_output : (size_t)256 * 1024 * 1024;
-	{
-		char base;
-		E->stack_base = (uintptr_t)&base;
-	}
 	*vals_out = vals;
 	*basepath_out = basepath;
 	return 0;

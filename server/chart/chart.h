@@ -61,6 +61,8 @@ struct chart_render_opts {
 	 * bytes output by one template file (0: 256 MiB) */
 	long max_steps;
 	size_t max_output;
+	/* values.schema.json is enforced unless this is set */
+	int skip_schema_validation;
 };
 
 /* Parse a values file (YAML) with Helm's typing: YAML 1.1 booleans

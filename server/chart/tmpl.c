@@ -425,6 +425,8 @@ struct parser {
 	size_t nvars, capvars;
 	int range_depth;
 	int depth;
+	void **stk;          /* shared stack of open pointer vectors */
+	size_t stkn, stkcap;
 };
 
 static int perr(struct parser *P, size_t tokidx, const char *fmt, ...)
@@ -464,18 +466,40 @@ static struct tnode *newnode(struct parser *P, enum ntype t, size_t tokidx)
 	return n;
 }
 
-struct ptrvec { void **v; size_t n, cap; };
+/* Growable pointer vectors. Stacked ones (PV_STACK) live on one stack per
+ * parser: nested constructs finish before their parent pushes again, so
+ * each open vector is always at the top and no per-list malloc is needed. */
+struct ptrvec { void **v; size_t n, cap; struct parser *P; size_t start; };
+#define PV_STACK(p) { NULL, 0, 0, (p), (p)->stkn }
+
 static void pv_push(struct ptrvec *pv, void *p)
 {
+	if (pv->P) {
+		struct parser *P = pv->P;
+		if (P->stkn == P->stkcap) {
+			P->stkcap = P->stkcap ? P->stkcap * 2 : 256;
+			P->stk = xrealloc(P->stk, P->stkcap * sizeof(void *));
+		}
+		P->stk[P->stkn++] = p;
+		pv->n++;
+		return;
+	}
 	if (pv->n == pv->cap) {
 		pv->cap = pv->cap ? pv->cap * 2 : 8;
 		pv->v = xrealloc(pv->v, pv->cap * sizeof(void *));
 	}
 	pv->v[pv->n++] = p;
 }
+
 static void **pv_finish(struct parser *P, struct ptrvec *pv)
 {
 	void **r = cv_alloc(P->a, (pv->n ? pv->n : 1) * sizeof(void *));
+	if (pv->P) {
+		if (pv->n)
+			memcpy(r, P->stk + pv->start, pv->n * sizeof(void *));
+		P->stkn = pv->start;
+		return r;
+	}
 	if (pv->n)
 		memcpy(r, pv->v, pv->n * sizeof(void *));
 	free(pv->v);
@@ -807,7 +831,7 @@ static struct tnode *operand(struct parser *P)
 static struct tcmd *command(struct parser *P)
 {
 	struct tcmd *c = cv_alloc(P->a, sizeof(*c));
-	struct ptrvec args = { 0 };
+	struct ptrvec args = PV_STACK(P);
 	peek_ns(P);
 	c->off = P->toks[P->i].col;
 	for (;;) {
@@ -909,7 +933,7 @@ static struct tpipe *parse_pipeline_inner(struct parser *P, const char *context,
 	}
 	free(decl.v);
 	free(dlen.v);
-	struct ptrvec cmds = { 0 };
+	struct ptrvec cmds = PV_STACK(P);
 	for (;;) {
 		struct token *t = peek_ns(P);
 		if (t->t == end) {
@@ -941,18 +965,16 @@ static struct tpipe *parse_pipeline_inner(struct parser *P, const char *context,
 		perr(P, P->i - 1, "missing value for %s", context);
 		return NULL;
 	}
-	/* template cannot be piped etc. are lexical; check non-first commands */
-	for (size_t k = 1; k < cmds.n; k++) {
-		struct tcmd *c = cmds.v[k];
-		enum ntype ft = c->args[0]->type;
+	p->ncmds = cmds.n;
+	p->cmds = (struct tcmd **)pv_finish(P, &cmds);
+	/* only the first command of a pipeline may be a constant */
+	for (size_t k = 1; k < p->ncmds; k++) {
+		enum ntype ft = p->cmds[k]->args[0]->type;
 		if (ft == N_BOOL || ft == N_DOT || ft == N_NIL || ft == N_NUMBER || ft == N_STRING) {
-			free(cmds.v);
 			perr(P, P->i - 1, "non executable command in pipeline stage %zu", k + 1);
 			return NULL;
 		}
 	}
-	p->ncmds = cmds.n;
-	p->cmds = (struct tcmd **)pv_finish(P, &cmds);
 	return p;
 }
 
@@ -1131,7 +1153,7 @@ static struct tnode *action(struct parser *P)
 /* parse nodes until {{end}} / {{else}} (reported in *stop) or EOF */
 static struct tnode *item_list(struct parser *P, enum ntype *stop)
 {
-	struct ptrvec items = { 0 };
+	struct ptrvec items = PV_STACK(P);
 	size_t ti = P->i;
 	for (;;) {
 		struct token *t = peek(P);
@@ -1251,7 +1273,7 @@ int tmpl_parse(struct cv_arena *a, struct tdefs *defs, const char *name,
 	P.n = L.n;
 	P.err = err;
 	P.errlen = errlen;
-	struct ptrvec items = { 0 };
+	struct ptrvec items = PV_STACK(&P);
 	push_var(&P, "$", 1);
 	while (peek(&P)->t != T_EOF && !P.failed) {
 		struct token *t = peek(&P);
@@ -1310,6 +1332,7 @@ int tmpl_parse(struct cv_arena *a, struct tdefs *defs, const char *name,
 	free(P.vars);
 	free(P.varlens);
 	if (P.failed) {
+		free(P.stk);
 		free(L.toks);
 		free(items.v);
 		return -1;
@@ -1319,6 +1342,7 @@ int tmpl_parse(struct cv_arena *a, struct tdefs *defs, const char *name,
 	root->u.list.items = (struct tnode **)pv_finish(&P, &items);
 	add_def(&P, name, strlen(name), root);
 	free(L.toks);
+	free(P.stk);
 	return 0;
 }
 
@@ -1862,10 +1886,7 @@ static int exec_template(struct tstate *S, struct tdef *d, cv data, struct buf *
 		E->tdepth--;
 		return tmpl_errf(S, "exceeded maximum template depth (%d)", E->max_depth);
 	}
-	if (E->stack_base && getenv("FERRY_DEBUG_STACK")) {
-		char here;
-		fprintf(stderr, "depth %d stack %ld\n", E->tdepth, (long)(E->stack_base - (uintptr_t)&here));
-	}
+
 	struct tstate N = { 0 };
 	N.E = E;
 	N.tname = d->name;

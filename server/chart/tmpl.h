@@ -64,7 +64,6 @@ struct tengine {
 	int max_depth;                   /* nested template/include calls allowed */
 	long steps, max_steps;           /* nodes walked / allowed */
 	size_t max_output;               /* bytes one output buffer may hold */
-	uintptr_t stack_base;            /* for measuring */
 	/* error state */
 	char err[2048];
 	int failed;

@@ -16,7 +16,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <sys/mman.h>
 
 /* ---------------------------------------------------------------- arena */
 
@@ -32,24 +31,13 @@ struct cv_arena *cv_arena_new(void)
 
 static unsigned char *chunk_mem(size_t cap)
 {
-	if (cap == CHUNK_MAX) {
-		void *p = mmap(NULL, cap, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-		if (p != MAP_FAILED) {
-#ifdef MADV_HUGEPAGE
-			madvise(p, cap, MADV_HUGEPAGE);
-#endif
-			return p;
-		}
-	}
 	return xmalloc(cap);
 }
 
 static void chunk_free(unsigned char *mem, size_t cap)
 {
-	if (cap == CHUNK_MAX)
-		munmap(mem, cap);
-	else
-		free(mem);
+	(void)cap;
+	free(mem);
 }
 
 void cv_arena_free(struct cv_arena *a)
@@ -93,9 +81,7 @@ void *cv_alloc(struct cv_arena *a, size_t n)
 		n = 16;
 	struct cv_chunk *c = a->head;
 	if (!c || c->cap - c->used < n) {
-		/* chunks grow with the arena (64 KiB up to 2 MiB): few mallocs,
-		 * and large chunks come from mmap where the kernel can back
-		 * them with huge pages (fewer page faults) */
+		/* chunks grow with the arena (64 KiB up to 2 MiB): few mallocs */
 		size_t want = a->total < 65536 ? 65536 : a->total > CHUNK_MAX ? CHUNK_MAX : a->total;
 		size_t cap = n > want / 2 ? n : want;
 		struct cv_chunk *nc = xmalloc(sizeof(*nc));

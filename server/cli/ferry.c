@@ -30,7 +30,8 @@ static void usage(FILE *f)
 {
 	fputs("usage: ferry template [NAME] CHART [-f values.yaml]... [--set k=v]... [--set-string k=v]...\n"
 	      "                      [--set-json k=json]... [--kube-version v] [--api-versions g/v]...\n"
-	      "                      [--namespace ns] [--name release] [--output yaml|json]\n", f);
+	      "                      [--namespace ns] [--name release] [--output yaml|json]\n"
+	      "                      [--skip-schema-validation]\n", f);
 }
 
 struct strlist { const char **v; size_t n, cap; };
@@ -78,6 +79,7 @@ static int cmd_template(int argc, char **argv)
 {
 	struct strlist files = { 0 }, sets = { 0 }, set_strings = { 0 }, set_jsons = { 0 }, apis = { 0 }, pos = { 0 };
 	const char *kube = NULL, *ns = "default", *name = NULL, *output = "yaml";
+	int skip_schema = 0;
 	int rc = 1;
 	for (int i = 1; i < argc; i++) {
 		const char *v;
@@ -85,6 +87,10 @@ static int cmd_template(int argc, char **argv)
 		if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
 			usage(stdout);
 			return 0;
+		}
+		if (!strcmp(a, "--skip-schema-validation")) {
+			skip_schema = 1;
+			continue;
 		}
 		if ((v = opt_value(argc, argv, &i, "-f")) || (v = opt_value(argc, argv, &i, "--values")))
 			sl_push(&files, v);
@@ -162,6 +168,7 @@ static int cmd_template(int argc, char **argv)
 	o.kube_version = kube;
 	o.api_versions = apis.v;
 	o.revision = 1;
+	o.skip_schema_validation = skip_schema;
 	struct chart_render *r = chart_render(c, user, &o, err, sizeof(err));
 	double t3 = now_ms();
 	if (timing)

@@ -16,7 +16,15 @@
  * 5. Record the release: a new revision "deployed" and the previous one
  *    "superseded" — unless nothing changed at all (same chart, same config,
  *    same manifest, every object unchanged): then the current revision
- *    stays, and a second install is a true no-op.
+ *    stays, and a second install is a true no-op (zero writes).
+ *    This is a deliberate difference from `helm upgrade --install`, which
+ *    writes revision N+1 even when nothing changed: re-running a job must
+ *    leave the cluster unchanged, and the records `helm history` shows stay
+ *    meaningful. Any difference (chart version, config, rendered manifest,
+ *    or an object that drifted and was re-applied) makes a new revision,
+ *    exactly as helm upgrade would; first_deployed is carried over.
+ *    (tests/integration/test_install_phases: install_second_run_no_changes,
+ *    install_followups_upgrade.)
  * In a dry run the applies carry dryRun=All and no record is written; the
  *    per-object outcome goes to job.result.dry_run.objects.
  */

@@ -44,7 +44,9 @@ EXTRA = {
     "defaults-1.18.3": ("cilium-1.18.3.tgz", [], ["--namespace", "kube-system", "--name", "cilium"]),
     "tke-1.18.2": ("cilium-1.18.2.tgz", [os.path.join(TKE, "values.yaml"), os.path.join(TKE, "image-values.yaml")],
                    ["--namespace", "kube-system", "--name", "cilium", "--kube-version", "v1.30.0-tke.5"]),
-    "tke-1.15.1": ("cilium-1.15.1.tgz", [os.path.join(TKE, "values.yaml")],
+    "tke-1.12.0": ("cilium-1.12.0.tgz", [os.path.join(TKE, "values.yaml"), os.path.join(TKE, "image-values.yaml")],
+                   ["--namespace", "kube-system", "--name", "cilium", "--kube-version", "v1.24.4-tke.5"]),
+    "tke-1.15.1": ("cilium-1.15.1.tgz", [os.path.join(TKE, "values.yaml"), os.path.join(TKE, "image-values.yaml")],
                    ["--namespace", "kube-system", "--name", "cilium", "--kube-version", "v1.28.3"]),
     "k3s-1.18.3": ("cilium-1.18.3.tgz", [os.path.join(K3S, "values.yaml")],
                    ["--namespace", "cilium", "--name", "cilium", "--kube-version", "v1.28.6+k3s1"]),
@@ -117,6 +119,8 @@ ERRORS = {
                          ["--namespace", "cilium", "--name", "cilium"],
                          'cilium/templates/cilium-configmap.yaml:572:7: executing "cilium/templates/cilium-configmap.yaml" '
                          'at <ne $kubeProxyReplacement "disabled">: error calling ne: incompatible types for comparison'),
+    "schema-1.18.3-error": ("cilium-1.18.3.tgz", [], ["--namespace", "kube-system", "--set", "hubble.enabled=yes"],
+                            "- hubble.enabled: Invalid type. Expected: boolean, given: string"),
     "fail-1.18.3-error": ("cilium-1.18.3.tgz", [], ["--namespace", "kube-system",
                                                     "--set", "hubble.ui.enabled=true,hubble.relay.enabled=false"],
                           "execution error at (cilium/templates/validate.yaml:61:7): "

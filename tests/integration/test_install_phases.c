@@ -648,9 +648,26 @@ static void check_fresh_outcome(const char *cluster, const struct run_out *o)
 	json_t *pl = sim_object(cluster, "flowcontrol.apiserver.k8s.io/prioritylevelconfigurations", NULL, "cilium");
 	check(json_integer_value(json_object_get(json_object_get(json_object_get(pl, "spec"), "limited"),
 						 "nominalConcurrencyShares")) == 10);
+	const json_t *lim = json_object_get(json_object_get(pl, "spec"), "limited");
+	check_str(json_string_value(json_object_get(json_object_get(pl, "spec"), "type")), "Limited");
+	check(json_integer_value(json_object_get(lim, "lendablePercent")) == 0);
+	check(json_integer_value(json_object_get(lim, "borrowingLimitPercent")) == 0);
+	const json_t *queuing = json_object_get(json_object_get(lim, "limitResponse"), "queuing");
+	check(json_integer_value(json_object_get(queuing, "handSize")) == 6);
+	check(json_integer_value(json_object_get(queuing, "queueLengthLimit")) == 50);
+	check(json_integer_value(json_object_get(queuing, "queues")) == 64);
 	json_decref(pl);
 	json_t *fs = sim_object(cluster, "flowcontrol.apiserver.k8s.io/flowschemas", NULL, "cilium");
 	check(fs != NULL);
+	const json_t *fspec = json_object_get(fs, "spec");
+	check(json_integer_value(json_object_get(fspec, "matchingPrecedence")) == 2);
+	check_str(json_string_value(json_object_get(json_object_get(fspec, "distinguisherMethod"), "type")), "ByUser");
+	check_str(json_string_value(json_object_get(json_object_get(fspec, "priorityLevelConfiguration"), "name")),
+		  "cilium");
+	const json_t *subj = json_object_get(json_array_get(json_object_get(json_array_get(
+		json_object_get(fspec, "rules"), 0), "subjects"), 0), "serviceAccount");
+	check_str(json_string_value(json_object_get(subj, "namespace")), "kube-system");
+	check_str(json_string_value(json_object_get(subj, "name")), "cilium");
 	json_decref(fs);
 	check_str(json_string_value(json_object_get(json_object_get(o->result, "wait"), "state")),
 		  "waiting for nodes");
@@ -696,6 +713,22 @@ static void test_fresh_install(void)
 	check_fresh_outcome("fresh", &o);
 	note("fresh install: %ld API calls, %ld writes", o.calls, sim_writes("fresh"));
 	note_phase_stats("fresh install", &o);
+	{
+		long status = 0;
+		char *body = NULL;
+		kubesim_proc_admin(ks, "GET", "/_sim/clusters/fresh/stats", NULL, &status, &body);
+		json_t *st = json_loads(body ? body : "{}", 0, NULL);
+		char *bv = json_dumps(json_object_get(st, "by_verb"), JSON_COMPACT | JSON_SORT_KEYS);
+		note("fresh install, requests by verb (kubesim): %s", bv ? bv : "?");
+		const char *k;
+		json_t *v;
+		json_object_foreach(json_object_get(st, "by_request"), k, v)
+			if (!strstr(k, "/namespaces/kube-system/") || strstr(k, "secrets") || strstr(k, "eni"))
+				note("  %3lld %s", (long long)json_integer_value(v), k);
+		free(bv);
+		json_decref(st);
+		free(body);
+	}
 	/* The release record, decoded here (not by ferry's own decoder). */
 	json_t *secret = NULL;
 	json_t *rel = sim_release("fresh", 1, &secret);
@@ -778,7 +811,8 @@ static void test_dry_run_after_install(void)
 			printf("# dry run after install: %s %s %s\n", json_string_value(json_object_get(obj, "kind")),
 			       json_string_value(json_object_get(obj, "name")), a ? a : "?");
 	}
-	note("dry run after install: %ld created, %ld changed, %ld unchanged", created, changed, unchanged);
+	note("dry run after install: %ld API calls; %ld created, %ld changed, %ld unchanged", o.calls, created,
+	     changed, unchanged);
 	check(created == 0 && changed == 0);
 	check(unchanged >= 20);
 	run_out_clear(&o);

@@ -723,6 +723,40 @@ static void test_lookup(void)
 	free(out);
 }
 
+static void test_schema(void)
+{
+	char err[2048];
+	const char *names[] = { "Chart.yaml", "values.yaml", "values.schema.json", "templates/x.yaml" };
+	const char *contents[] = { "name: s\nversion: 0.1.0\n", "a: 1\nb: x\nl: [1]\n",
+				   "{\"type\": \"object\", \"properties\": {\"a\": {\"type\": \"integer\"},"
+				   " \"b\": {\"enum\": [\"x\", \"y\"]}, \"l\": {\"type\": \"array\", \"items\": {\"anyOf\": [{\"type\": \"integer\"}]}},"
+				   " \"n\": {\"oneOf\": [{\"type\": \"null\"}, {\"type\": \"number\"}]}}}",
+				   "kind: C\n" };
+	struct chart *c = chart_load_files(names, contents, 4, err, sizeof(err));
+	check(c != NULL);
+	if (!c)
+		return;
+	struct chart_render *r = chart_render(c, NULL, NULL, err, sizeof(err));
+	check(r != NULL);
+	chart_render_free(r);
+	const char *sets[] = { "a=x,b=z,l[1]=s,n=1", NULL };
+	json_t *user = chart_values_merge(NULL, 0, sets, NULL, NULL, err, sizeof(err));
+	r = chart_render(c, user, NULL, err, sizeof(err));
+	check(r == NULL);
+	check(strstr(err, "values don't meet the specifications of the schema(s) in the following chart(s):\ns:\n") != NULL);
+	check(strstr(err, "- a: Invalid type. Expected: integer, given: string\n") != NULL);
+	check(strstr(err, "- b: b must be one of the following: \"x\", \"y\"\n") != NULL);
+	check(strstr(err, "- l.1: Must validate at least one schema (anyOf)\n- l.1: Invalid type. Expected: integer, given: string\n") != NULL);
+	check(strstr(err, "- n:") == NULL);
+	struct chart_render_opts o = { 0 };
+	o.skip_schema_validation = 1;
+	r = chart_render(c, user, &o, err, sizeof(err));
+	check(r != NULL);
+	chart_render_free(r);
+	json_decref(user);
+	chart_free(c);
+}
+
 /* several threads render the same loaded chart at once */
 struct tjob { struct chart *c; json_t *user; char *manifest; int ok; };
 
@@ -790,6 +824,7 @@ int main(void)
 	test_run("chart_real_charts", test_real_charts);
 	test_run("chart_concurrent_renders", test_concurrent);
 	test_run("chart_lookup_callback", test_lookup);
+	test_run("chart_values_schema", test_schema);
 	chart_free(C);
 	return test_summary();
 }
