@@ -71,9 +71,14 @@ struct chart_render_opts {
 json_t *chart_values_parse(const char *yaml, size_t len, char *err, size_t errlen);
 
 /* values: the user-supplied layers merged (Helm's "user values", what
- * `helm get values` shows). layers are JSON objects (json_real numbers are
- * float64, json_integer int64); sets/set_strings/set_jsons are NULL-
- * terminated lists (or NULL) of "a.b[0].c=v,d=w" strings. */
+ * `helm get values` shows). layers are JSON objects; number typing is kept
+ * by JSON number type: json_real = float64 (what Helm makes of every number
+ * in a values file), json_integer = int64 (Helm's --set integers). Parse
+ * values files with chart_values_parse() to get exactly Helm's typing
+ * (numbers as json_real, YAML 1.1 booleans yes/no/on/off); a generic YAML
+ * reader leaves integers as json_integer, which templates then see as int64.
+ * sets/set_strings/set_jsons are NULL-terminated lists (or NULL) of
+ * "a.b[0].c=v,d=w" strings. The layers are not modified. */
 json_t *chart_values_merge(const json_t *const *layers, size_t nlayers,
 			   const char *const *sets, const char *const *set_strings,
 			   const char *const *set_jsons, char *err, size_t errlen);

@@ -57,7 +57,15 @@ static enum phase_rc phase_test(struct runner_ctx *ctx)
 	return PHASE_OK;
 }
 
+/* A preflight job runs the install's preflight: the connection step and
+ * every read-only check of the cluster's profile (nothing is written). */
 static const struct phase_def preflight_phases[] = {
+	{ "preflight", phase_install_preflight },
+};
+
+/* params {"connection_only": true}: only reach the API server and record
+ * its version and node count (a "test connection" button). */
+static const struct phase_def connection_phases[] = {
 	{ "preflight", phase_preflight },
 };
 
@@ -84,6 +92,8 @@ const struct phase_def *runner_phases(const struct app *app, const char *kind,
 	}
 	if (!strcmp(kind, "preflight")) {
 		*n = 1;
+		if (json_is_true(json_object_get(params, "connection_only")))
+			return connection_phases;
 		return preflight_phases;
 	}
 	/* An upgrade is the same walk as an install (helm upgrade --install):

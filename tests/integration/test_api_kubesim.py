@@ -22,13 +22,15 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from apitest import (check, check_eq, finish, make_ca, run_test, skip_all, start)  # noqa: E402
 
 TESTS = ["api_kubesim_kubeconfig_token", "api_kubesim_kubeconfig_cert_context",
-         "api_kubesim_explicit_fields", "api_kubesim_wrong_ca", "api_kubesim_wrong_token"]
+         "api_kubesim_explicit_fields", "api_kubesim_wrong_ca", "api_kubesim_wrong_token",
+         "api_kubesim_preflight_refuses_global_router"]
 
 kubesim = shutil.which("kubesim")
 if not kubesim:
     skip_all(TESTS, "kubesim is not built")
 simdir = tempfile.mkdtemp(prefix="ferry-api-kubesim-")
-sim = subprocess.Popen([kubesim, "--dir", simdir, "--clusters", "2", "--quiet", "--exit-with-parent"],
+sim = subprocess.Popen([kubesim, "--dir", simdir, "--clusters", "2", "--cluster", "gr=tke-globalrouter",
+                        "--quiet", "--exit-with-parent"],
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 info = None
 for _ in range(200):
@@ -126,12 +128,36 @@ def t_wrong_token():
     check("definitely-wrong-token" not in ev, "token echoed in events")
 
 
+def sim_admin(method, path):
+    ctx = ssl.create_default_context(cafile=info["ca"])
+    req = urllib.request.Request("https://127.0.0.1:%d%s" % (info["port"], path), method=method,
+                                 headers={"Authorization": "Bearer " + info["admin_token"]})
+    with urllib.request.urlopen(req, context=ctx, timeout=10) as r:
+        return json.load(r)
+
+
+def t_global_router():
+    """A preflight job runs every read-only check of the profile: a Global
+    Router cluster is refused with its reason, and nothing is written."""
+    gr = [c for c in info["clusters"] if c["name"] == "gr"][0]
+    r = f.post("/v1/clusters", {"name": "sim-gr", "profile": "tke", "kubeconfig": open(gr["kubeconfig"]).read()}, OP)
+    check_eq(r.status, 201, "create: %r" % r)
+    sim_admin("POST", "/_sim/clusters/gr/stats/reset")
+    job = run_preflight(r.json()["id"], timeout=120)
+    check_eq(job["state"], "failed", "global router must be refused")
+    check("global router" in (job["error"] or "").lower(), "error names Global Router: %r" % job["error"])
+    stats = sim_admin("GET", "/_sim/clusters/gr/stats")
+    check(stats["total"] > 0, "preflight read the cluster")
+    check_eq(stats["writes"], 0, "preflight wrote nothing")
+
+
 try:
     run_test("api_kubesim_kubeconfig_token", t_kc_token)
     run_test("api_kubesim_kubeconfig_cert_context", t_kc_cert)
     run_test("api_kubesim_explicit_fields", t_explicit)
     run_test("api_kubesim_wrong_ca", t_wrong_ca)
     run_test("api_kubesim_wrong_token", t_wrong_token)
+    run_test("api_kubesim_preflight_refuses_global_router", t_global_router)
 finally:
     sim.send_signal(signal.SIGTERM)
     try:

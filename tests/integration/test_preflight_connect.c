@@ -187,8 +187,12 @@ static json_t *run_preflight_existing(const char *id)
 static json_t *run_preflight(const char *cluster_id)
 {
 	char id[DB_ID_LEN], active[DB_ID_LEN], err[512];
-	struct db_job_new req = { tenant, cluster_id, "preflight", NULL, NULL, NULL };
-	if (db_job_enqueue(conn, &req, id, active, err, sizeof(err)) != DB_JOB_CREATED)
+	/* This file tests the connection step: run only that. */
+	json_t *params = json_pack("{s:b}", "connection_only", 1);
+	struct db_job_new req = { tenant, cluster_id, "preflight", params, NULL, NULL };
+	int rc = db_job_enqueue(conn, &req, id, active, err, sizeof(err));
+	json_decref(params);
+	if (rc != DB_JOB_CREATED)
 		return NULL;
 	return run_preflight_existing(id);
 }
@@ -377,8 +381,10 @@ static void test_kubesim_retry_after(void)
 
 	char cid[DB_ID_LEN], id[DB_ID_LEN], active[DB_ID_LEN];
 	add_cluster(server, ca, NULL, json_pack("{s:s}", "token", token), cid);
-	struct db_job_new req = { tenant, cid, "preflight", NULL, NULL, NULL };
+	json_t *params = json_pack("{s:b}", "connection_only", 1);
+	struct db_job_new req = { tenant, cid, "preflight", params, NULL, NULL };
 	check(db_job_enqueue(conn, &req, id, active, err, sizeof(err)) == DB_JOB_CREATED);
+	json_decref(params);
 	struct db_job_claim job;
 	check(db_job_claim(conn, "test", 30, &job, err, sizeof(err)) == 1);
 	struct runner_flags flags;

@@ -473,6 +473,19 @@ static void test_set_grammar(void)
 			json_decref(m);
 		}
 	}
+	/* layers keep their JSON number types and are not modified */
+	{
+		json_t *layer = json_pack("{s:i,s:[f,{s:i}]}", "x", 7, "l", 1.0, "y", 2);
+		const json_t *ls[] = { layer };
+		json_t *m = chart_values_merge(ls, 1, NULL, NULL, NULL, err, sizeof(err));
+		char *s1 = dumps(m), *s2 = dumps(layer);
+		check_str(s1, "{\"l\":[1.0,{\"y\":2}],\"x\":7}");
+		check_str(s2, s1);
+		free(s1);
+		free(s2);
+		json_decref(m);
+		json_decref(layer);
+	}
 	/* --set ints are int64 in templates, values-file numbers float64 */
 	const char *list[] = { "n=12", NULL };
 	json_t *m = chart_values_merge(NULL, 0, list, NULL, NULL, err, sizeof(err));
