@@ -138,6 +138,13 @@ const char *api_tenant(struct api_req *r);
 
 /* 1 if s is a canonical lower/upper-case UUID text. */
 int api_is_uuid(const char *s);
+/* 1 if s is a DNS label (RFC 1123): 1-63 of [a-z0-9-], no '-' at either
+ * end. Tenant and cluster names. */
+int api_dns_label_ok(const char *s);
+/* Answer a list request from a db_*_list() result (db/dbq.h statuses):
+ * DB_OK -> 200 with page (stolen), DB_BAD_CURSOR -> 400, anything else ->
+ * 500 logging err. */
+void api_reply_page(struct api_req *r, int st, json_t *page, const char *err);
 /* Maximum nesting depth of JSON text (objects+arrays), scanning strings
  * correctly; used to refuse deep documents before parsing. */
 int api_json_depth(const char *text, size_t len);

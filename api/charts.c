@@ -114,12 +114,7 @@ void api_charts_list(struct api_req *r)
 	char err[256];
 	int st = db_chart_list(db, r->auth.tenant_id, name, limit, api_query(r, "cursor"), &page, err,
 			       sizeof err);
-	if (st == DB_BAD_CURSOR)
-		api_problem(r, 400, "Bad request", "the cursor is not valid");
-	else if (st != DB_OK)
-		api_db_error(r, err);
-	else
-		api_reply(r, 200, page);
+	api_reply_page(r, st, page, err);
 }
 
 void api_charts_get(struct api_req *r)

@@ -65,20 +65,6 @@ static int report_verrs(struct api_req *r, struct verrs *v)
 	return 1;
 }
 
-static int valid_dns_label(const char *s)
-{
-	size_t n = strlen(s);
-	if (n == 0 || n > 63)
-		return 0;
-	for (size_t i = 0; i < n; i++) {
-		char c = s[i];
-		int alnum = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
-		if (!alnum && !(c == '-' && i > 0 && i < n - 1))
-			return 0;
-	}
-	return 1;
-}
-
 static int label_name_ok(const char *s, size_t n, int allow_empty)
 {
 	if (n == 0)
@@ -417,7 +403,7 @@ void api_clusters_create(struct api_req *r)
 	const char *name = str_field(body, "name", &v, &present, 0);
 	if (!present)
 		verr(&v, "name", "required");
-	else if (name && !valid_dns_label(name))
+	else if (name && !api_dns_label_ok(name))
 		verr(&v, "name", "must be a DNS label: lower-case letters, digits, '-', 1-63 characters");
 	const char *profile = str_field(body, "profile", &v, &present, 0);
 	if (!present)
@@ -560,12 +546,7 @@ void api_clusters_list(struct api_req *r)
 	char err[256];
 	int st = db_cluster_list(db, r->auth.tenant_id, reqs, n, limit, api_query(r, "cursor"),
 				 &page, err, sizeof(err));
-	if (st == DB_BAD_CURSOR)
-		api_problem(r, 400, "Bad request", "the cursor is not valid");
-	else if (st != DB_OK)
-		api_db_error(r, err);
-	else
-		api_reply(r, 200, page);
+	api_reply_page(r, st, page, err);
 out:
 	free(store);
 }
@@ -633,7 +614,7 @@ void api_clusters_patch(struct api_req *r)
 		goto out;
 	int present;
 	const char *name = str_field(body, "name", &v, &present, 0);
-	if (name && !valid_dns_label(name))
+	if (name && !api_dns_label_ok(name))
 		verr(&v, "name", "must be a DNS label: lower-case letters, digits, '-', 1-63 characters");
 	const char *profile = str_field(body, "profile", &v, &present, 0);
 	if (profile && !one_of(profile, profiles))

@@ -16,7 +16,9 @@
 static const char *const kinds[] = { "install", "upgrade", "rollback", "uninstall", "adopt",
 				     "preflight", NULL };
 
-static void reply_job(struct api_req *r, int status, const char *job_id)
+/* The caller's job id as JSON (new reference), or NULL after answering 404
+ * (no such job in the caller's tenant) or 500. */
+static json_t *job_or_answer(struct api_req *r, const char *job_id)
 {
 	char err[256] = "";
 	json_t *job = db_job_get_json(r->db, api_tenant(r), job_id, err, sizeof(err));
@@ -25,8 +27,15 @@ static void reply_job(struct api_req *r, int status, const char *job_id)
 			api_db_error(r, err);
 		else
 			api_problem(r, 404, "Not found", "no job %s", job_id);
-		return;
 	}
+	return job;
+}
+
+static void reply_job(struct api_req *r, int status, const char *job_id)
+{
+	json_t *job = job_or_answer(r, job_id);
+	if (!job)
+		return;
 	char loc[128];
 	snprintf(loc, sizeof(loc), "/v1/jobs/%s", job_id);
 	api_set_header(r, "Location", loc);
@@ -170,15 +179,9 @@ void api_jobs_get(struct api_req *r)
 {
 	if (!api_db(r))
 		return;
-	char err[256] = "";
-	json_t *job = db_job_get_json(r->db, api_tenant(r), r->params[0], err, sizeof(err));
-	if (!job) {
-		if (err[0])
-			api_db_error(r, err);
-		else
-			api_problem(r, 404, "Not found", "no job %s", r->params[0]);
+	json_t *job = job_or_answer(r, r->params[0]);
+	if (!job)
 		return;
-	}
 	api_reply(r, 200, job);
 }
 
@@ -225,15 +228,9 @@ void api_jobs_stream(struct api_req *r)
 	/* Check access now so a stranger gets a plain 404; http.c then streams. */
 	if (!api_db(r))
 		return;
-	char err[256] = "";
-	json_t *job = db_job_get_json(r->db, api_tenant(r), r->params[0], err, sizeof(err));
-	if (!job) {
-		if (err[0])
-			api_db_error(r, err);
-		else
-			api_problem(r, 404, "Not found", "no job %s", r->params[0]);
+	json_t *job = job_or_answer(r, r->params[0]);
+	if (!job)
 		return;
-	}
 	json_decref(job);
 	snprintf(r->sse_job_id, sizeof(r->sse_job_id), "%s", r->params[0]);
 	r->status = 200;

@@ -14,6 +14,7 @@
 #include <microhttpd.h>
 
 #include "api/api.h"
+#include "db/dbq.h"
 #include "db/pool.h"
 #include "server/app.h"
 #include "server/common/buf.h"
@@ -35,17 +36,34 @@ const char *api_tenant(struct api_req *r)
 
 int api_is_uuid(const char *s)
 {
-	if (!s || strlen(s) != 36)
+	return dbq_is_uuid(s);
+}
+
+int api_dns_label_ok(const char *s)
+{
+	size_t n = strlen(s);
+	if (n == 0 || n > 63)
 		return 0;
-	for (int i = 0; i < 36; i++) {
-		if (i == 8 || i == 13 || i == 18 || i == 23) {
-			if (s[i] != '-')
-				return 0;
-		} else if (!isxdigit((unsigned char)s[i])) {
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+		int alnum = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+		if (!alnum && !(c == '-' && i > 0 && i < n - 1))
 			return 0;
-		}
 	}
 	return 1;
+}
+
+void api_reply_page(struct api_req *r, int st, json_t *page, const char *err)
+{
+	if (st == DB_OK) {
+		api_reply(r, 200, page);
+		return;
+	}
+	json_decref(page);
+	if (st == DB_BAD_CURSOR)
+		api_problem(r, 400, "Bad request", "the cursor is not valid");
+	else
+		api_db_error(r, err);
 }
 
 int api_json_depth(const char *text, size_t len)

@@ -9,20 +9,6 @@
 #include "db/dbq.h"
 #include "db/tenants.h"
 
-static int valid_dns_label(const char *s)
-{
-	size_t n = strlen(s);
-	if (n == 0 || n > 63)
-		return 0;
-	for (size_t i = 0; i < n; i++) {
-		char c = s[i];
-		int alnum = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
-		if (!alnum && !(c == '-' && i > 0 && i < n - 1))
-			return 0;
-	}
-	return 1;
-}
-
 void api_tenants_create(struct api_req *r)
 {
 	static const char *const fields[] = { "name", NULL };
@@ -38,7 +24,7 @@ void api_tenants_create(struct api_req *r)
 				   "name is required and must be a string");
 		goto out;
 	}
-	if (!valid_dns_label(json_string_value(name))) {
+	if (!api_dns_label_ok(json_string_value(name))) {
 		api_problem_errors(r, 400, "Invalid field",
 				   json_pack("[{s:s,s:s}]", "field", "name", "message",
 					     "lower-case letters, digits and '-', 1-63 characters"),
@@ -78,12 +64,7 @@ void api_tenants_list(struct api_req *r)
 	json_t *page = NULL;
 	char err[256];
 	int st = db_tenant_list(db, limit, api_query(r, "cursor"), &page, err, sizeof(err));
-	if (st == DB_BAD_CURSOR)
-		api_problem(r, 400, "Bad request", "the cursor is not valid");
-	else if (st != DB_OK)
-		api_db_error(r, err);
-	else
-		api_reply(r, 200, page);
+	api_reply_page(r, st, page, err);
 }
 
 void api_tenants_delete(struct api_req *r)

@@ -117,12 +117,7 @@ void api_tokens_list(struct api_req *r)
 	json_t *page = NULL;
 	char err[256];
 	int st = db_token_list(db, scope, limit, api_query(r, "cursor"), &page, err, sizeof(err));
-	if (st == DB_BAD_CURSOR)
-		api_problem(r, 400, "Bad request", "the cursor is not valid");
-	else if (st != DB_OK)
-		api_db_error(r, err);
-	else
-		api_reply(r, 200, page);
+	api_reply_page(r, st, page, err);
 }
 
 void api_tokens_delete(struct api_req *r)

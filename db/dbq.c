@@ -6,6 +6,7 @@
  */
 #include "db/dbq.h"
 
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -151,4 +152,19 @@ int dbq_page(PGconn *conn, const char *sql, int nparams, const char *const *para
 	PQclear(res);
 	*out = json_pack("{s:o,s:o}", "items", items, "next_cursor", next);
 	return DB_OK;
+}
+
+int dbq_is_uuid(const char *s)
+{
+	if (!s || strlen(s) != 36)
+		return 0;
+	for (int i = 0; i < 36; i++) {
+		if (i == 8 || i == 13 || i == 18 || i == 23) {
+			if (s[i] != '-')
+				return 0;
+		} else if (!isxdigit((unsigned char)s[i])) {
+			return 0;
+		}
+	}
+	return 1;
 }

@@ -59,6 +59,10 @@ int dbq_page(PGconn *conn, const char *sql, int nparams, const char *const *para
 #define DBQ_CURSOR_SQL(tbl) \
 	"((extract(epoch from " tbl ".created_at) * 1000000)::bigint || '.' || " tbl ".id)"
 
+/* 1 if s is a canonical UUID text (8-4-4-4-12 hex digits, either case);
+ * checked before an id reaches a ::uuid cast, and by the API router. */
+int dbq_is_uuid(const char *s);
+
 /* Map a failed PGresult to a db_status and message. */
 int dbq_status_of(PGresult *res, PGconn *conn, char *err, size_t errlen);
 

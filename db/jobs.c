@@ -18,11 +18,11 @@
  */
 #include "db/jobs.h"
 
-#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "db/dbq.h"
 #include "server/common/buf.h"
 
 static void set_err(char *err, size_t errlen, const char *fmt, const char *detail)
@@ -35,21 +35,6 @@ static void set_err(char *err, size_t errlen, const char *fmt, const char *detai
 	while (l > 0 && (m[l - 1] == '\n' || m[l - 1] == ' '))
 		m[--l] = 0;
 	snprintf(err, errlen, fmt, m);
-}
-
-static int is_uuid(const char *s)
-{
-	if (!s || strlen(s) != 36)
-		return 0;
-	for (int i = 0; i < 36; i++) {
-		if (i == 8 || i == 13 || i == 18 || i == 23) {
-			if (s[i] != '-')
-				return 0;
-		} else if (!isxdigit((unsigned char)s[i])) {
-			return 0;
-		}
-	}
-	return 1;
 }
 
 /* Run a parameterised statement; NULL with err set when it did not return
@@ -122,7 +107,7 @@ json_t *db_job_get_json(PGconn *conn, const char *tenant_id, const char *job_id,
 {
 	if (err && errlen)
 		err[0] = 0;
-	if (!is_uuid(job_id) || (tenant_id && !is_uuid(tenant_id)))
+	if (!dbq_is_uuid(job_id) || (tenant_id && !dbq_is_uuid(tenant_id)))
 		return NULL;
 	const char *params[2] = { job_id, tenant_id };
 	PGresult *r = run(conn,
@@ -149,12 +134,12 @@ json_t *db_job_list_json(PGconn *conn, const char *tenant_id, const char *state,
 		snprintf(err, errlen, "state must be one of queued, running, succeeded, failed, cancelled");
 		return NULL;
 	}
-	if (cluster_id && !is_uuid(cluster_id)) {
+	if (cluster_id && !dbq_is_uuid(cluster_id)) {
 		*bad_request = 1;
 		snprintf(err, errlen, "cluster_id must be a UUID");
 		return NULL;
 	}
-	if (cursor && !is_uuid(cursor)) {
+	if (cursor && !dbq_is_uuid(cursor)) {
 		*bad_request = 1;
 		snprintf(err, errlen, "cursor is not valid");
 		return NULL;
@@ -201,7 +186,7 @@ json_t *db_job_events_json(PGconn *conn, const char *tenant_id, const char *job_
 {
 	if (err && errlen)
 		err[0] = 0;
-	if (!is_uuid(job_id) || (tenant_id && !is_uuid(tenant_id)))
+	if (!dbq_is_uuid(job_id) || (tenant_id && !dbq_is_uuid(tenant_id)))
 		return NULL;
 	if (limit < 1)
 		limit = 1;
@@ -250,7 +235,7 @@ static int find_by_key(PGconn *conn, const char *tenant_id, const char *key,
 
 int db_job_active_for_cluster(PGconn *conn, const char *cluster_id, char active_job_id[DB_ID_LEN])
 {
-	if (!is_uuid(cluster_id))
+	if (!dbq_is_uuid(cluster_id))
 		return 0;
 	const char *params[1] = { cluster_id };
 	PGresult *r = run(conn,
@@ -279,7 +264,7 @@ enum db_job_enqueue_result db_job_enqueue(PGconn *conn, const struct db_job_new 
 		snprintf(err, errlen, "kind must be one of install, upgrade, rollback, uninstall, adopt, preflight");
 		return DB_JOB_BAD_KIND;
 	}
-	if (!is_uuid(req->tenant_id) || !is_uuid(req->cluster_id)) {
+	if (!dbq_is_uuid(req->tenant_id) || !dbq_is_uuid(req->cluster_id)) {
 		snprintf(err, errlen, "no such cluster");
 		return DB_JOB_NO_CLUSTER;
 	}
@@ -357,7 +342,7 @@ out:
 enum db_job_cancel_result db_job_cancel(PGconn *conn, const char *tenant_id,
 					const char *job_id, char *err, size_t errlen)
 {
-	if (!is_uuid(job_id) || (tenant_id && !is_uuid(tenant_id)))
+	if (!dbq_is_uuid(job_id) || (tenant_id && !dbq_is_uuid(tenant_id)))
 		return DB_CANCEL_NOT_FOUND;
 	const char *params[2] = { job_id, tenant_id };
 	PGresult *r = run(conn,

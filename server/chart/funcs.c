@@ -2363,9 +2363,204 @@ FN(f_genPrivateKey)
 	return 0;
 }
 
+/* ---------------------------------------------------------------- more sprig */
+
+FN(f_regexSplit)
+{
+	UNUSED;
+	regex_t re;
+	if (compile_re(&re, SARG(0)))
+		return ferr(S, "regexSplit", "error parsing regexp");
+	char *s = xstrndup(SARG(1));
+	size_t len = a[1].u.str.len;
+	int64_t lim = a[2].u.i;
+	cv l = cv_list_new(A, 4);
+	l.sub = CS_STRING_LIST;
+	if (lim == 0) {
+		free(s);
+		regfree(&re);
+		*out = l;
+		return 0;
+	}
+	/* Go: FindAllStringIndex (empty matches abutting a match are skipped),
+	 * then Split's loop */
+	size_t pos = 0, beg = 0, end = 0, count = 0;
+	long prev_end = -1;
+	regmatch_t m[1];
+	while (pos <= len && (lim < 0 || (int64_t)count < lim)) {
+		if (regexec(&re, s + pos, 1, m, pos ? REG_NOTBOL : 0) != 0)
+			break;
+		size_t ms = pos + (size_t)m[0].rm_so, me = pos + (size_t)m[0].rm_eo;
+		if (ms == me && (long)ms == prev_end) {
+			if (ms >= len)
+				break;
+			pos = ms + 1;
+			continue;
+		}
+		count++;
+		prev_end = (long)me;
+		pos = me == ms ? me + 1 : me;
+		if (lim > 0 && (int64_t)l.u.list->n == lim - 1)
+			break;
+		end = ms;
+		if (me != 0)
+			cv_list_push(A, l, cv_str(A, s + beg, end - beg));
+		beg = me;
+	}
+	if (end != len || l.u.list->n == 0)
+		cv_list_push(A, l, cv_str(A, s + beg, len - beg));
+	free(s);
+	regfree(&re);
+	*out = l;
+	return 0;
+}
+
+FN(f_regexQuoteMeta)
+{
+	UNUSED;
+	struct buf b = BUF_INIT;
+	for (size_t i = 0; i < a[0].u.str.len; i++) {
+		char c = a[0].u.str.s[i];
+		if (strchr("\\.+*?()|[]{}^$", c) && c)
+			buf_putc(&b, '\\');
+		buf_putc(&b, c);
+	}
+	*out = sbuf(S, &b);
+	return 0;
+}
+
+FN(f_toStrings)
+{
+	UNUSED;
+	cv r = cv_list_new(A, 4);
+	r.sub = CS_STRING_LIST;
+	if (a[0].kind == CV_LIST) {
+		for (size_t i = 0; i < a[0].u.list->n; i++)
+			if (a[0].u.list->items[i].kind != CV_NIL)
+				cv_list_push(A, r, strval(S, a[0].u.list->items[i]));
+	} else if (a[0].kind != CV_NIL)
+		cv_list_push(A, r, strval(S, a[0]));
+	*out = r;
+	return 0;
+}
+
+static int is_upper(char c) { return c >= 'A' && c <= 'Z'; }
+static int is_lower(char c) { return c >= 'a' && c <= 'z'; }
+
+FN(f_swapcase)
+{
+	UNUSED;
+	struct buf b = BUF_INIT;
+	for (size_t i = 0; i < a[0].u.str.len; i++) {
+		char c = a[0].u.str.s[i];
+		buf_putc(&b, is_upper(c) ? (char)(c + 32) : is_lower(c) ? (char)(c - 32) : c);
+	}
+	*out = sbuf(S, &b);
+	return 0;
+}
+
+/* split into words at non-alphanumerics and lower-to-upper changes */
+static void case_words(struct tstate *S, const char *s, size_t n, char sep, int camel, struct buf *b)
+{
+	int first = 1, newword = 1;
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+		if (!isalnum((unsigned char)c)) {
+			newword = 1;
+			continue;
+		}
+		if (i > 0 && is_upper(c) && (is_lower(s[i - 1]) || isdigit((unsigned char)s[i - 1])))
+			newword = 1;
+		if (newword && !first && sep)
+			buf_putc(b, sep);
+		if (camel)
+			buf_putc(b, newword ? (char)toupper((unsigned char)c) : c);
+		else
+			buf_putc(b, (char)tolower((unsigned char)c));
+		newword = 0;
+		first = 0;
+	}
+	(void)S;
+}
+FN(f_snakecase) { UNUSED; struct buf b = BUF_INIT; case_words(S, SARG(0), '_', 0, &b); *out = sbuf(S, &b); return 0; }
+FN(f_kebabcase) { UNUSED; struct buf b = BUF_INIT; case_words(S, SARG(0), '-', 0, &b); *out = sbuf(S, &b); return 0; }
+FN(f_camelcase) { UNUSED; struct buf b = BUF_INIT; case_words(S, SARG(0), 0, 1, &b); *out = sbuf(S, &b); return 0; }
+
+FN(f_initials)
+{
+	UNUSED;
+	struct buf b = BUF_INIT;
+	int inword = 0;
+	for (size_t i = 0; i < a[0].u.str.len; i++) {
+		char c = a[0].u.str.s[i];
+		if (isspace((unsigned char)c)) { inword = 0; continue; }
+		if (!inword) buf_putc(&b, c);
+		inword = 1;
+	}
+	*out = sbuf(S, &b);
+	return 0;
+}
+
+FN(f_abbrev)
+{
+	UNUSED;
+	int64_t w = a[0].u.i;
+	cv s = a[1];
+	if (w < 4 || (int64_t)s.u.str.len <= w) {
+		*out = s;
+		return 0;
+	}
+	struct buf b = BUF_INIT;
+	buf_append(&b, s.u.str.s, (size_t)(w - 3));
+	buf_puts(&b, "...");
+	*out = sbuf(S, &b);
+	return 0;
+}
+
+FN(f_plural)
+{
+	UNUSED;
+	*out = a[2].u.i == 1 ? a[0] : a[1];
+	return 0;
+}
+
+FN(f_isAbs) { UNUSED; *out = cv_bool(a[0].u.str.len && a[0].u.str.s[0] == '/'); return 0; }
+
+FN(f_b32enc)
+{
+	UNUSED;
+	static const char t[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+	const unsigned char *s = (const unsigned char *)a[0].u.str.s;
+	size_t len = a[0].u.str.len;
+	struct buf b = BUF_INIT;
+	for (size_t i = 0; i < len; i += 5) {
+		uint64_t x = 0;
+		size_t k = len - i < 5 ? len - i : 5;
+		for (size_t j = 0; j < 5; j++) x = (x << 8) | (j < k ? s[i + j] : 0);
+		static const int outc[] = { 0, 2, 4, 5, 7, 8 };
+		for (int j = 0; j < 8; j++)
+			buf_putc(&b, j < outc[k] ? t[(x >> (35 - 5 * j)) & 31] : '=');
+	}
+	*out = sbuf(S, &b);
+	return 0;
+}
+
+FN(f_randInt)
+{
+	UNUSED;
+	int64_t lo = a[0].u.i, hi = a[1].u.i;
+	if (hi <= lo)
+		return ferr(S, "randInt", "invalid argument to Intn");
+	uint64_t r;
+	RAND_bytes((unsigned char *)&r, sizeof(r));
+	*out = cv_int(lo + (int64_t)(r % (uint64_t)(hi - lo)), CS_INT);
+	return 0;
+}
+
 /* ---------------------------------------------------------------- table */
 
 static const struct tfuncdef funcs[] = {
+	{ "abbrev", "is", f_abbrev },
 	{ "add", "a*", f_add },
 	{ "add1", "a", f_add1 },
 	{ "addf", "a*", f_addf },
@@ -2375,10 +2570,13 @@ static const struct tfuncdef funcs[] = {
 	{ "any", "a*", f_any },
 	{ "append", "aa", f_append },
 	{ "atoi", "s", f_atoi },
+	{ "b32enc", "s", f_b32enc },
 	{ "b64dec", "s", f_b64dec },
 	{ "b64enc", "s", f_b64enc },
 	{ "base", NULL, NULL },
+	{ "biggest", "aa*", f_max },
 	{ "buildCustomCert", "ss", f_buildCustomCert },
+	{ "camelcase", "s", f_camelcase },
 	{ "cat", "a*", f_cat },
 	{ "ceil", "a", f_ceil },
 	{ "chunk", "ia", f_chunk },
@@ -2425,10 +2623,13 @@ static const struct tfuncdef funcs[] = {
 	{ "indent", "is", f_indent },
 	{ "index", "vv*", f_index },
 	{ "initial", "a", f_initial },
+	{ "initials", "s", f_initials },
 	{ "int", "a", f_int },
 	{ "int64", "a", f_int64 },
+	{ "isAbs", "s", f_isAbs },
 	{ "join", "sa", f_join },
 	{ "js", "a*", f_js },
+	{ "kebabcase", "s", f_kebabcase },
 	{ "keys", "m*", f_keys },
 	{ "kindIs", "sa", f_kindIs },
 	{ "kindOf", "a", f_kindOf },
@@ -2467,6 +2668,7 @@ static const struct tfuncdef funcs[] = {
 	{ "mustRegexMatch", "ss", f_mustRegexMatch },
 	{ "mustRegexReplaceAll", "sss", f_regexReplaceAll },
 	{ "mustRegexReplaceAllLiteral", "sss", f_regexReplaceAllLiteral },
+	{ "mustRegexSplit", "ssi", f_regexSplit },
 	{ "mustRest", "a", f_rest },
 	{ "mustReverse", "a", f_reverse },
 	{ "mustSlice", "aa*", f_slice },
@@ -2484,6 +2686,7 @@ static const struct tfuncdef funcs[] = {
 	{ "or", "aa*", NULL },
 	{ "pick", "ms*", f_pick },
 	{ "pluck", "sm*", f_pluck },
+	{ "plural", "ssi", f_plural },
 	{ "prepend", "aa", f_prepend },
 	{ "print", "a*", f_print },
 	{ "printf", "sa*", f_printf },
@@ -2492,12 +2695,15 @@ static const struct tfuncdef funcs[] = {
 	{ "quote", "a*", f_quote },
 	{ "randAlpha", "i", f_randAlpha },
 	{ "randAlphaNum", "i", f_randAlphaNum },
+	{ "randInt", "ii", f_randInt },
 	{ "randNumeric", "i", f_randNumeric },
 	{ "regexFind", "ss", f_regexFind },
 	{ "regexFindAll", "ssi", f_regexFindAll },
 	{ "regexMatch", "ss", f_regexMatch },
+	{ "regexQuoteMeta", "s", f_regexQuoteMeta },
 	{ "regexReplaceAll", "sss", f_regexReplaceAll },
 	{ "regexReplaceAllLiteral", "sss", f_regexReplaceAllLiteral },
+	{ "regexSplit", "ssi", f_regexSplit },
 	{ "repeat", "is", f_repeat },
 	{ "replace", "sss", f_replace },
 	{ "required", "sa", f_required },
@@ -2512,6 +2718,7 @@ static const struct tfuncdef funcs[] = {
 	{ "sha256sum", "s", f_sha256sum },
 	{ "sha512sum", "s", f_sha512sum },
 	{ "slice", "aa*", f_slice },
+	{ "snakecase", "s", f_snakecase },
 	{ "sortAlpha", "a", f_sortAlpha },
 	{ "split", "ss", f_split },
 	{ "splitList", "ss", f_splitList },
@@ -2520,6 +2727,7 @@ static const struct tfuncdef funcs[] = {
 	{ "sub", "aa", f_sub },
 	{ "subf", "aa*", f_subf },
 	{ "substr", "iis", f_substr },
+	{ "swapcase", "s", f_swapcase },
 	{ "ternary", "aab", f_ternary },
 	{ "title", "s", f_title },
 	{ "toDecimal", "a", f_toDecimal },
@@ -2527,6 +2735,7 @@ static const struct tfuncdef funcs[] = {
 	{ "toPrettyJson", "a", f_toPrettyJson },
 	{ "toRawJson", "a", f_toRawJson },
 	{ "toString", "a", f_toString },
+	{ "toStrings", "a", f_toStrings },
 	{ "toYaml", "a", f_toYaml },
 	{ "tpl", "sa", f_tpl },
 	{ "trim", "s", f_trim },

@@ -132,7 +132,7 @@ void buf_free(struct buf *b)
 	b->len = b->cap = 0;
 }
 
-char *read_file_all(const char *path, size_t *len_out)
+char *read_file_limit(const char *path, size_t max, size_t *len_out)
 {
 	FILE *f = fopen(path, "rb");
 	if (!f)
@@ -140,16 +140,28 @@ char *read_file_all(const char *path, size_t *len_out)
 	struct buf b = BUF_INIT;
 	char chunk[65536];
 	size_t n;
-	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+	int err = 0;
+	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0) {
+		if (n > max - b.len) {
+			err = EFBIG;
+			break;
+		}
 		buf_append(&b, chunk, n);
-	int failed = ferror(f);
+	}
+	if (!err && ferror(f))
+		err = EIO;
 	fclose(f);
-	if (failed) {
+	if (err) {
 		buf_free(&b);
-		errno = EIO;
+		errno = err;
 		return NULL;
 	}
 	if (len_out)
 		*len_out = b.len;
 	return buf_steal(&b);
+}
+
+char *read_file_all(const char *path, size_t *len_out)
+{
+	return read_file_limit(path, (size_t)-1, len_out);
 }

@@ -40,6 +40,10 @@ void buf_free(struct buf *b);
 /* The whole contents of a file (NUL-terminated; its length in *len_out if
  * non-NULL), or NULL with errno set. Caller frees. */
 char *read_file_all(const char *path, size_t *len_out);
+/* Same, refusing files larger than max bytes. NULL with errno set: fopen's
+ * errno when the file cannot be opened, EFBIG when it is larger than max
+ * (reading stops there), EIO on a read error. Caller frees. */
+char *read_file_limit(const char *path, size_t max, size_t *len_out);
 
 /* Allocation helpers that abort on out-of-memory. */
 void *xmalloc(size_t n);

@@ -824,33 +824,26 @@ out:
 static int from_dir(const char *dir, const char *name, const char *version,
 		    struct chartsource_archive *out, char *err, size_t errlen)
 {
-	struct buf path = BUF_INIT, data = BUF_INIT;
+	struct buf path = BUF_INIT;
+	char *data = NULL;
+	size_t len = 0;
 	int rc = -1;
 	buf_printf(&path, "%s/%s-%s.tgz", dir, name, version);
-	FILE *f = fopen(buf_cstr(&path), "rb");
-	if (!f) {
-		snprintf(err, errlen, "%s: %s", buf_cstr(&path), strerror(errno));
-		rc = 1;
-		goto out;
-	}
-	char chunk[65536];
-	size_t got;
-	while ((got = fread(chunk, 1, sizeof chunk, f)) > 0) {
-		if (data.len + got > CHARTSOURCE_MAX_ARCHIVE) {
-			snprintf(err, errlen, "%s: larger than %u bytes", buf_cstr(&path), CHARTSOURCE_MAX_ARCHIVE);
-			fclose(f);
-			goto out;
+	data = read_file_limit(buf_cstr(&path), CHARTSOURCE_MAX_ARCHIVE, &len);
+	if (!data) {
+		if (errno == EFBIG) {
+			snprintf(err, errlen, "%s: larger than %u bytes", buf_cstr(&path),
+				 CHARTSOURCE_MAX_ARCHIVE);
+		} else if (errno == EIO) {
+			snprintf(err, errlen, "%s: read error", buf_cstr(&path));
+		} else {
+			snprintf(err, errlen, "%s: %s", buf_cstr(&path), strerror(errno));
+			rc = 1;
 		}
-		buf_append(&data, chunk, got);
-	}
-	int ferr = ferror(f);
-	fclose(f);
-	if (ferr) {
-		snprintf(err, errlen, "%s: read error", buf_cstr(&path));
 		goto out;
 	}
 	char ierr[512];
-	if (chartsource_inspect(data.data, data.len, &out->info, ierr, sizeof ierr) != 0) {
+	if (chartsource_inspect(data, len, &out->info, ierr, sizeof ierr) != 0) {
 		snprintf(err, errlen, "%s: %s", buf_cstr(&path), ierr);
 		goto out;
 	}
@@ -859,14 +852,15 @@ static int from_dir(const char *dir, const char *name, const char *version,
 			 out->info.version);
 		goto out;
 	}
-	chartsource_sha256_hex(data.data, data.len, out->sha256);
+	chartsource_sha256_hex(data, len, out->sha256);
 	snprintf(out->origin, sizeof out->origin, "file %s", buf_cstr(&path));
-	out->len = data.len;
-	out->data = (unsigned char *)buf_steal(&data);
+	out->len = len;
+	out->data = (unsigned char *)data;
+	data = NULL;
 	rc = 0;
 out:
 	buf_free(&path);
-	buf_free(&data);
+	free(data);
 	return rc;
 }
 

@@ -67,25 +67,14 @@ static char *read_file(const char *base_dir, const char *path, char *err, size_t
 		snprintf(full, sizeof(full), "%s", path);
 	else
 		snprintf(full, sizeof(full), "%s/%s", base_dir, path);
-	FILE *f = fopen(full, "rb");
-	if (!f) {
-		snprintf(err, errlen, "cannot read %s: %s", full, strerror(errno));
-		return NULL;
-	}
-	struct buf b = BUF_INIT;
-	char chunk[4096];
-	size_t n;
-	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0) {
-		buf_append(&b, chunk, n);
-		if (b.len > KUBECONFIG_MAX_FILE) {
-			fclose(f);
-			buf_free(&b);
+	char *text = read_file_limit(full, KUBECONFIG_MAX_FILE, NULL);
+	if (!text) {
+		if (errno == EFBIG)
 			snprintf(err, errlen, "%s is larger than 1 MiB", full);
-			return NULL;
-		}
+		else
+			snprintf(err, errlen, "cannot read %s: %s", full, strerror(errno));
 	}
-	fclose(f);
-	return buf_steal(&b);
+	return text;
 }
 
 /*

@@ -23,6 +23,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "db/jobs.h"
 #include "server/app.h"
+#include "server/common/buf.h"
 #include "server/common/crypto.h"
 #include "server/common/yamljson.h"
 #include "server/install/phases.h"
@@ -58,17 +59,8 @@ static int make_cluster(const char *name, const char *profile, char id[DB_ID_LEN
 	char *server = kubesim_proc_server_url(ks, name);
 	char *token = kubesim_proc_read(ks, name, "token");
 	char *ca = kubesim_proc_read(ks, "", "ca.crt");
-	if (!ca) {
-		char path[400];
-		snprintf(path, sizeof path, "%s", ks->ca_path);
-		FILE *f = fopen(path, "r");
-		if (f) {
-			ca = calloc(1, 65536);
-			size_t n = fread(ca, 1, 65535, f);
-			ca[n] = 0;
-			fclose(f);
-		}
-	}
+	if (!ca)
+		ca = read_file_all(ks->ca_path, NULL);
 	int ok = -1;
 	if (server && token && ca) {
 		size_t tl = strcspn(token, "\r\n");

@@ -264,6 +264,11 @@ static const struct tcase func_cases[] = {
 	{ "{{ regexReplaceAll \"a(x*)b\" \"-ab-axxb-\" \"$1W\" }} {{ regexReplaceAll \"a(x*)b\" \"-ab-axxb-\" \"${1}W\" }}", "--- -W-xxW-" },
 	{ "{{ regexReplaceAll \"(^.*/)(.*)\\\\.json$\" \"dir/sub/file.json\" \"${2}\" }} {{ regexReplaceAll \"@.*$\" \"user@host\" \"\" }}", "file user" },
 	{ "{{ repeat 3 \"ab\" }} {{ substr 1 3 \"hello\" }} {{ nospace \"a b\\tc\" }}", "ababab el abc" },
+	{ "{{ regexSplit \"a+\" \"xaayazaaa\" -1 }} {{ regexSplit \"x*\" \"abc\" -1 }} {{ regexSplit \",\" \"a,b,c,d\" 3 }} {{ len (regexSplit \",\" \"\" -1) }}",
+	  "[x y z ] [a b c] [a b c,d] 1" },
+	{ "{{ snakecase \"HelloWorld fooBar-baz\" }} {{ kebabcase \"HelloWorld\" }} {{ camelcase \"hello_world-foo bar\" }} {{ swapcase \"Hi\" }} {{ initials \"hello big World\" }} {{ abbrev 8 \"hello world\" }}",
+	  "hello_world_foo_bar_baz hello-world HelloWorldFooBar hI hbW hello..." },
+	{ "{{ toStrings (list 1 \"a\" nil 1.5) }} {{ b32enc \"hello\" }} {{ regexQuoteMeta \"a.b*\" }} {{ plural \"one\" \"many\" 2 }}", "[1 a 1.5] NBSWY3DP a\\.b\\* many" },
 	/* numbers */
 	{ "{{ int 4.7 }} {{ int -4.7 }} {{ int .Values.missing }} {{ int true }}", "4 -4 0 1" },
 	{ "{{ int \"4.0\" }} {{ int \"4.7\" }} {{ int \"0x1F\" }} {{ int \"012\" }} {{ int64 \"08\" }} {{ int \" 5\" }}", "4 0 31 10 0 0" },

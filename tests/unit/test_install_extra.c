@@ -125,21 +125,6 @@ static int inspect_fails_with(const struct buf *a, const char *needle)
 	return 1;
 }
 
-static char *read_file(const char *path, size_t *len)
-{
-	FILE *f = fopen(path, "rb");
-	if (!f)
-		return NULL;
-	struct buf b = BUF_INIT;
-	char chunk[65536];
-	size_t n;
-	while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
-		buf_append(&b, chunk, n);
-	fclose(f);
-	*len = b.len;
-	return buf_steal(&b);
-}
-
 static const char *shared_dir(void)
 {
 	const char *s = getenv("FERRY_SHARED");
@@ -155,7 +140,7 @@ static void test_inspect_real_charts(void)
 		char path[512];
 		snprintf(path, sizeof path, "%s/charts/cilium-%s.tgz", shared_dir(), versions[i]);
 		size_t len = 0;
-		char *data = read_file(path, &len);
+		char *data = read_file_all(path, &len);
 		check(data != NULL);
 		if (!data)
 			continue;
@@ -787,7 +772,7 @@ int main(void)
 	char *ca = kubesim_proc_read(ks, "", "ca.crt");
 	size_t clen = 0;
 	if (!ca)
-		ca = read_file(ks->ca_path, &clen);
+		ca = read_file_all(ks->ca_path, &clen);
 	if (token)
 		token[strcspn(token, "\r\n")] = 0;
 	struct kube_client_config cfg = { .server = server, .ca_pem = ca, .token = token,
