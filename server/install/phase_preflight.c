@@ -1,6 +1,7 @@
 /*
- * install/phase_preflight: the preflight phase. Implemented so far: the
- * connection step.
+ * install/phase_preflight: the preflight connection step (phase_preflight),
+ * run alone by a preflight job with params.connection_only and first by the
+ * install's preflight phase (phase_preflight_checks.c).
  *
  * Connection step: reach the cluster's API server with its stored CA and
  * credentials, read GET /version and count the nodes (GET /api/v1/nodes,
@@ -11,8 +12,9 @@
  * once (retrying cannot help); network errors, timeouts, 429 and 5xx are
  * retried with backoff by the runner.
  *
- * The later preflight checks of SPEC.md §2 (version floor, VPC-CNI, existing
- * Cilium, nodes, OS images) belong to the install work and extend this file.
+ * The read-only checks of SPEC.md §2.1 (version floor, VPC-CNI, existing
+ * Cilium, nodes, OS images, ...) are in phase_preflight_checks.c and
+ * preflight_rules.c.
  */
 #include <stdio.h>
 #include <stdlib.h>

@@ -2,7 +2,8 @@
  * install/phases: the install job's phases (SPEC §2) and what they share.
  *
  * install_phase_table() is the phase table of an install job; the runner
- * (runner.c, core's) returns it from runner_phases() for kind "install".
+ * (runner.c) returns it from runner_phases() for kinds "install" and
+ * "upgrade" (an upgrade is the same walk).
  * Phases, in order:
  *   preflight          core's connection step, then preflight_rules
  *   eni-agent          tke-eni-agent image to v3.8.0-rc.0 when older

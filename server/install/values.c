@@ -52,7 +52,8 @@ json_t *install_values_build(const struct install_values_in *in, char *err, size
 			goto out;
 		}
 		char yerr[256];
-		json_t *v = yaml_to_json(text, strlen(text), yerr, sizeof yerr);
+		/* Helm's typing: YAML 1.1 booleans, every number a float64. */
+		json_t *v = chart_values_parse(text, strlen(text), yerr, sizeof yerr);
 		if (!v) {
 			snprintf(err, errlen, "values_yaml[%zu]: %s", i, yerr);
 			goto out;

@@ -14,6 +14,7 @@
 #include "server/install/followups.h"
 #include "server/install/l2.h"
 #include "server/install/profiles.h"
+#include "server/install/values.h"
 #include "server/kube/client.h"
 #include "server/kube/ops.h"
 #include "server/kube/rollout.h"
@@ -744,8 +745,33 @@ static void test_rollout_restart(void)
 	kube_ops_free(ops);
 }
 
+/* A user's values file is read as Helm reads it: numbers are float64 and
+ * YAML 1.1 booleans (yes/no) are booleans; --set integers stay int64. */
+static void test_user_values_typing(void)
+{
+	json_t *params = json_pack("{s:[s], s:[s]}", "values_yaml",
+				   "operator:\n  replicas: 2\nhubble:\n  enabled: no\n",
+				   "set", "bpf.mapDynamicSizeRatio=3");
+	struct install_values_in in = { .profile = PROFILE_TKE, .params = params,
+					.k8s_service_host = "169.254.0.1", .k8s_service_port = 60002,
+					.chart_version = "1.18.3" };
+	char err[256] = "";
+	json_t *v = install_values_build(&in, err, sizeof err);
+	check(v != NULL);
+	if (v) {
+		json_t *replicas = json_object_get(json_object_get(v, "operator"), "replicas");
+		check(json_is_real(replicas) && json_real_value(replicas) == 2.0);
+		check(json_is_false(json_object_get(json_object_get(v, "hubble"), "enabled")));
+		json_t *ratio = json_object_get(json_object_get(v, "bpf"), "mapDynamicSizeRatio");
+		check(json_is_integer(ratio) && json_integer_value(ratio) == 3);
+	}
+	json_decref(v);
+	json_decref(params);
+}
+
 int main(void)
 {
+	test_run("user_values_typing", test_user_values_typing);
 	test_run("inspect_real_charts", test_inspect_real_charts);
 	test_run("inspect_demo_chart", test_inspect_demo);
 	test_run("inspect_hostile_archives", test_inspect_hostile);
