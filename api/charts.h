@@ -16,7 +16,8 @@
  * Tenant-scoped: another tenant's chart is 404. Upload and delete need
  * operator, reads viewer (enforced by the route table).
  *
- * Handlers follow api/api.h (answer exactly once).
+ * Handlers follow api/api.h (answer exactly once); memory and
+ * thread-safety as there (one request on one thread).
  */
 #ifndef FERRY_API_CHARTS_H
 #define FERRY_API_CHARTS_H

@@ -382,6 +382,23 @@ static void reply_cluster(struct api_req *r, int status, json_t *cluster, int ve
 	api_reply(r, status, cluster);
 }
 
+/* Answer a create or update from its db_status: 409 for a duplicate name,
+ * 400 for a value the database refused, 500 for an error, else ok_status
+ * with the cluster (stolen). */
+static void reply_saved(struct api_req *r, int st, int ok_status, json_t *cluster, int version,
+			const char *name, const char *err)
+{
+	if (st == DB_CONFLICT)
+		api_problem(r, 409, "Conflict", "a cluster named \"%s\" already exists in this tenant",
+			    name ? name : "");
+	else if (st == DB_INVALID)
+		api_problem(r, 400, "Invalid request", "a field was rejected by the database");
+	else if (st != DB_OK)
+		api_db_error(r, err);
+	else
+		reply_cluster(r, ok_status, cluster, version);
+}
+
 static const char *const cluster_fields[] = {
 	"name", "profile", "labels", "api_server", "ca_bundle", "tls_server_name", "token",
 	"client_certificate", "client_key", "kubeconfig", "context", NULL
@@ -434,15 +451,7 @@ void api_clusters_create(struct api_req *r)
 	int version = 0;
 	char err[256];
 	int st = db_cluster_create(db, r->auth.tenant_id, &f, &cluster, &version, err, sizeof(err));
-	if (st == DB_CONFLICT)
-		api_problem(r, 409, "Conflict", "a cluster named \"%s\" already exists in this tenant",
-			    name);
-	else if (st == DB_INVALID)
-		api_problem(r, 400, "Invalid request", "a field was rejected by the database");
-	else if (st != DB_OK)
-		api_db_error(r, err);
-	else
-		reply_cluster(r, 201, cluster, version);
+	reply_saved(r, st, 201, cluster, version, name, err);
 out:
 	free(sealed);
 	free(labels_text);
@@ -655,15 +664,8 @@ void api_clusters_patch(struct api_req *r)
 	else if (st == DB_PRECONDITION)
 		api_problem(r, 412, "Precondition failed",
 			    "the cluster changed since that ETag; GET it again and retry");
-	else if (st == DB_CONFLICT)
-		api_problem(r, 409, "Conflict", "a cluster named \"%s\" already exists in this tenant",
-			    name ? name : "");
-	else if (st == DB_INVALID)
-		api_problem(r, 400, "Invalid request", "a field was rejected by the database");
-	else if (st != DB_OK)
-		api_db_error(r, err);
 	else
-		reply_cluster(r, 200, cluster, version);
+		reply_saved(r, st, 200, cluster, version, name, err);
 out:
 	free(sealed);
 	free(labels_text);

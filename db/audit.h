@@ -5,7 +5,8 @@
  * (status) and the request id that also appears in the logs. Never bodies:
  * they may hold credentials.
  *
- * Thread-safety: stateless; one PGconn per caller.
+ * Memory: e's strings are only read during the call; nothing is returned
+ * to free. Thread-safety: stateless; one PGconn per caller.
  */
 #ifndef FERRY_DB_AUDIT_H
 #define FERRY_DB_AUDIT_H

@@ -11,6 +11,10 @@
  * cfg.max_json_depth (32) when they are 0. The server reads *app (metrics
  * may be NULL; without a keyring cluster writes answer 500); app must
  * outlive it.
+ *
+ * Memory: the returned server belongs to the caller; http_server_stop()
+ * frees it. Thread-safety: start and stop from one thread (ferryd's main);
+ * requests are handled on libmicrohttpd's connection threads.
  */
 #ifndef FERRY_HTTP_H
 #define FERRY_HTTP_H

@@ -13,7 +13,7 @@
  * worker_pool_stop() is the SIGTERM path: it sets app->stopping (runners
  * stop at the next phase boundary, or mid-phase for phases that wait, and
  * release their leases so another process resumes at once), then joins all
- * threads. Thread-safety: start/stop from the main thread only;
+ * threads and frees the pool. Thread-safety: start/stop from the main thread only;
  * worker_pool_busy() from anywhere.
  */
 #ifndef FERRY_WORKER_H

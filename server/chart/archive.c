@@ -16,61 +16,19 @@
 #include <stdlib.h>
 #include <string.h>
 #include <zlib.h>
-#include <dlfcn.h>
-#include <pthread.h>
-
-/*
- * libdeflate (when its shared library is installed) inflates several times
- * faster than zlib; it is loaded at run time and zlib stays the fallback.
- */
-typedef void *(*ld_alloc_fn)(void);
-typedef int (*ld_gzip_fn)(void *, const void *, size_t, void *, size_t, size_t *);
-typedef void (*ld_free_fn)(void *);
-static struct { ld_alloc_fn alloc; ld_gzip_fn gzip; ld_free_fn free; } ld;
-static pthread_once_t ld_once = PTHREAD_ONCE_INIT;
-
-static void ld_load(void)
-{
-	void *h = dlopen("libdeflate.so.0", RTLD_NOW | RTLD_LOCAL);
-	if (!h)
-		return;
-	ld.alloc = (ld_alloc_fn)dlsym(h, "libdeflate_alloc_decompressor");
-	ld.gzip = (ld_gzip_fn)dlsym(h, "libdeflate_gzip_decompress");
-	ld.free = (ld_free_fn)dlsym(h, "libdeflate_free_decompressor");
-	if (!ld.alloc || !ld.gzip || !ld.free)
-		ld.alloc = NULL;
-}
-
-/* one-shot inflate with libdeflate when the gzip trailer's size is usable */
-static int gunzip_fast(const void *data, size_t len, struct buf *out)
-{
-	pthread_once(&ld_once, ld_load);
-	if (!ld.alloc || len < 18)
-		return -1;
-	const unsigned char *p = data;
-	size_t isize = (size_t)p[len - 4] | (size_t)p[len - 3] << 8 | (size_t)p[len - 2] << 16 | (size_t)p[len - 1] << 24;
-	if (isize > CHART_MAX_TOTAL_SIZE)
-		return -1; /* let zlib report it (or handle multi-member streams) */
-	void *d = ld.alloc();
-	if (!d)
-		return -1;
-	buf_reset(out);
-	buf_reserve(out, isize + 1);
-	size_t got = 0;
-	int r = ld.gzip(d, data, len, out->data, isize, &got);
-	ld.free(d);
-	if (r != 0 || got != isize)
-		return -1;
-	out->len = got;
-	out->data[got] = 0;
-	return 0;
-}
 
 static int gunzip(const void *data, size_t len, struct buf *out, char *err, size_t errlen)
 {
-	if (gunzip_fast(data, len, out) == 0)
-		return 0;
 	buf_reset(out);
+	/* The gzip trailer holds the size mod 2^32: reserve it up front (within
+	 * the limit) so inflating does not reallocate as it goes. */
+	if (len >= 18) {
+		const unsigned char *p = data;
+		size_t isize = (size_t)p[len - 4] | (size_t)p[len - 3] << 8 |
+			       (size_t)p[len - 2] << 16 | (size_t)p[len - 1] << 24;
+		if (isize <= CHART_MAX_TOTAL_SIZE)
+			buf_reserve(out, isize + 65536);
+	}
 	z_stream zs;
 	memset(&zs, 0, sizeof(zs));
 	if (inflateInit2(&zs, 16 + MAX_WBITS) != Z_OK) {

@@ -11,6 +11,7 @@
  * ("5m"), budget_nodes ("10%")}.
  *
  * Memory: returned json_t are new references owned by the caller.
+ * Thread-safe (pure function).
  */
 #ifndef FERRY_INSTALL_NODEPOOL_H
 #define FERRY_INSTALL_NODEPOOL_H

@@ -20,6 +20,10 @@
  * Phases are functions taking a struct runner_ctx. They must be idempotent:
  * running one again after a crash must be safe.
  *
+ * Memory: phase tables are static; ctx->detail and ctx->result belong to
+ * the runner (phases add to them); ctx->kube (runner_kube()) belongs to the
+ * ctx and is freed when runner_run_job() returns.
+ *
  * Thread-safety: runner_run_job() runs on the calling worker thread; the
  * flags it reads (stop, lease_lost, cancel_requested) are set by other
  * threads (heartbeat, signal handler) and read atomically.
