@@ -410,7 +410,9 @@
   function jobForm(c) {
     const kind = el('select', { id: 'job-kind', name: 'kind' },
       el('option', { value: 'install', text: 'install' }),
-      el('option', { value: 'preflight', text: 'preflight' }));
+      el('option', { value: 'upgrade', text: 'upgrade' }),
+      el('option', { value: 'preflight', text: 'preflight (read-only checks)' }),
+      el('option', { value: 'connection', text: 'test connection' }));
     const version = el('input', { id: 'job-version', name: 'version', type: 'text', placeholder: 'e.g. 1.18.3', spellcheck: 'false' });
     const values = el('input', { id: 'job-values', name: 'values', type: 'file', accept: '.yaml,.yml,text/yaml,text/plain' });
     const dry = el('input', { id: 'job-dry-run', name: 'dry_run', type: 'checkbox' });
@@ -425,7 +427,8 @@
       el('h2', { text: 'Start a job' }),
       el('div', { class: 'field' }, el('label', { for: 'job-kind', text: 'Kind' }), kind),
       installOnly, submit);
-    const sync = () => { installOnly.hidden = kind.value !== 'install'; };
+    const installLike = () => kind.value === 'install' || kind.value === 'upgrade';
+    const sync = () => { installOnly.hidden = !installLike(); };
     kind.addEventListener('change', sync);
     sync();
     /* One idempotency key per form instance: a double click or a retried
@@ -438,14 +441,17 @@
       submit.disabled = true;
       try {
         const params = {};
-        if (kind.value === 'install') {
+        /* "test connection" is a preflight job that only reaches the API server. */
+        const jobKind = kind.value === 'connection' ? 'preflight' : kind.value;
+        if (kind.value === 'connection') params.connection_only = true;
+        if (installLike()) {
           if (version.value.trim()) params.chart_version = version.value.trim();
           if (values.files && values.files[0]) params.values_yaml = [await values.files[0].text()];
           if (dry.checked) params.dry_run = true;
           if (allow.checked) params.allow_existing_nodes = true;
         }
         const r = await api('POST', `/v1/clusters/${encodeURIComponent(c.id)}/jobs`,
-          { kind: kind.value, params }, { 'Idempotency-Key': idemKey });
+          { kind: jobKind, params }, { 'Idempotency-Key': idemKey });
         const job = r.data || {};
         let jid = job.id;
         const loc = r.headers.get('Location');

@@ -11,6 +11,7 @@
 #define _GNU_SOURCE
 #include "server/chart/cv.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1315,8 +1316,341 @@ cv cv_from_jansson(struct cv_arena *a, const json_t *j, int ints)
 	return cv_nil();
 }
 
+/* A direct JSON reader into arena values. It accepts exactly the documents
+ * jansson accepts in the common case (ASCII strings, in-range numbers); on
+ * anything unusual (errors, non-ASCII bytes, lone surrogates, NUL in keys,
+ * out-of-range numbers, deep nesting) it gives up and the caller falls back
+ * to jansson, so error messages and edge-case typing stay jansson's. */
+struct jrd { struct cv_arena *a; const char *p, *end; int ints; struct buf tmp; };
+
+#define JRD_MAX_DEPTH 2048
+
+static void jrd_ws(struct jrd *r)
+{
+	while (r->p < r->end && (*r->p == ' ' || *r->p == '\n' || *r->p == '\t' || *r->p == '\r'))
+		r->p++;
+}
+
+static int jrd_hex4(const char *p, unsigned *out)
+{
+	unsigned v = 0;
+	for (int i = 0; i < 4; i++) {
+		char c = p[i];
+		v <<= 4;
+		if (c >= '0' && c <= '9') v |= (unsigned)(c - '0');
+		else if (c >= 'a' && c <= 'f') v |= (unsigned)(c - 'a' + 10);
+		else if (c >= 'A' && c <= 'F') v |= (unsigned)(c - 'A' + 10);
+		else return -1;
+	}
+	*out = v;
+	return 0;
+}
+
+/* reads a string after the opening quote. Without escapes *s points into
+ * the text; otherwise into r->tmp. Returns -1 to fall back. */
+static int jrd_string(struct jrd *r, const char **s, size_t *len, int *has_nul)
+{
+	const char *start = r->p;
+	const char *p = r->p;
+	while (p < r->end) {
+		unsigned char c = (unsigned char)*p;
+		if (c == '"') {
+			*s = start;
+			*len = (size_t)(p - start);
+			r->p = p + 1;
+			return 0;
+		}
+		if (c == '\\')
+			break;
+		if (c < 0x20 || c >= 0x80)
+			return -1;
+		p++;
+	}
+	if (p >= r->end)
+		return -1;
+	r->tmp.len = 0;
+	buf_append(&r->tmp, start, (size_t)(p - start));
+	while (p < r->end) {
+		unsigned char c = (unsigned char)*p;
+		if (c == '"') {
+			r->p = p + 1;
+			*s = r->tmp.data;
+			*len = r->tmp.len;
+			return 0;
+		}
+		if (c < 0x20 || c >= 0x80)
+			return -1;
+		if (c != '\\') {
+			buf_append(&r->tmp, p, 1);
+			p++;
+			continue;
+		}
+		if (r->end - p < 2)
+			return -1;
+		char e = p[1];
+		p += 2;
+		char ch;
+		switch (e) {
+		case '"': ch = '"'; break;
+		case '\\': ch = '\\'; break;
+		case '/': ch = '/'; break;
+		case 'b': ch = '\b'; break;
+		case 'f': ch = '\f'; break;
+		case 'n': ch = '\n'; break;
+		case 'r': ch = '\r'; break;
+		case 't': ch = '\t'; break;
+		case 'u': {
+			unsigned u;
+			if (r->end - p < 4 || jrd_hex4(p, &u))
+				return -1;
+			p += 4;
+			if (u >= 0xDC00 && u <= 0xDFFF)
+				return -1;
+			if (u >= 0xD800 && u <= 0xDBFF) {
+				unsigned lo;
+				if (r->end - p < 6 || p[0] != '\\' || p[1] != 'u' || jrd_hex4(p + 2, &lo) ||
+				    lo < 0xDC00 || lo > 0xDFFF)
+					return -1;
+				p += 6;
+				u = 0x10000 + ((u - 0xD800) << 10) + (lo - 0xDC00);
+			}
+			char o[4];
+			size_t on;
+			if (u == 0)
+				*has_nul = 1;
+			if (u < 0x80) { o[0] = (char)u; on = 1; }
+			else if (u < 0x800) { o[0] = (char)(0xC0 | (u >> 6)); o[1] = (char)(0x80 | (u & 0x3F)); on = 2; }
+			else if (u < 0x10000) {
+				o[0] = (char)(0xE0 | (u >> 12)); o[1] = (char)(0x80 | ((u >> 6) & 0x3F));
+				o[2] = (char)(0x80 | (u & 0x3F)); on = 3;
+			} else {
+				o[0] = (char)(0xF0 | (u >> 18)); o[1] = (char)(0x80 | ((u >> 12) & 0x3F));
+				o[2] = (char)(0x80 | ((u >> 6) & 0x3F)); o[3] = (char)(0x80 | (u & 0x3F)); on = 4;
+			}
+			buf_append(&r->tmp, o, on);
+			continue;
+		}
+		default:
+			return -1;
+		}
+		buf_append(&r->tmp, &ch, 1);
+	}
+	return -1;
+}
+
+static int jrd_number(struct jrd *r, cv *out)
+{
+	const char *p = r->p, *start = p;
+	int real = 0;
+	if (p < r->end && *p == '-')
+		p++;
+	if (p >= r->end)
+		return -1;
+	if (*p == '0') {
+		p++;
+		if (p < r->end && *p >= '0' && *p <= '9')
+			return -1;
+	} else if (*p >= '1' && *p <= '9') {
+		while (p < r->end && *p >= '0' && *p <= '9')
+			p++;
+	} else
+		return -1;
+	if (p < r->end && *p == '.') {
+		real = 1;
+		p++;
+		if (p >= r->end || *p < '0' || *p > '9')
+			return -1;
+		while (p < r->end && *p >= '0' && *p <= '9')
+			p++;
+	}
+	if (p < r->end && (*p == 'e' || *p == 'E')) {
+		real = 1;
+		p++;
+		if (p < r->end && (*p == '+' || *p == '-'))
+			p++;
+		if (p >= r->end || *p < '0' || *p > '9')
+			return -1;
+		while (p < r->end && *p >= '0' && *p <= '9')
+			p++;
+	}
+	size_t n = (size_t)(p - start);
+	char small[64];
+	if (n >= sizeof(small))
+		return -1;
+	memcpy(small, start, n);
+	small[n] = 0;
+	errno = 0;
+	if (!real) {
+		long long x = strtoll(small, NULL, 10);
+		if (errno == ERANGE)
+			return -1;
+		*out = r->ints ? cv_int(x, CS_INT64) : cv_float((double)x);
+	} else {
+		double d = strtod(small, NULL);
+		if ((d == HUGE_VAL || d == -HUGE_VAL) && errno == ERANGE)
+			return -1;
+		*out = cv_float(d);
+	}
+	r->p = p;
+	return 0;
+}
+
+static int jrd_value(struct jrd *r, cv *out, int depth)
+{
+	if (depth > JRD_MAX_DEPTH)
+		return -1;
+	jrd_ws(r);
+	if (r->p >= r->end)
+		return -1;
+	char c = *r->p;
+	switch (c) {
+	case '{': {
+		r->p++;
+		cv m = cv_map_new(r->a, 0);
+		jrd_ws(r);
+		if (r->p < r->end && *r->p == '}') {
+			r->p++;
+			*out = m;
+			return 0;
+		}
+		for (;;) {
+			jrd_ws(r);
+			if (r->p >= r->end || *r->p != '"')
+				return -1;
+			r->p++;
+			const char *k;
+			size_t kl;
+			int nul = 0;
+			if (jrd_string(r, &k, &kl, &nul) || nul)
+				return -1;
+			char kbuf[256];
+			char *kc = NULL;
+			if (k == r->tmp.data) {   /* tmp is reused by the value */
+				if (kl < sizeof(kbuf)) {
+					memcpy(kbuf, k, kl);
+					k = kbuf;
+				} else {
+					kc = xmalloc(kl + 1);
+					memcpy(kc, k, kl);
+					k = kc;
+				}
+			}
+			jrd_ws(r);
+			if (r->p >= r->end || *r->p != ':') {
+				free(kc);
+				return -1;
+			}
+			r->p++;
+			cv v;
+			if (jrd_value(r, &v, depth + 1)) {
+				free(kc);
+				return -1;
+			}
+			cv_map_set(r->a, m.u.map, k, kl, v);
+			free(kc);
+			jrd_ws(r);
+			if (r->p >= r->end)
+				return -1;
+			if (*r->p == ',') {
+				r->p++;
+				continue;
+			}
+			if (*r->p == '}') {
+				r->p++;
+				*out = m;
+				return 0;
+			}
+			return -1;
+		}
+	}
+	case '[': {
+		r->p++;
+		cv l = cv_list_new(r->a, 0);
+		jrd_ws(r);
+		if (r->p < r->end && *r->p == ']') {
+			r->p++;
+			*out = l;
+			return 0;
+		}
+		for (;;) {
+			cv v;
+			if (jrd_value(r, &v, depth + 1))
+				return -1;
+			cv_list_push(r->a, l, v);
+			jrd_ws(r);
+			if (r->p >= r->end)
+				return -1;
+			if (*r->p == ',') {
+				r->p++;
+				continue;
+			}
+			if (*r->p == ']') {
+				r->p++;
+				*out = l;
+				return 0;
+			}
+			return -1;
+		}
+	}
+	case '"': {
+		r->p++;
+		const char *s;
+		size_t sl;
+		int nul = 0;
+		if (jrd_string(r, &s, &sl, &nul))
+			return -1;
+		*out = cv_str(r->a, s, sl);
+		return 0;
+	}
+	case 't':
+		if (r->end - r->p >= 4 && !memcmp(r->p, "true", 4)) {
+			r->p += 4;
+			*out = cv_bool(1);
+			return 0;
+		}
+		return -1;
+	case 'f':
+		if (r->end - r->p >= 5 && !memcmp(r->p, "false", 5)) {
+			r->p += 5;
+			*out = cv_bool(0);
+			return 0;
+		}
+		return -1;
+	case 'n':
+		if (r->end - r->p >= 4 && !memcmp(r->p, "null", 4)) {
+			r->p += 4;
+			*out = cv_nil();
+			return 0;
+		}
+		return -1;
+	default:
+		return jrd_number(r, out);
+	}
+}
+
+/* 0 and *out set, or -1: not handled here (use jansson). Values built
+ * before giving up stay in the arena (unreferenced). */
+static int json_direct(struct cv_arena *a, const char *text, size_t len, cv *out, int ints)
+{
+	struct jrd r = { a, text, text + len, ints, { 0 } };
+	cv v;
+	int rc = jrd_value(&r, &v, 1);
+	if (!rc) {
+		jrd_ws(&r);
+		/* a token glued to a literal ("truex") is jansson's error */
+		if (r.p != r.end)
+			rc = -1;
+	}
+	buf_free(&r.tmp);
+	if (!rc)
+		*out = v;
+	return rc;
+}
+
 int cv_from_json(struct cv_arena *a, const char *text, size_t len, cv *out, int ints, char *err, size_t errlen)
 {
+	if (!json_direct(a, text, len, out, ints))
+		return 0;
 	json_error_t je;
 	json_t *j = json_loadb(text, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &je);
 	if (!j) {

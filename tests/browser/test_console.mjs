@@ -562,6 +562,21 @@ async function runBrowserChecks(page, ctx, fx, pageErrors, streamRequests) {
     }
   });
 
+  await check('test_connection_from_form', async () => {
+    await page.evaluate((id) => { location.hash = `#/clusters/${id}`; }, fx.cluster.id);
+    await page.locator('#job-form').waitFor();
+    await page.selectOption('#job-kind', 'connection');
+    assert(await page.locator('#job-version').isHidden(), 'install fields shown for a connection test');
+    await page.click('#job-submit');
+    await waitFor('job page', async () => /#\/jobs\/[0-9a-f-]{36}$/.test(await page.evaluate(() => location.hash)));
+    const jobId = (await page.evaluate(() => location.hash)).split('/').pop();
+    const j = await must(base, 'GET', `/v1/jobs/${jobId}`, fx.token, undefined, 200);
+    assert(j.kind === 'preflight' && j.params && j.params.connection_only === true,
+      `a connection test is a preflight job with connection_only: ${JSON.stringify({ kind: j.kind, params: j.params })}`);
+    await waitFor('the connection test to finish', async () =>
+      /succeeded|failed/.test(await visibleText('#job-state')), 30000, 200);
+  });
+
   await check('install_form_params_and_cancel', async () => {
     // Slow kubesim so the install is still active when we press Cancel.
     const slowed = kubesimFaults(fx.kubesim, { latency_ms: 1500 });
