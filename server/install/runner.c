@@ -32,11 +32,13 @@
 
 /* ---- phase tables ------------------------------------------------------- */
 
-static enum phase_rc phase_not_implemented(struct runner_ctx *ctx)
+/* The API refuses these kinds (422); a row that reaches a worker anyway
+ * (written by an older or newer ferryd sharing the database) fails clearly. */
+static enum phase_rc phase_unavailable(struct runner_ctx *ctx)
 {
 	snprintf(ctx->message, sizeof(ctx->message),
-		 "job kind \"%s\" is not implemented in this build yet (only its preflight connection step ran)",
-		 ctx->job->kind);
+		 "job kind \"%s\" is not available in this version of ferry "
+		 "(available: install, upgrade, preflight)", ctx->job->kind);
 	return PHASE_FAIL;
 }
 
@@ -69,9 +71,9 @@ static const struct phase_def connection_phases[] = {
 	{ "preflight", phase_preflight },
 };
 
-static const struct phase_def unimplemented_phases[] = {
+static const struct phase_def unavailable_phases[] = {
 	{ "preflight", phase_preflight },
-	{ "not-implemented", phase_not_implemented },
+	{ "unavailable", phase_unavailable },
 };
 
 static const struct phase_def test_phases[] = {
@@ -104,7 +106,7 @@ const struct phase_def *runner_phases(const struct app *app, const char *kind,
 	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
 		if (!strcmp(kind, kinds[i])) {
 			*n = 2;
-			return unimplemented_phases;
+			return unavailable_phases;
 		}
 	}
 	*n = 0;
