@@ -8,9 +8,13 @@
  * renders a chart like `helm template` with the server's chart engine
  * (server/chart). Other subcommands may be added by other modules; each one
  * is a function in the table below. Errors go to stderr, exit status 1.
+ *
+ * The pipeline commands (clusters, install, preflight, jobs: a REST client
+ * of ferryd) live in server/cli/client.c; see client.h.
  */
 #define _GNU_SOURCE
 #include "server/chart/chart.h"
+#include "server/cli/client.h"
 #include "server/common/buf.h"
 
 #include <jansson.h>
@@ -222,12 +226,16 @@ int main(int argc, char **argv)
 {
 	if (argc < 2) {
 		usage(stderr);
+		client_usage(stderr);
 		return 2;
 	}
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		if (!strcmp(argv[1], commands[i].name))
 			return commands[i].fn(argc - 1, argv + 1);
+	if (client_handles(argv[1]))
+		return client_main(argc, argv);
 	fprintf(stderr, "ferry: unknown command %s\n", argv[1]);
 	usage(stderr);
+	client_usage(stderr);
 	return 2;
 }
