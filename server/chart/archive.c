@@ -5,7 +5,8 @@
  * limit, so a gzip bomb costs at most CHART_MAX_TOTAL_SIZE bytes of memory.
  * Headers are checked (checksum, octal fields); pax 'path' records and GNU
  * long names are honoured; anything but regular files and directories is
- * refused.
+ * refused. Entries are not copied out: their data stay in the one
+ * decompressed buffer (archive.blob), each terminated in place.
  */
 #define _GNU_SOURCE
 #include "server/chart/archive.h"
@@ -17,7 +18,8 @@
 #include <string.h>
 #include <zlib.h>
 
-static int gunzip(const void *data, size_t len, struct buf *out, char *err, size_t errlen)
+static int gunzip(const void *data, size_t len, struct buf *out, archive_progress_fn fn, void *ctx,
+		  char *err, size_t errlen)
 {
 	buf_reset(out);
 	/* The gzip trailer holds the size mod 2^32: reserve it up front (within
@@ -42,9 +44,14 @@ static int gunzip(const void *data, size_t len, struct buf *out, char *err, size
 		buf_reserve(out, 65536);
 		zs.next_out = (Bytef *)out->data + out->len;
 		zs.avail_out = (uInt)(out->cap - out->len - 1);
+		/* while someone watches the progress, inflate in slices */
+		if (fn && zs.avail_out > 65536)
+			zs.avail_out = 65536;
 		rc = inflate(&zs, Z_NO_FLUSH);
 		out->len = (size_t)((char *)zs.next_out - out->data);
 		out->data[out->len] = 0;
+		if (fn && fn(ctx, out->data, out->len))
+			fn = NULL;
 		if (out->len > CHART_MAX_TOTAL_SIZE) {
 			inflateEnd(&zs);
 			snprintf(err, errlen, "chart archive: decompressed size exceeds %u bytes", CHART_MAX_TOTAL_SIZE);
@@ -115,10 +122,9 @@ static int bad_path(const char *p)
 
 void archive_free(struct archive *a)
 {
-	for (size_t i = 0; i < a->n; i++) {
+	for (size_t i = 0; i < a->n; i++)
 		free(a->e[i].name);
-		free(a->e[i].data);
-	}
+	free(a->blob);
 	free(a->e);
 	free(a->top);
 	memset(a, 0, sizeof(*a));
@@ -152,13 +158,19 @@ static char *pax_path(const char *d, size_t n)
 
 int archive_read_tgz(const void *data, size_t len, struct archive *out, char *err, size_t errlen)
 {
+	return archive_read_tgz_progress(data, len, out, NULL, NULL, err, errlen);
+}
+
+int archive_read_tgz_progress(const void *data, size_t len, struct archive *out,
+			      archive_progress_fn fn, void *ctx, char *err, size_t errlen)
+{
 	struct buf tar = BUF_INIT;
 	memset(out, 0, sizeof(*out));
 	if (len < 2 || ((const unsigned char *)data)[0] != 0x1f || ((const unsigned char *)data)[1] != 0x8b) {
 		snprintf(err, errlen, "chart archive: not a gzip file");
 		return -1;
 	}
-	if (gunzip(data, len, &tar, err, errlen)) {
+	if (gunzip(data, len, &tar, fn, ctx, err, errlen)) {
 		buf_free(&tar);
 		return -1;
 	}
@@ -261,7 +273,7 @@ int archive_read_tgz(const void *data, size_t len, struct archive *out, char *er
 			out->e = xrealloc(out->e, cap * sizeof(*out->e));
 		}
 		out->e[out->n].name = xstrdup(slash + 1);
-		out->e[out->n].data = xstrndup(tar.data + dpos, (size_t)size);
+		out->e[out->n].data = tar.data + dpos;   /* NUL-terminated below */
 		out->e[out->n].len = (size_t)size;
 		out->n++;
 		pos = next;
@@ -270,6 +282,13 @@ int archive_read_tgz(const void *data, size_t len, struct archive *out, char *er
 		snprintf(err, errlen, "chart archive: no files in archive");
 		goto out;
 	}
+	/* entries stay in the decompressed stream: terminate each one (the
+	 * byte after it is tar padding, an already-read header or the
+	 * buffer's own NUL) */
+	for (size_t i = 0; i < out->n; i++)
+		out->e[i].data[out->e[i].len] = 0;
+	out->blob = tar.data;
+	tar.data = NULL;
 	rc = 0;
 out:
 	free(longname);

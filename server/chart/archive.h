@@ -5,7 +5,8 @@
  * Every regular file becomes an entry named by its path with the first
  * component (the chart directory) stripped. Links, devices, absolute paths,
  * ".." components, oversized files/archives and too many entries are
- * rejected with a clear message. Memory: archive_free() releases entries.
+ * rejected with a clear message. Memory: archive_free() releases entries
+ * (names and the one blob holding their data).
  * Thread-safe (no shared state).
  */
 #ifndef FERRY_CHART_ARCHIVE_H
@@ -15,7 +16,7 @@
 
 struct archive_entry {
 	char *name;     /* path inside the chart, e.g. "templates/x.yaml" */
-	char *data;     /* NUL-terminated */
+	char *data;     /* NUL-terminated, inside blob (not freed alone) */
 	size_t len;
 };
 
@@ -23,9 +24,18 @@ struct archive {
 	struct archive_entry *e;
 	size_t n;
 	char *top;      /* the stripped first component (chart directory) */
+	char *blob;     /* the decompressed tar stream holding every entry's
+			 * data; a caller may take it over (set it NULL) */
 };
 
 int archive_read_tgz(const void *data, size_t len, struct archive *out, char *err, size_t errlen);
+/* Same, calling fn(ctx, tar, len) as the decompressed tar stream grows
+ * (tar: the first len bytes so far, valid only during the call) until fn
+ * returns nonzero; fn runs on the calling thread. For starting work on
+ * early entries while the rest is still being inflated. */
+typedef int (*archive_progress_fn)(void *ctx, const char *tar, size_t len);
+int archive_read_tgz_progress(const void *data, size_t len, struct archive *out,
+			      archive_progress_fn fn, void *ctx, char *err, size_t errlen);
 void archive_free(struct archive *a);
 
 #endif

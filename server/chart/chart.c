@@ -74,7 +74,7 @@ struct chart_render {
 
 /* ---------------------------------------------------------------- loading */
 
-struct rawfile { char *name; char *data; size_t len; };
+struct rawfile { char *name; char *data; size_t len; int borrowed; /* data not freed alone */ };
 
 static int cmp_name(const void *x, const void *y)
 {
@@ -163,7 +163,127 @@ static void *values_job(void *arg)
 	return NULL;
 }
 
-static struct chart *chart_from_files(struct rawfile *rf, size_t n, char *err, size_t errlen)
+/*
+ * Speculative early work. Helm's archives start with Chart.yaml,
+ * values.yaml and values.schema.json, so while the rest of a .tgz is still
+ * being inflated, a worker thread already parses copies of values.yaml and
+ * values.schema.json. chart_from_files uses a result only when the final
+ * file of that name is byte-identical to the copy; otherwise it is ignored
+ * and the file is parsed as usual. The scan understands plain ustar
+ * headers only and simply stops at anything else (pax, long names).
+ */
+struct spec {
+	size_t off;                 /* next tar header to look at */
+	int started;                /* worker running (joined at spec_join) */
+	int joined;
+	pthread_t th;
+	struct vjob vj;             /* values.yaml: text is vcopy */
+	char *vcopy;
+	pthread_mutex_t mu;         /* guards the scopy/slen/sclaimed hand-over */
+	char *scopy;                /* values.schema.json copy, once found */
+	size_t slen;
+	int sclaimed;               /* worker took scopy (under mu) */
+	int src;                    /* schema parse result: 0 ok */
+	cv schema;
+	char serr[256];
+};
+
+/* plain octal tar number (spaces/NULs around); -1 otherwise */
+static int octal(const char *p, size_t n, unsigned long long *v)
+{
+	unsigned long long x = 0;
+	size_t i = 0;
+	while (i < n && p[i] == ' ')
+		i++;
+	for (; i < n && p[i] >= '0' && p[i] <= '7'; i++) {
+		if (x > (1ULL << 60))
+			return -1;
+		x = x * 8 + (unsigned long long)(p[i] - '0');
+	}
+	for (; i < n; i++)
+		if (p[i] != ' ' && p[i] != 0)
+			return -1;
+	*v = x;
+	return 0;
+}
+
+static void *spec_job(void *arg)
+{
+	struct spec *sp = arg;
+	values_job(&sp->vj);
+	pthread_mutex_lock(&sp->mu);
+	sp->sclaimed = sp->scopy != NULL;
+	pthread_mutex_unlock(&sp->mu);
+	if (sp->sclaimed)
+		sp->src = cv_from_json(sp->vj.a, sp->scopy, sp->slen, &sp->schema, 0, sp->serr, sizeof(sp->serr));
+	return NULL;
+}
+
+static char *spec_copy(const char *d, size_t n, size_t *outlen)
+{
+	if (n >= 3 && !memcmp(d, "\xef\xbb\xbf", 3)) {
+		d += 3;
+		n -= 3;
+	}
+	char *c = xmalloc(n + 1);
+	memcpy(c, d, n);
+	c[n] = 0;
+	*outlen = n;
+	return c;
+}
+
+/* archive progress callback; returns 1 when there is nothing more to do */
+static int spec_progress(void *ctx, const char *tar, size_t len)
+{
+	struct spec *sp = ctx;
+	while (sp->off + 512 <= len) {
+		const char *h = tar + sp->off;
+		char type = h[156];
+		if ((type != '0' && type != 0) || h[345] || !memchr(h, 0, 100))
+			return 1;   /* end of archive, or not a plain file header */
+		unsigned long long size;
+		if (octal(h + 124, 12, &size) || size > CHART_MAX_TOTAL_SIZE)
+			return 1;
+		if (sp->off + 512 + size > len)
+			return 0;   /* wait for the whole entry */
+		const char *slash = strchr(h, '/');
+		const char *data = h + 512;
+		if (slash && slash != h && !strchr(slash + 1, '/')) {
+			if (!strcmp(slash + 1, "values.yaml") && !sp->started && !sp->vcopy) {
+				sp->vcopy = spec_copy(data, (size_t)size, &sp->vj.len);
+				sp->vj.text = sp->vcopy;
+				sp->vj.a = cv_arena_new();
+				if (pthread_create(&sp->th, NULL, spec_job, sp) == 0)
+					sp->started = 1;
+			} else if (!strcmp(slash + 1, "values.schema.json") && sp->started) {
+				size_t sl;
+				char *cp = spec_copy(data, (size_t)size, &sl);
+				pthread_mutex_lock(&sp->mu);
+				if (!sp->sclaimed && !sp->scopy) {
+					sp->scopy = cp;
+					sp->slen = sl;
+					cp = NULL;
+				}
+				pthread_mutex_unlock(&sp->mu);
+				free(cp);
+			}
+		}
+		sp->off += 512 + ((size + 511) / 512) * 512;
+		if (sp->started && sp->scopy)
+			return 1;
+	}
+	return 0;
+}
+
+static void spec_join(struct spec *sp)
+{
+	if (sp && sp->started && !sp->joined) {
+		pthread_join(sp->th, NULL);
+		sp->joined = 1;
+	}
+}
+
+static struct chart *chart_from_files(struct rawfile *rf, size_t n, struct spec *sp, char *err, size_t errlen)
 {
 	struct chart *c = xcalloc(1, sizeof(*c));
 	c->a = cv_arena_new();
@@ -206,11 +326,16 @@ static struct chart *chart_from_files(struct rawfile *rf, size_t n, char *err, s
 		goto fail;
 	}
 	c->defaults = cv_map_new(c->a, 0);
-	/* values.yaml is parsed on another thread while the templates are */
+	/* values.yaml is parsed on another thread while the templates are
+	 * (for an archive, usually already during the gunzip: see spec) */
 	struct vjob vj = { 0 };
 	pthread_t vth;
-	int vthreaded = 0;
-	if (values) {
+	int vthreaded = 0, vspec = 0;
+	struct rawfile *schema_rf = NULL;
+	if (values && sp && sp->started && sp->vj.len == values->len &&
+	    !memcmp(sp->vcopy, values->data, values->len))
+		vspec = 1;      /* the worker has it (joined below) */
+	else if (values) {
 		vj.text = values->data;
 		vj.len = values->len;
 		vj.a = cv_arena_new();
@@ -233,12 +358,17 @@ static struct chart *chart_from_files(struct rawfile *rf, size_t n, char *err, s
 			t->name = full;
 			t->text = rf[i].data;
 			t->len = rf[i].len;
-			c->owned[c->nowned++] = rf[i].data;
+			if (!rf[i].borrowed)
+				c->owned[c->nowned++] = rf[i].data;
 			rf[i].data = NULL;
 			continue;
 		}
 		if (!strcmp(nm, "values.schema.json")) {
 			char jerr[256];
+			if (sp && sp->started) {
+				schema_rf = &rf[i];   /* after the templates (see spec) */
+				continue;
+			}
 			if (cv_from_json(c->a, rf[i].data, rf[i].len, &c->schema, 0, jerr, sizeof(jerr))) {
 				c->schema = cv_nil();
 				c->schema_err = xstrdup(jerr);
@@ -252,7 +382,8 @@ static struct chart *chart_from_files(struct rawfile *rf, size_t n, char *err, s
 		f->name = cv_strndup(c->a, nm, strlen(nm));
 		f->data = rf[i].data;
 		f->len = rf[i].len;
-		c->owned[c->nowned++] = rf[i].data;
+		if (!rf[i].borrowed)
+			c->owned[c->nowned++] = rf[i].data;
 		rf[i].data = NULL;
 	}
 	if (c->ntpls)
@@ -263,10 +394,31 @@ static struct chart *chart_from_files(struct rawfile *rf, size_t n, char *err, s
 		parse_tpls_job(&tj);
 		c->parse_err = tj.err;
 	}
+	if (schema_rf) {
+		spec_join(sp);
+		char jerr[256];
+		if (sp->sclaimed && sp->slen == schema_rf->len && !memcmp(sp->scopy, schema_rf->data, schema_rf->len)) {
+			if (sp->src) {
+				c->schema = cv_nil();
+				c->schema_err = xstrdup(sp->serr);
+			} else
+				c->schema = sp->schema;
+		} else if (cv_from_json(c->a, schema_rf->data, schema_rf->len, &c->schema, 0, jerr, sizeof(jerr))) {
+			c->schema = cv_nil();
+			c->schema_err = xstrdup(jerr);
+		}
+	}
+	if (vspec) {
+		spec_join(sp);
+		vj.rc = sp->vj.rc;
+		vj.v = sp->vj.v;
+		memcpy(vj.err, sp->vj.err, sizeof(vj.err));
+	}
 	if (values) {
 		if (vthreaded)
 			pthread_join(vth, NULL);
-		cv_arena_merge(c->a, vj.a);
+		if (vj.a)
+			cv_arena_merge(c->a, vj.a);
 		if (vj.rc) {
 			snprintf(err, errlen, "cannot load values.yaml: %s", vj.err);
 			goto fail;
@@ -288,7 +440,8 @@ static void free_raw(struct rawfile *rf, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
 		free(rf[i].name);
-		free(rf[i].data);
+		if (!rf[i].borrowed)
+			free(rf[i].data);
 	}
 	free(rf);
 }
@@ -302,7 +455,7 @@ struct chart *chart_load_files(const char *const *names, const char *const *cont
 		rf[i].len = strlen(contents[i]);
 		rf[i].data = xstrndup(contents[i], rf[i].len);
 	}
-	struct chart *c = chart_from_files(rf, n, err, errlen);
+	struct chart *c = chart_from_files(rf, n, NULL, err, errlen);
 	free_raw(rf, n);
 	return c;
 }
@@ -310,19 +463,42 @@ struct chart *chart_load_files(const char *const *names, const char *const *cont
 struct chart *chart_load_archive(const void *data, size_t len, char *err, size_t errlen)
 {
 	struct archive ar;
-	if (archive_read_tgz(data, len, &ar, err, errlen))
-		return NULL;
+	struct spec sp;
+	struct chart *c = NULL;
+	memset(&sp, 0, sizeof(sp));
+	pthread_mutex_init(&sp.mu, NULL);
+	if (archive_read_tgz_progress(data, len, &ar, spec_progress, &sp, err, errlen))
+		goto out;
 	struct rawfile *rf = xcalloc(ar.n + 1, sizeof(*rf));
 	for (size_t i = 0; i < ar.n; i++) {
 		rf[i].name = ar.e[i].name;
 		rf[i].data = ar.e[i].data;
 		rf[i].len = ar.e[i].len;
+		rf[i].borrowed = 1;
 		ar.e[i].name = ar.e[i].data = NULL;
 	}
 	size_t n = ar.n;
-	archive_free(&ar);
-	struct chart *c = chart_from_files(rf, n, err, errlen);
+	c = chart_from_files(rf, n, &sp, err, errlen);
 	free_raw(rf, n);
+	if (c) {
+		/* the files' data live in the archive's blob: the chart keeps it
+		 * (owned has a spare slot) */
+		c->owned[c->nowned++] = ar.blob;
+		ar.blob = NULL;
+	}
+	archive_free(&ar);
+out:
+	spec_join(&sp);
+	/* the worker's values live in its arena: keep them with the chart */
+	if (sp.vj.a) {
+		if (c)
+			cv_arena_merge(c->a, sp.vj.a);
+		else
+			cv_arena_free(sp.vj.a);
+	}
+	free(sp.vcopy);
+	free(sp.scopy);
+	pthread_mutex_destroy(&sp.mu);
 	return c;
 }
 
@@ -400,6 +576,7 @@ static int walk_dir(struct dirwalk *W, const char *root, const char *rel, int de
 			W->rf = xrealloc(W->rf, W->cap * sizeof(*W->rf));
 		}
 		struct rawfile *f = &W->rf[W->n];
+		f->borrowed = 0;
 		if (read_file(p2, &f->data, &f->len, CHART_MAX_FILE_SIZE)) {
 			snprintf(W->err, W->errlen, "cannot read %s: %s", p2, strerror(errno));
 			rc = -1;
@@ -434,7 +611,7 @@ struct chart *chart_load(const char *path, char *err, size_t errlen)
 			free_raw(W.rf, W.n);
 			return NULL;
 		}
-		struct chart *c = chart_from_files(W.rf, W.n, err, errlen);
+		struct chart *c = chart_from_files(W.rf, W.n, NULL, err, errlen);
 		free_raw(W.rf, W.n);
 		return c;
 	}
@@ -869,6 +1046,22 @@ static void serr_add(struct serr *E, const char *path, const char *fmt, ...)
 	E->n++;
 }
 
+/* sub = path + "." + key (no dot at the root), truncated to 1023 bytes */
+static void sub_path(char sub[1024], const char *path, const char *key, size_t klen)
+{
+	size_t pl = strlen(path), n = 0;
+	if (pl > 1023)
+		pl = 1023;
+	memcpy(sub, path, pl);
+	n = pl;
+	if (pl && n < 1023)
+		sub[n++] = '.';
+	if (klen > 1023 - n)
+		klen = 1023 - n;
+	memcpy(sub + n, key, klen);
+	sub[n + klen] = 0;
+}
+
 static void schema_check(cv sch, cv v, const char *path, struct serr *E, int depth)
 {
 	if (sch.kind != CV_MAP || depth > 200)
@@ -876,31 +1069,37 @@ static void schema_check(cv sch, cv v, const char *path, struct serr *E, int dep
 	cv *t = cv_map_gets(sch.u.map, "type");
 	if (t) {
 		int ok = 0;
-		struct buf exp = BUF_INIT;
-		if (t->kind == CV_STR) {
+		if (t->kind == CV_STR)
 			ok = type_matches(t->u.str.s, t->u.str.len, v);
-			buf_append(&exp, t->u.str.s, t->u.str.len);
-		} else if (t->kind == CV_LIST) {
-			buf_putc(&exp, '[');
-			for (size_t i = 0; i < t->u.list->n; i++) {
+		else if (t->kind == CV_LIST) {
+			for (size_t i = 0; i < t->u.list->n && !ok; i++) {
 				cv x = t->u.list->items[i];
-				if (x.kind != CV_STR)
-					continue;
-				if (type_matches(x.u.str.s, x.u.str.len, v))
+				if (x.kind == CV_STR && type_matches(x.u.str.s, x.u.str.len, v))
 					ok = 1;
-				if (exp.len > 1)
-					buf_putc(&exp, ',');
-				buf_append(&exp, x.u.str.s, x.u.str.len);
 			}
-			buf_putc(&exp, ']');
 		} else
 			ok = 1;
 		if (!ok) {
+			/* the expected types are spelled out only for a message */
+			struct buf exp = BUF_INIT;
+			if (t->kind == CV_STR)
+				buf_append(&exp, t->u.str.s, t->u.str.len);
+			else {
+				buf_putc(&exp, '[');
+				for (size_t i = 0; i < t->u.list->n; i++) {
+					cv x = t->u.list->items[i];
+					if (x.kind != CV_STR)
+						continue;
+					if (exp.len > 1)
+						buf_putc(&exp, ',');
+					buf_append(&exp, x.u.str.s, x.u.str.len);
+				}
+				buf_putc(&exp, ']');
+			}
 			serr_add(E, path, "Invalid type. Expected: %s, given: %s", buf_cstr(&exp), json_type_of(v));
 			buf_free(&exp);
 			return;
 		}
-		buf_free(&exp);
 	}
 	cv *en = cv_map_gets(sch.u.map, "enum");
 	if (en && en->kind == CV_LIST) {
@@ -926,7 +1125,7 @@ static void schema_check(cv sch, cv v, const char *path, struct serr *E, int dep
 			if (!x)
 				continue;
 			char sub[1024];
-			snprintf(sub, sizeof(sub), "%s%s%.*s", path, *path ? "." : "", (int)pe->klen, pe->key);
+			sub_path(sub, path, pe->key, pe->klen);
 			schema_check(pe->val, *x, sub, E, depth + 1);
 		}
 	}
@@ -934,8 +1133,9 @@ static void schema_check(cv sch, cv v, const char *path, struct serr *E, int dep
 	if (items && v.kind == CV_LIST) {
 		for (size_t i = 0; i < v.u.list->n; i++) {
 			cv isch = items->kind == CV_LIST ? (i < items->u.list->n ? items->u.list->items[i] : cv_nil()) : *items;
-			char sub[1024];
-			snprintf(sub, sizeof(sub), "%s%s%zu", path, *path ? "." : "", i);
+			char sub[1024], num[24];
+			int nl = snprintf(num, sizeof(num), "%zu", i);
+			sub_path(sub, path, num, (size_t)nl);
 			schema_check(isch, v.u.list->items[i], sub, E, depth + 1);
 		}
 	}

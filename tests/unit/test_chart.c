@@ -590,6 +590,8 @@ static size_t tar_entry(unsigned char *out, const char *name, char type, const c
 static unsigned char *make_tgz(const char *const *names, const char *types, const char *const *datas, size_t n, size_t *outlen)
 {
 	size_t cap = 1024 * (n + 2) + 65536;
+	for (size_t i = 0; i < n; i++)
+		cap += strlen(datas[i]) + 512;
 	unsigned char *tar = calloc(1, cap);
 	size_t pos = 0;
 	for (size_t i = 0; i < n; i++)
@@ -775,6 +777,147 @@ static void test_schema(void)
 	chart_free(c);
 }
 
+/* cv_from_json's own reader must give exactly what jansson + conversion
+ * gives (kinds, Go types, numbers, strings), and jansson's messages on
+ * errors */
+static int same_value(cv a, cv b)
+{
+	if (a.kind != b.kind || a.sub != b.sub)
+		return 0;
+	switch (a.kind) {
+	case CV_NIL: return 1;
+	case CV_BOOL: return a.u.b == b.u.b;
+	case CV_INT: return a.u.i == b.u.i;
+	case CV_FLOAT: return memcmp(&a.u.f, &b.u.f, sizeof(double)) == 0;
+	case CV_STR: return a.u.str.len == b.u.str.len && !memcmp(a.u.str.s, b.u.str.s, a.u.str.len);
+	case CV_LIST:
+		if (a.u.list->n != b.u.list->n)
+			return 0;
+		for (size_t i = 0; i < a.u.list->n; i++)
+			if (!same_value(a.u.list->items[i], b.u.list->items[i]))
+				return 0;
+		return 1;
+	case CV_MAP:
+		if (a.u.map->n != b.u.map->n)
+			return 0;
+		for (size_t i = 0; i < a.u.map->n; i++)
+			if (a.u.map->ents[i].klen != b.u.map->ents[i].klen ||
+			    memcmp(a.u.map->ents[i].key, b.u.map->ents[i].key, a.u.map->ents[i].klen) ||
+			    !same_value(a.u.map->ents[i].val, b.u.map->ents[i].val))
+				return 0;
+		return 1;
+	default: return 0;
+	}
+}
+
+static void test_json_reader(void)
+{
+	const char *docs[] = {
+		"{}", "[]", " {\"a\": 1, \"b\": [true, false, null, -0, 0.5, 1e3, -2.5E-3, 9007199254740993]}\n",
+		"{\"a\": 1, \"a\": 2}", "{\"z\": {\"y\": {\"x\": []}}, \"\": \"\"}", "\"s\\n\\t\\\"\\\\\\/\\b\\f\\r\"",
+		"\"\\u00e9\\u20ac\\ud83d\\ude00\"", "\"a\\u0000b\"", "\"caf\xc3\xa9\"", "123", "-0.0", "1.5e308",
+		"9223372036854775807", "-9223372036854775808", "true", "null",
+		"{\"k\\u0041y\": 1, \"long\\nkey_0123456789\": {\"n\": -12}}",
+		/* errors: jansson's messages */
+		"", "{", "[1,]", "{\"a\" 1}", "01", "1.", "-", "truex", "[1] x", "\"\\x\"", "\"\\ud800\"",
+		"\"\\udc00\"", "{\"a\\u0000\": 1}", "9223372036854775808", "1e400", "\"\x01\"", "\"\xff\"",
+		"[1 2]", "{\"a\":1,}", "nul", "\"abc",
+	};
+	for (int ints = 0; ints < 2; ints++)
+		for (size_t i = 0; i < sizeof(docs) / sizeof(docs[0]); i++) {
+			struct cv_arena *a = cv_arena_new();
+			char e1[256] = "", e2[256] = "";
+			cv v1 = cv_nil(), v2 = cv_nil();
+			int r1 = cv_from_json(a, docs[i], strlen(docs[i]), &v1, ints, e1, sizeof(e1));
+			json_error_t je;
+			json_t *j = json_loadb(docs[i], strlen(docs[i]), JSON_DECODE_ANY | JSON_ALLOW_NUL, &je);
+			int r2 = j ? 0 : -1;
+			if (j) {
+				v2 = cv_from_jansson(a, j, ints);
+				json_decref(j);
+			} else
+				snprintf(e2, sizeof(e2), "%s (line %d column %d)", je.text, je.line, je.column);
+			if (r1 != r2 || (r1 == 0 && !same_value(v1, v2)) || strcmp(e1, e2)) {
+				printf("  json reader differs on [%s] ints=%d: %d/%d %s / %s\n", docs[i], ints, r1, r2, e1, e2);
+				check(0);
+			}
+			cv_arena_free(a);
+		}
+	/* deep nesting beyond jansson's limit is jansson's error */
+	size_t n = 5000;
+	char *deep = malloc(2 * n + 1);
+	memset(deep, '[', n);
+	memset(deep + n, ']', n);
+	deep[2 * n] = 0;
+	struct cv_arena *a = cv_arena_new();
+	char e[256];
+	cv v;
+	check(cv_from_json(a, deep, 2 * n, &v, 0, e, sizeof(e)) == -1 && strstr(e, "maximum parsing depth reached"));
+	cv_arena_free(a);
+	free(deep);
+}
+
+/* values.yaml and values.schema.json of an archive are parsed while the
+ * rest is inflated: results must equal the plain path */
+static void test_archive_early_parse(void)
+{
+	char err[2048];
+	/* big enough that inflating takes several slices */
+	size_t fill = 300000;
+	char *big = malloc(fill + 64);
+	for (size_t i = 0; i < fill; i++)
+		big[i] = (char)('a' + (i * 7919 % 26));
+	memcpy(big, "x: ", 3);
+	big[fill - 1] = '\n';
+	big[fill] = 0;
+	const char *names[] = { "c/Chart.yaml", "c/values.yaml", "c/values.schema.json", "c/templates/x.yaml", "c/files/big" };
+	const char *tmpl = "a: {{ .Values.a }}\nb: {{ .Values.b | quote }}\n";
+	const char *schema = "{\"type\": \"object\", \"properties\": {\"a\": {\"type\": \"integer\"}}}";
+	const char *datas[] = { "name: c\nversion: 0.1.0\n", "a: 5\nb: hello\n", schema, tmpl, big };
+	size_t len;
+	unsigned char *gz = make_tgz(names, "00000", datas, 5, &len);
+	struct chart *c = chart_load_archive(gz, len, err, sizeof(err));
+	free(gz);
+	check(c != NULL);
+	if (c) {
+		struct chart_render *r = chart_render(c, NULL, NULL, err, sizeof(err));
+		check(r != NULL);
+		if (r)
+			check(strstr(chart_render_manifest(r), "a: 5\nb: \"hello\"\n") != NULL);
+		chart_render_free(r);
+		const char *sets[] = { "a=notanint", NULL };
+		json_t *user = chart_values_merge(NULL, 0, sets, NULL, NULL, err, sizeof(err));
+		r = chart_render(c, user, NULL, err, sizeof(err));
+		check(r == NULL && strstr(err, "- a: Invalid type. Expected: integer, given: string"));
+		chart_render_free(r);
+		json_decref(user);
+		chart_free(c);
+	}
+	/* a broken schema and a non-map values.yaml give the plain path's errors */
+	const char *d2[] = { "name: c\nversion: 0.1.0\n", "a: 5\n", "{\"type\": ", tmpl, big };
+	gz = make_tgz(names, "00000", d2, 5, &len);
+	c = chart_load_archive(gz, len, err, sizeof(err));
+	free(gz);
+	check(c != NULL);
+	if (c) {
+		struct chart_render *r = chart_render(c, NULL, NULL, err, sizeof(err));
+		check(r == NULL && strstr(err, "c: values.schema.json: ") != NULL);
+		chart_render_free(r);
+		chart_free(c);
+	}
+	const char *d3[] = { "name: c\nversion: 0.1.0\n", "- 1\n", schema, tmpl, big };
+	gz = make_tgz(names, "00000", d3, 5, &len);
+	c = chart_load_archive(gz, len, err, sizeof(err));
+	free(gz);
+	check(c == NULL && strstr(err, "cannot load values.yaml: top level is not a map"));
+	const char *d4[] = { "name: c\nversion: 0.1.0\n", "a: [\n", schema, tmpl, big };
+	gz = make_tgz(names, "00000", d4, 5, &len);
+	c = chart_load_archive(gz, len, err, sizeof(err));
+	free(gz);
+	check(c == NULL && strstr(err, "cannot load values.yaml: "));
+	free(big);
+}
+
 /* several threads render the same loaded chart at once */
 struct tjob { struct chart *c; json_t *user; char *manifest; int ok; };
 
@@ -843,6 +986,8 @@ int main(void)
 	test_run("chart_concurrent_renders", test_concurrent);
 	test_run("chart_lookup_callback", test_lookup);
 	test_run("chart_values_schema", test_schema);
+	test_run("chart_json_reader", test_json_reader);
+	test_run("chart_archive_early_parse", test_archive_early_parse);
 	chart_free(C);
 	return test_summary();
 }
