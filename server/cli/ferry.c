@@ -10,7 +10,10 @@
  * is a function in the table below. Errors go to stderr, exit status 1.
  *
  * The pipeline commands (clusters, install, preflight, jobs: a REST client
- * of ferryd) live in server/cli/client.c; see client.h.
+ * of ferryd) live in server/cli/client.c (see client.h) and run as the
+ * separate program ferry-client, installed next to ferry: ferry execs it for
+ * those commands. Keeping libcurl out of this binary keeps `ferry template`
+ * start-up short (the dynamic loader maps only the chart engine's libraries).
  */
 #define _GNU_SOURCE
 #include "server/chart/chart.h"
@@ -21,7 +24,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
+#include <limits.h>
 #include <time.h>
+#include <unistd.h>
 
 static double now_ms(void)
 {
@@ -222,6 +228,27 @@ static const struct { const char *name; int (*fn)(int, char **); } commands[] = 
 	{ "template", cmd_template },
 };
 
+/* Runs ferry-client from the directory of this executable with the same
+ * arguments; returns only on failure. */
+static int exec_client(char **argv)
+{
+	char self[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	if (n <= 0) {
+		fprintf(stderr, "ferry: cannot find my own path: %s\n", strerror(errno));
+		return 2;
+	}
+	self[n] = '\0';
+	char *slash = strrchr(self, '/');
+	struct buf path = BUF_INIT;
+	buf_append(&path, self, slash ? (size_t)(slash - self) : 0);
+	buf_puts(&path, "/ferry-client");
+	execv(path.data, argv);
+	fprintf(stderr, "ferry: cannot run %s: %s\n", path.data, strerror(errno));
+	buf_free(&path);
+	return 2;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
@@ -233,7 +260,7 @@ int main(int argc, char **argv)
 		if (!strcmp(argv[1], commands[i].name))
 			return commands[i].fn(argc - 1, argv + 1);
 	if (client_handles(argv[1]))
-		return client_main(argc, argv);
+		return exec_client(argv);
 	fprintf(stderr, "ferry: unknown command %s\n", argv[1]);
 	usage(stderr);
 	client_usage(stderr);

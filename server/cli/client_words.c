@@ -1,0 +1,45 @@
+/*
+ * client_words.c: what the `ferry` dispatcher needs to know about the
+ * client commands without linking the client itself (no libcurl here), so
+ * that `ferry template` starts as fast as a program with only the chart
+ * engine's libraries. The client runs as its own program, ferry-client,
+ * which ferry execs for these commands (see ferry.c).
+ */
+#include "server/cli/client.h"
+
+#include <stdio.h>
+#include <string.h>
+
+void client_usage(FILE *f)
+{
+	fputs("usage: ferry [global options] COMMAND ...\n"
+	      "  clusters list [--selector k=v,...]\n"
+	      "  clusters get NAME|ID\n"
+	      "  install CLUSTER [--version V] [-f values.yaml]... [--set k=v]... [--image-mirror]\n"
+	      "          [--dry-run] [--allow-existing-nodes] [--idempotency-key K] [--upgrade] [--wait]\n"
+	      "  preflight CLUSTER [--connection-only] [--idempotency-key K] [--wait]\n"
+	      "  jobs list [--state S] [--cluster NAME|ID] [--limit N]\n"
+	      "  jobs get ID | jobs wait ID | jobs cancel ID\n"
+	      "  template ...            (see ferry template --help)\n"
+	      "global options (anywhere on the line):\n"
+	      "  --server URL            ferryd base URL (FERRY_SERVER, default http://127.0.0.1:8080)\n"
+	      "  --token-file FILE       file holding the bearer token (default: FERRY_TOKEN)\n"
+	      "  --output table|json     output format (default table)\n"
+	      "  --timeout DURATION      limit for the whole command: 90, 90s, 5m, 1h (exit 3 when passed)\n"
+	      "exit status: 0 ok, 1 job failed or cancelled, 2 usage/connection/HTTP error, 3 timeout\n",
+	      f);
+}
+
+int client_handles(const char *name)
+{
+	static const char *const words[] = { "clusters", "install", "preflight", "jobs", NULL };
+	if (!name)
+		return 0;
+	for (int i = 0; words[i]; i++)
+		if (!strcmp(name, words[i]))
+			return 1;
+	return !strncmp(name, "--server", 8) || !strncmp(name, "--token", 7) || !strncmp(name, "--output", 8) ||
+	       !strncmp(name, "--timeout", 9) || !strcmp(name, "help") || !strcmp(name, "--help") ||
+	       !strcmp(name, "-h");
+}
+
