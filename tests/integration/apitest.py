@@ -278,5 +278,51 @@ def make_ca(tmpdir, cn="ferry-test-ca"):
     return open(crt).read(), open(key).read()
 
 
+class Kubesim:
+    """A kubesim process for a test script: started in a temp directory,
+    ready once kubesim.json exists (self.info), stopped by stop().
+    It exits with the test process (--exit-with-parent)."""
+
+    def __init__(self, args, names, prefix="ferry-kubesim-"):
+        binary = shutil.which("kubesim")
+        if not binary:
+            skip_all(names, "kubesim is not built")
+        self.dir = tempfile.mkdtemp(prefix=prefix)
+        self.proc = subprocess.Popen([binary, "--dir", self.dir, "--quiet", "--exit-with-parent"] + list(args),
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.info = None
+        for _ in range(200):
+            p = os.path.join(self.dir, "kubesim.json")
+            if os.path.exists(p):
+                self.info = json.load(open(p))
+                break
+            time.sleep(0.05)
+        if not self.info:
+            self.stop()
+            skip_all(names, "kubesim did not start", fail=True)
+
+    def cluster(self, name):
+        """The kubesim.json entry of one simulated cluster."""
+        return [c for c in self.info["clusters"] if c["name"] == name][0]
+
+    def admin(self, method, path):
+        """A call of kubesim's admin API (/_sim/...); returns the JSON answer."""
+        import ssl
+        import urllib.request
+        ctx = ssl.create_default_context(cafile=self.info["ca"])
+        req = urllib.request.Request("https://127.0.0.1:%d%s" % (self.info["port"], path), method=method,
+                                     headers={"Authorization": "Bearer " + self.info["admin_token"]})
+        with urllib.request.urlopen(req, context=ctx, timeout=10) as r:
+            return json.load(r)
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
 def new_uuid():
     return str(uuid.uuid4())

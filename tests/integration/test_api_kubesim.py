@@ -9,45 +9,26 @@ holds no credential.
 """
 import json
 import os
-import shutil
-import signal
 import ssl
-import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from apitest import (check, check_eq, finish, make_ca, run_test, skip_all, start)  # noqa: E402
+from apitest import (Kubesim, check, check_eq, finish, make_ca, run_test, start)  # noqa: E402
 
 TESTS = ["api_kubesim_kubeconfig_token", "api_kubesim_kubeconfig_cert_context",
          "api_kubesim_explicit_fields", "api_kubesim_wrong_ca", "api_kubesim_wrong_token",
          "api_kubesim_preflight_refuses_global_router"]
 
-kubesim = shutil.which("kubesim")
-if not kubesim:
-    skip_all(TESTS, "kubesim is not built")
-simdir = tempfile.mkdtemp(prefix="ferry-api-kubesim-")
-sim = subprocess.Popen([kubesim, "--dir", simdir, "--clusters", "2", "--cluster", "gr=tke-globalrouter",
-                        "--quiet", "--exit-with-parent"],
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-info = None
-for _ in range(200):
-    p = os.path.join(simdir, "kubesim.json")
-    if os.path.exists(p):
-        info = json.load(open(p))
-        break
-    time.sleep(0.05)
-if not info:
-    sim.kill()
-    skip_all(TESTS, "kubesim did not start", fail=True)
+ks = Kubesim(["--clusters", "2", "--cluster", "gr=tke-globalrouter"], TESTS, prefix="ferry-api-kubesim-")
+info, simdir = ks.info, ks.dir
 
 f = start("kubesim", TESTS, workers=2)
 acme = f.tenant("acme")
 OP = f.token(acme, "operator")
-c1 = [c for c in info["clusters"] if c["name"] == "c1"][0]
-c2 = [c for c in info["clusters"] if c["name"] == "c2"][0]
+c1 = ks.cluster("c1")
+c2 = ks.cluster("c2")
 kc1 = open(c1["kubeconfig"]).read()
 ca = open(info["ca"]).read()
 
@@ -128,25 +109,17 @@ def t_wrong_token():
     check("definitely-wrong-token" not in ev, "token echoed in events")
 
 
-def sim_admin(method, path):
-    ctx = ssl.create_default_context(cafile=info["ca"])
-    req = urllib.request.Request("https://127.0.0.1:%d%s" % (info["port"], path), method=method,
-                                 headers={"Authorization": "Bearer " + info["admin_token"]})
-    with urllib.request.urlopen(req, context=ctx, timeout=10) as r:
-        return json.load(r)
-
-
 def t_global_router():
     """A preflight job runs every read-only check of the profile: a Global
     Router cluster is refused with its reason, and nothing is written."""
-    gr = [c for c in info["clusters"] if c["name"] == "gr"][0]
+    gr = ks.cluster("gr")
     r = f.post("/v1/clusters", {"name": "sim-gr", "profile": "tke", "kubeconfig": open(gr["kubeconfig"]).read()}, OP)
     check_eq(r.status, 201, "create: %r" % r)
-    sim_admin("POST", "/_sim/clusters/gr/stats/reset")
+    ks.admin("POST", "/_sim/clusters/gr/stats/reset")
     job = run_preflight(r.json()["id"], timeout=120)
     check_eq(job["state"], "failed", "global router must be refused")
     check("global router" in (job["error"] or "").lower(), "error names Global Router: %r" % job["error"])
-    stats = sim_admin("GET", "/_sim/clusters/gr/stats")
+    stats = ks.admin("GET", "/_sim/clusters/gr/stats")
     check(stats["total"] > 0, "preflight read the cluster")
     check_eq(stats["writes"], 0, "preflight wrote nothing")
 
@@ -159,10 +132,5 @@ try:
     run_test("api_kubesim_wrong_token", t_wrong_token)
     run_test("api_kubesim_preflight_refuses_global_router", t_global_router)
 finally:
-    sim.send_signal(signal.SIGTERM)
-    try:
-        sim.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        sim.kill()
-    shutil.rmtree(simdir, ignore_errors=True)
+    ks.stop()
 finish(f)

@@ -13,15 +13,13 @@ everything the CLI printed. Standard library only.
 """
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from apitest import (check, check_eq, finish, run_test, skip_all, start)  # noqa: E402
+from apitest import (Kubesim, check, check_eq, finish, run_test, skip_all, start)  # noqa: E402
 
 TESTS = ["cli_clusters_list", "cli_clusters_get", "cli_preflight_wait_succeeds",
          "cli_preflight_wait_global_router_fails", "cli_install_dry_run_wait",
@@ -30,28 +28,15 @@ TESTS = ["cli_clusters_list", "cli_clusters_get", "cli_preflight_wait_succeeds",
 
 build = os.environ.get("FERRY_BUILD", "")
 FERRY = os.path.join(build, "ferry")
-kubesim = shutil.which("kubesim")
-if not kubesim or not os.path.exists(FERRY):
-    skip_all(TESTS, "needs kubesim and the ferry binary (run via tests/run)")
+if not os.path.exists(FERRY):
+    skip_all(TESTS, "needs the ferry binary (run via tests/run)")
 shared = os.environ.get("FERRY_SHARED", "")
 charts = os.path.join(shared, "charts")
 if not os.path.isdir(charts):
     skip_all(TESTS, "no chart archives in %s" % charts)
 
-simdir = tempfile.mkdtemp(prefix="ferry-cli-kubesim-")
-sim = subprocess.Popen([kubesim, "--dir", simdir, "--clusters", "2", "--cluster", "gr=tke-globalrouter",
-                        "--quiet", "--exit-with-parent"],
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-info = None
-for _ in range(200):
-    p = os.path.join(simdir, "kubesim.json")
-    if os.path.exists(p):
-        info = json.load(open(p))
-        break
-    time.sleep(0.05)
-if not info:
-    sim.kill()
-    skip_all(TESTS, "kubesim did not start", fail=True)
+ks = Kubesim(["--clusters", "2", "--cluster", "gr=tke-globalrouter"], TESTS, prefix="ferry-cli-kubesim-")
+info = ks.info
 
 os.environ["FERRY_TEST_MODE"] = "1"
 os.environ["FERRY_CHARTS_DIR"] = charts
@@ -63,7 +48,7 @@ ALL_OUTPUT = []  # everything ferry printed, checked for the token at the end
 
 
 def sim_cluster(name):
-    return [c for c in info["clusters"] if c["name"] == name][0]
+    return ks.cluster(name)
 
 
 def register(name, simname, labels):
@@ -387,10 +372,5 @@ try:
     run_test("cli_token_file", t_token_file)
     run_test("cli_token_never_printed", t_token_never_printed)
 finally:
-    sim.send_signal(signal.SIGTERM)
-    try:
-        sim.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        sim.kill()
-    shutil.rmtree(simdir, ignore_errors=True)
+    ks.stop()
 finish(f)
