@@ -18,7 +18,16 @@
 #include <string.h>
 #include <zlib.h>
 
-static int gunzip(const void *data, size_t len, struct buf *out, archive_progress_fn fn, void *ctx,
+/* tell the watcher the buffer is about to move or go away; no more calls */
+static void unwatch(archive_progress_fn *fn, void *ctx)
+{
+	if (*fn) {
+		(*fn)(ctx, NULL, 0);
+		*fn = NULL;
+	}
+}
+
+static int gunzip(const void *data, size_t len, struct buf *out, archive_progress_fn *fnp, void *ctx,
 		  char *err, size_t errlen)
 {
 	buf_reset(out);
@@ -41,17 +50,19 @@ static int gunzip(const void *data, size_t len, struct buf *out, archive_progres
 	zs.avail_in = (uInt)(len > 0x7fffffff ? 0x7fffffff : len);
 	int rc;
 	do {
+		if (out->cap - out->len < 65536 + 1)
+			unwatch(fnp, ctx);   /* buf_reserve is about to move it */
 		buf_reserve(out, 65536);
 		zs.next_out = (Bytef *)out->data + out->len;
 		zs.avail_out = (uInt)(out->cap - out->len - 1);
 		/* while someone watches the progress, inflate in slices */
-		if (fn && zs.avail_out > 65536)
+		if (*fnp && zs.avail_out > 65536)
 			zs.avail_out = 65536;
 		rc = inflate(&zs, Z_NO_FLUSH);
 		out->len = (size_t)((char *)zs.next_out - out->data);
 		out->data[out->len] = 0;
-		if (fn && fn(ctx, out->data, out->len))
-			fn = NULL;
+		if (*fnp && (*fnp)(ctx, out->data, out->len))
+			*fnp = NULL;
 		if (out->len > CHART_MAX_TOTAL_SIZE) {
 			inflateEnd(&zs);
 			snprintf(err, errlen, "chart archive: decompressed size exceeds %u bytes", CHART_MAX_TOTAL_SIZE);
@@ -170,7 +181,8 @@ int archive_read_tgz_progress(const void *data, size_t len, struct archive *out,
 		snprintf(err, errlen, "chart archive: not a gzip file");
 		return -1;
 	}
-	if (gunzip(data, len, &tar, fn, ctx, err, errlen)) {
+	if (gunzip(data, len, &tar, &fn, ctx, err, errlen)) {
+		unwatch(&fn, ctx);
 		buf_free(&tar);
 		return -1;
 	}
@@ -292,6 +304,8 @@ int archive_read_tgz_progress(const void *data, size_t len, struct archive *out,
 	rc = 0;
 out:
 	free(longname);
+	if (rc)
+		unwatch(&fn, ctx);
 	buf_free(&tar);
 	if (rc)
 		archive_free(out);

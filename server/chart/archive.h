@@ -30,9 +30,13 @@ struct archive {
 
 int archive_read_tgz(const void *data, size_t len, struct archive *out, char *err, size_t errlen);
 /* Same, calling fn(ctx, tar, len) as the decompressed tar stream grows
- * (tar: the first len bytes so far, valid only during the call) until fn
- * returns nonzero; fn runs on the calling thread. For starting work on
- * early entries while the rest is still being inflated. */
+ * (tar: the first len bytes so far) until fn returns nonzero; fn runs on
+ * the calling thread. For starting work on early entries, possibly on other
+ * threads, while the rest is still being inflated: the bytes before len do
+ * not change and stay where they are (they become the blob on success)
+ * unless the buffer has to move or is freed (a failure), and before that
+ * happens fn is called once more with tar == NULL, after which it must not
+ * touch the old bytes. */
 typedef int (*archive_progress_fn)(void *ctx, const char *tar, size_t len);
 int archive_read_tgz_progress(const void *data, size_t len, struct archive *out,
 			      archive_progress_fn fn, void *ctx, char *err, size_t errlen);

@@ -74,7 +74,9 @@ struct chart_render {
 
 /* ---------------------------------------------------------------- loading */
 
-struct rawfile { char *name; char *data; size_t len; int borrowed; /* data not freed alone */ };
+/* a chart file: data/len is its text (a BOM skipped), mem what to free
+ * (NULL when the data live in an archive's blob) */
+struct rawfile { char *name; char *data; size_t len; char *mem; };
 
 static int cmp_name(const void *x, const void *y)
 {
@@ -140,53 +142,277 @@ static cv build_meta(struct cv_arena *ar, cv raw)
 	return m;
 }
 
-struct tjob { struct chart_tpl *tpls; size_t from, to; struct cv_arena *a; struct tdefs *defs; char *err; };
+/*
+ * Parallel loading. Parsing a chart's files (values.yaml,
+ * values.schema.json, every template) costs about as much as inflating the
+ * archive, and the files are independent of each other, so the work is
+ * shared by two threads. While the main thread inflates a .tgz, its
+ * progress callback queues every entry that is complete (Helm writes
+ * Chart.yaml, values.yaml and values.schema.json first, then the
+ * templates), and a worker thread parses queued entries as they arrive.
+ * When the archive is read, the main thread takes what is still queued
+ * itself, waits for the worker, and assembles the chart from the per-file
+ * results in Helm's order, so the outcome does not depend on which thread
+ * parsed what. Directory charts use the same queue, filled at once.
+ *
+ * Each template is parsed into a definition table of its own; the tables
+ * are merged in Helm's parse order (the last definition wins), exactly as
+ * if the files had been parsed one after the other. Template names start
+ * with the chart's name, so templates are parsed early only after the
+ * Chart.yaml entry has been read; results are matched to the final files
+ * by their data pointer, and the queue is dropped if the archive buffer
+ * ever has to move (a lying gzip size field).
+ */
+enum ekind { EK_CHART, EK_VALUES, EK_SCHEMA, EK_TEMPLATE };
+enum estate { ES_PENDING, ES_BUSY, ES_DONE };
 
-static void *parse_tpls_job(void *arg)
+struct eitem {
+	enum ekind kind;
+	enum estate state;
+	const char *data;        /* text (after a BOM); stays valid */
+	size_t len;
+	char *rel;               /* path inside the chart (malloc'd) */
+	int parsed;              /* 0: not parsed (leave it to the assembler) */
+	int rc;                  /* parse result: 0 ok */
+	cv v;                    /* values / schema / Chart.yaml */
+	struct tdefs *defs;      /* template: its own definitions */
+	char *err;               /* parse error (malloc'd) */
+};
+
+struct early {
+	pthread_mutex_t mu;
+	pthread_cond_t cond;     /* an item finished, or items were queued */
+	struct eitem *items;     /* realloc'd under mu: index, never point */
+	size_t n, cap, next;     /* next: first item nobody has taken */
+	int closed;              /* no more items will be queued */
+	int started, joined;
+	int sleeping;            /* threads waiting on cond */
+	pthread_t th;
+	struct cv_arena *wa;     /* the worker's arena (merged into the chart) */
+	char *chart_name;        /* from the Chart.yaml item, once parsed */
+	int chart_state;         /* 0 not queued, 1 queued, 2 parsed */
+	size_t chart_idx;
+	size_t off;              /* progress scan: next tar header */
+};
+
+static void early_init(struct early *e)
 {
-	struct tjob *j = arg;
-	char perr[1024];
-	for (size_t i = j->from; i < j->to; i++)
-		if (tmpl_parse(j->a, j->defs, j->tpls[i].name, j->tpls[i].text, j->tpls[i].len, perr, sizeof(perr))) {
-			j->err = xstrdup(perr);
-			break;
-		}
-	return NULL;
+	memset(e, 0, sizeof(*e));
+	pthread_mutex_init(&e->mu, NULL);
+	pthread_cond_init(&e->cond, NULL);
 }
 
-struct vjob { const char *text; size_t len; struct cv_arena *a; cv v; int rc; char err[512]; };
-
-static void *values_job(void *arg)
+/* parse one item's text into arena a; fills the result fields of *it */
+static void early_parse(struct early *e, struct eitem *it, struct cv_arena *a)
 {
-	struct vjob *j = arg;
-	j->rc = cv_from_yaml(j->a, j->text, j->len, &j->v, j->err, sizeof(j->err));
-	return NULL;
+	char err[1024];
+	err[0] = 0;
+	it->parsed = 1;
+	switch (it->kind) {
+	case EK_CHART:
+		it->rc = cv_from_yaml(a, it->data, it->len, &it->v, err, sizeof(err));
+		break;
+	case EK_VALUES:
+		it->rc = cv_from_yaml(a, it->data, it->len, &it->v, err, sizeof(err));
+		break;
+	case EK_SCHEMA:
+		it->rc = cv_from_json(a, it->data, it->len, &it->v, 0, err, sizeof(err));
+		break;
+	case EK_TEMPLATE: {
+		/* the chart's name is known: the caller waited for it */
+		const char *cn = e->chart_name;
+		if (!cn || !*cn) {
+			it->parsed = 0;
+			break;
+		}
+		size_t nl = strlen(cn) + 1 + strlen(it->rel) + 1;
+		char *full = cv_alloc(a, nl);
+		snprintf(full, nl, "%s/%s", cn, it->rel);
+		it->defs = cv_alloc(a, sizeof(struct tdefs));
+		it->rc = tmpl_parse(a, it->defs, full, it->data, it->len, err, sizeof(err));
+		break;
+	}
+	}
+	if (it->parsed && it->rc)
+		it->err = xstrdup(err);
 }
 
 /*
- * Speculative early work. Helm's archives start with Chart.yaml,
- * values.yaml and values.schema.json, so while the rest of a .tgz is still
- * being inflated, a worker thread already parses copies of values.yaml and
- * values.schema.json. chart_from_files uses a result only when the final
- * file of that name is byte-identical to the copy; otherwise it is ignored
- * and the file is parsed as usual. The scan understands plain ustar
- * headers only and simply stops at anything else (pax, long names).
+ * Take the next queued item and parse it (into arena a). Returns 1 when it
+ * did some work, 0 when nothing is queued. Called with mu held; returns
+ * with mu held.
  */
-struct spec {
-	size_t off;                 /* next tar header to look at */
-	int started;                /* worker running (joined at spec_join) */
-	int joined;
-	pthread_t th;
-	struct vjob vj;             /* values.yaml: text is vcopy */
-	char *vcopy;
-	pthread_mutex_t mu;         /* guards the scopy/slen/sclaimed hand-over */
-	char *scopy;                /* values.schema.json copy, once found */
-	size_t slen;
-	int sclaimed;               /* worker took scopy (under mu) */
-	int src;                    /* schema parse result: 0 ok */
-	cv schema;
-	char serr[256];
-};
+static int early_take_one(struct early *e, struct cv_arena *a)
+{
+	if (e->next >= e->n)
+		return 0;
+	size_t idx = e->next;
+	if (e->items[idx].kind == EK_TEMPLATE)
+		while (e->chart_state == 1 && e->items[e->chart_idx].state != ES_DONE)
+			pthread_cond_wait(&e->cond, &e->mu);   /* its name is needed */
+	e->next++;
+	struct eitem it = e->items[idx];
+	e->items[idx].state = ES_BUSY;
+	pthread_mutex_unlock(&e->mu);
+	early_parse(e, &it, a);
+	pthread_mutex_lock(&e->mu);
+	if (it.kind == EK_CHART && it.rc == 0 && it.v.kind == CV_MAP) {
+		cv *nm = cv_map_gets(it.v.u.map, "name");
+		if (nm && nm->kind == CV_STR)
+			e->chart_name = xstrdup(nm->u.str.s);
+		e->chart_state = 2;
+	}
+	it.state = ES_DONE;
+	e->items[idx] = it;
+	pthread_cond_broadcast(&e->cond);
+	return 1;
+}
+
+static void *early_worker(void *arg)
+{
+	struct early *e = arg;
+	pthread_mutex_lock(&e->mu);
+	for (;;) {
+		if (early_take_one(e, e->wa))
+			continue;
+		if (e->closed)
+			break;
+		e->sleeping++;
+		pthread_cond_wait(&e->cond, &e->mu);
+		e->sleeping--;
+	}
+	pthread_mutex_unlock(&e->mu);
+	return NULL;
+}
+
+/* queue one entry (main thread); early_wake() then tells the worker */
+static void early_add(struct early *e, enum ekind kind, const char *rel, const char *data, size_t len)
+{
+	if (len >= 3 && !memcmp(data, "\xef\xbb\xbf", 3)) {
+		data += 3;
+		len -= 3;
+	}
+	pthread_mutex_lock(&e->mu);
+	if (e->n == e->cap) {
+		e->cap = e->cap ? e->cap * 2 : 256;
+		e->items = xrealloc(e->items, e->cap * sizeof(*e->items));
+	}
+	struct eitem *it = &e->items[e->n];
+	memset(it, 0, sizeof(*it));
+	it->kind = kind;
+	it->data = data;
+	it->len = len;
+	it->rel = xstrdup(rel);
+	if (kind == EK_CHART) {
+		e->chart_state = 1;
+		e->chart_idx = e->n;
+	}
+	e->n++;
+	pthread_mutex_unlock(&e->mu);
+}
+
+/* start the worker, or wake it if it sleeps (one wake-up per batch: on a
+ * virtual machine every wake-up of an idle CPU is expensive) */
+static void early_start(struct early *e)
+{
+	if (!e->started) {
+		e->wa = cv_arena_new();
+		if (pthread_create(&e->th, NULL, early_worker, e) == 0)
+			e->started = 1;
+	}
+}
+
+static void early_wake(struct early *e)
+{
+	if (!e->started) {
+		early_start(e);
+		return;
+	}
+	pthread_mutex_lock(&e->mu);
+	if (e->sleeping)
+		pthread_cond_broadcast(&e->cond);
+	pthread_mutex_unlock(&e->mu);
+}
+
+/* the kind of work a chart file gives the queue; -1: none */
+static int early_kind(const char *rel, int chart_seen)
+{
+	if (!strcmp(rel, "Chart.yaml"))
+		return chart_seen ? -1 : EK_CHART;
+	if (!strcmp(rel, "values.yaml"))
+		return EK_VALUES;
+	if (!strcmp(rel, "values.schema.json"))
+		return EK_SCHEMA;
+	if (!strncmp(rel, "templates/", 10) && chart_seen)
+		return EK_TEMPLATE;
+	return -1;
+}
+
+/*
+ * No more items: help with what is still queued (on arena a), then wait for
+ * the worker. Afterwards the items are only read.
+ */
+static void early_finish(struct early *e, struct cv_arena *a)
+{
+	pthread_mutex_lock(&e->mu);
+	e->closed = 1;
+	pthread_cond_broadcast(&e->cond);
+	while (early_take_one(e, a))
+		;
+	pthread_mutex_unlock(&e->mu);
+	if (e->started && !e->joined) {
+		pthread_join(e->th, NULL);
+		e->joined = 1;
+	}
+}
+
+/* the parsed item for this file text, or NULL */
+static struct eitem *early_find(struct early *e, const char *data, size_t len)
+{
+	if (!e)
+		return NULL;
+	for (size_t i = 0; i < e->n; i++)
+		if (e->items[i].data == data && e->items[i].len == len && e->items[i].parsed)
+			return &e->items[i];
+	return NULL;
+}
+
+/* stop the worker and forget every item (their pointers are about to go
+ * stale); nothing queued is parsed any more */
+static void early_drop(struct early *e)
+{
+	pthread_mutex_lock(&e->mu);
+	e->closed = 1;
+	e->next = e->n;
+	pthread_cond_broadcast(&e->cond);
+	pthread_mutex_unlock(&e->mu);
+	if (e->started && !e->joined) {
+		pthread_join(e->th, NULL);
+		e->joined = 1;
+	}
+	for (size_t i = 0; i < e->n; i++) {
+		free(e->items[i].rel);
+		free(e->items[i].err);
+	}
+	e->n = e->next = 0;
+	e->chart_state = 0;
+}
+
+/* release everything; the worker's arena goes to dst (or is freed) */
+static void early_free(struct early *e, struct cv_arena *dst)
+{
+	early_drop(e);
+	free(e->items);
+	free(e->chart_name);
+	if (e->wa) {
+		if (dst)
+			cv_arena_merge(dst, e->wa);
+		else
+			cv_arena_free(e->wa);
+	}
+	pthread_mutex_destroy(&e->mu);
+	pthread_cond_destroy(&e->cond);
+}
 
 /* plain octal tar number (spaces/NULs around); -1 otherwise */
 static int octal(const char *p, size_t n, unsigned long long *v)
@@ -207,98 +433,91 @@ static int octal(const char *p, size_t n, unsigned long long *v)
 	return 0;
 }
 
-static void *spec_job(void *arg)
+/*
+ * Archive progress callback (main thread): queue the entries that are now
+ * complete. The scan understands plain ustar headers only and simply stops
+ * at anything else (pax, long names); the assembler parses whatever was not
+ * queued. tar == NULL: the buffer is about to move, drop everything.
+ */
+static int early_progress(void *ctx, const char *tar, size_t len)
 {
-	struct spec *sp = arg;
-	values_job(&sp->vj);
-	pthread_mutex_lock(&sp->mu);
-	sp->sclaimed = sp->scopy != NULL;
-	pthread_mutex_unlock(&sp->mu);
-	if (sp->sclaimed)
-		sp->src = cv_from_json(sp->vj.a, sp->scopy, sp->slen, &sp->schema, 0, sp->serr, sizeof(sp->serr));
-	return NULL;
-}
-
-static char *spec_copy(const char *d, size_t n, size_t *outlen)
-{
-	if (n >= 3 && !memcmp(d, "\xef\xbb\xbf", 3)) {
-		d += 3;
-		n -= 3;
+	struct early *e = ctx;
+	if (!tar) {
+		early_drop(e);
+		return 1;
 	}
-	char *c = xmalloc(n + 1);
-	memcpy(c, d, n);
-	c[n] = 0;
-	*outlen = n;
-	return c;
-}
-
-/* archive progress callback; returns 1 when there is nothing more to do */
-static int spec_progress(void *ctx, const char *tar, size_t len)
-{
-	struct spec *sp = ctx;
-	while (sp->off + 512 <= len) {
-		const char *h = tar + sp->off;
+	while (e->off + 512 <= len) {
+		const char *h = tar + e->off;
 		char type = h[156];
-		if ((type != '0' && type != 0) || h[345] || !memchr(h, 0, 100))
-			return 1;   /* end of archive, or not a plain file header */
 		unsigned long long size;
-		if (octal(h + 124, 12, &size) || size > CHART_MAX_TOTAL_SIZE)
+		if ((type != '0' && type != 0) || h[345] || !memchr(h, 0, 100) ||
+		    octal(h + 124, 12, &size) || size > CHART_MAX_FILE_SIZE) {
+			/* end of archive, or not a plain file header */
+			early_wake(e);
 			return 1;
-		if (sp->off + 512 + size > len)
-			return 0;   /* wait for the whole entry */
-		const char *slash = strchr(h, '/');
-		const char *data = h + 512;
-		if (slash && slash != h && !strchr(slash + 1, '/')) {
-			if (!strcmp(slash + 1, "values.yaml") && !sp->started && !sp->vcopy) {
-				sp->vcopy = spec_copy(data, (size_t)size, &sp->vj.len);
-				sp->vj.text = sp->vcopy;
-				sp->vj.a = cv_arena_new();
-				if (pthread_create(&sp->th, NULL, spec_job, sp) == 0)
-					sp->started = 1;
-			} else if (!strcmp(slash + 1, "values.schema.json") && sp->started) {
-				size_t sl;
-				char *cp = spec_copy(data, (size_t)size, &sl);
-				pthread_mutex_lock(&sp->mu);
-				if (!sp->sclaimed && !sp->scopy) {
-					sp->scopy = cp;
-					sp->slen = sl;
-					cp = NULL;
-				}
-				pthread_mutex_unlock(&sp->mu);
-				free(cp);
-			}
 		}
-		sp->off += 512 + ((size + 511) / 512) * 512;
-		if (sp->started && sp->scopy)
-			return 1;
+		if (e->off + 512 + size > len)
+			break;      /* wait for the whole entry */
+		const char *slash = strchr(h, '/');
+		if (slash && slash != h && slash[1]) {
+			int k = early_kind(slash + 1, e->chart_state != 0);
+			if (k >= 0)
+				early_add(e, (enum ekind)k, slash + 1, h + 512, (size_t)size);
+		}
+		e->off += 512 + ((size + 511) / 512) * 512;
 	}
+	early_wake(e);
 	return 0;
 }
 
-static void spec_join(struct spec *sp)
+/* parse a file's text unless the early queue already did: 0, or -1 with
+ * the parser's message in perr */
+static int parse_item(struct early *e, struct cv_arena *a, enum ekind kind, const struct rawfile *f,
+		      cv *out, char *perr, size_t perrlen)
 {
-	if (sp && sp->started && !sp->joined) {
-		pthread_join(sp->th, NULL);
-		sp->joined = 1;
+	struct eitem *done = early_find(e, f->data, f->len);
+	struct eitem it;
+	if (done)
+		it = *done;
+	else {
+		memset(&it, 0, sizeof(it));
+		it.kind = kind;
+		it.data = f->data;
+		it.len = f->len;
+		early_parse(NULL, &it, a);
 	}
+	*out = it.v;
+	if (it.rc)
+		snprintf(perr, perrlen, "%s", it.err ? it.err : "parse error");
+	if (!done)
+		free(it.err);
+	return it.rc ? -1 : 0;
 }
 
-static struct chart *chart_from_files(struct rawfile *rf, size_t n, struct spec *sp, char *err, size_t errlen)
+/* the threshold below which a directory chart is parsed on one thread */
+#define EARLY_MIN_TEMPLATES 8
+
+static struct chart *chart_from_files(struct rawfile *rf, size_t n, struct early *e, char *err, size_t errlen)
 {
 	struct chart *c = xcalloc(1, sizeof(*c));
 	c->a = cv_arena_new();
-	struct rawfile *chartyaml = NULL, *values = NULL;
+	struct rawfile *chartyaml = NULL, *values = NULL, *schema = NULL;
+	struct early local;
+	int own_early = 0;
+	char perr[1024];
+	cv v;
 	if (n)
 		qsort(rf, n, sizeof(*rf), cmp_name);
 	size_t ntpl = 0, nfiles = 0;
 	for (size_t i = 0; i < n; i++) {
-		/* strip a UTF-8 BOM */
+		/* skip a UTF-8 BOM (the early queue skips it the same way) */
 		if (rf[i].len >= 3 && !memcmp(rf[i].data, "\xef\xbb\xbf", 3)) {
-			memmove(rf[i].data, rf[i].data + 3, rf[i].len - 3 + 1);
+			rf[i].data += 3;
 			rf[i].len -= 3;
 		}
 		if (!strcmp(rf[i].name, "Chart.yaml")) chartyaml = &rf[i];
 		else if (!strcmp(rf[i].name, "values.yaml")) values = &rf[i];
+		else if (!strcmp(rf[i].name, "values.schema.json")) schema = &rf[i];
 		else if (!strncmp(rf[i].name, "templates/", 10)) ntpl++;
 		else nfiles++;
 	}
@@ -306,12 +525,28 @@ static struct chart *chart_from_files(struct rawfile *rf, size_t n, struct spec 
 		snprintf(err, errlen, "Chart.yaml file is missing");
 		goto fail;
 	}
-	cv raw;
-	char yerr[512];
-	if (cv_from_yaml(c->a, chartyaml->data, chartyaml->len, &raw, yerr, sizeof(yerr))) {
-		snprintf(err, errlen, "cannot load Chart.yaml: %s", yerr);
+	/* a directory chart: queue everything now and parse on two threads */
+	if (!e && ntpl >= EARLY_MIN_TEMPLATES) {
+		early_init(&local);
+		own_early = 1;
+		e = &local;
+		early_add(e, EK_CHART, chartyaml->name, chartyaml->data, chartyaml->len);
+		if (values)
+			early_add(e, EK_VALUES, values->name, values->data, values->len);
+		if (schema)
+			early_add(e, EK_SCHEMA, schema->name, schema->data, schema->len);
+		for (size_t i = 0; i < n; i++)
+			if (!strncmp(rf[i].name, "templates/", 10))
+				early_add(e, EK_TEMPLATE, rf[i].name, rf[i].data, rf[i].len);
+		early_wake(e);
+	}
+	if (e)
+		early_finish(e, c->a);
+	if (parse_item(e, c->a, EK_CHART, chartyaml, &v, perr, sizeof(perr))) {
+		snprintf(err, errlen, "cannot load Chart.yaml: %s", perr);
 		goto fail;
 	}
+	cv raw = v;
 	c->meta = build_meta(c->a, raw);
 	c->name = meta_str(c->a, raw, "name");
 	c->version = meta_str(c->a, raw, "version");
@@ -326,29 +561,31 @@ static struct chart *chart_from_files(struct rawfile *rf, size_t n, struct spec 
 		goto fail;
 	}
 	c->defaults = cv_map_new(c->a, 0);
-	/* values.yaml is parsed on another thread while the templates are
-	 * (for an archive, usually already during the gunzip: see spec) */
-	struct vjob vj = { 0 };
-	pthread_t vth;
-	int vthreaded = 0, vspec = 0;
-	struct rawfile *schema_rf = NULL;
-	if (values && sp && sp->started && sp->vj.len == values->len &&
-	    !memcmp(sp->vcopy, values->data, values->len))
-		vspec = 1;      /* the worker has it (joined below) */
-	else if (values) {
-		vj.text = values->data;
-		vj.len = values->len;
-		vj.a = cv_arena_new();
-		vthreaded = pthread_create(&vth, NULL, values_job, &vj) == 0;
-		if (!vthreaded)
-			values_job(&vj);
+	if (values) {
+		if (parse_item(e, c->a, EK_VALUES, values, &v, perr, sizeof(perr))) {
+			snprintf(err, errlen, "cannot load values.yaml: %s", perr);
+			goto fail;
+		}
+		if (v.kind == CV_MAP)
+			c->defaults = v;
+		else if (v.kind != CV_NIL) {
+			snprintf(err, errlen, "cannot load values.yaml: top level is not a map");
+			goto fail;
+		}
+	}
+	if (schema) {
+		if (parse_item(e, c->a, EK_SCHEMA, schema, &v, perr, sizeof(perr))) {
+			c->schema = cv_nil();
+			c->schema_err = xstrdup(perr);
+		} else
+			c->schema = v;
 	}
 	c->tpls = cv_alloc(c->a, (ntpl + 1) * sizeof(struct chart_tpl));
 	c->owned = xcalloc(n + 1, sizeof(char *));
 	c->files.files = cv_alloc(c->a, (nfiles + 1) * sizeof(struct cv_file));
 	for (size_t i = 0; i < n; i++) {
 		const char *nm = rf[i].name;
-		if (&rf[i] == chartyaml || &rf[i] == values)
+		if (&rf[i] == chartyaml || &rf[i] == values || &rf[i] == schema)
 			continue;
 		if (!strncmp(nm, "templates/", 10)) {
 			struct chart_tpl *t = &c->tpls[c->ntpls++];
@@ -358,21 +595,9 @@ static struct chart *chart_from_files(struct rawfile *rf, size_t n, struct spec 
 			t->name = full;
 			t->text = rf[i].data;
 			t->len = rf[i].len;
-			if (!rf[i].borrowed)
-				c->owned[c->nowned++] = rf[i].data;
-			rf[i].data = NULL;
-			continue;
-		}
-		if (!strcmp(nm, "values.schema.json")) {
-			char jerr[256];
-			if (sp && sp->started) {
-				schema_rf = &rf[i];   /* after the templates (see spec) */
-				continue;
-			}
-			if (cv_from_json(c->a, rf[i].data, rf[i].len, &c->schema, 0, jerr, sizeof(jerr))) {
-				c->schema = cv_nil();
-				c->schema_err = xstrdup(jerr);
-			}
+			if (rf[i].mem)
+				c->owned[c->nowned++] = rf[i].mem;
+			rf[i].mem = NULL;
 			continue;
 		}
 		if (!strcmp(nm, "Chart.lock") || !strncmp(nm, "charts/", 7) ||
@@ -382,56 +607,36 @@ static struct chart *chart_from_files(struct rawfile *rf, size_t n, struct spec 
 		f->name = cv_strndup(c->a, nm, strlen(nm));
 		f->data = rf[i].data;
 		f->len = rf[i].len;
-		if (!rf[i].borrowed)
-			c->owned[c->nowned++] = rf[i].data;
-		rf[i].data = NULL;
+		if (rf[i].mem)
+			c->owned[c->nowned++] = rf[i].mem;
+		rf[i].mem = NULL;
 	}
 	if (c->ntpls)
 		qsort(c->tpls, c->ntpls, sizeof(*c->tpls), cmp_exec_order);
-	/* parse in Helm's order: the last definition of a name wins */
-	{
-		struct tjob tj = { c->tpls, 0, c->ntpls, c->a, &c->defs, NULL };
-		parse_tpls_job(&tj);
-		c->parse_err = tj.err;
-	}
-	if (schema_rf) {
-		spec_join(sp);
-		char jerr[256];
-		if (sp->sclaimed && sp->slen == schema_rf->len && !memcmp(sp->scopy, schema_rf->data, schema_rf->len)) {
-			if (sp->src) {
-				c->schema = cv_nil();
-				c->schema_err = xstrdup(sp->serr);
-			} else
-				c->schema = sp->schema;
-		} else if (cv_from_json(c->a, schema_rf->data, schema_rf->len, &c->schema, 0, jerr, sizeof(jerr))) {
-			c->schema = cv_nil();
-			c->schema_err = xstrdup(jerr);
+	/* definitions in Helm's parse order: the last definition of a name wins */
+	int early_names = e && e->chart_name && !strcmp(e->chart_name, c->name);
+	for (size_t i = 0; i < c->ntpls; i++) {
+		struct chart_tpl *t = &c->tpls[i];
+		struct eitem *done = early_names ? early_find(e, t->text, t->len) : NULL;
+		if (done && !done->rc) {
+			tmpl_defs_merge(c->a, &c->defs, done->defs);
+			continue;
+		}
+		if (done) {
+			c->parse_err = xstrdup(done->err ? done->err : "parse error");
+			break;
+		}
+		if (tmpl_parse(c->a, &c->defs, t->name, t->text, t->len, perr, sizeof(perr))) {
+			c->parse_err = xstrdup(perr);
+			break;
 		}
 	}
-	if (vspec) {
-		spec_join(sp);
-		vj.rc = sp->vj.rc;
-		vj.v = sp->vj.v;
-		memcpy(vj.err, sp->vj.err, sizeof(vj.err));
-	}
-	if (values) {
-		if (vthreaded)
-			pthread_join(vth, NULL);
-		if (vj.a)
-			cv_arena_merge(c->a, vj.a);
-		if (vj.rc) {
-			snprintf(err, errlen, "cannot load values.yaml: %s", vj.err);
-			goto fail;
-		}
-		if (vj.v.kind == CV_MAP)
-			c->defaults = vj.v;
-		else if (vj.v.kind != CV_NIL) {
-			snprintf(err, errlen, "cannot load values.yaml: top level is not a map");
-			goto fail;
-		}
-	}
+	if (own_early)
+		early_free(&local, c->a);
 	return c;
 fail:
+	if (own_early)
+		early_free(&local, c->a);
 	chart_free(c);
 	return NULL;
 }
@@ -440,8 +645,7 @@ static void free_raw(struct rawfile *rf, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
 		free(rf[i].name);
-		if (!rf[i].borrowed)
-			free(rf[i].data);
+		free(rf[i].mem);
 	}
 	free(rf);
 }
@@ -453,7 +657,7 @@ struct chart *chart_load_files(const char *const *names, const char *const *cont
 	for (size_t i = 0; i < n; i++) {
 		rf[i].name = xstrdup(names[i]);
 		rf[i].len = strlen(contents[i]);
-		rf[i].data = xstrndup(contents[i], rf[i].len);
+		rf[i].data = rf[i].mem = xstrndup(contents[i], rf[i].len);
 	}
 	struct chart *c = chart_from_files(rf, n, NULL, err, errlen);
 	free_raw(rf, n);
@@ -463,23 +667,23 @@ struct chart *chart_load_files(const char *const *names, const char *const *cont
 struct chart *chart_load_archive(const void *data, size_t len, char *err, size_t errlen)
 {
 	struct archive ar;
-	struct spec sp;
+	struct early e;
 	struct chart *c = NULL;
-	memset(&sp, 0, sizeof(sp));
-	pthread_mutex_init(&sp.mu, NULL);
-	if (archive_read_tgz_progress(data, len, &ar, spec_progress, &sp, err, errlen))
+	early_init(&e);
+	early_start(&e);    /* the worker thread starts while the file is inflated */
+	if (archive_read_tgz_progress(data, len, &ar, early_progress, &e, err, errlen))
 		goto out;
 	struct rawfile *rf = xcalloc(ar.n + 1, sizeof(*rf));
 	for (size_t i = 0; i < ar.n; i++) {
 		rf[i].name = ar.e[i].name;
 		rf[i].data = ar.e[i].data;
 		rf[i].len = ar.e[i].len;
-		rf[i].borrowed = 1;
 		ar.e[i].name = ar.e[i].data = NULL;
 	}
 	size_t n = ar.n;
-	c = chart_from_files(rf, n, &sp, err, errlen);
+	c = chart_from_files(rf, n, &e, err, errlen);
 	free_raw(rf, n);
+	early_drop(&e);     /* the worker is done with the blob (also on failure) */
 	if (c) {
 		/* the files' data live in the archive's blob: the chart keeps it
 		 * (owned has a spare slot) */
@@ -488,17 +692,8 @@ struct chart *chart_load_archive(const void *data, size_t len, char *err, size_t
 	}
 	archive_free(&ar);
 out:
-	spec_join(&sp);
-	/* the worker's values live in its arena: keep them with the chart */
-	if (sp.vj.a) {
-		if (c)
-			cv_arena_merge(c->a, sp.vj.a);
-		else
-			cv_arena_free(sp.vj.a);
-	}
-	free(sp.vcopy);
-	free(sp.scopy);
-	pthread_mutex_destroy(&sp.mu);
+	/* the worker's results live in its arena: keep them with the chart */
+	early_free(&e, c ? c->a : NULL);
 	return c;
 }
 
@@ -576,12 +771,12 @@ static int walk_dir(struct dirwalk *W, const char *root, const char *rel, int de
 			W->rf = xrealloc(W->rf, W->cap * sizeof(*W->rf));
 		}
 		struct rawfile *f = &W->rf[W->n];
-		f->borrowed = 0;
 		if (read_file(p2, &f->data, &f->len, CHART_MAX_FILE_SIZE)) {
 			snprintf(W->err, W->errlen, "cannot read %s: %s", p2, strerror(errno));
 			rc = -1;
 			break;
 		}
+		f->mem = f->data;
 		W->total += f->len;
 		if (W->total > CHART_MAX_TOTAL_SIZE) {
 			free(f->data);

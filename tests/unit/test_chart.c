@@ -918,6 +918,133 @@ static void test_archive_early_parse(void)
 	free(big);
 }
 
+
+/* render a loaded chart with user values (may be NULL): the manifest
+ * (malloc'd) or NULL */
+static char *render_manifest_with(struct chart *c, const json_t *user)
+{
+	char err[2048];
+	if (!c)
+		return NULL;
+	struct chart_render_opts o = { 0 };
+	o.release_name = "r";
+	o.namespace_ = "ns";
+	struct chart_render *r = chart_render(c, user, &o, err, sizeof(err));
+	char *m = r ? strdup(chart_render_manifest(r)) : NULL;
+	if (!r)
+		printf("  render: %s\n", err);
+	chart_render_free(r);
+	return m;
+}
+
+static char *render_manifest(struct chart *c) { return render_manifest_with(c, NULL); }
+
+/*
+ * Chart files are parsed on two threads (chart.c, "Parallel loading"): the
+ * result must be what parsing them one by one in Helm's order gives.
+ */
+static void test_parallel_load(void)
+{
+	char err[2048];
+	/* 12 templates, so directory-style loading uses the queue too; "x" is
+	 * defined three times: Helm parses deeper paths first, then names in
+	 * reverse order, so templates/_a.tpl comes last and wins */
+	enum { NT = 14 };
+	const char *names[NT] = { "c/Chart.yaml", "c/values.yaml", "c/templates/_a.tpl", "c/templates/_b.tpl",
+				  "c/templates/sub/_c.tpl" };
+	const char *datas[NT] = { "name: c\nversion: 0.1.0\n", "v: 1\n", "{{- define \"x\" }}A{{ end -}}",
+				  "{{- define \"x\" }}B{{ end -}}", "{{- define \"x\" }}C{{ end -}}" };
+	char nbuf[NT][64], dbuf[NT][96];
+	for (int i = 5; i < NT; i++) {
+		snprintf(nbuf[i], sizeof(nbuf[i]), "c/templates/t%02d.yaml", i);
+		snprintf(dbuf[i], sizeof(dbuf[i]), "k%02d: {{ include \"x\" . }}-{{ .Values.v }}\n", i);
+		names[i] = nbuf[i];
+		datas[i] = dbuf[i];
+	}
+	char types[NT + 1];
+	memset(types, '0', NT);
+	types[NT] = 0;
+	size_t len;
+	unsigned char *gz = make_tgz(names, types, datas, NT, &len);
+	struct chart *c1 = chart_load_archive(gz, len, err, sizeof(err));
+	char *m1 = render_manifest(c1);
+	check(m1 && strstr(m1, "k05: A-1\n") && strstr(m1, "k13: A-1\n") && !strstr(m1, "B-1") && !strstr(m1, "C-1"));
+	/* the same files given one by one (the directory path) */
+	const char *rel[NT];
+	for (int i = 0; i < NT; i++)
+		rel[i] = names[i] + 2;
+	struct chart *c2 = chart_load_files(rel, datas, NT, err, sizeof(err));
+	char *m2 = render_manifest(c2);
+	check(m1 && m2 && !strcmp(m1, m2));
+	chart_free(c2);
+	free(m2);
+	chart_free(c1);
+	free(m1);
+	free(gz);
+
+	/* two broken templates: the error is the first one in Helm's order,
+	 * whichever thread parsed it */
+	datas[7] = "{{ if }}";
+	datas[9] = "{{ end }}";
+	gz = make_tgz(names, types, datas, NT, &len);
+	struct chart *c = chart_load_archive(gz, len, err, sizeof(err));
+	check(c != NULL);
+	char *m3 = render_manifest(c);
+	check(m3 == NULL);
+	struct chart_render *r = c ? chart_render(c, NULL, NULL, err, sizeof(err)) : NULL;
+	check(r == NULL && strstr(err, "c/templates/t09.yaml") != NULL);
+	chart_render_free(r);
+	chart_free(c);
+	c2 = chart_load_files(rel, datas, NT, err, sizeof(err));
+	char err2[2048];
+	r = c2 ? chart_render(c2, NULL, NULL, err2, sizeof(err2)) : NULL;
+	check(r == NULL && !strcmp(err, err2));
+	chart_render_free(r);
+	chart_free(c2);
+
+	/* a gzip size field that lies makes the buffer move mid-way: the early
+	 * work is dropped, and zlib's length check then refuses the archive */
+	unsigned char *bad = malloc(len);
+	memcpy(bad, gz, len);
+	bad[len - 4] = 0x10;
+	bad[len - 3] = bad[len - 2] = bad[len - 1] = 0;
+	c = chart_load_archive(bad, len, err, sizeof(err));
+	check(c == NULL && strstr(err, "gzip") != NULL);
+	free(bad);
+	free(gz);
+}
+
+/* a real chart read from its .tgz and from an unpacked directory renders
+ * the same */
+static void test_archive_vs_directory(void)
+{
+	const char *shared = getenv("FERRY_SHARED");
+	char path[1024], dir[] = "/tmp/ferry-chart-XXXXXX", cmd[2200], err[4096];
+	snprintf(path, sizeof(path), "%s/charts/cilium-1.18.3.tgz", shared ? shared : "../shared");
+	if (!mkdtemp(dir)) {
+		check(0);
+		return;
+	}
+	snprintf(cmd, sizeof(cmd), "tar -xzf '%s' -C '%s'", path, dir);
+	check(system(cmd) == 0);
+	char sub[1100];
+	snprintf(sub, sizeof(sub), "%s/cilium", dir);
+	struct chart *a = chart_load(path, err, sizeof(err));
+	struct chart *b = chart_load(sub, err, sizeof(err));
+	/* no generated certificates: they differ from render to render */
+	const char *sets[] = { "hubble.enabled=false", NULL };
+	json_t *user = chart_values_merge(NULL, 0, sets, NULL, NULL, err, sizeof(err));
+	char *ma = render_manifest_with(a, user), *mb = render_manifest_with(b, user);
+	json_decref(user);
+	check(ma && mb && strlen(ma) > 20000 && !strcmp(ma, mb));
+	free(ma);
+	free(mb);
+	chart_free(a);
+	chart_free(b);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	check(system(cmd) == 0);
+}
+
 /* several threads render the same loaded chart at once */
 struct tjob { struct chart *c; json_t *user; char *manifest; int ok; };
 
@@ -988,6 +1115,8 @@ int main(void)
 	test_run("chart_values_schema", test_schema);
 	test_run("chart_json_reader", test_json_reader);
 	test_run("chart_archive_early_parse", test_archive_early_parse);
+	test_run("chart_parallel_load", test_parallel_load);
+	test_run("chart_archive_vs_directory", test_archive_vs_directory);
 	chart_free(C);
 	return test_summary();
 }
