@@ -11,6 +11,7 @@
 #define _GNU_SOURCE
 #include "server/chart/archive.h"
 #include "server/chart/chart.h"
+#include "server/chart/crc32.h"
 #include "server/common/buf.h"
 
 #include <stdio.h>
@@ -27,58 +28,124 @@ static void unwatch(archive_progress_fn *fn, void *ctx)
 	}
 }
 
+/*
+ * Length of the gzip member header at p (RFC 1952), 0 when it is not one
+ * or is cut short. Only deflate members are accepted.
+ */
+static size_t gzip_header_len(const unsigned char *p, size_t n)
+{
+	if (n < 10 || p[0] != 0x1f || p[1] != 0x8b || p[2] != 8 || (p[3] & 0xe0))
+		return 0;
+	unsigned flags = p[3];
+	size_t i = 10;
+	if (flags & 4) {            /* FEXTRA */
+		if (i + 2 > n)
+			return 0;
+		size_t xl = (size_t)p[i] | (size_t)p[i + 1] << 8;
+		i += 2 + xl;
+	}
+	for (unsigned f = 8; f <= 16; f <<= 1)   /* FNAME, FCOMMENT */
+		if (flags & f) {
+			while (i < n && p[i])
+				i++;
+			i++;
+		}
+	if (flags & 2)              /* FHCRC */
+		i += 2;
+	return i <= n ? i : 0;
+}
+
+static uint32_t le32(const unsigned char *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+/*
+ * Inflate the gzip stream (one or more members). zlib runs in raw deflate
+ * mode and the headers, CRC-32 and length trailers are checked here, so
+ * that the CRC is computed with crc32.h's faster code.
+ */
 static int gunzip(const void *data, size_t len, struct buf *out, archive_progress_fn *fnp, void *ctx,
 		  char *err, size_t errlen)
 {
+	const unsigned char *in = data;
 	buf_reset(out);
 	/* The gzip trailer holds the size mod 2^32: reserve it up front (within
 	 * the limit) so inflating does not reallocate as it goes. */
 	if (len >= 18) {
-		const unsigned char *p = data;
-		size_t isize = (size_t)p[len - 4] | (size_t)p[len - 3] << 8 |
-			       (size_t)p[len - 2] << 16 | (size_t)p[len - 1] << 24;
+		size_t isize = le32(in + len - 4);
 		if (isize <= CHART_MAX_TOTAL_SIZE)
 			buf_reserve(out, isize + 65536);
 	}
 	z_stream zs;
 	memset(&zs, 0, sizeof(zs));
-	if (inflateInit2(&zs, 16 + MAX_WBITS) != Z_OK) {
+	if (inflateInit2(&zs, -MAX_WBITS) != Z_OK) {
 		snprintf(err, errlen, "chart archive: zlib init failed");
 		return -1;
 	}
-	zs.next_in = (Bytef *)data;
-	zs.avail_in = (uInt)(len > 0x7fffffff ? 0x7fffffff : len);
-	int rc;
-	do {
-		if (out->cap - out->len < 65536 + 1)
-			unwatch(fnp, ctx);   /* buf_reserve is about to move it */
-		buf_reserve(out, 65536);
-		zs.next_out = (Bytef *)out->data + out->len;
-		zs.avail_out = (uInt)(out->cap - out->len - 1);
-		/* while someone watches the progress, inflate in slices */
-		if (*fnp && zs.avail_out > 65536)
-			zs.avail_out = 65536;
-		rc = inflate(&zs, Z_NO_FLUSH);
-		out->len = (size_t)((char *)zs.next_out - out->data);
-		out->data[out->len] = 0;
-		if (*fnp && (*fnp)(ctx, out->data, out->len))
-			*fnp = NULL;
-		if (out->len > CHART_MAX_TOTAL_SIZE) {
-			inflateEnd(&zs);
-			snprintf(err, errlen, "chart archive: decompressed size exceeds %u bytes", CHART_MAX_TOTAL_SIZE);
-			return -1;
+	size_t pos = 0;
+	int rc = Z_DATA_ERROR;
+	const char *why = "not a gzip header";
+	for (;;) {
+		/* one member: header, deflate data, CRC-32 and length */
+		size_t hl = gzip_header_len(in + pos, len - pos);
+		if (!hl)
+			break;
+		pos += hl;
+		uint32_t crc = 0;
+		size_t start = out->len;
+		zs.next_in = (Bytef *)in + pos;
+		size_t avail = len - pos;
+		zs.avail_in = (uInt)(avail > 0x7fffffff ? 0x7fffffff : avail);
+		do {
+			if (out->cap - out->len < 65536 + 1)
+				unwatch(fnp, ctx);   /* buf_reserve is about to move it */
+			buf_reserve(out, 65536);
+			zs.next_out = (Bytef *)out->data + out->len;
+			zs.avail_out = (uInt)(out->cap - out->len - 1);
+			/* while someone watches the progress, inflate in slices */
+			if (*fnp && zs.avail_out > 65536)
+				zs.avail_out = 65536;
+			rc = inflate(&zs, Z_NO_FLUSH);
+			size_t newlen = (size_t)((char *)zs.next_out - out->data);
+			crc = crc32_update(crc, out->data + out->len, newlen - out->len);
+			out->len = newlen;
+			out->data[out->len] = 0;
+			if (*fnp && (*fnp)(ctx, out->data, out->len))
+				*fnp = NULL;
+			if (out->len > CHART_MAX_TOTAL_SIZE) {
+				inflateEnd(&zs);
+				snprintf(err, errlen, "chart archive: decompressed size exceeds %u bytes", CHART_MAX_TOTAL_SIZE);
+				return -1;
+			}
+		} while (rc == Z_OK);
+		if (rc != Z_STREAM_END) {
+			why = zs.msg ? zs.msg : "truncated";
+			break;
 		}
-		if (rc == Z_STREAM_END) {
-			/* concatenated gzip members */
-			if (zs.avail_in > 0 && inflateReset(&zs) == Z_OK)
-				rc = Z_OK;
-			else
-				break;
+		pos = (size_t)(zs.next_in - in);
+		if (len - pos < 8) {
+			rc = Z_DATA_ERROR;
+			why = "truncated";
+			break;
 		}
-	} while (rc == Z_OK);
+		if (le32(in + pos) != crc || le32(in + pos + 4) != (uint32_t)(out->len - start)) {
+			rc = Z_DATA_ERROR;
+			why = le32(in + pos) != crc ? "incorrect data check" : "incorrect length check";
+			break;
+		}
+		pos += 8;
+		/* more input: another member must follow (as Go's reader wants) */
+		if (pos == len)
+			break;
+		if (inflateReset(&zs) != Z_OK) {
+			rc = Z_DATA_ERROR;
+			break;
+		}
+	}
 	inflateEnd(&zs);
-	if (rc != Z_STREAM_END) {
-		snprintf(err, errlen, "chart archive: not a valid gzip stream (%s)", zs.msg ? zs.msg : "truncated");
+	if (rc != Z_STREAM_END || pos != len) {
+		snprintf(err, errlen, "chart archive: not a valid gzip stream (%s)", why);
 		return -1;
 	}
 	return 0;

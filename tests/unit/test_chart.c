@@ -11,6 +11,7 @@
 #include "server/chart/chart.h"
 #include "server/chart/archive.h"
 #include "server/chart/cv.h"
+#include "server/chart/crc32.h"
 #include "tests/unit/testlib.h"
 
 #include <pthread.h>
@@ -1045,6 +1046,67 @@ static void test_archive_vs_directory(void)
 	check(system(cmd) == 0);
 }
 
+
+/* the CRC-32 used for archives equals zlib's for every length and alignment */
+static void test_crc32(void)
+{
+	size_t n = 70000;
+	unsigned char *b = malloc(n);
+	for (size_t i = 0; i < n; i++)
+		b[i] = (unsigned char)(i * 2654435761u >> 13);
+	int bad = 0;
+	for (size_t len = 0; len < 300; len++)
+		for (size_t off = 0; off < 17; off++)
+			if (crc32_update(0, b + off, len) != (uint32_t)crc32_z(0, b + off, len))
+				bad++;
+	check(bad == 0);
+	/* continuing a CRC across calls */
+	check(crc32_update(crc32_update(0, b, 1001), b + 1001, n - 1001) == (uint32_t)crc32_z(0, b, n));
+	free(b);
+}
+
+/* gzip framing is checked by ferry itself (raw inflate + own trailer check) */
+static void test_gzip_framing(void)
+{
+	char err[1024];
+	const char *names[] = { "c/Chart.yaml", "c/templates/a.yaml" };
+	const char *datas[] = { "name: c\nversion: 0.1.0\n", "a: 1\n" };
+	size_t len;
+	unsigned char *gz = make_tgz(names, "00", datas, 2, &len);
+	struct archive ar;
+	check(archive_read_tgz(gz, len, &ar, err, sizeof(err)) == 0 && ar.n == 2);
+	archive_free(&ar);
+	/* a wrong CRC in the trailer */
+	unsigned char *bad = malloc(len + 64);
+	memcpy(bad, gz, len);
+	bad[len - 8] ^= 1;
+	check(archive_read_tgz(bad, len, &ar, err, sizeof(err)) != 0 && strstr(err, "incorrect data check"));
+	/* trailing garbage after the member */
+	memcpy(bad, gz, len);
+	memcpy(bad + len, "\0\0\0\0", 4);
+	check(archive_read_tgz(bad, len + 4, &ar, err, sizeof(err)) != 0 && strstr(err, "gzip"));
+	/* a truncated trailer */
+	check(archive_read_tgz(gz, len - 3, &ar, err, sizeof(err)) != 0 && strstr(err, "gzip"));
+	/* a header with a file name and an extra field, then a second member
+	 * (an empty one) */
+	size_t hl = 10;
+	unsigned char *named = malloc(len + 64);
+	memcpy(named, gz, 10);
+	named[3] = 4 | 8;                        /* FEXTRA | FNAME */
+	memcpy(named + 10, "\x03\x00" "abc" "chart.tar\0", 2 + 3 + 10);
+	memcpy(named + 25, gz + hl, len - hl);
+	size_t nl = 25 + len - hl;
+	static const unsigned char empty_member[] = { 0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0 };
+	memcpy(named + nl, empty_member, sizeof(empty_member));
+	check(archive_read_tgz(named, nl + sizeof(empty_member), &ar, err, sizeof(err)) == 0 && ar.n == 2);
+	if (ar.n == 2)
+		check_str(ar.e[1].data, "a: 1\n");
+	archive_free(&ar);
+	free(named);
+	free(bad);
+	free(gz);
+}
+
 /* several threads render the same loaded chart at once */
 struct tjob { struct chart *c; json_t *user; char *manifest; int ok; };
 
@@ -1116,6 +1178,8 @@ int main(void)
 	test_run("chart_json_reader", test_json_reader);
 	test_run("chart_archive_early_parse", test_archive_early_parse);
 	test_run("chart_parallel_load", test_parallel_load);
+	test_run("chart_crc32", test_crc32);
+	test_run("chart_gzip_framing", test_gzip_framing);
 	test_run("chart_archive_vs_directory", test_archive_vs_directory);
 	chart_free(C);
 	return test_summary();
