@@ -103,9 +103,11 @@ static int gunzip(const void *data, size_t len, struct buf *out, archive_progres
 			buf_reserve(out, 65536);
 			zs.next_out = (Bytef *)out->data + out->len;
 			zs.avail_out = (uInt)(out->cap - out->len - 1);
-			/* while someone watches the progress, inflate in slices */
-			if (*fnp && zs.avail_out > 65536)
-				zs.avail_out = 65536;
+			/* while someone watches the progress, inflate in slices
+			 * (not too small: zlib copies 32 KiB of history after
+			 * every call) */
+			if (*fnp && zs.avail_out > 131072)
+				zs.avail_out = 131072;
 			rc = inflate(&zs, Z_NO_FLUSH);
 			size_t newlen = (size_t)((char *)zs.next_out - out->data);
 			crc = crc32_update(crc, out->data + out->len, newlen - out->len);

@@ -73,7 +73,8 @@ static void pos_of(const char *src, size_t off, int *line, int *col)
 static void emit_tok(struct lexer *L, enum tok t, const char *s, size_t len)
 {
 	if (L->n == L->cap) {
-		L->cap = L->cap ? L->cap * 2 : 256;
+		/* first guess from the text's size: one token per ~6 bytes */
+		L->cap = L->cap ? L->cap * 2 : 64 + L->len / 6;
 		L->toks = xrealloc(L->toks, L->cap * sizeof(struct token));
 	}
 	struct token *k = &L->toks[L->n++];
@@ -101,10 +102,20 @@ static int lex_err(struct lexer *L, size_t off, const char *fmt, ...)
 }
 
 static int is_space_ch(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
-static int is_alnum_ch(unsigned char c)
-{
-	return c == '_' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c >= 0x80;
-}
+/* identifier characters: letters, digits, '_' and any byte of a UTF-8
+ * sequence (a table: this is the lexer's innermost loop) */
+static const unsigned char alnum_table[128] = {
+	['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1, ['7'] = 1, ['8'] = 1, ['9'] = 1,
+	['_'] = 1,
+	['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1, ['g'] = 1, ['h'] = 1, ['i'] = 1, ['j'] = 1,
+	['k'] = 1, ['l'] = 1, ['m'] = 1, ['n'] = 1, ['o'] = 1, ['p'] = 1, ['q'] = 1, ['r'] = 1, ['s'] = 1, ['t'] = 1,
+	['u'] = 1, ['v'] = 1, ['w'] = 1, ['x'] = 1, ['y'] = 1, ['z'] = 1,
+	['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1, ['F'] = 1, ['G'] = 1, ['H'] = 1, ['I'] = 1, ['J'] = 1,
+	['K'] = 1, ['L'] = 1, ['M'] = 1, ['N'] = 1, ['O'] = 1, ['P'] = 1, ['Q'] = 1, ['R'] = 1, ['S'] = 1, ['T'] = 1,
+	['U'] = 1, ['V'] = 1, ['W'] = 1, ['X'] = 1, ['Y'] = 1, ['Z'] = 1,
+};
+
+static int is_alnum_ch(unsigned char c) { return c >= 0x80 || alnum_table[c]; }
 
 static int at_terminator(struct lexer *L)
 {
@@ -1229,24 +1240,23 @@ static void add_def(struct parser *P, const char *name, size_t len, struct tnode
 	d->body = body;
 	d->next = P->defs->b[h];
 	P->defs->b[h] = d;
+	if (P->defs->last)
+		P->defs->last->later = d;
+	else
+		P->defs->first = d;
+	P->defs->last = d;
 }
 
 void tmpl_defs_merge(struct cv_arena *a, struct tdefs *dst, const struct tdefs *src)
 {
-	for (int b = 0; b < TDEFS_BUCKETS; b++) {
-		/* chains are newest-first; replay oldest first */
-		struct tdef *stack[256];
-		int n = 0;
-		for (struct tdef *d = src->b[b]; d && n < 256; d = d->next)
-			stack[n++] = d;
-		while (n-- > 0) {
-			struct tdef *d = stack[n];
-			struct parser P = { 0 };
-			P.a = a;
-			P.defs = dst;
-			P.name = d->file;
-			add_def(&P, d->name, strlen(d->name), d->body);
-		}
+	/* a table holds one definition per name, so the order between names
+	 * does not matter; each is added as if parsed after dst's */
+	for (struct tdef *d = src->first; d; d = d->later) {
+		struct parser P = { 0 };
+		P.a = a;
+		P.defs = dst;
+		P.name = d->file;
+		add_def(&P, d->name, strlen(d->name), d->body);
 	}
 }
 
@@ -2360,7 +2370,8 @@ static __attribute__((noinline)) void rewrap(struct tstate *S, const char *prefi
 static __attribute__((noinline)) int tpl_parse_error(struct tstate *S, const char *text, size_t len, const char *copy)
 {
 	char err[1024];
-	struct tdefs scratch = { { 0 }, NULL };
+	struct tdefs scratch;
+	memset(&scratch, 0, sizeof(scratch));
 	tmpl_parse(S->E->a, &scratch, "gotpl", copy, len, err, sizeof(err));
 	return tmpl_errf(S, "error calling tpl: error during tpl function execution for \"%.*s\": %s",
 			 (int)(len > 200 ? 200 : len), text, err);
@@ -2428,13 +2439,17 @@ void tmpl_blank_no_value(struct buf *b)
 	if (!b->len)
 		return;
 	static const char nv[] = "<no value>";
-	size_t w = 0;
-	for (size_t r = 0; r < b->len;) {
-		if (b->data[r] == '<' && r + 10 <= b->len && !memcmp(b->data + r, nv, 10)) {
-			r += 10;
-			continue;
-		}
-		b->data[w++] = b->data[r++];
+	/* nothing moves before the first occurrence (usually there is none) */
+	char *first = memmem(b->data, b->len, nv, 10);
+	if (!first)
+		return;
+	size_t w = (size_t)(first - b->data);
+	for (size_t r = w; r < b->len;) {
+		char *next = memmem(b->data + r, b->len - r, nv, 10);
+		size_t end = next ? (size_t)(next - b->data) : b->len;
+		memmove(b->data + w, b->data + r, end - r);
+		w += end - r;
+		r = next ? end + 10 : b->len;
 	}
 	b->len = w;
 	b->data[w] = 0;

@@ -26,12 +26,14 @@ struct tdef {
 	const char *file;      /* file the definition was parsed from */
 	struct tnode *body;
 	struct tdef *next;
+	struct tdef *later;    /* the table's next definition by first appearance */
 };
 
 #define TDEFS_BUCKETS 512
 struct tdefs {
 	struct tdef *b[TDEFS_BUCKETS];
 	struct tdefs *parent;  /* tpl: local definitions overlay the chart's */
+	struct tdef *first, *last;  /* every definition, by first appearance */
 };
 
 /* Parse text as template NAME; definitions go into defs. Returns 0, or -1
