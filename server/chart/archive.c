@@ -19,12 +19,21 @@
 #include <string.h>
 #include <zlib.h>
 
-/* tell the watcher the buffer is about to move or go away; no more calls */
-static void unwatch(archive_progress_fn *fn, void *ctx)
+/* whoever watches the stream grow (archive_read_tgz_progress) */
+struct watch {
+	archive_progress_fn fn;   /* NULL once told the buffer moves or goes */
+	void *ctx;
+	int progress;             /* still wants progress calls */
+};
+
+/* tell the watcher the buffer is about to move or go away; no more calls.
+ * This holds even after it stopped wanting progress: work it started on
+ * the bytes may still be running. */
+static void unwatch(struct watch *w)
 {
-	if (*fn) {
-		(*fn)(ctx, NULL, 0);
-		*fn = NULL;
+	if (w->fn) {
+		w->fn(w->ctx, NULL, 0);
+		w->fn = NULL;
 	}
 }
 
@@ -65,8 +74,7 @@ static uint32_t le32(const unsigned char *p)
  * mode and the headers, CRC-32 and length trailers are checked here, so
  * that the CRC is computed with crc32.h's faster code.
  */
-static int gunzip(const void *data, size_t len, struct buf *out, archive_progress_fn *fnp, void *ctx,
-		  char *err, size_t errlen)
+static int gunzip(const void *data, size_t len, struct buf *out, struct watch *w, char *err, size_t errlen)
 {
 	const unsigned char *in = data;
 	buf_reset(out);
@@ -99,22 +107,22 @@ static int gunzip(const void *data, size_t len, struct buf *out, archive_progres
 		zs.avail_in = (uInt)(avail > 0x7fffffff ? 0x7fffffff : avail);
 		do {
 			if (out->cap - out->len < 65536 + 1)
-				unwatch(fnp, ctx);   /* buf_reserve is about to move it */
+				unwatch(w);   /* buf_reserve is about to move it */
 			buf_reserve(out, 65536);
 			zs.next_out = (Bytef *)out->data + out->len;
 			zs.avail_out = (uInt)(out->cap - out->len - 1);
 			/* while someone watches the progress, inflate in slices
 			 * (not too small: zlib copies 32 KiB of history after
 			 * every call) */
-			if (*fnp && zs.avail_out > 131072)
+			if (w->fn && w->progress && zs.avail_out > 131072)
 				zs.avail_out = 131072;
 			rc = inflate(&zs, Z_NO_FLUSH);
 			size_t newlen = (size_t)((char *)zs.next_out - out->data);
 			crc = crc32_update(crc, out->data + out->len, newlen - out->len);
 			out->len = newlen;
 			out->data[out->len] = 0;
-			if (*fnp && (*fnp)(ctx, out->data, out->len))
-				*fnp = NULL;
+			if (w->fn && w->progress && w->fn(w->ctx, out->data, out->len))
+				w->progress = 0;
 			if (out->len > CHART_MAX_TOTAL_SIZE) {
 				inflateEnd(&zs);
 				snprintf(err, errlen, "chart archive: decompressed size exceeds %u bytes", CHART_MAX_TOTAL_SIZE);
@@ -245,13 +253,14 @@ int archive_read_tgz_progress(const void *data, size_t len, struct archive *out,
 			      archive_progress_fn fn, void *ctx, char *err, size_t errlen)
 {
 	struct buf tar = BUF_INIT;
+	struct watch w = { fn, ctx, fn != NULL };
 	memset(out, 0, sizeof(*out));
 	if (len < 2 || ((const unsigned char *)data)[0] != 0x1f || ((const unsigned char *)data)[1] != 0x8b) {
 		snprintf(err, errlen, "chart archive: not a gzip file");
 		return -1;
 	}
-	if (gunzip(data, len, &tar, &fn, ctx, err, errlen)) {
-		unwatch(&fn, ctx);
+	if (gunzip(data, len, &tar, &w, err, errlen)) {
+		unwatch(&w);
 		buf_free(&tar);
 		return -1;
 	}
@@ -374,7 +383,7 @@ int archive_read_tgz_progress(const void *data, size_t len, struct archive *out,
 out:
 	free(longname);
 	if (rc)
-		unwatch(&fn, ctx);
+		unwatch(&w);
 	buf_free(&tar);
 	if (rc)
 		archive_free(out);

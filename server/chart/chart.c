@@ -246,13 +246,13 @@ static int early_take_one(struct early *e, struct cv_arena *a)
 {
 	if (e->next >= e->n)
 		return 0;
-	size_t idx = e->next;
+	/* claim the item before any wait, so that no other thread takes it */
+	size_t idx = e->next++;
+	e->items[idx].state = ES_BUSY;
 	if (e->items[idx].kind == EK_TEMPLATE)
 		while (e->chart_state == 1 && e->items[e->chart_idx].state != ES_DONE)
 			pthread_cond_wait(&e->cond, &e->mu);   /* its name is needed */
-	e->next++;
 	struct eitem it = e->items[idx];
-	e->items[idx].state = ES_BUSY;
 	pthread_mutex_unlock(&e->mu);
 	early_parse(e, &it, a);
 	pthread_mutex_lock(&e->mu);

@@ -15,6 +15,7 @@
  */
 #define _GNU_SOURCE
 #include "server/chart/cv.h"
+#include "server/chart/yamlfast.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -440,6 +441,22 @@ static int load_docs(struct cv_arena *a, const char *text, size_t len, cv *out, 
 	int rc = 0;
 	cv list = all ? cv_list_new(a, 4) : cv_nil();
 	*out = cv_nil();
+	/* one document: try the fast reader first (it builds the same libyaml
+	 * document or declines, and then libyaml reads the text as before) */
+	struct yamlfast_doc fd;
+	if (!all && yamlfast_load(text, len, &fd) == 0) {
+		yaml_node_t *root = yaml_document_get_root_node(&fd.doc);
+		if (root) {
+			struct loader L = { a, &fd.doc, ints, 20 * 1000 * 1000, err, errlen, 0 };
+			*out = load_node(&L, root, 0);
+			if (L.failed) {
+				*out = cv_nil();
+				rc = -1;
+			}
+		}
+		yamlfast_free(&fd);
+		return rc;
+	}
 	if (!yaml_parser_initialize(&parser)) {
 		snprintf(err, errlen, "yaml: out of memory");
 		return -1;
