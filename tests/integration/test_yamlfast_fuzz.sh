@@ -12,7 +12,10 @@ if [ ! -x "$bin" ]; then
   echo "SKIP: fuzz_yaml_fast: not built ($bin)"
   exit 0
 fi
-out=$("$bin" -t "$secs" -s 12345 "$src/tests/fuzz/corpus/yamlfast" 2>&1)
+# seeds: the committed corpus plus the shared goldens' values files (real
+# chart inputs are read from ../shared, not copied into the repository)
+shared=${FERRY_SHARED:-$src/../shared}
+out=$("$bin" -t "$secs" -s 12345 "$src/tests/fuzz/corpus/yamlfast" "$shared/goldens" 2>&1)
 rc=$?
 if [ $rc -eq 0 ] && grep -q "^PASS: " <<<"$out"; then
   grep "^PASS: " <<<"$out"
