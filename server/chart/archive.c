@@ -19,21 +19,46 @@
 #include <string.h>
 #include <zlib.h>
 
-/* whoever watches the stream grow (archive_read_tgz_progress) */
+/* whoever watches the entries appear (archive_read_tgz_progress) */
 struct watch {
-	archive_progress_fn fn;   /* NULL once told the buffer moves or goes */
+	archive_entry_fn fn;      /* NULL once told the buffer moves or goes */
 	void *ctx;
-	int progress;             /* still wants progress calls */
+	int progress;             /* still wants entries */
+	size_t off;               /* next tar header to look at */
 };
 
+static int octal(const char *p, size_t n, unsigned long long *v);
+
 /* tell the watcher the buffer is about to move or go away; no more calls.
- * This holds even after it stopped wanting progress: work it started on
+ * This holds even after it stopped wanting entries: work it started on
  * the bytes may still be running. */
 static void unwatch(struct watch *w)
 {
 	if (w->fn) {
-		w->fn(w->ctx, NULL, 0);
+		w->fn(w->ctx, NULL, NULL, 0);
 		w->fn = NULL;
+	}
+}
+
+/* report the plain entries now complete in tar[0..len); the full walk in
+ * archive_read_tgz_progress checks everything again afterwards */
+static void watch_entries(struct watch *w, const char *tar, size_t len)
+{
+	while (w->fn && w->progress && w->off + 512 <= len) {
+		const char *h = tar + w->off;
+		char type = h[156];
+		unsigned long long size;
+		if ((type != '0' && type != 0) || h[345] || !memchr(h, 0, 100) ||
+		    octal(h + 124, 12, &size) || size > CHART_MAX_FILE_SIZE) {
+			w->progress = 0;  /* end of archive, or not a plain file */
+			return;
+		}
+		if (w->off + 512 + size > len)
+			return;           /* wait for the whole entry */
+		const char *slash = strchr(h, '/');
+		if (slash && slash != h && slash[1] && w->fn(w->ctx, slash + 1, h + 512, (size_t)size))
+			w->progress = 0;
+		w->off += 512 + ((size + 511) / 512) * 512;
 	}
 }
 
@@ -121,8 +146,7 @@ static int gunzip(const void *data, size_t len, struct buf *out, struct watch *w
 			crc = crc32_update(crc, out->data + out->len, newlen - out->len);
 			out->len = newlen;
 			out->data[out->len] = 0;
-			if (w->fn && w->progress && w->fn(w->ctx, out->data, out->len))
-				w->progress = 0;
+			watch_entries(w, out->data, out->len);
 			if (out->len > CHART_MAX_TOTAL_SIZE) {
 				inflateEnd(&zs);
 				snprintf(err, errlen, "chart archive: decompressed size exceeds %u bytes", CHART_MAX_TOTAL_SIZE);
@@ -250,10 +274,10 @@ int archive_read_tgz(const void *data, size_t len, struct archive *out, char *er
 }
 
 int archive_read_tgz_progress(const void *data, size_t len, struct archive *out,
-			      archive_progress_fn fn, void *ctx, char *err, size_t errlen)
+			      archive_entry_fn fn, void *ctx, char *err, size_t errlen)
 {
 	struct buf tar = BUF_INIT;
-	struct watch w = { fn, ctx, fn != NULL };
+	struct watch w = { fn, ctx, fn != NULL, 0 };
 	memset(out, 0, sizeof(*out));
 	if (len < 2 || ((const unsigned char *)data)[0] != 0x1f || ((const unsigned char *)data)[1] != 0x8b) {
 		snprintf(err, errlen, "chart archive: not a gzip file");

@@ -29,17 +29,19 @@ struct archive {
 };
 
 int archive_read_tgz(const void *data, size_t len, struct archive *out, char *err, size_t errlen);
-/* Same, calling fn(ctx, tar, len) as the decompressed tar stream grows
- * (tar: the first len bytes so far) until fn returns nonzero; fn runs on
- * the calling thread. For starting work on early entries, possibly on other
- * threads, while the rest is still being inflated: the bytes before len do
- * not change and stay where they are (they become the blob on success)
- * unless the buffer has to move or is freed (a failure), and before that
- * happens fn is called once more with tar == NULL, after which it must not
- * touch the old bytes. */
-typedef int (*archive_progress_fn)(void *ctx, const char *tar, size_t len);
+/* Same, calling fn(ctx, name, data, len) on the calling thread for each
+ * file entry as soon as it is completely inflated (name: as in struct
+ * archive_entry, valid only during the call; data: not NUL-terminated),
+ * until fn returns nonzero. For starting work on early entries, possibly on
+ * other threads, while the rest is still being inflated. Only plain ustar
+ * entries are reported; the reports simply stop at anything else (pax
+ * records, long names). The data stay where they are (they become the blob
+ * on success) unless the buffer has to move or is freed (a failure); before
+ * that happens fn is called once more with name == NULL, after which it
+ * must not touch the data any more. */
+typedef int (*archive_entry_fn)(void *ctx, const char *name, const char *data, size_t len);
 int archive_read_tgz_progress(const void *data, size_t len, struct archive *out,
-			      archive_progress_fn fn, void *ctx, char *err, size_t errlen);
+			      archive_entry_fn fn, void *ctx, char *err, size_t errlen);
 void archive_free(struct archive *a);
 
 #endif

@@ -146,8 +146,8 @@ static cv build_meta(struct cv_arena *ar, cv raw)
  * Parallel loading. Parsing a chart's files (values.yaml,
  * values.schema.json, every template) costs about as much as inflating the
  * archive, and the files are independent of each other, so the work is
- * shared by two threads. While the main thread inflates a .tgz, its
- * progress callback queues every entry that is complete (Helm writes
+ * shared by two threads. While the main thread inflates a .tgz, the archive
+ * reader reports every entry that is complete and it is queued (Helm writes
  * Chart.yaml, values.yaml and values.schema.json first, then the
  * templates), and a worker thread parses queued entries as they arrive.
  * When the archive is read, the main thread takes what is still queued
@@ -192,7 +192,6 @@ struct early {
 	char *chart_name;        /* from the Chart.yaml item, once parsed */
 	int chart_state;         /* 0 not queued, 1 queued, 2 parsed */
 	size_t chart_idx;
-	size_t off;              /* progress scan: next tar header */
 };
 
 static void early_init(struct early *e)
@@ -210,8 +209,6 @@ static void early_parse(struct early *e, struct eitem *it, struct cv_arena *a)
 	it->parsed = 1;
 	switch (it->kind) {
 	case EK_CHART:
-		it->rc = cv_from_yaml(a, it->data, it->len, &it->v, err, sizeof(err));
-		break;
 	case EK_VALUES:
 		it->rc = cv_from_yaml(a, it->data, it->len, &it->v, err, sizeof(err));
 		break;
@@ -285,7 +282,7 @@ static void *early_worker(void *arg)
 	return NULL;
 }
 
-/* queue one entry (main thread); early_wake() then tells the worker */
+/* queue one entry (main thread) and wake the worker if it sleeps */
 static void early_add(struct early *e, enum ekind kind, const char *rel, const char *data, size_t len)
 {
 	if (len >= 3 && !memcmp(data, "\xef\xbb\xbf", 3)) {
@@ -308,11 +305,12 @@ static void early_add(struct early *e, enum ekind kind, const char *rel, const c
 		e->chart_idx = e->n;
 	}
 	e->n++;
+	if (e->sleeping)
+		pthread_cond_broadcast(&e->cond);
 	pthread_mutex_unlock(&e->mu);
 }
 
-/* start the worker, or wake it if it sleeps (one wake-up per batch: on a
- * virtual machine every wake-up of an idle CPU is expensive) */
+/* start the worker thread */
 static void early_start(struct early *e)
 {
 	if (!e->started) {
@@ -320,18 +318,6 @@ static void early_start(struct early *e)
 		if (pthread_create(&e->th, NULL, early_worker, e) == 0)
 			e->started = 1;
 	}
-}
-
-static void early_wake(struct early *e)
-{
-	if (!e->started) {
-		early_start(e);
-		return;
-	}
-	pthread_mutex_lock(&e->mu);
-	if (e->sleeping)
-		pthread_cond_broadcast(&e->cond);
-	pthread_mutex_unlock(&e->mu);
 }
 
 /* the kind of work a chart file gives the queue; -1: none */
@@ -414,59 +400,20 @@ static void early_free(struct early *e, struct cv_arena *dst)
 	pthread_cond_destroy(&e->cond);
 }
 
-/* plain octal tar number (spaces/NULs around); -1 otherwise */
-static int octal(const char *p, size_t n, unsigned long long *v)
-{
-	unsigned long long x = 0;
-	size_t i = 0;
-	while (i < n && p[i] == ' ')
-		i++;
-	for (; i < n && p[i] >= '0' && p[i] <= '7'; i++) {
-		if (x > (1ULL << 60))
-			return -1;
-		x = x * 8 + (unsigned long long)(p[i] - '0');
-	}
-	for (; i < n; i++)
-		if (p[i] != ' ' && p[i] != 0)
-			return -1;
-	*v = x;
-	return 0;
-}
-
 /*
- * Archive progress callback (main thread): queue the entries that are now
- * complete. The scan understands plain ustar headers only and simply stops
- * at anything else (pax, long names); the assembler parses whatever was not
- * queued. tar == NULL: the buffer is about to move, drop everything.
+ * Archive entry callback (main thread): queue the entries worth parsing
+ * early. name == NULL: the buffer is about to move, drop everything.
  */
-static int early_progress(void *ctx, const char *tar, size_t len)
+static int early_entry(void *ctx, const char *name, const char *data, size_t len)
 {
 	struct early *e = ctx;
-	if (!tar) {
+	if (!name) {
 		early_drop(e);
 		return 1;
 	}
-	while (e->off + 512 <= len) {
-		const char *h = tar + e->off;
-		char type = h[156];
-		unsigned long long size;
-		if ((type != '0' && type != 0) || h[345] || !memchr(h, 0, 100) ||
-		    octal(h + 124, 12, &size) || size > CHART_MAX_FILE_SIZE) {
-			/* end of archive, or not a plain file header */
-			early_wake(e);
-			return 1;
-		}
-		if (e->off + 512 + size > len)
-			break;      /* wait for the whole entry */
-		const char *slash = strchr(h, '/');
-		if (slash && slash != h && slash[1]) {
-			int k = early_kind(slash + 1, e->chart_state != 0);
-			if (k >= 0)
-				early_add(e, (enum ekind)k, slash + 1, h + 512, (size_t)size);
-		}
-		e->off += 512 + ((size + 511) / 512) * 512;
-	}
-	early_wake(e);
+	int k = early_kind(name, e->chart_state != 0);
+	if (k >= 0)
+		early_add(e, (enum ekind)k, name, data, len);
 	return 0;
 }
 
@@ -538,7 +485,7 @@ static struct chart *chart_from_files(struct rawfile *rf, size_t n, struct early
 		for (size_t i = 0; i < n; i++)
 			if (!strncmp(rf[i].name, "templates/", 10))
 				early_add(e, EK_TEMPLATE, rf[i].name, rf[i].data, rf[i].len);
-		early_wake(e);
+		early_start(e);
 	}
 	if (e)
 		early_finish(e, c->a);
@@ -671,7 +618,7 @@ struct chart *chart_load_archive(const void *data, size_t len, char *err, size_t
 	struct chart *c = NULL;
 	early_init(&e);
 	early_start(&e);    /* the worker thread starts while the file is inflated */
-	if (archive_read_tgz_progress(data, len, &ar, early_progress, &e, err, errlen))
+	if (archive_read_tgz_progress(data, len, &ar, early_entry, &e, err, errlen))
 		goto out;
 	struct rawfile *rf = xcalloc(ar.n + 1, sizeof(*rf));
 	for (size_t i = 0; i < ar.n; i++) {
