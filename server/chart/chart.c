@@ -32,7 +32,12 @@
 #define CHART_MAX_TEMPLATE_DEPTH 10000
 #define CHART_RENDER_STACK ((size_t)256 * 1024 * 1024)
 
-struct chart_tpl { const char *name; const char *text; size_t len; };
+struct chart_tpl {
+	const char *name;
+	const char *text;
+	size_t len;
+	int depth;          /* '/' in name: the sort key of Helm's render order */
+};
 
 struct chart {
 	struct cv_arena *a;
@@ -94,9 +99,8 @@ static int depth_of(const char *s)
 static int cmp_exec_order(const void *x, const void *y)
 {
 	const struct chart_tpl *a = x, *b = y;
-	int da = depth_of(a->name), db = depth_of(b->name);
-	if (da != db)
-		return db - da;
+	if (a->depth != b->depth)
+		return b->depth - a->depth;
 	return -strcmp(a->name, b->name);
 }
 
@@ -540,6 +544,7 @@ static struct chart *chart_from_files(struct rawfile *rf, size_t n, struct early
 			char *full = cv_alloc(c->a, nl);
 			snprintf(full, nl, "%s/%s", c->name, nm);
 			t->name = full;
+			t->depth = depth_of(full);
 			t->text = rf[i].data;
 			t->len = rf[i].len;
 			if (rf[i].mem)

@@ -2838,25 +2838,53 @@ static const struct tfuncdef path_funcs[] = {
 	{ "base", "s", f_base }, { "clean", "s", f_clean }, { "dir", "s", f_dir }, { "ext", "s", f_ext },
 };
 
+/* name -> function, resolved once per name: an open-addressing hash index
+ * over funcs[], built on first use (the parser looks a name up for every
+ * function call in every template) */
+#define FUNC_SLOTS 1024
+static const struct tfuncdef *func_index[FUNC_SLOTS];
+static pthread_once_t func_index_once = PTHREAD_ONCE_INIT;
+
+static unsigned func_hash(const char *name, size_t len)
+{
+	unsigned h = 2166136261u;
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ (unsigned char)name[i]) * 16777619u;
+	return h & (FUNC_SLOTS - 1);
+}
+
+/* a table entry without a signature stands for one of path_funcs */
+static const struct tfuncdef *func_resolve(const struct tfuncdef *f)
+{
+	if (f->sig)
+		return f;
+	for (size_t k = 0; k < sizeof(path_funcs) / sizeof(path_funcs[0]); k++)
+		if (!strcmp(path_funcs[k].name, f->name))
+			return &path_funcs[k];
+	return NULL;
+}
+
+static void func_index_build(void)
+{
+	for (size_t i = 0; i < sizeof(funcs) / sizeof(funcs[0]); i++) {
+		const struct tfuncdef *f = func_resolve(&funcs[i]);
+		if (!f)
+			continue;
+		unsigned h = func_hash(funcs[i].name, strlen(funcs[i].name));
+		while (func_index[h])
+			h = (h + 1) & (FUNC_SLOTS - 1);
+		func_index[h] = f;
+	}
+}
+
 const struct tfuncdef *tmpl_func_find(const char *name, size_t len)
 {
-	size_t lo = 0, hi = sizeof(funcs) / sizeof(funcs[0]);
-	while (lo < hi) {
-		size_t mid = (lo + hi) / 2;
-		const char *fn = funcs[mid].name;
-		int c = strncmp(fn, name, len);
-		if (!c) c = fn[len] ? 1 : 0;
-		if (!c) {
-			if (!funcs[mid].sig) {
-				for (size_t k = 0; k < sizeof(path_funcs) / sizeof(path_funcs[0]); k++)
-					if (!strcmp(path_funcs[k].name, fn))
-						return &path_funcs[k];
-				return NULL;
-			}
-			return &funcs[mid];
-		}
-		if (c < 0) lo = mid + 1;
-		else hi = mid;
+	pthread_once(&func_index_once, func_index_build);
+	for (unsigned h = func_hash(name, len);; h = (h + 1) & (FUNC_SLOTS - 1)) {
+		const struct tfuncdef *f = func_index[h];
+		if (!f)
+			return NULL;
+		if (!strncmp(f->name, name, len) && !f->name[len])
+			return f;
 	}
-	return NULL;
 }

@@ -167,12 +167,25 @@ static int scan_number(struct lexer *L)
 	return 0;
 }
 
-static const struct { const char *w; enum tok t; } keywords[] = {
-	{ "if", T_IF }, { "else", T_ELSE }, { "end", T_END }, { "range", T_RANGE },
-	{ "with", T_WITH }, { "template", T_TEMPLATE }, { "define", T_DEFINE },
-	{ "block", T_BLOCK }, { "break", T_BREAK }, { "continue", T_CONTINUE },
-	{ "nil", T_NIL }, { "true", T_BOOL }, { "false", T_BOOL }, { NULL, 0 },
-};
+/* the keyword token for identifier s[0..n), or T_IDENT */
+static enum tok keyword(const char *s, size_t n)
+{
+#define KW(lit, tok) if (n == sizeof(lit) - 1 && !memcmp(s, lit, n)) return tok
+	switch (s[0]) {
+	case 'b': KW("block", T_BLOCK); KW("break", T_BREAK); break;
+	case 'c': KW("continue", T_CONTINUE); break;
+	case 'd': KW("define", T_DEFINE); break;
+	case 'e': KW("else", T_ELSE); KW("end", T_END); break;
+	case 'f': KW("false", T_BOOL); break;
+	case 'i': KW("if", T_IF); break;
+	case 'n': KW("nil", T_NIL); break;
+	case 'r': KW("range", T_RANGE); break;
+	case 't': KW("template", T_TEMPLATE); KW("true", T_BOOL); break;
+	case 'w': KW("with", T_WITH); break;
+	}
+	return T_IDENT;
+#undef KW
+}
 
 /* lex inside an action until the right delimiter */
 static int lex_action(struct lexer *L)
@@ -293,15 +306,7 @@ static int lex_action(struct lexer *L)
 			L->pos = p;
 			if (!at_terminator(L))
 				return lex_err(L, p, "bad character U+%04X '%c'", (unsigned char)s[p], s[p]);
-			enum tok t = T_IDENT;
-			if (p - st <= 8 && s[st] >= 'b' && s[st] <= 'w')
-				for (int k = 0; keywords[k].w; k++)
-					if (keywords[k].w[0] == s[st] && strlen(keywords[k].w) == p - st &&
-					    !memcmp(keywords[k].w, s + st, p - st)) {
-						t = keywords[k].t;
-						break;
-					}
-			emit_tok(L, t, s + st, p - st);
+			emit_tok(L, keyword(s + st, p - st), s + st, p - st);
 			continue;
 		}
 		if (c == '/')
@@ -716,6 +721,26 @@ static int parse_number(struct parser *P, struct token *t, struct tnode *n)
 
 static struct tpipe *parse_pipeline(struct parser *P, const char *context, enum tok end);
 
+/*
+ * Give field node n the names of the run of field tokens that starts at
+ * token i, and move past them. The names point into the template text
+ * (without the dot), which lives as long as the tree.
+ */
+static void take_fields(struct parser *P, struct tnode *n, size_t i)
+{
+	size_t nf = 0;
+	while (P->toks[i + nf].t == T_FIELD)
+		nf++;
+	n->u.fld.f = cv_alloc(P->a, nf * sizeof(char *));
+	n->u.fld.flen = cv_alloc(P->a, nf * sizeof(size_t));
+	for (size_t k = 0; k < nf; k++) {
+		n->u.fld.f[k] = P->toks[i + k].s + 1;
+		n->u.fld.flen[k] = P->toks[i + k].len - 1;
+	}
+	n->u.fld.nf = nf;
+	P->i = i + nf;
+}
+
 static struct tnode *term(struct parser *P)
 {
 	struct token *t = next_ns(P);
@@ -742,16 +767,13 @@ static struct tnode *term(struct parser *P)
 			return NULL;
 		}
 		n = newnode(P, N_VAR, ti);
-		n->u.fld.var = cv_strndup(P->a, t->s, t->len);
+		n->u.fld.var = t->s;   /* names point into the template text */
 		n->u.fld.varlen = t->len;
 		return n;
 	case T_FIELD:
+		/* .a.b.c is one field node: take the whole run of fields */
 		n = newnode(P, N_FIELD, ti);
-		n->u.fld.nf = 1;
-		n->u.fld.f = cv_alloc(P->a, sizeof(char *));
-		n->u.fld.flen = cv_alloc(P->a, sizeof(size_t));
-		n->u.fld.f[0] = cv_strndup(P->a, t->s + 1, t->len - 1);
-		n->u.fld.flen[0] = t->len - 1;
+		take_fields(P, n, ti);
 		return n;
 	case T_BOOL:
 		n = newnode(P, N_BOOL, ti);
@@ -790,48 +812,20 @@ static struct tnode *operand(struct parser *P)
 	if (!n)
 		return NULL;
 	if (peek(P)->t == T_FIELD) {
-		struct ptrvec fs = { 0 };
-		struct ptrvec ls = { 0 };
-		while (peek(P)->t == T_FIELD) {
-			struct token *t = next(P);
-			pv_push(&fs, cv_strndup(P->a, t->s + 1, t->len - 1));
-			pv_push(&ls, (void *)(uintptr_t)(t->len - 1));
-		}
-		size_t nf = fs.n;
-		const char **f = (const char **)pv_finish(P, &fs);
-		size_t *fl = cv_alloc(P->a, nf * sizeof(size_t));
-		for (size_t k = 0; k < nf; k++)
-			fl[k] = (size_t)(uintptr_t)ls.v[k];
-		free(ls.v);
 		switch (n->type) {
-		case N_FIELD: {
-			/* merge into one field node */
-			const char **f2 = cv_alloc(P->a, (nf + 1) * sizeof(char *));
-			size_t *l2 = cv_alloc(P->a, (nf + 1) * sizeof(size_t));
-			f2[0] = n->u.fld.f[0];
-			l2[0] = n->u.fld.flen[0];
-			memcpy(f2 + 1, f, nf * sizeof(char *));
-			memcpy(l2 + 1, fl, nf * sizeof(size_t));
-			n->u.fld.f = f2;
-			n->u.fld.flen = l2;
-			n->u.fld.nf = nf + 1;
-			return n;
-		}
 		case N_VAR:
-			n->u.fld.f = f;
-			n->u.fld.flen = fl;
-			n->u.fld.nf = nf;
+			take_fields(P, n, P->i);
 			return n;
 		case N_BOOL: case N_STRING: case N_NUMBER: case N_NIL: case N_DOT:
+			while (peek(P)->t == T_FIELD)
+				P->i++;
 			perr(P, P->i - 1, "unexpected . after term");
 			return NULL;
 		default: {
-			struct tnode *c = newnode(P, N_CHAIN, P->i - 1);
+			struct tnode *c = newnode(P, N_CHAIN, P->i);
 			c->off = n->off;
 			c->u.fld.base = n;
-			c->u.fld.f = f;
-			c->u.fld.flen = fl;
-			c->u.fld.nf = nf;
+			take_fields(P, c, P->i);
 			return c;
 		}
 		}
@@ -936,7 +930,7 @@ static struct tpipe *parse_pipeline_inner(struct parser *P, const char *context,
 		p->decllen = cv_alloc(P->a, decl.n * sizeof(size_t));
 		for (size_t k = 0; k < decl.n; k++) {
 			struct token *v = decl.v[k];
-			p->decl[k] = cv_strndup(P->a, v->s, v->len);
+			p->decl[k] = v->s;   /* points into the template text */
 			p->decllen[k] = v->len;
 			if (!p->is_assign)
 				push_var(P, p->decl[k], v->len);
@@ -1213,38 +1207,60 @@ static unsigned hash_name(const char *s, size_t len)
 	return h % TDEFS_BUCKETS;
 }
 
+/* the definition named name in this one table (parents aside), or NULL */
+static struct tdef *defs_find(const struct tdefs *defs, const char *name, size_t len)
+{
+	struct tdef *d = defs->b ? defs->b[hash_name(name, len)] : defs->first;
+	for (; d; d = defs->b ? d->next : d->later)
+		if (strlen(d->name) == len && !memcmp(d->name, name, len))
+			return d;
+	return NULL;
+}
+
 struct tdef *tmpl_lookup(const struct tdefs *defs, const char *name, size_t len)
 {
 	for (; defs; defs = defs->parent) {
-		for (struct tdef *d = defs->b[hash_name(name, len)]; d; d = d->next)
-			if (strlen(d->name) == len && !memcmp(d->name, name, len))
-				return d;
+		struct tdef *d = defs_find(defs, name, len);
+		if (d)
+			return d;
 	}
 	return NULL;
 }
 
 static void add_def(struct parser *P, const char *name, size_t len, struct tnode *body)
 {
-	unsigned h = hash_name(name, len);
-	for (struct tdef *d = P->defs->b[h]; d; d = d->next)
-		if (strlen(d->name) == len && !memcmp(d->name, name, len)) {
-			if (is_empty_tree(body) && d->body)
-				return;
-			d->body = body;
-			d->file = P->name;
+	struct tdefs *T = P->defs;
+	struct tdef *d = defs_find(T, name, len);
+	if (d) {
+		if (is_empty_tree(body) && d->body)
 			return;
-		}
-	struct tdef *d = cv_alloc(P->a, sizeof(*d));
+		d->body = body;
+		d->file = P->name;
+		return;
+	}
+	d = cv_alloc(P->a, sizeof(*d));
 	d->name = cv_strndup(P->a, name, len);
 	d->file = P->name;
 	d->body = body;
-	d->next = P->defs->b[h];
-	P->defs->b[h] = d;
-	if (P->defs->last)
-		P->defs->last->later = d;
+	if (T->last)
+		T->last->later = d;
 	else
-		P->defs->first = d;
-	P->defs->last = d;
+		T->first = d;
+	T->last = d;
+	T->n++;
+	if (T->b) {
+		unsigned h = hash_name(name, len);
+		d->next = T->b[h];
+		T->b[h] = d;
+	} else if (T->n > TDEFS_LIST_MAX) {
+		/* big enough for an index: hash every definition so far */
+		T->b = cv_alloc(P->a, TDEFS_BUCKETS * sizeof(struct tdef *));
+		for (struct tdef *x = T->first; x; x = x->later) {
+			unsigned h = hash_name(x->name, strlen(x->name));
+			x->next = T->b[h];
+			T->b[h] = x;
+		}
+	}
 }
 
 void tmpl_defs_merge(struct cv_arena *a, struct tdefs *dst, const struct tdefs *src)
@@ -1365,7 +1381,7 @@ static void node_text(struct buf *b, struct tnode *n);
 static void pipe_text(struct buf *b, struct tpipe *p)
 {
 	for (size_t i = 0; i < p->ndecl; i++)
-		buf_printf(b, i ? ", %s" : "%s", p->decl[i]);
+		buf_printf(b, i ? ", %.*s" : "%.*s", (int)p->decllen[i], p->decl[i]);
 	if (p->ndecl)
 		buf_puts(b, p->is_assign ? " = " : " := ");
 	for (size_t i = 0; i < p->ncmds; i++) {
@@ -1384,17 +1400,17 @@ static void node_text(struct buf *b, struct tnode *n)
 	switch (n->type) {
 	case N_FIELD:
 		for (size_t i = 0; i < n->u.fld.nf; i++)
-			buf_printf(b, ".%s", n->u.fld.f[i]);
+			buf_printf(b, ".%.*s", (int)n->u.fld.flen[i], n->u.fld.f[i]);
 		break;
 	case N_VAR:
-		buf_puts(b, n->u.fld.var);
+		buf_append(b, n->u.fld.var, n->u.fld.varlen);
 		for (size_t i = 0; i < n->u.fld.nf; i++)
-			buf_printf(b, ".%s", n->u.fld.f[i]);
+			buf_printf(b, ".%.*s", (int)n->u.fld.flen[i], n->u.fld.f[i]);
 		break;
 	case N_CHAIN:
 		node_text(b, n->u.fld.base);
 		for (size_t i = 0; i < n->u.fld.nf; i++)
-			buf_printf(b, ".%s", n->u.fld.f[i]);
+			buf_printf(b, ".%.*s", (int)n->u.fld.flen[i], n->u.fld.f[i]);
 		break;
 	case N_IDENT: buf_append(b, n->u.ident.name, strlen(n->u.ident.name)); break;
 	case N_DOT: buf_putc(b, '.'); break;
@@ -1696,7 +1712,7 @@ static int eval_arg(struct tstate *S, cv dot, char ptype, struct tnode *n, cv *o
 	case N_VAR: {
 		cv *v = find_var(S, n->u.fld.var, n->u.fld.varlen);
 		if (!v) {
-			rc = tmpl_errf(S, "undefined variable: %s", n->u.fld.var);
+			rc = tmpl_errf(S, "undefined variable: %.*s", (int)n->u.fld.varlen, n->u.fld.var);
 			break;
 		}
 		if (n->u.fld.nf)
@@ -1835,7 +1851,7 @@ static int eval_command(struct tstate *S, cv dot, struct tcmd *c, int has_final,
 	case N_VAR: {
 		cv *v = find_var(S, first->u.fld.var, first->u.fld.varlen);
 		if (!v)
-			return tmpl_errf(S, "undefined variable: %s", first->u.fld.var);
+			return tmpl_errf(S, "undefined variable: %.*s", (int)first->u.fld.varlen, first->u.fld.var);
 		if (first->u.fld.nf)
 			return eval_field_chain(S, dot, *v, first->u.fld.f, first->u.fld.flen, first->u.fld.nf,
 						c->args, c->nargs, has_final, final, out);
@@ -1870,7 +1886,7 @@ static int eval_pipeline(struct tstate *S, cv dot, struct tpipe *p, cv *out)
 		if (p->is_assign) {
 			cv *slot = find_var(S, p->decl[i], p->decllen[i]);
 			if (!slot)
-				return tmpl_errf(S, "undefined variable: %s", p->decl[i]);
+				return tmpl_errf(S, "undefined variable: %.*s", (int)p->decllen[i], p->decl[i]);
 			*slot = v;
 		} else {
 			push_var_x(S, p->decl[i], p->decllen[i], v);

@@ -29,9 +29,15 @@ struct tdef {
 	struct tdef *later;    /* the table's next definition by first appearance */
 };
 
+/* A definition table. It starts as a plain list (a template file defines
+ * a handful of names, and tpl's tables are parsed on every call); once it
+ * holds more than TDEFS_LIST_MAX names, a hash index is built in its arena.
+ * A zeroed struct is an empty table. */
 #define TDEFS_BUCKETS 512
+#define TDEFS_LIST_MAX 16
 struct tdefs {
-	struct tdef *b[TDEFS_BUCKETS];
+	struct tdef **b;       /* TDEFS_BUCKETS chains, or NULL while small */
+	size_t n;              /* definitions in the table */
 	struct tdefs *parent;  /* tpl: local definitions overlay the chart's */
 	struct tdef *first, *last;  /* every definition, by first appearance */
 };
