@@ -39,12 +39,16 @@ static const char *tok_desc[] = {
 	"<template>", "<define>", "<block>", "<break>", "<continue>",
 };
 
+/* a token: its text (inside the template text) and type; 16 bytes, as a
+ * template has a token every few bytes. Positions are s - src. */
 struct token {
-	enum tok t;
 	const char *s;
-	size_t len;
-	int line, col;
+	uint32_t len;             /* texts are below TMPL_MAX_TEXT */
+	uint32_t t;               /* enum tok */
 };
+
+/* the biggest template text tmpl_parse accepts (positions are ints) */
+#define TMPL_MAX_TEXT ((size_t)INT32_MAX)
 
 struct lexer {
 	const char *name;
@@ -70,19 +74,21 @@ static void pos_of(const char *src, size_t off, int *line, int *col)
 	*col = (int)(off - ls) + 1;
 }
 
-static void emit_tok(struct lexer *L, enum tok t, const char *s, size_t len)
+static __attribute__((noinline)) void grow_toks(struct lexer *L)
 {
-	if (L->n == L->cap) {
-		/* first guess from the text's size: one token per ~6 bytes */
-		L->cap = L->cap ? L->cap * 2 : 64 + L->len / 6;
-		L->toks = xrealloc(L->toks, L->cap * sizeof(struct token));
-	}
+	/* first guess from the text's size: one token per ~6 bytes */
+	L->cap = L->cap ? L->cap * 2 : 64 + L->len / 6;
+	L->toks = xrealloc(L->toks, L->cap * sizeof(struct token));
+}
+
+static inline void emit_tok(struct lexer *L, enum tok t, const char *s, size_t len)
+{
+	if (L->n == L->cap)
+		grow_toks(L);
 	struct token *k = &L->toks[L->n++];
-	k->t = t;
 	k->s = s;
-	k->len = len;
-	k->line = 0;
-	k->col = (int)(s - L->src); /* byte offset; converted later */
+	k->len = (uint32_t)len;
+	k->t = t;
 }
 
 static int lex_err(struct lexer *L, size_t off, const char *fmt, ...)
@@ -452,7 +458,7 @@ static int perr(struct parser *P, size_t tokidx, const char *fmt, ...)
 	if (P->failed)
 		return -1;
 	int line, col;
-	size_t off = tokidx < P->n ? (size_t)P->toks[tokidx].col : 0;
+	size_t off = tokidx < P->n ? (size_t)(P->toks[tokidx].s - P->src) : 0;
 	pos_of(P->src, off, &line, &col);
 	char msg[512];
 	va_list ap;
@@ -477,7 +483,7 @@ static struct tnode *newnode(struct parser *P, enum ntype t, size_t tokidx)
 {
 	struct tnode *n = cv_alloc(P->a, sizeof(*n));
 	n->type = t;
-	n->off = tokidx < P->n ? P->toks[tokidx].col : 0;
+	n->off = tokidx < P->n ? (int)(P->toks[tokidx].s - P->src) : 0;
 	n->file = P->src;
 	return n;
 }
@@ -838,7 +844,7 @@ static struct tcmd *command(struct parser *P)
 	struct tcmd *c = cv_alloc(P->a, sizeof(*c));
 	struct ptrvec args = PV_STACK(P);
 	peek_ns(P);
-	c->off = P->toks[P->i].col;
+	c->off = (int)(P->toks[P->i].s - P->src);
 	for (;;) {
 		peek_ns(P);
 		struct tnode *o = operand(P);
@@ -887,7 +893,7 @@ static struct tpipe *parse_pipeline(struct parser *P, const char *context, enum 
 static struct tpipe *parse_pipeline_inner(struct parser *P, const char *context, enum tok end)
 {
 	struct tpipe *p = cv_alloc(P->a, sizeof(*p));
-	p->off = peek_ns(P)->col;
+	p->off = (int)(peek_ns(P)->s - P->src);
 	struct ptrvec decl = { 0 }, dlen = { 0 };
 	/* declarations */
 	for (;;) {
@@ -1279,6 +1285,10 @@ void tmpl_defs_merge(struct cv_arena *a, struct tdefs *dst, const struct tdefs *
 int tmpl_parse(struct cv_arena *a, struct tdefs *defs, const char *name,
 	       const char *text, size_t len, char *err, size_t errlen)
 {
+	if (len > TMPL_MAX_TEXT) {
+		snprintf(err, errlen, "template: %s: text too large (%zu bytes)", name, len);
+		return -1;
+	}
 	struct lexer L = { 0 };
 	L.name = name;
 	L.src = text;
