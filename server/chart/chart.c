@@ -1209,11 +1209,47 @@ static void sub_path(char sub[1024], const char *path, const char *key, size_t k
 	sub[n + klen] = 0;
 }
 
+/* the order of keys in a cv_map (bytewise, a prefix first) */
+static int key_order(const char *a, size_t al, const char *b, size_t bl)
+{
+	int c = memcmp(a, b, al < bl ? al : bl);
+	if (c)
+		return c;
+	return al < bl ? -1 : al > bl;
+}
+
+/* the keywords schema_check reads, found in one pass over a schema map */
+struct skeys { cv *type, *enumv, *props, *items, *any_of, *one_of; };
+
+static void schema_keys(struct cv_map *m, struct skeys *k)
+{
+	memset(k, 0, sizeof(*k));
+	for (size_t i = 0; i < m->n; i++) {
+		struct cv_mapent *e = &m->ents[i];
+#define KEY(lit) (e->klen == sizeof(lit) - 1 && !memcmp(e->key, lit, e->klen))
+		if (KEY("type"))
+			k->type = &e->val;
+		else if (KEY("enum"))
+			k->enumv = &e->val;
+		else if (KEY("properties"))
+			k->props = &e->val;
+		else if (KEY("items"))
+			k->items = &e->val;
+		else if (KEY("anyOf"))
+			k->any_of = &e->val;
+		else if (KEY("oneOf"))
+			k->one_of = &e->val;
+#undef KEY
+	}
+}
+
 static void schema_check(cv sch, cv v, const char *path, struct serr *E, int depth)
 {
 	if (sch.kind != CV_MAP || depth > 200)
 		return;
-	cv *t = cv_map_gets(sch.u.map, "type");
+	struct skeys k;
+	schema_keys(sch.u.map, &k);
+	cv *t = k.type;
 	if (t) {
 		int ok = 0;
 		if (t->kind == CV_STR)
@@ -1248,7 +1284,7 @@ static void schema_check(cv sch, cv v, const char *path, struct serr *E, int dep
 			return;
 		}
 	}
-	cv *en = cv_map_gets(sch.u.map, "enum");
+	cv *en = k.enumv;
 	if (en && en->kind == CV_LIST) {
 		int ok = 0;
 		for (size_t i = 0; i < en->u.list->n && !ok; i++)
@@ -1264,19 +1300,25 @@ static void schema_check(cv sch, cv v, const char *path, struct serr *E, int dep
 			buf_free(&al);
 		}
 	}
-	cv *props = cv_map_gets(sch.u.map, "properties");
+	cv *props = k.props;
 	if (props && props->kind == CV_MAP && v.kind == CV_MAP) {
+		/* both maps are sorted by key: walk them side by side */
+		const struct cv_map *vm = v.u.map;
+		size_t j = 0;
 		for (size_t i = 0; i < props->u.map->n; i++) {
 			struct cv_mapent *pe = &props->u.map->ents[i];
-			cv *x = cv_map_get(v.u.map, pe->key, pe->klen);
-			if (!x)
+			int c = -1;
+			while (j < vm->n && (c = key_order(vm->ents[j].key, vm->ents[j].klen, pe->key, pe->klen)) < 0)
+				j++;
+			if (j == vm->n || c != 0)
 				continue;
+			cv *x = &vm->ents[j].val;
 			char sub[1024];
 			sub_path(sub, path, pe->key, pe->klen);
 			schema_check(pe->val, *x, sub, E, depth + 1);
 		}
 	}
-	cv *items = cv_map_gets(sch.u.map, "items");
+	cv *items = k.items;
 	if (items && v.kind == CV_LIST) {
 		for (size_t i = 0; i < v.u.list->n; i++) {
 			cv isch = items->kind == CV_LIST ? (i < items->u.list->n ? items->u.list->items[i] : cv_nil()) : *items;
@@ -1287,7 +1329,7 @@ static void schema_check(cv sch, cv v, const char *path, struct serr *E, int dep
 		}
 	}
 	for (int one = 0; one < 2; one++) {
-		cv *xs = cv_map_gets(sch.u.map, one ? "oneOf" : "anyOf");
+		cv *xs = one ? k.one_of : k.any_of;
 		if (!xs || xs->kind != CV_LIST || xs->u.list->n == 0)
 			continue;
 		int valid = 0, best_score = -1, best_n = 0;

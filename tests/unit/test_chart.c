@@ -776,6 +776,26 @@ static void test_schema(void)
 	chart_render_free(r);
 	json_decref(user);
 	chart_free(c);
+
+	/* properties are matched to values side by side in key order: values
+	 * keys the schema lacks, schema keys the values lack, prefixes */
+	const char *contents2[] = { "name: s\nversion: 0.1.0\n", "aa: 1\nb: 2\nbb: 3\nc: x\nzz: 4\n",
+				    "{\"properties\": {\"a\": {\"type\": \"string\"}, \"b\": {\"type\": \"string\"},"
+				    " \"ba\": {\"type\": \"string\"}, \"bb\": {\"type\": \"boolean\"}, \"c\": {\"type\": \"integer\"},"
+				    " \"d\": {\"type\": \"string\"}}}",
+				    "kind: C\n" };
+	c = chart_load_files(names, contents2, 4, err, sizeof(err));
+	check(c != NULL);
+	if (!c)
+		return;
+	r = chart_render(c, NULL, NULL, err, sizeof(err));
+	check(r == NULL);
+	check(strstr(err, ":\n- b: Invalid type. Expected: string, given: integer\n"
+			  "- bb: Invalid type. Expected: boolean, given: integer\n"
+			  "- c: Invalid type. Expected: integer, given: string\n") != NULL);
+	check(strstr(err, "- a:") == NULL && strstr(err, "- aa:") == NULL && strstr(err, "- d:") == NULL);
+	chart_render_free(r);
+	chart_free(c);
 }
 
 /* cv_from_json's own reader must give exactly what jansson + conversion
