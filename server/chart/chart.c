@@ -1462,20 +1462,21 @@ static void split_docs(const char *s, size_t len, void (*fn)(void *, const char 
 	size_t piece = st;
 	size_t i = st;
 	while (i < en) {
-		size_t mstart = (size_t)-1, mend = 0;
+		size_t mstart, mend;
 		if (i == st && en - i >= 3 && !memcmp(s + i, "---", 3)) {
 			mstart = i;
 			mend = i + 3;
-		} else if (s[i] == '\n' && i + 3 < en + 1 && en - (i + 1) >= 3 && !memcmp(s + i + 1, "---", 3)) {
+		} else {
+			/* the next "\n---" */
+			const char *m = memmem(s + i, en - i, "\n---", 4);
+			if (!m)
+				break;
+			size_t at = (size_t)(m - s);
 			/* extend back over whitespace, but not before the current piece */
-			size_t b = i;
+			size_t b = at;
 			while (b > piece && is_re_ws(s[b - 1])) b--;
 			mstart = b;
-			mend = i + 4;
-		}
-		if (mstart == (size_t)-1) {
-			i++;
-			continue;
+			mend = at + 4;
 		}
 		while (mend < en && is_re_ws(s[mend])) mend++;
 		fn(ctx, s + piece, mstart - piece);
