@@ -923,11 +923,21 @@ static void do_indent(struct buf *b, int64_t sp, const char *s, size_t len)
 {
 	if (sp < 0) sp = 0;
 	if (sp > 100000) sp = 100000;
-	for (int64_t i = 0; i < sp; i++) buf_putc(b, ' ');
-	for (size_t i = 0; i < len; i++) {
-		buf_putc(b, s[i]);
-		if (s[i] == '\n')
-			for (int64_t k = 0; k < sp; k++) buf_putc(b, ' ');
+	/* every line, the first included, gets sp spaces in front */
+	size_t pad = (size_t)sp;
+	const char *end = s + len;
+	for (;;) {
+		buf_reserve(b, pad);
+		memset(b->data + b->len, ' ', pad);
+		b->len += pad;
+		b->data[b->len] = 0;
+		const char *nl = memchr(s, '\n', (size_t)(end - s));
+		if (!nl) {
+			buf_append(b, s, (size_t)(end - s));
+			break;
+		}
+		buf_append(b, s, (size_t)(nl + 1 - s));
+		s = nl + 1;
 	}
 }
 FN(f_indent) { UNUSED; struct buf b = BUF_INIT; do_indent(&b, a[0].u.i, SARG(1)); *out = sbuf(S, &b); return 0; }
