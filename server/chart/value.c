@@ -1321,15 +1321,160 @@ cv cv_from_jansson(struct cv_arena *a, const json_t *j, int ints)
  * jansson accepts in the common case (ASCII strings, in-range numbers); on
  * anything unusual (errors, non-ASCII bytes, lone surrogates, NUL in keys,
  * out-of-range numbers, deep nesting) it gives up and the caller falls back
- * to jansson, so error messages and edge-case typing stay jansson's. */
-struct jrd { struct cv_arena *a; const char *p, *end; int ints; struct buf tmp; };
+ * to jansson, so error messages and edge-case typing stay jansson's.
+ *
+ * Speed: pretty-printed JSON (values.schema.json) is mostly indentation, so
+ * runs of spaces and of plain string bytes are skipped 8 bytes at a time
+ * (word compares). Strings without escapes are copied once, from the text
+ * into the arena, short ones packed into bigger blocks (fewer cv_alloc
+ * calls, no 16-byte rounding). The entries of an object (and the items of
+ * an array) are collected on a stack and copied into an array of the exact
+ * size when it closes; a key that sorts after the previous one (generated
+ * files are sorted) is appended without a search, any other key is put in
+ * place by binary search (a repeated key replaces the value, as with
+ * jansson). Small integers are converted without strtoll. */
+struct jrd {
+	struct cv_arena *a;
+	const char *p, *end;
+	int ints;
+	struct buf tmp;           /* a string with escapes, decoded */
+	struct cv_mapent *ents;   /* entries of the open objects, innermost last */
+	size_t nents, cents;
+	cv *items;                /* items of the open arrays, innermost last */
+	size_t nitems, citems;
+	char *slab;               /* room for short strings */
+	size_t slab_left;
+};
+
+enum { JRD_SLAB_BLOCK = 8192, JRD_SLAB_MAX = 256 };
+
+/* a NUL-terminated copy of s in the arena */
+static inline char *jrd_strndup(struct jrd *r, const char *s, size_t n)
+{
+	if (n >= JRD_SLAB_MAX)
+		return cv_strndup(r->a, s, n);
+	if (r->slab_left < n + 1) {
+		r->slab = cv_alloc(r->a, JRD_SLAB_BLOCK);
+		r->slab_left = JRD_SLAB_BLOCK;
+	}
+	char *d = r->slab;
+	if (n)
+		memcpy(d, s, n);
+	d[n] = 0;
+	r->slab += n + 1;
+	r->slab_left -= n + 1;
+	return d;
+}
 
 #define JRD_MAX_DEPTH 2048
+#define JRD_ONES 0x0101010101010101ull
+#define JRD_HIGH 0x8080808080808080ull
 
-static void jrd_ws(struct jrd *r)
+/* 8 bytes as a word whose lowest byte is the first (little-endian) */
+static uint64_t jrd_load8(const char *p)
 {
-	while (r->p < r->end && (*r->p == ' ' || *r->p == '\n' || *r->p == '\t' || *r->p == '\r'))
-		r->p++;
+	uint64_t w;
+	memcpy(&w, p, sizeof(w));
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+	w = __builtin_bswap64(w);
+#endif
+	return w;
+}
+
+/* index of the lowest byte of m with a bit set (m != 0), such as a flag
+ * bit (0x80); words are read little-endian */
+static unsigned jrd_first(uint64_t m)
+{
+	return (unsigned)__builtin_ctzll(m) / 8;
+}
+
+static const char *jrd_skip_ws(const char *p, const char *end)
+{
+	while (p < end) {
+		unsigned char c = (unsigned char)*p;
+		if (c == ' ') {
+			p++;
+			/* indentation: whole words of spaces */
+			while (end - p >= 8) {
+				uint64_t x = jrd_load8(p) ^ (JRD_ONES * ' ');
+				if (x) {
+					/* the lowest non-zero byte of x holds its lowest set bit */
+					p += jrd_first(x);
+					break;
+				}
+				p += 8;
+			}
+			continue;
+		}
+		if (c == '\n' || c == '\t' || c == '\r') {
+			p++;
+			continue;
+		}
+		break;
+	}
+	return p;
+}
+
+static inline void jrd_ws(struct jrd *r)
+{
+	/* most calls find a token right away */
+	if (r->p < r->end && (unsigned char)*r->p > ' ')
+		return;
+	r->p = jrd_skip_ws(r->p, r->end);
+}
+
+/* A map or list holding n entries or items, in one block. */
+static cv jrd_new_map(struct cv_arena *a, const struct cv_mapent *ents, size_t n)
+{
+	cv v = { CV_MAP, CS_IFACE_MAP, { 0 } };
+	size_t head = (sizeof(struct cv_map) + 15) & ~(size_t)15;
+	char *mem = cv_alloc(a, head + n * sizeof(*ents));
+	v.u.map = (struct cv_map *)mem;
+	if (n) {
+		v.u.map->ents = (struct cv_mapent *)(mem + head);
+		memcpy(v.u.map->ents, ents, n * sizeof(*ents));
+		v.u.map->n = v.u.map->cap = n;
+	}
+	return v;
+}
+
+static cv jrd_new_list(struct cv_arena *a, const cv *items, size_t n)
+{
+	cv v = { CV_LIST, CS_IFACE_LIST, { 0 } };
+	size_t head = (sizeof(struct cv_list) + 15) & ~(size_t)15;
+	char *mem = cv_alloc(a, head + n * sizeof(*items));
+	v.u.list = (struct cv_list *)mem;
+	if (n) {
+		v.u.list->items = (cv *)(mem + head);
+		memcpy(v.u.list->items, items, n * sizeof(*items));
+		v.u.list->n = v.u.list->cap = n;
+	}
+	return v;
+}
+
+/* The first byte at or after p that a string cannot take as is: '"',
+ * '\\', a control character or a non-ASCII byte; end if none. */
+static inline const char *jrd_scan_str(const char *p, const char *end)
+{
+	while (end - p >= 8) {
+		uint64_t w = jrd_load8(p);
+		uint64_t q = w ^ (JRD_ONES * '"'), b = w ^ (JRD_ONES * '\\');
+		/* per byte: zero (q, b), below 0x20, or 0x80 and up. Borrows
+		 * may flag bytes above a flagged one, never below: the lowest
+		 * flagged byte is exact, and it is the one wanted */
+		uint64_t m = ((q - JRD_ONES) & ~q) | ((b - JRD_ONES) & ~b) | ((w - JRD_ONES * 0x20) & ~w) | w;
+		m &= JRD_HIGH;
+		if (m)
+			return p + jrd_first(m);
+		p += 8;
+	}
+	while (p < end) {
+		unsigned char c = (unsigned char)*p;
+		if (c == '"' || c == '\\' || c < 0x20 || c >= 0x80)
+			return p;
+		p++;
+	}
+	return p;
 }
 
 static int jrd_hex4(const char *p, unsigned *out)
@@ -1347,46 +1492,34 @@ static int jrd_hex4(const char *p, unsigned *out)
 	return 0;
 }
 
+static int jrd_string_escaped(struct jrd *r, const char *p, const char **s, size_t *len, int *has_nul);
+
 /* reads a string after the opening quote. Without escapes *s points into
  * the text; otherwise into r->tmp. Returns -1 to fall back. */
-static int jrd_string(struct jrd *r, const char **s, size_t *len, int *has_nul)
+static inline int jrd_string(struct jrd *r, const char **s, size_t *len, int *has_nul)
 {
-	const char *start = r->p;
-	const char *p = r->p;
-	while (p < r->end) {
-		unsigned char c = (unsigned char)*p;
-		if (c == '"') {
-			*s = start;
-			*len = (size_t)(p - start);
-			r->p = p + 1;
-			return 0;
-		}
-		if (c == '\\')
-			break;
-		if (c < 0x20 || c >= 0x80)
-			return -1;
-		p++;
+	const char *start = r->p, *end = r->end;
+	const char *p = jrd_scan_str(start, end);
+	if (p < end && *p == '"') {
+		*s = start;
+		*len = (size_t)(p - start);
+		r->p = p + 1;
+		return 0;
 	}
-	if (p >= r->end)
+	return jrd_string_escaped(r, p, s, len, has_nul);
+}
+
+/* the rest of jrd_string(): p is at the first byte that is not plain */
+static int jrd_string_escaped(struct jrd *r, const char *p, const char **s, size_t *len, int *has_nul)
+{
+	const char *start = r->p, *end = r->end;
+	if (p >= end || *p != '\\')
 		return -1;
 	r->tmp.len = 0;
 	buf_append(&r->tmp, start, (size_t)(p - start));
-	while (p < r->end) {
-		unsigned char c = (unsigned char)*p;
-		if (c == '"') {
-			r->p = p + 1;
-			*s = r->tmp.data;
-			*len = r->tmp.len;
-			return 0;
-		}
-		if (c < 0x20 || c >= 0x80)
-			return -1;
-		if (c != '\\') {
-			buf_append(&r->tmp, p, 1);
-			p++;
-			continue;
-		}
-		if (r->end - p < 2)
+	for (;;) {
+		/* p is at a '\\' */
+		if (end - p < 2)
 			return -1;
 		char e = p[1];
 		p += 2;
@@ -1402,14 +1535,14 @@ static int jrd_string(struct jrd *r, const char **s, size_t *len, int *has_nul)
 		case 't': ch = '\t'; break;
 		case 'u': {
 			unsigned u;
-			if (r->end - p < 4 || jrd_hex4(p, &u))
+			if (end - p < 4 || jrd_hex4(p, &u))
 				return -1;
 			p += 4;
 			if (u >= 0xDC00 && u <= 0xDFFF)
 				return -1;
 			if (u >= 0xD800 && u <= 0xDBFF) {
 				unsigned lo;
-				if (r->end - p < 6 || p[0] != '\\' || p[1] != 'u' || jrd_hex4(p + 2, &lo) ||
+				if (end - p < 6 || p[0] != '\\' || p[1] != 'u' || jrd_hex4(p + 2, &lo) ||
 				    lo < 0xDC00 || lo > 0xDFFF)
 					return -1;
 				p += 6;
@@ -1429,50 +1562,77 @@ static int jrd_string(struct jrd *r, const char **s, size_t *len, int *has_nul)
 				o[2] = (char)(0x80 | ((u >> 6) & 0x3F)); o[3] = (char)(0x80 | (u & 0x3F)); on = 4;
 			}
 			buf_append(&r->tmp, o, on);
-			continue;
+			goto run;
 		}
 		default:
 			return -1;
 		}
 		buf_append(&r->tmp, &ch, 1);
+	run:;
+		const char *s0 = p;
+		p = jrd_scan_str(p, end);
+		if (p > s0)
+			buf_append(&r->tmp, s0, (size_t)(p - s0));
+		if (p >= end)
+			return -1;
+		if (*p == '"') {
+			r->p = p + 1;
+			*s = r->tmp.data;
+			*len = r->tmp.len;
+			return 0;
+		}
+		if (*p != '\\')
+			return -1;
 	}
-	return -1;
 }
 
 static int jrd_number(struct jrd *r, cv *out)
 {
-	const char *p = r->p, *start = p;
-	int real = 0;
-	if (p < r->end && *p == '-')
+	const char *p = r->p, *start = p, *end = r->end;
+	int real = 0, neg = 0;
+	uint64_t v = 0;
+	if (p < end && *p == '-') {
+		neg = 1;
 		p++;
-	if (p >= r->end)
+	}
+	if (p >= end)
 		return -1;
+	const char *digits = p;
 	if (*p == '0') {
 		p++;
-		if (p < r->end && *p >= '0' && *p <= '9')
+		if (p < end && *p >= '0' && *p <= '9')
 			return -1;
 	} else if (*p >= '1' && *p <= '9') {
-		while (p < r->end && *p >= '0' && *p <= '9')
-			p++;
+		/* wraps for long numbers; only used up to 18 digits */
+		while (p < end && *p >= '0' && *p <= '9')
+			v = v * 10 + (uint64_t)(*p++ - '0');
 	} else
 		return -1;
-	if (p < r->end && *p == '.') {
+	size_t ndigits = (size_t)(p - digits);
+	if (p < end && *p == '.') {
 		real = 1;
 		p++;
-		if (p >= r->end || *p < '0' || *p > '9')
+		if (p >= end || *p < '0' || *p > '9')
 			return -1;
-		while (p < r->end && *p >= '0' && *p <= '9')
+		while (p < end && *p >= '0' && *p <= '9')
 			p++;
 	}
-	if (p < r->end && (*p == 'e' || *p == 'E')) {
+	if (p < end && (*p == 'e' || *p == 'E')) {
 		real = 1;
 		p++;
-		if (p < r->end && (*p == '+' || *p == '-'))
+		if (p < end && (*p == '+' || *p == '-'))
 			p++;
-		if (p >= r->end || *p < '0' || *p > '9')
+		if (p >= end || *p < '0' || *p > '9')
 			return -1;
-		while (p < r->end && *p >= '0' && *p <= '9')
+		while (p < end && *p >= '0' && *p <= '9')
 			p++;
+	}
+	if (!real && ndigits <= 18) {
+		/* what strtoll gives, without the copy */
+		int64_t x = neg ? -(int64_t)v : (int64_t)v;
+		*out = r->ints ? cv_int(x, CS_INT64) : cv_float((double)x);
+		r->p = p;
+		return 0;
 	}
 	size_t n = (size_t)(p - start);
 	char small[64];
@@ -1496,6 +1656,63 @@ static int jrd_number(struct jrd *r, cv *out)
 	return 0;
 }
 
+/* cv maps' key order (bytewise, then shorter first); keys differ early,
+ * so a byte loop beats a memcmp call */
+static int jrd_keycmp(const char *a, size_t al, const char *b, size_t bl)
+{
+	size_t n = al < bl ? al : bl, i = 0;
+	while (i < n && a[i] == b[i])
+		i++;
+	if (i < n)
+		return (unsigned char)a[i] < (unsigned char)b[i] ? -1 : 1;
+	return al < bl ? -1 : al > bl;
+}
+
+/* Adds a member to the innermost open object (entries from base on). key
+ * is in the arena already. */
+static void jrd_put(struct jrd *r, size_t base, const char *key, size_t klen, cv val)
+{
+	size_t n = r->nents - base, i = n;
+	struct cv_mapent *e = r->ents + base;
+	if (n && jrd_keycmp(e[n - 1].key, e[n - 1].klen, key, klen) >= 0) {
+		/* out of order: binary search */
+		size_t lo = 0, hi = n;
+		while (lo < hi) {
+			size_t mid = (lo + hi) / 2;
+			int c = jrd_keycmp(e[mid].key, e[mid].klen, key, klen);
+			if (c == 0) {
+				e[mid].val = val; /* a repeated key: the last value wins */
+				return;
+			}
+			if (c < 0)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		i = lo;
+	}
+	if (r->nents == r->cents) {
+		r->cents = r->cents ? r->cents * 2 : 64;
+		r->ents = xrealloc(r->ents, r->cents * sizeof(*r->ents));
+		e = r->ents + base;
+	}
+	if (i < n)
+		memmove(&e[i + 1], &e[i], (n - i) * sizeof(*e));
+	e[i].key = key;
+	e[i].klen = klen;
+	e[i].val = val;
+	r->nents++;
+}
+
+static void jrd_push(struct jrd *r, cv v)
+{
+	if (r->nitems == r->citems) {
+		r->citems = r->citems ? r->citems * 2 : 64;
+		r->items = xrealloc(r->items, r->citems * sizeof(*r->items));
+	}
+	r->items[r->nitems++] = v;
+}
+
 static int jrd_value(struct jrd *r, cv *out, int depth)
 {
 	if (depth > JRD_MAX_DEPTH)
@@ -1507,11 +1724,11 @@ static int jrd_value(struct jrd *r, cv *out, int depth)
 	switch (c) {
 	case '{': {
 		r->p++;
-		cv m = cv_map_new(r->a, 0);
+		size_t base = r->nents;
 		jrd_ws(r);
 		if (r->p < r->end && *r->p == '}') {
 			r->p++;
-			*out = m;
+			*out = jrd_new_map(r->a, NULL, 0);
 			return 0;
 		}
 		for (;;) {
@@ -1524,31 +1741,16 @@ static int jrd_value(struct jrd *r, cv *out, int depth)
 			int nul = 0;
 			if (jrd_string(r, &k, &kl, &nul) || nul)
 				return -1;
-			char kbuf[256];
-			char *kc = NULL;
-			if (k == r->tmp.data) {   /* tmp is reused by the value */
-				if (kl < sizeof(kbuf)) {
-					memcpy(kbuf, k, kl);
-					k = kbuf;
-				} else {
-					kc = xmalloc(kl + 1);
-					memcpy(kc, k, kl);
-					k = kc;
-				}
-			}
+			/* copied now: r->tmp is reused by the value */
+			const char *key = jrd_strndup(r, k, kl);
 			jrd_ws(r);
-			if (r->p >= r->end || *r->p != ':') {
-				free(kc);
+			if (r->p >= r->end || *r->p != ':')
 				return -1;
-			}
 			r->p++;
 			cv v;
-			if (jrd_value(r, &v, depth + 1)) {
-				free(kc);
+			if (jrd_value(r, &v, depth + 1))
 				return -1;
-			}
-			cv_map_set(r->a, m.u.map, k, kl, v);
-			free(kc);
+			jrd_put(r, base, key, kl, v);
 			jrd_ws(r);
 			if (r->p >= r->end)
 				return -1;
@@ -1558,7 +1760,8 @@ static int jrd_value(struct jrd *r, cv *out, int depth)
 			}
 			if (*r->p == '}') {
 				r->p++;
-				*out = m;
+				*out = jrd_new_map(r->a, r->ents + base, r->nents - base);
+				r->nents = base;
 				return 0;
 			}
 			return -1;
@@ -1566,18 +1769,18 @@ static int jrd_value(struct jrd *r, cv *out, int depth)
 	}
 	case '[': {
 		r->p++;
-		cv l = cv_list_new(r->a, 0);
+		size_t base = r->nitems;
 		jrd_ws(r);
 		if (r->p < r->end && *r->p == ']') {
 			r->p++;
-			*out = l;
+			*out = jrd_new_list(r->a, NULL, 0);
 			return 0;
 		}
 		for (;;) {
 			cv v;
 			if (jrd_value(r, &v, depth + 1))
 				return -1;
-			cv_list_push(r->a, l, v);
+			jrd_push(r, v);
 			jrd_ws(r);
 			if (r->p >= r->end)
 				return -1;
@@ -1587,7 +1790,8 @@ static int jrd_value(struct jrd *r, cv *out, int depth)
 			}
 			if (*r->p == ']') {
 				r->p++;
-				*out = l;
+				*out = jrd_new_list(r->a, r->items + base, r->nitems - base);
+				r->nitems = base;
 				return 0;
 			}
 			return -1;
@@ -1600,7 +1804,7 @@ static int jrd_value(struct jrd *r, cv *out, int depth)
 		int nul = 0;
 		if (jrd_string(r, &s, &sl, &nul))
 			return -1;
-		*out = cv_str(r->a, s, sl);
+		*out = cv_str_ref(jrd_strndup(r, s, sl), sl);
 		return 0;
 	}
 	case 't':
@@ -1633,7 +1837,7 @@ static int jrd_value(struct jrd *r, cv *out, int depth)
  * before giving up stay in the arena (unreferenced). */
 static int json_direct(struct cv_arena *a, const char *text, size_t len, cv *out, int ints)
 {
-	struct jrd r = { a, text, text + len, ints, { 0 } };
+	struct jrd r = { a, text, text + len, ints, BUF_INIT, NULL, 0, 0, NULL, 0, 0, NULL, 0 };
 	cv v;
 	int rc = jrd_value(&r, &v, 1);
 	if (!rc) {
@@ -1643,6 +1847,8 @@ static int json_direct(struct cv_arena *a, const char *text, size_t len, cv *out
 			rc = -1;
 	}
 	buf_free(&r.tmp);
+	free(r.ents);
+	free(r.items);
 	if (!rc)
 		*out = v;
 	return rc;

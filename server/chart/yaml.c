@@ -5,7 +5,11 @@
  * yaml.v2's YAML 1.1 rules (y/yes/on/off booleans, 0x/0o/0b/leading-zero
  * integers, "~" and "null"), non-string keys are stringified, and the result
  * is what a JSON round trip leaves (every number float64, unless the caller
- * asks to keep integers for Kubernetes objects).
+ * asks to keep integers for Kubernetes objects). Most texts never reach
+ * libyaml: yamlfast parses the block-style subset and reports its nodes to
+ * a converter here that builds the values directly (same values, same
+ * errors as converting libyaml's document; see "direct loading"). Plain
+ * scalars are resolved by their first character first: most are strings.
  *
  * Writing reproduces Helm's toYaml: json.Marshal, then yaml.v2's emitter
  * (a port of libyaml): keys in yaml.v2's "natural" order, indentless lists
@@ -29,20 +33,54 @@
 
 enum rtag { R_STR, R_NULL, R_BOOL, R_INT, R_FLOAT, R_TIMESTAMP, R_MERGE };
 
-static int in_list(const char *s, size_t n, const char *const *list)
-{
-	for (; *list; list++)
-		if (strlen(*list) == n && !memcmp(*list, s, n))
-			return 1;
-	return 0;
-}
+/* yaml.v2's words for null ("", "~", null), bools (y, yes, on, true, n, no,
+ * off, false, in three cases), infinities and NaN, by first character */
+enum wkind { W_NULL, W_TRUE, W_FALSE, W_INF, W_NINF, W_NAN };
+struct rword { const char *w; unsigned char len, kind; };
 
-static const char *const true_words[] = { "y", "Y", "yes", "Yes", "YES", "on", "On", "ON", "true", "True", "TRUE", NULL };
-static const char *const false_words[] = { "n", "N", "no", "No", "NO", "off", "Off", "OFF", "false", "False", "FALSE", NULL };
-static const char *const null_words[] = { "", "~", "null", "Null", "NULL", NULL };
-static const char *const inf_words[] = { ".inf", ".Inf", ".INF", "+.inf", "+.Inf", "+.INF", NULL };
-static const char *const ninf_words[] = { "-.inf", "-.Inf", "-.INF", NULL };
-static const char *const nan_words[] = { ".nan", ".NaN", ".NAN", NULL };
+static const struct rword words_plus[] = { { "+.inf", 5, W_INF }, { "+.Inf", 5, W_INF }, { "+.INF", 5, W_INF }, { NULL, 0, 0 } };
+static const struct rword words_minus[] = { { "-.inf", 5, W_NINF }, { "-.Inf", 5, W_NINF }, { "-.INF", 5, W_NINF }, { NULL, 0, 0 } };
+static const struct rword words_dot[] = {
+	{ ".inf", 4, W_INF }, { ".Inf", 4, W_INF }, { ".INF", 4, W_INF },
+	{ ".nan", 4, W_NAN }, { ".NaN", 4, W_NAN }, { ".NAN", 4, W_NAN }, { NULL, 0, 0 },
+};
+static const struct rword words_F[] = { { "False", 5, W_FALSE }, { "FALSE", 5, W_FALSE }, { NULL, 0, 0 } };
+static const struct rword words_N[] = {
+	{ "N", 1, W_FALSE }, { "No", 2, W_FALSE }, { "NO", 2, W_FALSE }, { "Null", 4, W_NULL }, { "NULL", 4, W_NULL },
+	{ NULL, 0, 0 },
+};
+static const struct rword words_O[] = {
+	{ "On", 2, W_TRUE }, { "ON", 2, W_TRUE }, { "Off", 3, W_FALSE }, { "OFF", 3, W_FALSE }, { NULL, 0, 0 },
+};
+static const struct rword words_T[] = { { "True", 4, W_TRUE }, { "TRUE", 4, W_TRUE }, { NULL, 0, 0 } };
+static const struct rword words_Y[] = { { "Y", 1, W_TRUE }, { "Yes", 3, W_TRUE }, { "YES", 3, W_TRUE }, { NULL, 0, 0 } };
+static const struct rword words_f[] = { { "false", 5, W_FALSE }, { NULL, 0, 0 } };
+static const struct rword words_n[] = { { "n", 1, W_FALSE }, { "no", 2, W_FALSE }, { "null", 4, W_NULL }, { NULL, 0, 0 } };
+static const struct rword words_o[] = { { "on", 2, W_TRUE }, { "off", 3, W_FALSE }, { NULL, 0, 0 } };
+static const struct rword words_t[] = { { "true", 4, W_TRUE }, { NULL, 0, 0 } };
+static const struct rword words_y[] = { { "y", 1, W_TRUE }, { "yes", 3, W_TRUE }, { NULL, 0, 0 } };
+static const struct rword words_tilde[] = { { "~", 1, W_NULL }, { NULL, 0, 0 } };
+
+static const struct rword *word_list(unsigned char c)
+{
+	switch (c) {
+	case '+': return words_plus;
+	case '-': return words_minus;
+	case '.': return words_dot;
+	case 'F': return words_F;
+	case 'N': return words_N;
+	case 'O': return words_O;
+	case 'T': return words_T;
+	case 'Y': return words_Y;
+	case 'f': return words_f;
+	case 'n': return words_n;
+	case 'o': return words_o;
+	case 't': return words_t;
+	case 'y': return words_y;
+	case '~': return words_tilde;
+	default: return NULL;
+	}
+}
 
 static int is_digit(char c) { return c >= '0' && c <= '9'; }
 
@@ -178,19 +216,55 @@ static int looks_timestamp(const char *s, size_t n)
 	return 0;
 }
 
+/* First characters of plain scalars that may be something other than a
+ * string (yaml.v2's resolve table: signs, '.', digits, the letters of its
+ * bool and null words, '~'). 1: a word or a number; 2: a word only. */
+static const unsigned char resolve_hint[256] = {
+	['+'] = 1, ['-'] = 1, ['.'] = 1, ['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1,
+	['5'] = 1, ['6'] = 1, ['7'] = 1, ['8'] = 1, ['9'] = 1,
+	['y'] = 2, ['Y'] = 2, ['n'] = 2, ['N'] = 2, ['t'] = 2, ['T'] = 2, ['f'] = 2, ['F'] = 2,
+	['o'] = 2, ['O'] = 2, ['~'] = 2,
+};
+
 /* yaml.v2's resolve() for a plain scalar. For numbers fills *f (and *iv). */
 static enum rtag resolve(const char *s, size_t n, double *f, int64_t *iv, int *isint, int for_encode)
 {
 	*isint = 0;
 	if (n == 0) return R_NULL;
-	if (!(s[0] == '+' || s[0] == '-' || s[0] == '.' || is_digit(s[0]) || strchr("yYnNtTfFoO~", s[0])))
+	/* most scalars are decided by their first character */
+	int hint = resolve_hint[(unsigned char)s[0]];
+	if (!hint || (hint == 2 && n > 5)) /* the longest word is 5 bytes */
 		return R_STR;
-	if (in_list(s, n, null_words)) return R_NULL;
-	if (in_list(s, n, true_words)) { *iv = 1; return R_BOOL; }
-	if (in_list(s, n, false_words)) { *iv = 0; return R_BOOL; }
-	if (in_list(s, n, inf_words)) { *f = INFINITY; return R_FLOAT; }
-	if (in_list(s, n, ninf_words)) { *f = -INFINITY; return R_FLOAT; }
-	if (in_list(s, n, nan_words)) { *f = NAN; return R_FLOAT; }
+	if (is_digit(s[0]) || ((s[0] == '-' || s[0] == '+') && n > 1 && is_digit(s[1]))) {
+		/* a plain decimal integer of up to 18 digits: what parse_go_int
+		 * gives (base 10: no leading 0, no '_'); it is no timestamp */
+		size_t i = is_digit(s[0]) ? 0 : 1, k = i;
+		if (n - i <= 18 && (s[i] != '0' || n - i == 1)) {
+			uint64_t v = 0;
+			while (k < n && is_digit(s[k]))
+				v = v * 10 + (uint64_t)(s[k++] - '0');
+			if (k == n) {
+				int64_t x = s[0] == '-' ? -(int64_t)v : (int64_t)v;
+				*iv = x;
+				*f = (double)x;
+				*isint = 1;
+				return R_INT;
+			}
+		}
+	}
+	/* the words are at most 5 bytes long */
+	for (const struct rword *w = n <= 5 ? word_list((unsigned char)s[0]) : NULL; w && w->w; w++) {
+		if (w->len != n || memcmp(w->w, s, n))
+			continue;
+		switch (w->kind) {
+		case W_NULL: return R_NULL;
+		case W_TRUE: *iv = 1; return R_BOOL;
+		case W_FALSE: *iv = 0; return R_BOOL;
+		case W_INF: *f = INFINITY; return R_FLOAT;
+		case W_NINF: *f = -INFINITY; return R_FLOAT;
+		default: *f = NAN; return R_FLOAT;
+		}
+	}
 	char c = s[0];
 	/* only strings starting with one of these have a resolve hint in yaml.v2 */
 	if (!(c == '+' || c == '-' || c == '.' || is_digit(c) || strchr("yYnNtTfFoO~", c)))
@@ -249,6 +323,32 @@ static enum rtag resolve(const char *s, size_t n, double *f, int64_t *iv, int *i
 
 /* ---------------------------------------------------------------- loader */
 
+/* Short strings carved from bigger arena blocks: fewer cv_alloc calls, no
+ * 16-byte rounding. Strings stay NUL-terminated. */
+struct slab {
+	char *p;
+	size_t left;
+};
+
+enum { SLAB_BLOCK = 8192, SLAB_MAX = 256 };
+
+static inline char *slab_strndup(struct cv_arena *a, struct slab *sl, const char *s, size_t n)
+{
+	if (!sl || n >= SLAB_MAX)
+		return cv_strndup(a, s, n);
+	if (sl->left < n + 1) {
+		sl->p = cv_alloc(a, SLAB_BLOCK);
+		sl->left = SLAB_BLOCK;
+	}
+	char *d = sl->p;
+	if (n)
+		memcpy(d, s, n);
+	d[n] = 0;
+	sl->p += n + 1;
+	sl->left -= n + 1;
+	return d;
+}
+
 struct loader {
 	struct cv_arena *a;
 	yaml_document_t *doc;
@@ -257,9 +357,22 @@ struct loader {
 	char *err;
 	size_t errlen;
 	int failed;
+	struct slab *slab; /* NULL: cv_strndup */
 };
 
 static cv load_node(struct loader *L, yaml_node_t *node, int depth);
+
+/* cv maps' key order (bytewise, then shorter first); keys differ early,
+ * so a byte loop beats a memcmp call */
+static inline int keycmp_y(const char *a, size_t al, const char *b, size_t bl)
+{
+	size_t n = al < bl ? al : bl, i = 0;
+	while (i < n && a[i] == b[i])
+		i++;
+	if (i < n)
+		return (unsigned char)a[i] < (unsigned char)b[i] ? -1 : 1;
+	return al < bl ? -1 : al > bl;
+}
 
 /* Go strconv.FormatFloat(f, 'g', -1, 32), as ghodss/yaml formats float keys */
 static void fmt_float32_key(struct buf *b, double d)
@@ -283,8 +396,73 @@ static void fmt_float32_key(struct buf *b, double d)
 	buf_free(&t);
 }
 
+enum key_err { KEY_OK, KEY_NULL, KEY_UINT64 };
+
+/* The JSON object key for a scalar mapping key, as ghodss/yaml converts it,
+ * copied into the arena (*key, *klen); resolve_it: a plain scalar without
+ * the "!" tag. On KEY_NULL / KEY_UINT64 *key holds a copy of the text (for
+ * key_error()). */
+static inline enum key_err key_text(struct cv_arena *a, struct slab *sl, const char *s, size_t n, int resolve_it,
+			     const char **key, size_t *klen)
+{
+	double f = 0;
+	int64_t iv = 0;
+	int isint;
+	enum rtag t = resolve_it ? resolve(s, n, &f, &iv, &isint, 0) : R_STR;
+	char tmp[64];
+	switch (t) {
+	case R_NULL:
+		*key = slab_strndup(a, sl, s, n);
+		*klen = n;
+		return KEY_NULL;
+	case R_BOOL:
+		*key = iv ? "true" : "false";
+		*klen = iv ? 4 : 5;
+		return KEY_OK;
+	case R_INT:
+		if (isint == 2) {
+			*key = cv_strndup(a, s, n);
+			*klen = n;
+			return KEY_UINT64;
+		}
+		*klen = (size_t)snprintf(tmp, sizeof(tmp), "%lld", (long long)iv);
+		*key = slab_strndup(a, sl, tmp, *klen);
+		return KEY_OK;
+	case R_FLOAT: {
+		struct buf b = BUF_INIT;
+		fmt_float32_key(&b, f);
+		*key = slab_strndup(a, sl, b.data ? b.data : "", b.len);
+		*klen = b.len;
+		buf_free(&b);
+		return KEY_OK;
+	}
+	default:
+		*key = slab_strndup(a, sl, s, n);
+		*klen = n;
+		return KEY_OK;
+	}
+}
+
+/* map_key's error for a key key_text() refused */
+static void key_error(struct loader *L, enum key_err e, const char *s, size_t n)
+{
+	if (e == KEY_NULL)
+		snprintf(L->err, L->errlen, "error converting YAML to JSON: Unsupported map key of type: %%!s(<nil>), key: <nil>");
+	else
+		snprintf(L->err, L->errlen, "error converting YAML to JSON: Unsupported map key of type: uint64, key: %.*s",
+			 (int)(n > 64 ? 64 : n), s);
+	L->failed = 1;
+}
+
+/* a YAML node's scalar is resolved when plain and not tagged "!" */
+static int node_resolves(const yaml_node_t *n)
+{
+	const char *tag = (const char *)n->tag;
+	return n->data.scalar.style == YAML_PLAIN_SCALAR_STYLE && !(tag && tag[0] == '!' && tag[1] == 0);
+}
+
 /* JSON object key for a YAML mapping key, as ghodss/yaml converts it */
-static int map_key(struct loader *L, yaml_node_t *kn, struct buf *out)
+static int map_key(struct loader *L, yaml_node_t *kn, const char **key, size_t *klen)
 {
 	if (kn->type != YAML_SCALAR_NODE) {
 		snprintf(L->err, L->errlen, "error converting YAML to JSON: unsupported map key (a collection)");
@@ -293,56 +471,19 @@ static int map_key(struct loader *L, yaml_node_t *kn, struct buf *out)
 	}
 	const char *s = (const char *)kn->data.scalar.value;
 	size_t n = kn->data.scalar.length;
-	const char *tag = (const char *)kn->tag;
-	int plain = kn->data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
-	if (!plain || (tag && tag[0] == '!' && tag[1] == 0)) {
-		buf_append(out, s, n);
-		return 0;
-	}
-	double f = 0;
-	int64_t iv = 0;
-	int isint;
-	switch (resolve(s, n, &f, &iv, &isint, 0)) {
-	case R_NULL:
-		snprintf(L->err, L->errlen, "error converting YAML to JSON: Unsupported map key of type: %%!s(<nil>), key: <nil>");
-		L->failed = 1;
+	enum key_err e = key_text(L->a, L->slab, s, n, node_resolves(kn), key, klen);
+	if (e != KEY_OK) {
+		key_error(L, e, s, n);
 		return -1;
-	case R_BOOL:
-		buf_puts(out, iv ? "true" : "false");
-		return 0;
-	case R_INT:
-		if (isint == 2) {
-			snprintf(L->err, L->errlen, "error converting YAML to JSON: Unsupported map key of type: uint64, key: %.*s",
-				 (int)(n > 64 ? 64 : n), s);
-			L->failed = 1;
-			return -1;
-		}
-		buf_printf(out, "%lld", (long long)iv);
-		return 0;
-	case R_FLOAT:
-		fmt_float32_key(out, f);
-		return 0;
-	default:
-		buf_append(out, s, n);
-		return 0;
 	}
+	return 0;
 }
 
-static cv load_scalar(struct loader *L, yaml_node_t *node)
+/* A scalar's value; resolve_it: plain and not tagged "!" (else a string). */
+static inline cv scalar_value(struct loader *L, const char *s, size_t n, int resolve_it)
 {
-	const char *s = (const char *)node->data.scalar.value;
-	size_t n = node->data.scalar.length;
-	const char *tag = (const char *)node->tag;
-	int plain = node->data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
-	if (tag && strcmp(tag, YAML_STR_TAG) == 0 && !plain)
-		return cv_str(L->a, s, n);
-	if (tag && strcmp(tag, YAML_STR_TAG) == 0 && plain) {
-		/* libyaml tags plain scalars as str by default: resolve them */
-	} else if (tag && tag[0] == '!' && tag[1] == 0) {
-		return cv_str(L->a, s, n);
-	}
-	if (!plain)
-		return cv_str(L->a, s, n);
+	if (!resolve_it)
+		return cv_str_ref(slab_strndup(L->a, L->slab, s, n), n);
 	double f = 0;
 	int64_t iv = 0;
 	int isint;
@@ -363,8 +504,13 @@ static cv load_scalar(struct loader *L, yaml_node_t *node)
 			return cv_nil();
 		}
 		return cv_float(f);
-	default: return cv_str(L->a, s, n);
+	default: return cv_str_ref(slab_strndup(L->a, L->slab, s, n), n);
 	}
+}
+
+static cv load_scalar(struct loader *L, yaml_node_t *node)
+{
+	return scalar_value(L, (const char *)node->data.scalar.value, node->data.scalar.length, node_resolves(node));
 }
 
 static void merge_into(struct loader *L, cv m, cv src)
@@ -400,7 +546,6 @@ static cv load_node(struct loader *L, yaml_node_t *node, int depth)
 	case YAML_MAPPING_NODE: {
 		size_t cnt = node->data.mapping.pairs.top - node->data.mapping.pairs.start;
 		cv m = cv_map_new(L->a, cnt);
-		struct buf kb = BUF_INIT;
 		cv merges = cv_nil();
 		for (yaml_node_pair_t *p = node->data.mapping.pairs.start; p < node->data.mapping.pairs.top; p++) {
 			yaml_node_t *kn = yaml_document_get_node(L->doc, p->key);
@@ -413,14 +558,12 @@ static cv load_node(struct loader *L, yaml_node_t *node, int depth)
 				continue;
 			}
 			cv v = load_node(L, vn, depth + 1);
-			buf_reset(&kb);
-			if (map_key(L, kn, &kb)) {
-				buf_free(&kb);
+			const char *key;
+			size_t klen;
+			if (map_key(L, kn, &key, &klen))
 				return cv_nil();
-			}
-			cv_map_set(L->a, m.u.map, kb.data ? kb.data : "", kb.len, v);
+			cv_map_set(L->a, m.u.map, key, klen, v);
 		}
-		buf_free(&kb);
 		if (merges.kind == CV_MAP)
 			merge_into(L, m, merges);
 		else if (merges.kind == CV_LIST)
@@ -433,6 +576,282 @@ static cv load_node(struct loader *L, yaml_node_t *node, int depth)
 	}
 }
 
+/* ---------------------------------------------------------------- direct loading */
+
+/*
+ * The converter as a yamlfast sink: the same values and errors as
+ * load_node() on the document libyaml would build, without building it.
+ * Nodes arrive in document order, so load_node's recursion becomes a stack
+ * of open collections; entries and items collect on two stacks and become
+ * arrays of the exact size when their collection ends. load_node's order
+ * of effects is kept: a pair's value is converted before its key is
+ * checked (map_key), after a failure no node is converted any more but the
+ * keys of the mappings still open are checked (a later key error replaces
+ * the message, as with load_node), and a key error ends its mapping.
+ * Strings (keys and values) are copied once, from the text or yamlfast's
+ * decoding buffer into the arena, short ones packed into slab blocks. When
+ * yamlfast gives up half-way, what was built stays unreferenced in the
+ * arena and libyaml reads the text as before.
+ */
+struct sframe {
+	int map;          /* a mapping (else a sequence) */
+	int want_key;     /* mapping: the next node is a key */
+	int merge;        /* mapping: the pending key is "<<" */
+	enum key_err key_err;
+	const char *key;  /* the pending key, in the arena */
+	size_t klen;
+	size_t base;      /* its first entry or item on the stacks */
+	cv merges;        /* the value of its last "<<" key */
+};
+
+struct sconv {
+	struct loader L;
+	struct sframe *fr;
+	size_t nfr, cfr;
+	struct cv_mapent *ents;   /* entries of the open mappings, innermost last */
+	size_t nents, cents;
+	cv *items;                /* items of the open sequences, innermost last */
+	size_t nitems, citems;
+	long skip;                /* > 0: inside a collection that is not converted */
+	cv root;
+	char err[512];
+};
+
+/* load_node's entry checks for a node (not a key): 1 to convert it, 0 when
+ * it is nil (after a failure; or the budget/depth error, now failed) */
+static inline int s_node_start(struct sconv *S)
+{
+	struct loader *L = &S->L;
+	if (L->failed)
+		return 0;
+	if (--L->budget < 0 || S->nfr > 2000) {
+		snprintf(L->err, L->errlen, "document too large or too deeply nested (alias expansion?)");
+		L->failed = 1;
+		return 0;
+	}
+	return 1;
+}
+
+/* Adds a pair to the innermost open mapping (entries from base on): in key
+ * order; a repeated key replaces the value (cv_map_set). */
+static inline void s_put(struct sconv *S, size_t base, const char *key, size_t klen, cv val)
+{
+	size_t n = S->nents - base, i = n;
+	struct cv_mapent *e = S->ents + base;
+	if (n) {
+		int c = keycmp_y(e[n - 1].key, e[n - 1].klen, key, klen);
+		if (c >= 0) {
+			size_t lo = 0, hi = n - 1;
+			if (c == 0) {
+				e[n - 1].val = val;
+				return;
+			}
+			while (lo < hi) {
+				size_t mid = (lo + hi) / 2;
+				int d = keycmp_y(e[mid].key, e[mid].klen, key, klen);
+				if (d == 0) {
+					e[mid].val = val;
+					return;
+				}
+				if (d < 0)
+					lo = mid + 1;
+				else
+					hi = mid;
+			}
+			i = lo;
+		}
+	}
+	if (S->nents == S->cents) {
+		S->cents = S->cents ? S->cents * 2 : 128;
+		S->ents = xrealloc(S->ents, S->cents * sizeof(*S->ents));
+		e = S->ents + base;
+	}
+	if (i < n)
+		memmove(&e[i + 1], &e[i], (n - i) * sizeof(*e));
+	e[i].key = key;
+	e[i].klen = klen;
+	e[i].val = val;
+	S->nents++;
+}
+
+/* a node (value or item) is complete */
+static inline int s_deliver(struct sconv *S, cv v)
+{
+	if (!S->nfr) {
+		S->root = v;
+		return 0;
+	}
+	struct sframe *f = &S->fr[S->nfr - 1];
+	if (!f->map) {
+		if (S->nitems == S->citems) {
+			S->citems = S->citems ? S->citems * 2 : 128;
+			S->items = xrealloc(S->items, S->citems * sizeof(*S->items));
+		}
+		S->items[S->nitems++] = v;
+		return 0;
+	}
+	if (f->want_key)
+		return -1; /* a value without a key: not from yamlfast */
+	f->want_key = 1;
+	if (f->merge) {
+		f->merge = 0;
+		f->merges = v;
+		return 0;
+	}
+	if (f->key_err != KEY_OK) {
+		/* map_key fails: load_node leaves this mapping at once */
+		key_error(&S->L, f->key_err, f->key, f->klen);
+		S->nents = f->base;
+		S->nfr--;
+		S->skip = 1;
+		return 0;
+	}
+	s_put(S, f->base, f->key, f->klen, v);
+	return 0;
+}
+
+static int s_scalar(void *ctx, const char *s, size_t n, yaml_scalar_style_t style)
+{
+	struct sconv *S = ctx;
+	if (S->skip)
+		return 0;
+	int plain = style == YAML_PLAIN_SCALAR_STYLE;
+	struct sframe *f = S->nfr ? &S->fr[S->nfr - 1] : NULL;
+	if (f && f->map && f->want_key) {
+		f->want_key = 0;
+		if (plain && n == 2 && s[0] == '<' && s[1] == '<') {
+			f->merge = 1;
+			return 0;
+		}
+		/* converted now (s is valid during this call only); an error
+		 * counts once the value is done */
+		f->key_err = key_text(S->L.a, S->L.slab, s, n, plain, &f->key, &f->klen);
+		return 0;
+	}
+	if (!s_node_start(S))
+		return s_deliver(S, cv_nil());
+	return s_deliver(S, scalar_value(&S->L, s, n, plain));
+}
+
+static int s_begin(void *ctx, int map, int flow)
+{
+	(void)flow;
+	struct sconv *S = ctx;
+	if (S->skip) {
+		S->skip++;
+		return 0;
+	}
+	if (S->nfr && S->fr[S->nfr - 1].map && S->fr[S->nfr - 1].want_key)
+		return -1; /* a collection as a key: not from yamlfast */
+	if (!s_node_start(S)) {
+		S->skip = 1;
+		return 0;
+	}
+	if (S->nfr == S->cfr) {
+		S->cfr = S->cfr ? S->cfr * 2 : 32;
+		S->fr = xrealloc(S->fr, S->cfr * sizeof(*S->fr));
+	}
+	struct sframe *f = &S->fr[S->nfr++];
+	f->map = map;
+	f->want_key = map;
+	f->merge = 0;
+	f->key_err = KEY_OK;
+	f->key = NULL;
+	f->klen = 0;
+	f->base = map ? S->nents : S->nitems;
+	f->merges = cv_nil();
+	return 0;
+}
+
+/* A map or list holding n entries or items (copied), in one block */
+static cv new_map(struct cv_arena *a, const struct cv_mapent *ents, size_t n)
+{
+	cv v = { CV_MAP, CS_IFACE_MAP, { 0 } };
+	size_t head = (sizeof(struct cv_map) + 15) & ~(size_t)15;
+	char *mem = cv_alloc(a, head + n * sizeof(*ents));
+	v.u.map = (struct cv_map *)mem;
+	if (n) {
+		v.u.map->ents = (struct cv_mapent *)(mem + head);
+		memcpy(v.u.map->ents, ents, n * sizeof(*ents));
+		v.u.map->n = v.u.map->cap = n;
+	}
+	return v;
+}
+
+static cv new_list(struct cv_arena *a, const cv *items, size_t n)
+{
+	cv v = { CV_LIST, CS_IFACE_LIST, { 0 } };
+	size_t head = (sizeof(struct cv_list) + 15) & ~(size_t)15;
+	char *mem = cv_alloc(a, head + n * sizeof(*items));
+	v.u.list = (struct cv_list *)mem;
+	if (n) {
+		v.u.list->items = (cv *)(mem + head);
+		memcpy(v.u.list->items, items, n * sizeof(*items));
+		v.u.list->n = v.u.list->cap = n;
+	}
+	return v;
+}
+
+static int s_end(void *ctx)
+{
+	struct sconv *S = ctx;
+	if (S->skip)
+		return --S->skip == 0 ? s_deliver(S, cv_nil()) : 0;
+	if (!S->nfr)
+		return -1;
+	struct sframe f = S->fr[--S->nfr];
+	struct cv_arena *a = S->L.a;
+	cv v;
+	if (f.map) {
+		if (!f.want_key)
+			return -1;
+		v = new_map(a, S->ents + f.base, S->nents - f.base);
+		S->nents = f.base;
+		if (f.merges.kind == CV_MAP)
+			merge_into(&S->L, v, f.merges);
+		else if (f.merges.kind == CV_LIST)
+			for (size_t i = 0; i < f.merges.u.list->n; i++)
+				merge_into(&S->L, v, f.merges.u.list->items[i]);
+	} else {
+		v = new_list(a, S->items + f.base, S->nitems - f.base);
+		S->nitems = f.base;
+	}
+	return s_deliver(S, v);
+}
+
+/* 1: the fast reader handled the text (*rc and *out as load_docs gives
+ * them); 0: not handled, use libyaml. */
+static int load_direct(struct cv_arena *a, const char *text, size_t len, cv *out, int ints, int *rc, char *err,
+		       size_t errlen)
+{
+	struct sconv S;
+	struct slab slab = { NULL, 0 };
+	memset(&S, 0, sizeof(S));
+	S.L.a = a;
+	S.L.slab = &slab;
+	S.L.ints = ints;
+	S.L.budget = 20 * 1000 * 1000;
+	S.L.err = S.err;
+	S.L.errlen = sizeof(S.err);
+	S.root = cv_nil();
+	struct yamlfast_sink sink = { s_scalar, s_begin, s_end, &S };
+	int handled = yamlfast_parse(text, len, &sink) == 0 && S.nfr == 0 && S.skip == 0;
+	free(S.fr);
+	free(S.ents);
+	free(S.items);
+	if (!handled)
+		return 0;
+	if (S.L.failed) {
+		snprintf(err, errlen, "%s", S.err);
+		*out = cv_nil();
+		*rc = -1;
+	} else {
+		*out = S.root;
+		*rc = 0;
+	}
+	return 1;
+}
+
 static int load_docs(struct cv_arena *a, const char *text, size_t len, cv *out, int ints,
 		     int all, char *err, size_t errlen)
 {
@@ -441,22 +860,10 @@ static int load_docs(struct cv_arena *a, const char *text, size_t len, cv *out, 
 	int rc = 0;
 	cv list = all ? cv_list_new(a, 4) : cv_nil();
 	*out = cv_nil();
-	/* one document: try the fast reader first (it builds the same libyaml
-	 * document or declines, and then libyaml reads the text as before) */
-	struct yamlfast_doc fd;
-	if (!all && yamlfast_load(text, len, &fd) == 0) {
-		yaml_node_t *root = yaml_document_get_root_node(&fd.doc);
-		if (root) {
-			struct loader L = { a, &fd.doc, ints, 20 * 1000 * 1000, err, errlen, 0 };
-			*out = load_node(&L, root, 0);
-			if (L.failed) {
-				*out = cv_nil();
-				rc = -1;
-			}
-		}
-		yamlfast_free(&fd);
+	/* one document: try the fast reader first (it converts what libyaml
+	 * would read, or declines, and then libyaml reads the text as before) */
+	if (!all && load_direct(a, text, len, out, ints, &rc, err, errlen))
 		return rc;
-	}
 	if (!yaml_parser_initialize(&parser)) {
 		snprintf(err, errlen, "yaml: out of memory");
 		return -1;
@@ -476,7 +883,7 @@ static int load_docs(struct cv_arena *a, const char *text, size_t len, cv *out, 
 			yaml_document_delete(&doc);
 			break;
 		}
-		struct loader L = { a, &doc, ints, 20 * 1000 * 1000, err, errlen, 0 };
+		struct loader L = { a, &doc, ints, 20 * 1000 * 1000, err, errlen, 0, NULL };
 		cv v = load_node(&L, root, 0);
 		yaml_document_delete(&doc);
 		if (L.failed) {

@@ -11,9 +11,12 @@
  *
  * It works in two passes. validate() checks every byte the way libyaml's
  * reader does (UTF-8 well-formed, printable) and refuses line breaks other
- * than '\n'. Then a recursive descent over lines builds the document (the
- * structures of <yaml.h>, in the same node order as libyaml's loader; node
- * memory from an arena, see yamlfast.h). The
+ * than '\n'. Then a recursive descent over lines reports the nodes to a
+ * sink in document order (scalar, start and end of a collection), which is
+ * the order in which libyaml's loader numbers them. Two sinks exist: the
+ * document builder here (yamlfast_load: the structures of <yaml.h>, node
+ * memory from an arena, see yamlfast.h) and yaml.c's converter that builds
+ * chart values directly. The
  * places where YAML is subtle are reproduced from libyaml's scanner:
  *   - where a plain scalar ends (": ", " #", end of line) and when the next
  *     line would continue it (a content line deeper than the innermost block
@@ -23,8 +26,9 @@
  *     lines, folding rules);
  *   - simple keys must fit in 1024 characters.
  * Everything else that is not plainly in the subset returns "not handled"
- * and the caller falls back to libyaml. Functions return a node id (> 0) or
- * 0 for "not handled"; on the way out everything built so far is freed.
+ * and the caller falls back to libyaml. Functions return 1, or 0 for "not
+ * handled" (also when the sink refuses an event); on the way out the sink's
+ * owner discards what it built.
  */
 #include "server/chart/yamlfast.h"
 
@@ -45,6 +49,43 @@ static atomic_int yf_disabled;
 
 enum { YF_MAX_DEPTH = 200, YF_MAX_KEY = 1000 };
 
+struct yf {
+	const char *p;     /* cursor */
+	const char *ls;    /* start of the line holding p; all before is consumed */
+	const char *end;
+	const struct yamlfast_sink *sink;
+	struct buf sb;     /* decoded scalar text */
+	int depth;
+	int start_ok;      /* a leading "---" line is still allowed */
+	int explicit_start;
+};
+
+/* ---------------------------------------------------------------- events */
+
+static inline int add_scalar(struct yf *Y, const char *s, size_t n, yaml_scalar_style_t style)
+{
+	if (n > INT_MAX / 2)
+		return 0;
+	return Y->sink->scalar(Y->sink->ctx, s, n, style) == 0;
+}
+
+static int add_empty(struct yf *Y)
+{
+	return add_scalar(Y, "", 0, YAML_PLAIN_SCALAR_STYLE);
+}
+
+static int add_collection(struct yf *Y, int map, int flow)
+{
+	return Y->sink->begin(Y->sink->ctx, map, flow) == 0;
+}
+
+static int close_collection(struct yf *Y)
+{
+	return Y->sink->end(Y->sink->ctx) == 0;
+}
+
+/* ---------------------------------------------------------------- document sink */
+
 /* memory of a document: nodes array plus bump-allocated blocks holding
  * scalar values and item/pair arrays */
 struct yf_block {
@@ -53,32 +94,27 @@ struct yf_block {
 	/* data follows */
 };
 
-struct yf {
-	const char *p;     /* cursor */
-	const char *ls;    /* start of the line holding p; all before is consumed */
-	const char *end;
+struct docb {
 	yaml_document_t *doc;
 	struct yf_block *mem;
 	size_t ncap;       /* nodes allocated in doc->nodes */
 	int *kids;         /* children of the open collections (ids; pairs as key, value) */
 	size_t nkids, kcap;
-	struct buf sb;     /* decoded scalar text */
-	int depth;
-	int start_ok;      /* a leading "---" line is still allowed */
-	int explicit_start;
+	size_t *open;      /* open collections: id, then the index of its first kid */
+	size_t nopen, ocap;
 };
 
-static void *arena_alloc(struct yf *Y, size_t n)
+static void *arena_alloc(struct docb *D, size_t n)
 {
 	n = (n + 7) & ~(size_t)7;
-	struct yf_block *b = Y->mem;
+	struct yf_block *b = D->mem;
 	if (!b || b->cap - b->used < n) {
 		size_t cap = n > 60000 ? n : 60000;
 		b = xmalloc(sizeof(*b) + cap);
 		b->cap = cap;
 		b->used = 0;
-		b->next = Y->mem;
-		Y->mem = b;
+		b->next = D->mem;
+		D->mem = b;
 	}
 	void *p = (char *)(b + 1) + b->used;
 	b->used += n;
@@ -94,67 +130,102 @@ static void free_mem(struct yf_block *b)
 	}
 }
 
-/* a new node (zeroed, type and tag set); its id, or 0 */
-static int new_node(struct yf *Y, yaml_node_type_t type, const char *tag)
+static void push_kid(struct docb *D, int id)
 {
-	yaml_document_t *d = Y->doc;
+	if (D->nkids == D->kcap) {
+		D->kcap = D->kcap ? D->kcap * 2 : 256;
+		D->kids = xrealloc(D->kids, D->kcap * sizeof(int));
+	}
+	D->kids[D->nkids++] = id;
+}
+
+/* a new node (zeroed, type and tag set), a kid of the open collection if
+ * any; its id, or 0 */
+static int new_node(struct docb *D, yaml_node_type_t type, const char *tag)
+{
+	yaml_document_t *d = D->doc;
 	size_t n = (size_t)(d->nodes.top - d->nodes.start);
 	if (n >= (size_t)INT_MAX - 1)
 		return 0;
-	if (n == Y->ncap) {
-		Y->ncap = Y->ncap ? Y->ncap * 2 : 64;
-		d->nodes.start = xrealloc(d->nodes.start, Y->ncap * sizeof(yaml_node_t));
+	if (n == D->ncap) {
+		D->ncap = D->ncap ? D->ncap * 2 : 64;
+		d->nodes.start = xrealloc(d->nodes.start, D->ncap * sizeof(yaml_node_t));
 		d->nodes.top = d->nodes.start + n;
-		d->nodes.end = d->nodes.start + Y->ncap;
+		d->nodes.end = d->nodes.start + D->ncap;
 	}
 	/* a compound literal: inline stores instead of a memset call */
 	*d->nodes.top++ = (yaml_node_t){ .type = type, .tag = (yaml_char_t *)tag };
+	if (D->nopen)
+		push_kid(D, (int)n + 1);
 	return (int)n + 1;
 }
 
-static void push_kid(struct yf *Y, int id)
+static int doc_scalar(void *ctx, const char *s, size_t n, yaml_scalar_style_t style)
 {
-	if (Y->nkids == Y->kcap) {
-		Y->kcap = Y->kcap ? Y->kcap * 2 : 256;
-		Y->kids = xrealloc(Y->kids, Y->kcap * sizeof(int));
-	}
-	Y->kids[Y->nkids++] = id;
+	struct docb *D = ctx;
+	int id = new_node(D, YAML_SCALAR_NODE, YAML_STR_TAG);
+	if (!id)
+		return -1;
+	char *v = arena_alloc(D, n + 1);
+	if (n)
+		memcpy(v, s, n);
+	v[n] = 0;
+	yaml_node_t *node = D->doc->nodes.start + id - 1;
+	node->data.scalar.value = (yaml_char_t *)v;
+	node->data.scalar.length = n;
+	node->data.scalar.style = style;
+	return 0;
 }
 
-static int add_collection(struct yf *Y, int map, int flow)
+static int doc_begin(void *ctx, int map, int flow)
 {
-	int id = new_node(Y, map ? YAML_MAPPING_NODE : YAML_SEQUENCE_NODE, map ? YAML_MAP_TAG : YAML_SEQ_TAG);
+	struct docb *D = ctx;
+	int id = new_node(D, map ? YAML_MAPPING_NODE : YAML_SEQUENCE_NODE, map ? YAML_MAP_TAG : YAML_SEQ_TAG);
 	if (!id)
-		return 0;
-	yaml_node_t *node = Y->doc->nodes.start + id - 1;
+		return -1;
+	yaml_node_t *node = D->doc->nodes.start + id - 1;
 	if (map)
 		node->data.mapping.style = flow ? YAML_FLOW_MAPPING_STYLE : YAML_BLOCK_MAPPING_STYLE;
 	else
 		node->data.sequence.style = flow ? YAML_FLOW_SEQUENCE_STYLE : YAML_BLOCK_SEQUENCE_STYLE;
-	return id;
+	if (D->nopen + 2 > D->ocap) {
+		D->ocap = D->ocap ? D->ocap * 2 : 64;
+		D->open = xrealloc(D->open, D->ocap * sizeof(size_t));
+	}
+	D->open[D->nopen++] = (size_t)id;
+	D->open[D->nopen++] = D->nkids;
+	return 0;
 }
 
-/* the children pushed since base become collection id's items/pairs */
-static void close_collection(struct yf *Y, int id, size_t base)
+/* the kids pushed since the collection opened become its items/pairs */
+static int doc_end(void *ctx)
 {
-	yaml_node_t *node = Y->doc->nodes.start + id - 1;
-	size_t n = Y->nkids - base;
+	struct docb *D = ctx;
+	if (D->nopen < 2)
+		return -1;
+	size_t base = D->open[--D->nopen];
+	size_t id = D->open[--D->nopen];
+	yaml_node_t *node = D->doc->nodes.start + id - 1;
+	size_t n = D->nkids - base;
 	if (node->type == YAML_MAPPING_NODE) {
-		yaml_node_pair_t *pairs = arena_alloc(Y, (n / 2) * sizeof(*pairs));
+		if (n % 2)
+			return -1;
+		yaml_node_pair_t *pairs = arena_alloc(D, (n / 2) * sizeof(*pairs));
 		for (size_t i = 0; i + 1 < n; i += 2) {
-			pairs[i / 2].key = Y->kids[base + i];
-			pairs[i / 2].value = Y->kids[base + i + 1];
+			pairs[i / 2].key = D->kids[base + i];
+			pairs[i / 2].value = D->kids[base + i + 1];
 		}
 		node->data.mapping.pairs.start = pairs;
 		node->data.mapping.pairs.top = node->data.mapping.pairs.end = pairs + n / 2;
 	} else {
-		yaml_node_item_t *items = arena_alloc(Y, n * sizeof(*items));
+		yaml_node_item_t *items = arena_alloc(D, n * sizeof(*items));
 		if (n)
-			memcpy(items, Y->kids + base, n * sizeof(*items));
+			memcpy(items, D->kids + base, n * sizeof(*items));
 		node->data.sequence.items.start = items;
 		node->data.sequence.items.top = node->data.sequence.items.end = items + n;
 	}
-	Y->nkids = base;
+	D->nkids = base;
+	return 0;
 }
 
 /* ---------------------------------------------------------------- bytes */
@@ -215,8 +286,59 @@ static int validate(const unsigned char *s, size_t n)
 	return 1;
 }
 
+/* Word-at-a-time scanning: 8 bytes are loaded as one little-endian word
+ * and bytes of interest get their 0x80 bit set in a mask. The tricks below
+ * may also flag bytes above a flagged one (borrows), never below, so the
+ * lowest flagged byte is always exact, which is all the scanners use. */
+#define YF_ONES 0x0101010101010101ull
+#define YF_HIGH 0x8080808080808080ull
+
+/* 8 bytes as a word whose lowest byte is the first (little-endian) */
+static uint64_t load8(const char *p)
+{
+	uint64_t w;
+	memcpy(&w, p, sizeof(w));
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+	w = __builtin_bswap64(w);
+#endif
+	return w;
+}
+
+/* bytes of w equal to c */
+static uint64_t bytes_eq(uint64_t w, unsigned char c)
+{
+	uint64_t x = w ^ (YF_ONES * c);
+	return (x - YF_ONES) & ~x & YF_HIGH;
+}
+
+/* bytes of w below c (c <= 0x80) */
+static uint64_t bytes_below(uint64_t w, unsigned char c)
+{
+	return (w - YF_ONES * c) & ~w & YF_HIGH;
+}
+
+/* the index of the lowest byte of m with a bit set (m != 0) */
+static unsigned first_flag(uint64_t m)
+{
+	return (unsigned)__builtin_ctzll(m) / 8;
+}
+
+/* past the spaces at p */
+static inline const char *skip_sp(const char *p, const char *end)
+{
+	while (end - p >= 8) {
+		uint64_t x = load8(p) ^ (YF_ONES * ' ');
+		if (x) /* the lowest non-zero byte holds x's lowest set bit */
+			return p + first_flag(x);
+		p += 8;
+	}
+	while (p < end && *p == ' ')
+		p++;
+	return p;
+}
+
 /* the byte at p, or 0 at the end (NUL never passes validate()) */
-static int at(const struct yf *Y, const char *p)
+static inline int at(const struct yf *Y, const char *p)
 {
 	return p < Y->end ? (unsigned char)*p : 0;
 }
@@ -227,7 +349,7 @@ static int is_alnum(int c)
 }
 
 /* "- " / "-\n" / "-" at the end: a block sequence entry */
-static int is_entry(const struct yf *Y, const char *p)
+static inline int is_entry(const struct yf *Y, const char *p)
 {
 	if (at(Y, p) != '-')
 		return 0;
@@ -237,7 +359,7 @@ static int is_entry(const struct yf *Y, const char *p)
 
 /* May a plain scalar start here (block context)? Indicators refuse; so do
  * '?' and ':' (libyaml allows "?x" and ":x", we do not bother). */
-static int plain_start_ok(const struct yf *Y, const char *p)
+static inline int plain_start_ok(const struct yf *Y, const char *p)
 {
 	int c = at(Y, p);
 	switch (c) {
@@ -265,8 +387,7 @@ static int next_content(struct yf *Y, long *col)
 	const char *p = Y->ls, *end = Y->end;
 	for (;;) {
 		const char *ls = p;
-		while (p < end && *p == ' ')
-			p++;
+		p = skip_sp(p, end);
 		if (p >= end) {
 			Y->p = Y->ls = end;
 			return 0;
@@ -311,7 +432,7 @@ static int next_content(struct yf *Y, long *col)
 
 /* After a token: only spaces, then the end of the line or a comment
  * (preceded by a space). Consumes the line break. 1 ok, 0 not handled. */
-static int rest_of_line(struct yf *Y)
+static inline int rest_of_line(struct yf *Y)
 {
 	const char *p = Y->p, *end = Y->end;
 	int sp = 0;
@@ -343,14 +464,25 @@ static const unsigned char plain_special[256] = { [' '] = 1, [':'] = 1, ['\n'] =
 /* A plain scalar on one line from p (block context). *vend: end of the
  * value (trailing spaces trimmed); *stop: where and why it stopped.
  * 0 when not handled (tabs). */
-static int scan_plain(const struct yf *Y, const char *p, const char **vend, const char **stop,
+static inline int scan_plain(const struct yf *Y, const char *p, const char **vend, const char **stop,
 		      enum plain_stop *why)
 {
 	const char *end = Y->end, *ve = p;
 	for (;;) {
 		const char *s = p;
+		while (end - p >= 8) {
+			/* ' ', ':', and '\t' or '\n' (the only bytes below 0x20 here) */
+			uint64_t w = load8(p);
+			uint64_t m = bytes_eq(w, ' ') | bytes_eq(w, ':') | bytes_below(w, 0x20);
+			if (m) {
+				p += first_flag(m);
+				goto found;
+			}
+			p += 8;
+		}
 		while (p < end && !plain_special[(unsigned char)*p])
 			p++;
+	found:
 		if (p > s)
 			ve = p;
 		if (p >= end || *p == '\n') {
@@ -494,6 +626,38 @@ static int put_escape(struct yf *Y, const char **pp, const char *limit)
 	return 1;
 }
 
+/* the first byte at or after p that ends a run of plain text inside a
+ * quoted scalar: the quote q, a line break or (double quotes) a backslash */
+static inline const char *quoted_run(const char *p, const char *end, char q)
+{
+	while (end - p >= 8) {
+		uint64_t w = load8(p);
+		uint64_t m = bytes_eq(w, (unsigned char)q) | bytes_eq(w, '\n') | (q == '"' ? bytes_eq(w, '\\') : 0);
+		if (m)
+			return p + first_flag(m);
+		p += 8;
+	}
+	while (p < end && *p != q && *p != '\n' && !(q == '"' && *p == '\\'))
+		p++;
+	return p;
+}
+
+/* The common quoted scalar at p: closed on its line, without escapes (or
+ * '' in single quotes). Its value is then the text between the quotes as
+ * is (blanks inside a line are kept): *vs, *vn point into the text,
+ * *after past the closing quote. 0 for any other. */
+static inline int quoted_simple(const struct yf *Y, const char *p, const char **vs, size_t *vn, const char **after)
+{
+	char q = *p++;
+	const char *e = quoted_run(p, Y->end, q);
+	if (e >= Y->end || *e != q || (q == '\'' && e + 1 < Y->end && e[1] == '\''))
+		return 0;
+	*vs = p;
+	*vn = (size_t)(e - p);
+	*after = e + 1;
+	return 1;
+}
+
 /* Decode the one-line quoted scalar at p into Y->sb; *after: past the
  * closing quote. 0 when not handled. */
 static int decode_quoted(struct yf *Y, const char *p, const char **after)
@@ -565,9 +729,22 @@ static int decode_quoted_lines(struct yf *Y, const char *p, const char **after)
 				continue;
 			}
 			const char *s = p;
+			while (end - p >= 8) {
+				/* blanks, breaks ('\t' and '\n' are the only bytes
+				 * below 0x20 here), the quote, backslashes */
+				uint64_t w = load8(p);
+				uint64_t m = bytes_eq(w, ' ') | bytes_below(w, 0x20) | bytes_eq(w, (unsigned char)q) |
+					     (q == '"' ? bytes_eq(w, '\\') : 0);
+				if (m) {
+					p += first_flag(m);
+					goto run_end;
+				}
+				p += 8;
+			}
 			while (p < end && *p != ' ' && *p != '\t' && *p != '\n' && *p != q &&
 			       !(q == '"' && *p == '\\'))
 				p++;
+		run_end:
 			buf_append(&Y->sb, s, (size_t)(p - s));
 		}
 		if (p < end && *p == q) {
@@ -603,29 +780,6 @@ static int decode_quoted_lines(struct yf *Y, const char *p, const char **after)
 			put_breaks(&Y->sb, trail);
 		}
 	}
-}
-
-static int add_scalar(struct yf *Y, const char *s, size_t n, yaml_scalar_style_t style)
-{
-	if (n > INT_MAX / 2)
-		return 0;
-	int id = new_node(Y, YAML_SCALAR_NODE, YAML_STR_TAG);
-	if (!id)
-		return 0;
-	char *v = arena_alloc(Y, n + 1);
-	if (n)
-		memcpy(v, s, n);
-	v[n] = 0;
-	yaml_node_t *node = Y->doc->nodes.start + id - 1;
-	node->data.scalar.value = (yaml_char_t *)v;
-	node->data.scalar.length = n;
-	node->data.scalar.style = style;
-	return id;
-}
-
-static int add_empty(struct yf *Y)
-{
-	return add_scalar(Y, "", 0, YAML_PLAIN_SCALAR_STYLE);
 }
 
 /* Is the content at p a mapping key on this line? 1 yes (*colon at the
@@ -668,11 +822,15 @@ static int parse_key(struct yf *Y, const char *colon)
 	const char *p = Y->p;
 	int id;
 	if (*p == '"' || *p == '\'') {
-		const char *after;
-		if (!decode_quoted(Y, p, &after))
+		const char *after, *vs;
+		size_t vn;
+		yaml_scalar_style_t st = *p == '"' ? YAML_DOUBLE_QUOTED_SCALAR_STYLE : YAML_SINGLE_QUOTED_SCALAR_STYLE;
+		if (quoted_simple(Y, p, &vs, &vn, &after))
+			id = add_scalar(Y, vs, vn, st);
+		else if (decode_quoted(Y, p, &after))
+			id = add_scalar(Y, Y->sb.data ? Y->sb.data : "", Y->sb.len, st);
+		else
 			return 0;
-		id = add_scalar(Y, Y->sb.data, Y->sb.len,
-				*p == '"' ? YAML_DOUBLE_QUOTED_SCALAR_STYLE : YAML_SINGLE_QUOTED_SCALAR_STYLE);
 	} else {
 		const char *e = colon;
 		while (e > p && e[-1] == ' ')
@@ -827,16 +985,13 @@ static int parse_flow(struct yf *Y)
 {
 	int map = *Y->p == '{';
 	char close = map ? '}' : ']';
-	int id = add_collection(Y, map, 1);
-	size_t base = Y->nkids;
-	if (!id)
+	if (!add_collection(Y, map, 1))
 		return 0;
 	Y->p++;
 	skip_spaces(Y);
 	if (at(Y, Y->p) == close) {
 		Y->p++;
-		close_collection(Y, id, base);
-		return id;
+		return close_collection(Y);
 	}
 	for (;;) {
 		const char *ks = Y->p;
@@ -849,22 +1004,16 @@ static int parse_flow(struct yf *Y)
 				return 0;
 			Y->p += 2;
 			skip_spaces(Y);
-			int v = parse_flow_scalar(Y);
-			if (!v)
+			if (!parse_flow_scalar(Y))
 				return 0;
-			push_kid(Y, k);
-			push_kid(Y, v);
 			skip_spaces(Y);
 		} else if (at(Y, Y->p) == ':') {
 			return 0;
-		} else {
-			push_kid(Y, k);
 		}
 		int c = at(Y, Y->p);
 		if (c == close) {
 			Y->p++;
-			close_collection(Y, id, base);
-			return id;
+			return close_collection(Y);
 		}
 		if (c != ',')
 			return 0;
@@ -888,11 +1037,15 @@ static int parse_inline_value(struct yf *Y, long ctx)
 	const char *p = Y->p;
 	int c = at(Y, p), id;
 	if (c == '"' || c == '\'') {
-		const char *after;
-		if (!decode_quoted_lines(Y, p, &after))
+		const char *after, *vs;
+		size_t vn;
+		yaml_scalar_style_t st = c == '"' ? YAML_DOUBLE_QUOTED_SCALAR_STYLE : YAML_SINGLE_QUOTED_SCALAR_STYLE;
+		if (quoted_simple(Y, p, &vs, &vn, &after))
+			id = add_scalar(Y, vs, vn, st);
+		else if (decode_quoted_lines(Y, p, &after))
+			id = add_scalar(Y, Y->sb.data ? Y->sb.data : "", Y->sb.len, st);
+		else
 			return 0;
-		id = add_scalar(Y, Y->sb.data, Y->sb.len,
-				c == '"' ? YAML_DOUBLE_QUOTED_SCALAR_STYLE : YAML_SINGLE_QUOTED_SCALAR_STYLE);
 		Y->p = after;
 	} else if (c == '[' || c == '{') {
 		if (++Y->depth > YF_MAX_DEPTH)
@@ -935,19 +1088,15 @@ static int parse_node_at_line(struct yf *Y, long ctx, long col)
  * after it (scan_key() found it already). */
 static int parse_block_map(struct yf *Y, long c, const char *colon)
 {
-	if (++Y->depth > YF_MAX_DEPTH)
-		return 0;
-	int id = add_collection(Y, 1, 0);
-	size_t base = Y->nkids;
-	if (!id)
+	if (++Y->depth > YF_MAX_DEPTH || !add_collection(Y, 1, 0))
 		return 0;
 	for (;;) {
 		if (!colon && scan_key(Y, Y->p, &colon) != 1)
 			return 0;
-		int k = parse_key(Y, colon), v;
-		colon = NULL;
-		if (!k)
+		int v;
+		if (!parse_key(Y, colon))
 			return 0;
+		colon = NULL;
 		const char *p = Y->p;
 		while (p < Y->end && *p == ' ')
 			p++;
@@ -971,8 +1120,6 @@ static int parse_block_map(struct yf *Y, long c, const char *colon)
 		}
 		if (!v)
 			return 0;
-		push_kid(Y, k);
-		push_kid(Y, v);
 		int r = next_content(Y, &col2);
 		if (r < 0 || (r > 0 && col2 > c))
 			return 0;
@@ -981,19 +1128,14 @@ static int parse_block_map(struct yf *Y, long c, const char *colon)
 		if (is_entry(Y, Y->p))
 			return 0;
 	}
-	close_collection(Y, id, base);
 	Y->depth--;
-	return id;
+	return close_collection(Y);
 }
 
 /* A block sequence whose first '-' is at Y->p, column c. */
 static int parse_block_seq(struct yf *Y, long c)
 {
-	if (++Y->depth > YF_MAX_DEPTH)
-		return 0;
-	int id = add_collection(Y, 0, 0);
-	size_t base = Y->nkids;
-	if (!id)
+	if (++Y->depth > YF_MAX_DEPTH || !add_collection(Y, 0, 0))
 		return 0;
 	for (;;) {
 		const char *p = Y->p + 1;
@@ -1025,16 +1167,14 @@ static int parse_block_seq(struct yf *Y, long c)
 		}
 		if (!item)
 			return 0;
-		push_kid(Y, item);
 		int r = next_content(Y, &col2);
 		if (r < 0 || (r > 0 && col2 > c))
 			return 0;
 		if (r == 0 || col2 < c || !is_entry(Y, Y->p))
 			break;
 	}
-	close_collection(Y, id, base);
 	Y->depth--;
-	return id;
+	return close_collection(Y);
 }
 
 /* ---------------------------------------------------------------- entry points */
@@ -1052,32 +1192,51 @@ static int load(struct yf *Y)
 	return next_content(Y, &col) == 0;
 }
 
-int yamlfast_load(const char *text, size_t len, struct yamlfast_doc *out)
+/* 1 when the text was read to its end with every event accepted */
+static int parse_text(const char *text, size_t len, const struct yamlfast_sink *sink, int *explicit_start)
 {
-	memset(out, 0, sizeof(*out));
 	if (atomic_load_explicit(&yf_disabled, memory_order_relaxed) || !text ||
 	    !validate((const unsigned char *)text, len))
 		goto bail;
-	yaml_document_t *doc = &out->doc;
-	doc->start_implicit = 1;
-	doc->end_implicit = 1;
-	struct yf Y = { text, text, text + len, doc, NULL, 0, NULL, 0, 0, BUF_INIT, 0, 1, 0 };
+	struct yf Y = { text, text, text + len, sink, BUF_INIT, 0, 1, 0 };
 	int ok = load(&Y);
 	buf_free(&Y.sb);
-	free(Y.kids);
-	if (!ok) {
-		free(doc->nodes.start);
-		free_mem(Y.mem);
-		memset(out, 0, sizeof(*out));
+	if (!ok)
 		goto bail;
-	}
-	doc->start_implicit = !Y.explicit_start;
-	out->mem = Y.mem;
+	if (explicit_start)
+		*explicit_start = Y.explicit_start;
 	atomic_fetch_add_explicit(&yf_hits, 1, memory_order_relaxed);
-	return 0;
+	return 1;
 bail:
 	atomic_fetch_add_explicit(&yf_bails, 1, memory_order_relaxed);
-	return -1;
+	return 0;
+}
+
+int yamlfast_parse(const char *text, size_t len, const struct yamlfast_sink *sink)
+{
+	return parse_text(text, len, sink, NULL) ? 0 : -1;
+}
+
+int yamlfast_load(const char *text, size_t len, struct yamlfast_doc *out)
+{
+	memset(out, 0, sizeof(*out));
+	yaml_document_t *doc = &out->doc;
+	struct docb D = { doc, NULL, 0, NULL, 0, 0, NULL, 0, 0 };
+	struct yamlfast_sink sink = { doc_scalar, doc_begin, doc_end, &D };
+	int explicit_start = 0;
+	int ok = parse_text(text, len, &sink, &explicit_start) && D.nopen == 0;
+	free(D.kids);
+	free(D.open);
+	if (!ok) {
+		free(doc->nodes.start);
+		free_mem(D.mem);
+		memset(out, 0, sizeof(*out));
+		return -1;
+	}
+	doc->start_implicit = !explicit_start;
+	doc->end_implicit = 1;
+	out->mem = D.mem;
+	return 0;
 }
 
 void yamlfast_free(struct yamlfast_doc *d)

@@ -1,9 +1,12 @@
 /*
- * fuzz_yaml_fast: differential target for the fast YAML reader. Whenever
- * yamlfast_load() handles an input, libyaml must load it too and produce the
- * same document (types, styles, tags, values); otherwise abort(). Inputs the
- * fast path declines are fine. The Helm-typed conversion is then run on the
- * fast document's text as well (cv_from_yaml), for the sanitizers.
+ * fuzz_yaml_fast: differential target for the fast YAML reader, at two
+ * levels; any difference calls abort(). The parser: whenever
+ * yamlfast_load() handles an input, libyaml must load it too and produce
+ * the same document (types, styles, tags, values). The conversion: yaml.c
+ * builds chart values straight from yamlfast's events, so cv_from_yaml()
+ * and cv_from_yaml_doc() must give the same result code, error message and
+ * values (kinds, Go types, float bits, strings, keys in order) with the fast
+ * path on and off. Inputs the fast path declines are fine.
  */
 #include "server/chart/cv.h"
 #include "server/chart/yamlfast.h"
@@ -17,8 +20,64 @@ const char *fuzz_name = "fuzz_yaml_fast";
 const char *const fuzz_dictionary[] = {
 	": ", "- ", "\n", "  ", "    ", "{", "}", "[", "]", ", ", "#", " # c", "|", "|-", "|+", ">", ">-", "\"", "'",
 	"''", "\\n", "\\x41", "\\u00e9", "\\", "---\n", "...\n", "key: value\n", "- a: b\n  c: d\n", "a:\n- x\n",
-	"\t", "\r", "&a ", "*a", "!x ", "? ", "\xc3\xa9", "\xe2\x80\xa8", "\xef\xbb\xbf", ":", "\n\n", NULL,
+	"\t", "\r", "&a ", "*a", "!x ", "? ", "\xc3\xa9", "\xe2\x80\xa8", "\xef\xbb\xbf", ":", "\n\n", "~", "null",
+	"true", "yes", "off", ".nan", ".inf", "-.Inf", "<<: ", "0x1F", "0o17", "010", "1_000", "1e3", "-0", "2.5",
+	"18446744073709551615", "9223372036854775807", NULL,
 };
+
+/* strict equality of two values (see test_yamlfast.c's same_cv) */
+static int same_cv(cv a, cv b)
+{
+	if (a.kind != b.kind || a.sub != b.sub)
+		return 0;
+	switch (a.kind) {
+	case CV_NIL: return 1;
+	case CV_BOOL: return a.u.b == b.u.b;
+	case CV_INT: return a.u.i == b.u.i;
+	case CV_FLOAT: return memcmp(&a.u.f, &b.u.f, sizeof(double)) == 0;
+	case CV_STR:
+		return a.u.str.len == b.u.str.len && !memcmp(a.u.str.s, b.u.str.s, a.u.str.len) &&
+		       a.u.str.s[a.u.str.len] == 0;
+	case CV_LIST:
+		if (a.u.list->n != b.u.list->n)
+			return 0;
+		for (size_t i = 0; i < a.u.list->n; i++)
+			if (!same_cv(a.u.list->items[i], b.u.list->items[i]))
+				return 0;
+		return 1;
+	case CV_MAP:
+		if (a.u.map->n != b.u.map->n)
+			return 0;
+		for (size_t i = 0; i < a.u.map->n; i++) {
+			const struct cv_mapent *x = &a.u.map->ents[i], *y = &b.u.map->ents[i];
+			if (x->klen != y->klen || memcmp(x->key, y->key, x->klen) || !same_cv(x->val, y->val))
+				return 0;
+			if (i && cv_map_get(a.u.map, x->key, x->klen) != &x->val)
+				return 0; /* not a working (sorted) map */
+		}
+		return 1;
+	default: return 0;
+	}
+}
+
+/* the converted values with the fast path on and off */
+static void diff_cv(const uint8_t *data, size_t size, int ints)
+{
+	char e1[256] = "", e2[256] = "";
+	struct cv_arena *a = cv_arena_new();
+	cv v1 = cv_nil(), v2 = cv_nil();
+	const char *t = (const char *)data;
+	int r1 = ints ? cv_from_yaml_doc(a, t, size, &v1, 1, e1, sizeof(e1)) : cv_from_yaml(a, t, size, &v1, e1, sizeof(e1));
+	yamlfast_set_disabled(1);
+	int r2 = ints ? cv_from_yaml_doc(a, t, size, &v2, 1, e2, sizeof(e2)) : cv_from_yaml(a, t, size, &v2, e2, sizeof(e2));
+	yamlfast_set_disabled(0);
+	if (r1 != r2 || (r1 && strcmp(e1, e2)) || (!r1 && !same_cv(v1, v2))) {
+		fprintf(stderr, "fuzz_yaml_fast: values differ (ints %d): fast %d \"%s\", libyaml %d \"%s\"\n", ints, r1, e1, r2,
+			e2);
+		abort();
+	}
+	cv_arena_free(a);
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -43,10 +102,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	yaml_document_delete(&ld);
 	yaml_parser_delete(&parser);
 	yamlfast_free(&fd);
-	char err[256];
-	struct cv_arena *a = cv_arena_new();
-	cv v;
-	cv_from_yaml_doc(a, (const char *)data, size, &v, 1, err, sizeof(err));
-	cv_arena_free(a);
+	diff_cv(data, size, 0);
+	diff_cv(data, size, 1);
 	return 0;
 }

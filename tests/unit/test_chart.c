@@ -1176,6 +1176,134 @@ static void test_concurrent(void)
 	chart_free(c);
 }
 
+/* ---------------------------------------------------------------- JSON reader, more */
+
+/* cv_from_json against jansson + cv_from_jansson (both typings): same
+ * result, same message, same values. 0 when they differ (a line printed). */
+static int json_vs_jansson(const char *label, const char *doc, size_t len)
+{
+	int ok = 1;
+	for (int ints = 0; ints < 2; ints++) {
+		struct cv_arena *a = cv_arena_new();
+		char e1[256] = "", e2[256] = "";
+		cv v1 = cv_nil(), v2 = cv_nil();
+		int r1 = cv_from_json(a, doc, len, &v1, ints, e1, sizeof(e1));
+		json_error_t je;
+		json_t *j = json_loadb(doc, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &je);
+		int r2 = j ? 0 : -1;
+		if (j) {
+			v2 = cv_from_jansson(a, j, ints);
+			json_decref(j);
+		} else
+			snprintf(e2, sizeof(e2), "%s (line %d column %d)", je.text, je.line, je.column);
+		if (r1 != r2 || (r1 == 0 && !same_value(v1, v2)) || strcmp(e1, e2)) {
+			printf("  json reader differs on %s [%.80s] ints=%d: %d/%d %s / %s\n", label, doc, ints, r1, r2, e1, e2);
+			ok = 0;
+		}
+		cv_arena_free(a);
+	}
+	return ok;
+}
+
+static void test_json_reader_more(void)
+{
+	struct buf b = BUF_INIT;
+	char label[64];
+	/* strings of every length up to 40 with one special byte at each
+	 * position (the word-at-a-time scan stops at the right byte) */
+	const char *specials[] = { "\\n", "\\\"", "\\\\", "\\u00e9", "\\ud83d\\ude00", "\x01", "\t", "\xc3\xa9", "\\u0000", "\x7f", "\\x" };
+	for (size_t k = 0; k < sizeof(specials) / sizeof(specials[0]); k++)
+		for (int len = 0; len <= 40; len++)
+			for (int pos = 0; pos <= len; pos++) {
+				buf_reset(&b);
+				buf_puts(&b, "{\"");
+				for (int i = 0; i < len; i++) {
+					if (i == pos)
+						buf_puts(&b, specials[k]);
+					buf_putc(&b, (char)('a' + i % 26));
+				}
+				if (pos == len)
+					buf_puts(&b, specials[k]);
+				buf_puts(&b, "\": \"");
+				for (int i = 0; i < len; i++)
+					buf_putc(&b, (char)('A' + i % 26));
+				if (pos < len)
+					buf_puts(&b, specials[k]);
+				buf_puts(&b, "\"}");
+				snprintf(label, sizeof(label), "special %zu len %d pos %d", k, len, pos);
+				check(json_vs_jansson(label, b.data, b.len));
+			}
+	/* runs of blanks of every length before and after every token */
+	const char *blanks[] = { " ", "\n", "\t", "\r\n", "  \t" };
+	for (size_t k = 0; k < sizeof(blanks) / sizeof(blanks[0]); k++)
+		for (int len = 0; len <= 40; len++) {
+			struct buf ws = BUF_INIT;
+			buf_puts(&ws, "\n");
+			for (int i = 0; i < len; i++)
+				buf_puts(&ws, i % 7 == 6 ? blanks[k] : " ");
+			buf_reset(&b);
+			const char *toks[] = { "{", "\"a\"", ":", "[", "1", ",", "true", ",", "{", "}", ",", "[", "]", "]", ",",
+					       "\"b\"", ":", "null", "}" };
+			for (size_t t = 0; t < sizeof(toks) / sizeof(toks[0]); t++) {
+				buf_append(&b, ws.data, ws.len);
+				buf_puts(&b, toks[t]);
+			}
+			buf_append(&b, ws.data, ws.len);
+			buf_free(&ws);
+			snprintf(label, sizeof(label), "blanks %zu len %d", k, len);
+			check(json_vs_jansson(label, b.data, b.len));
+		}
+	/* many keys in random order, with repeats (the last value wins) */
+	unsigned x = 12345;
+	for (int round = 0; round < 20; round++) {
+		buf_reset(&b);
+		buf_putc(&b, '{');
+		int n = 1 + round * 15;
+		for (int i = 0; i < n; i++) {
+			x = x * 1103515245u + 12345u;
+			unsigned k = (x >> 16) % (unsigned)(n / 2 + 1);
+			buf_printf(&b, "%s\"%s%u\": {\"v\": %d, \"l\": [%d, \"s%u\"]}", i ? ", " : "", (x >> 8) & 1 ? "key" : "k", k, i,
+				   -i, k);
+		}
+		buf_putc(&b, '}');
+		snprintf(label, sizeof(label), "keys round %d", round);
+		check(json_vs_jansson(label, b.data, b.len));
+	}
+	/* numbers around the direct integer path's 18 digits */
+	const char *nums[] = { "999999999999999999", "1000000000000000000", "-999999999999999999", "-1000000000000000000",
+		"9223372036854775807", "-9223372036854775808", "9223372036854775808", "-9223372036854775809", "0", "-0",
+		"123456789012345678", "1234567890123456789", "12345678901234567890123", "1e5", "-1.5e-3", "0.000",
+		"100000000000000000000000000000000000000000000000000000000000000000000000000", "[1,-2,3.5,-0.0,1E2]" };
+	for (size_t i = 0; i < sizeof(nums) / sizeof(nums[0]); i++)
+		check(json_vs_jansson(nums[i], nums[i], strlen(nums[i])));
+	buf_free(&b);
+	/* every chart's values.schema.json */
+	const char *sh = getenv("FERRY_SHARED");
+	char dir[512], err[512];
+	snprintf(dir, sizeof(dir), "%s/charts", sh && *sh ? sh : "/work/shared");
+	const char *charts[] = { "cilium-1.12.0.tgz", "cilium-1.15.1.tgz", "cilium-1.18.2.tgz", "cilium-1.18.3.tgz" };
+	int schemas = 0;
+	for (size_t c = 0; c < sizeof(charts) / sizeof(charts[0]); c++) {
+		char path[1024];
+		snprintf(path, sizeof(path), "%s/%s", dir, charts[c]);
+		size_t len;
+		char *data = read_file_all(path, &len);
+		struct archive ar;
+		if (!data || archive_read_tgz(data, len, &ar, err, sizeof(err))) {
+			free(data);
+			continue;
+		}
+		for (size_t i = 0; i < ar.n; i++)
+			if (!strcmp(ar.e[i].name, "values.schema.json")) {
+				schemas++;
+				check(json_vs_jansson(path, ar.e[i].data, ar.e[i].len));
+			}
+		archive_free(&ar);
+		free(data);
+	}
+	check(schemas >= 2);
+}
+
 int main(void)
 {
 	C = test_chart();
@@ -1201,6 +1329,7 @@ int main(void)
 	test_run("chart_crc32", test_crc32);
 	test_run("chart_gzip_framing", test_gzip_framing);
 	test_run("chart_archive_vs_directory", test_archive_vs_directory);
+	test_run("chart_json_reader_more", test_json_reader_more);
 	chart_free(C);
 	return test_summary();
 }

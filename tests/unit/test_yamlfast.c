@@ -1,15 +1,19 @@
 /*
  * test_yamlfast: differential tests of the fast YAML reader against libyaml.
  *
- * Every input is read by yamlfast_load() and by libyaml's yaml_parser_load();
- * when the fast path handles an input, libyaml must succeed too and the two
- * documents must be equal node by node (types, styles, tags, values).
+ * Two levels. The parser: every input is read by yamlfast_load() and by
+ * libyaml's yaml_parser_load(); when the fast path handles an input, libyaml
+ * must succeed too and the two documents must be equal node by node (types,
+ * styles, tags, values). The conversion (yaml.c builds chart values straight
+ * from yamlfast's events): cv_from_yaml() and cv_from_yaml_doc() with the
+ * fast path on and off must give the same result code, the same error
+ * message and the same values, compared strictly (kinds, Go types, float
+ * bits, strings, map keys in order).
  * Inputs: hand-written tricky cases (each "must be handled" or "may bail"),
- * the values.yaml and Chart.yaml of every chart in $FERRY_SHARED/charts, every values file
- * under $FERRY_SHARED/goldens, and the documents cilium-1.18.3 renders with
- * the tke-1.18.3 golden values (all of which the fast path must handle). For
- * the values files the Helm-typed result of cv_from_yaml() is also compared
- * with the fast path switched off.
+ * conversion cases (errors, merges, key typing), the values.yaml and
+ * Chart.yaml of every chart in $FERRY_SHARED/charts, every values file under
+ * $FERRY_SHARED/goldens, and the documents cilium-1.18.3 renders with the
+ * tke-1.18.3 golden values (all of which the fast path must handle).
  */
 #include "server/chart/archive.h"
 #include "server/chart/chart.h"
@@ -65,30 +69,119 @@ out:
 	return rc;
 }
 
-/* the Helm-typed value (as JSON text) with the fast path on and off */
-static void check_cv_same(const char *name, const char *text, size_t len)
+/* Strict equality of two values: kinds, Go types, float bits, strings, map
+ * keys in order. 1 when equal; else 0 and a short path to the difference. */
+static int same_cv(cv a, cv b, char *why, size_t whylen)
 {
-	char err[512];
-	struct cv_arena *a = cv_arena_new();
-	struct buf j1 = BUF_INIT, j2 = BUF_INIT;
-	cv v1, v2;
-	int r1 = cv_from_yaml(a, text, len, &v1, err, sizeof(err));
-	yamlfast_set_disabled(1);
-	int r2 = cv_from_yaml(a, text, len, &v2, err, sizeof(err));
-	yamlfast_set_disabled(0);
-	check(r1 == r2);
-	if (r1 == 0 && r2 == 0) {
-		cv_to_json(&j1, v1, 0, 0);
-		cv_to_json(&j2, v2, 0, 0);
-		if (j1.len != j2.len || memcmp(j1.data, j2.data, j1.len) != 0) {
-			char msg[300];
-			snprintf(msg, sizeof(msg), "%s: cv_from_yaml differs with the fast path off", name);
-			testlib_fail(__FILE__, __LINE__, msg);
-		}
+	if (a.kind != b.kind || a.sub != b.sub) {
+		snprintf(why, whylen, "kind %d/%d vs %d/%d", a.kind, a.sub, b.kind, b.sub);
+		return 0;
 	}
-	buf_free(&j1);
-	buf_free(&j2);
+	switch (a.kind) {
+	case CV_NIL:
+		return 1;
+	case CV_BOOL:
+		if (a.u.b == b.u.b)
+			return 1;
+		snprintf(why, whylen, "bool %d vs %d", a.u.b, b.u.b);
+		return 0;
+	case CV_INT:
+		if (a.u.i == b.u.i)
+			return 1;
+		snprintf(why, whylen, "int %lld vs %lld", (long long)a.u.i, (long long)b.u.i);
+		return 0;
+	case CV_FLOAT:
+		if (!memcmp(&a.u.f, &b.u.f, sizeof(double)))
+			return 1;
+		snprintf(why, whylen, "float %.17g vs %.17g", a.u.f, b.u.f);
+		return 0;
+	case CV_STR:
+		if (a.u.str.len == b.u.str.len && !memcmp(a.u.str.s, b.u.str.s, a.u.str.len) &&
+		    a.u.str.s[a.u.str.len] == 0)
+			return 1;
+		snprintf(why, whylen, "string \"%.60s\" vs \"%.60s\"", a.u.str.s, b.u.str.s);
+		return 0;
+	case CV_LIST:
+		if (a.u.list->n != b.u.list->n) {
+			snprintf(why, whylen, "list of %zu vs %zu", a.u.list->n, b.u.list->n);
+			return 0;
+		}
+		for (size_t i = 0; i < a.u.list->n; i++)
+			if (!same_cv(a.u.list->items[i], b.u.list->items[i], why, whylen)) {
+				char t[300];
+				snprintf(t, sizeof(t), "[%zu] %s", i, why);
+				snprintf(why, whylen, "%s", t);
+				return 0;
+			}
+		return 1;
+	case CV_MAP:
+		if (a.u.map->n != b.u.map->n) {
+			snprintf(why, whylen, "map of %zu vs %zu", a.u.map->n, b.u.map->n);
+			return 0;
+		}
+		for (size_t i = 0; i < a.u.map->n; i++) {
+			const struct cv_mapent *x = &a.u.map->ents[i], *y = &b.u.map->ents[i];
+			if (x->klen != y->klen || memcmp(x->key, y->key, x->klen) || x->key[x->klen] != 0) {
+				snprintf(why, whylen, "key #%zu \"%.40s\" vs \"%.40s\"", i, x->key, y->key);
+				return 0;
+			}
+			if (!same_cv(x->val, y->val, why, whylen)) {
+				char t[300];
+				snprintf(t, sizeof(t), ".%.40s %s", x->key, why);
+				snprintf(why, whylen, "%s", t);
+				return 0;
+			}
+		}
+		/* the map must work as a cv map (sorted, no repeats) */
+		for (size_t i = 1; i < a.u.map->n; i++) {
+			const struct cv_mapent *x = &a.u.map->ents[i - 1], *y = &a.u.map->ents[i];
+			size_t n = x->klen < y->klen ? x->klen : y->klen;
+			int c = memcmp(x->key, y->key, n);
+			if (c > 0 || (c == 0 && x->klen >= y->klen)) {
+				snprintf(why, whylen, "keys out of order at #%zu", i);
+				return 0;
+			}
+		}
+		return 1;
+	default:
+		snprintf(why, whylen, "unexpected kind %d", a.kind);
+		return 0;
+	}
+}
+
+/* cv_from_yaml (ints 0) or cv_from_yaml_doc (ints 1) with the fast path on
+ * and off: same result, same message, same values. *handled: whether the
+ * fast path took the text. */
+static void check_cv_mode(const char *name, const char *text, size_t len, int ints, int *handled)
+{
+	char e1[512] = "", e2[512] = "", why[400] = "", msg[1400];
+	struct cv_arena *a = cv_arena_new();
+	cv v1 = cv_nil(), v2 = cv_nil();
+	size_t h0, h1;
+	yamlfast_stats(&h0, NULL);
+	int r1 = ints ? cv_from_yaml_doc(a, text, len, &v1, 1, e1, sizeof(e1)) : cv_from_yaml(a, text, len, &v1, e1, sizeof(e1));
+	yamlfast_stats(&h1, NULL);
+	if (handled)
+		*handled = h1 != h0;
+	yamlfast_set_disabled(1);
+	int r2 = ints ? cv_from_yaml_doc(a, text, len, &v2, 1, e2, sizeof(e2)) : cv_from_yaml(a, text, len, &v2, e2, sizeof(e2));
+	yamlfast_set_disabled(0);
+	if (r1 != r2 || (r1 && strcmp(e1, e2)) || (!r1 && !same_cv(v1, v2, why, sizeof(why)))) {
+		snprintf(msg, sizeof(msg), "%s (ints %d): fast path gives %d \"%.300s\", libyaml %d \"%.300s\"; %s", name,
+			 ints, r1, e1, r2, e2, why);
+		testlib_fail(__FILE__, __LINE__, msg);
+	}
 	cv_arena_free(a);
+}
+
+/* both typings; 1 when the fast path took the text */
+static int check_cv_same(const char *name, const char *text, size_t len)
+{
+	int h0 = 0, h1 = 0;
+	check_cv_mode(name, text, len, 0, &h0);
+	check_cv_mode(name, text, len, 1, &h1);
+	check(h0 == h1);
+	return h0;
 }
 
 /* ---------------------------------------------------------------- tricky cases */
@@ -230,6 +323,36 @@ static const struct tcase cases[] = {
 	{ "a: ,x\n", 0 }, { "a: ]\n", 0 }, { "a: }\n", 0 },
 	{ "---a: 1\n", 0 }, { "--- a\n", 0 }, { "...\n", 0 },
 	{ "a: [x] # c\nb: {y: z} # c\n", 1 },
+	/* conversion: errors and their order (load_node's: a pair's value, then
+	 * its key; after a failure the keys of the open mappings are still
+	 * checked and a later key error replaces the message) */
+	{ "~: 1\n", 1 }, { "null: 1\nb: 2\n", 1 }, { "a: .nan\n", 1 }, { "a: .inf\n", 1 }, { "a: -.Inf\n", 1 },
+	{ "a: .nan\n~: 1\n", 1 }, { "~:\n  a: .nan\n", 1 }, { "a:\n  b: .nan\n  ~: 1\n  c: 2\nd: 3\n", 1 },
+	{ "a:\n  b: .nan\n  18446744073709551615: 1\n", 1 }, { "- .nan\n- ~: 1\n", 1 }, { "a: [.nan, 1]\n~: 2\n", 1 },
+	{ "a:\n  ~: 1\n  b: .nan\nc: 1\n", 1 }, { "a:\n- b: 1\n  ~: 2\n- ~: 3\nNULL: 4\n", 1 },
+	{ "18446744073709551615: 1\n", 1 }, { "9223372036854775808: 1\n", 1 }, { "x:\n  ~:\n    ~: 1\n", 1 },
+	{ "<<: {a: .nan}\n~: 1\n", 1 }, { "a: 1\n<<:\n  b: .inf\n", 1 },
+	{ "a:\n  ~: 1\n  18446744073709551615: 2\n", 1 }, { "a:\n  ~: 1\n  b:\n    18446744073709551615: 2\n", 1 },
+	{ "a:\n  - .nan\n  - ~: 1\n18446744073709551615: 2\n", 1 }, { "a: .nan\nb:\n  ~: 1\n", 1 },
+	/* conversion: keys become JSON object keys */
+	{ "1: a\n2.5: b\ntrue: c\n0x1F: d\n-7: e\n1e3: f\n.inf: g\n-.inf: h\n.nan: i\n1_000: j\n0o17: k\n+5: l\n", 1 },
+	{ "-9223372036854775809: 1\n0.1: 2\n1e-7: 3\n123456789: 4\n3.4e39: 5\n", 1 },
+	{ "'1': a\n\"true\": b\n'~': c\n\"\": d\n'': e\n", 1 }, { "yes: 1\nNo: 2\noff: 3\nY: 4\n", 1 },
+	{ "a: 1\nb: 2\na: 3\n", 1 }, { "b: 1\na: 2\nc: 3\na: 4\nb: 5\n", 1 }, { "k: 1\nk: \n", 1 },
+	/* conversion: merge keys */
+	{ "<<: {a: 1, b: 2}\nb: 3\n", 1 }, { "<<:\n  - a: 1\n  - a: 2\n    c: 3\nd: 4\n", 1 },
+	{ "<<: 5\na: 1\n", 1 }, { "'<<': 1\n", 1 }, { "<<: {a: 1}\n<<: {b: 2}\n", 1 },
+	{ "x:\n  <<:\n    p: 1\n    q: 2\n  q: 3\n", 1 }, { "- <<: {a: 1}\n  a: 2\n", 1 }, { "<<: ~\n", 1 },
+	/* conversion: scalars */
+	{ "a: 9223372036854775807\nb: 9223372036854775808\nc: -9223372036854775808\nd: 0x10\ne: 010\nf: 1_0\n"
+	  "g: 0b11\nh: +12\ni: -0\nj: 123456789012345678\nk: 1234567890123456789\nl: 00\nm: 0\n", 1 },
+	{ "n: 1.0\no: 1e5\np: -.5\nq: 1.\nr: .e1\ns: 1e400\nt: -1e400\nu: +.5\nv: 1_000.5\nw: 0x1p3\nx: 1e+3\n", 1 },
+	{ "a: 123456789012345678901234567890\nb: 0x8000000000000000\nc: -0x10\nd: 0o\ne: 0x\nf: 08\ng: -x\n", 1 },
+	{ "a: yes\nb: No\nc: ON\nd: off\ne: y\nf: N\ng: True\nh: FALSE\ni: yES\nj: truex\nk: onn\n", 1 },
+	{ "a: ~\nb: null\nc: Null\nd: NULL\ne:\nf: nULL\ng: '~'\nh: \"null\"\n", 1 },
+	{ "a: 2024-01-01\nb: 1.2.3\nc: 12abc\nd: +\ne: .\nf: -.\ng: 1e\nh: .5.\ni: +-1\nj: 1:20\n", 1 },
+	{ "a: \"1\"\nb: '2.5'\nc: |\n  3\nd: >\n  true\n", 1 }, { "5\n", 1 }, { "'x'\n", 1 }, { "true\n", 1 },
+	{ ".nan\n", 1 }, { "~\n", 1 }, { "- 1\n- -2\n- 3.5\n- x\n- \n- [1, a]\n", 1 },
 	{ NULL, 0 },
 };
 
@@ -239,6 +362,9 @@ static void test_cases(void)
 		char name[64];
 		snprintf(name, sizeof(name), "case %zu", i);
 		int r = diff_one(name, cases[i].text, strlen(cases[i].text));
+		int h = check_cv_same(name, cases[i].text, strlen(cases[i].text));
+		/* the converter takes exactly what the parser takes */
+		check(h == (r == 1));
 		if (r == 0 && cases[i].must) {
 			char msg[300];
 			snprintf(msg, sizeof(msg), "case %zu must be handled: \"%.200s\"", i, cases[i].text);
@@ -251,6 +377,7 @@ static void test_cases(void)
 		buf_putc(&b, 'k');
 	buf_puts(&b, ": v\n");
 	check(diff_one("long key", b.data, b.len) >= 0);
+	check_cv_same("long key", b.data, b.len);
 	buf_free(&b);
 	/* deep nesting bails cleanly */
 	for (int i = 0; i < 300; i++) {
@@ -259,9 +386,11 @@ static void test_cases(void)
 		buf_puts(&b, "k:\n");
 	}
 	check(diff_one("deep", b.data, b.len) == 0);
+	check_cv_same("deep", b.data, b.len);
 	buf_free(&b);
 	/* the input length is respected (no NUL terminator needed) */
 	check(diff_one("length", "a: 1\nb: 2", 7) == 1);
+	check(check_cv_same("length", "a: 1\nb: 2", 7) == 1);
 }
 
 static void test_stats(void)
@@ -293,7 +422,7 @@ static void check_file(const char *name, const char *text, size_t len)
 		snprintf(msg, sizeof(msg), "%s: the fast path must handle it", name);
 		testlib_fail(__FILE__, __LINE__, msg);
 	}
-	check_cv_same(name, text, len);
+	check(check_cv_same(name, text, len) == 1);
 }
 
 static void test_chart_values(void)
@@ -445,6 +574,7 @@ static void test_rendered(void)
 				snprintf(msg, sizeof(msg), "%s: the fast path must handle it", name);
 				testlib_fail(__FILE__, __LINE__, msg);
 			}
+			check(check_cv_same(name, y, strlen(y)) == 1);
 		}
 		check(ndocs >= 15);
 		chart_render_free(r);
