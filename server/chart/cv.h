@@ -26,10 +26,25 @@
 
 #include "server/common/buf.h"
 
-struct cv_arena;
+/* An arena: allocations live until the arena is freed. Its layout is here
+ * only so that cv_alloc's common case can be inlined; use the functions. */
+struct cv_chunk { struct cv_chunk *next; size_t used, cap, ready; unsigned char *mem; };
+struct cv_arena { struct cv_chunk *head; size_t total; };
 struct cv_arena *cv_arena_new(void);
 void cv_arena_free(struct cv_arena *a);
-void *cv_alloc(struct cv_arena *a, size_t n);          /* zeroed, 16-aligned */
+void *cv_alloc_slow(struct cv_arena *a, size_t n);
+/* n bytes, zeroed, 16-aligned */
+static inline void *cv_alloc(struct cv_arena *a, size_t n)
+{
+	n = n ? (n + 15) & ~(size_t)15 : 16;
+	struct cv_chunk *c = a->head;
+	if (c && c->ready - c->used >= n) {
+		void *p = c->mem + c->used;
+		c->used += n;
+		return p;
+	}
+	return cv_alloc_slow(a, n);
+}
 char *cv_strndup(struct cv_arena *a, const char *s, size_t n);
 size_t cv_arena_used(const struct cv_arena *a);
 /* move src's memory into dst (values of src stay valid); frees src */
