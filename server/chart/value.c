@@ -30,7 +30,7 @@ struct cv_arena *cv_arena_new(void)
 /* chunks this big are mapped directly and their pages faulted in ahead of
  * use, CHUNK_WINDOW bytes at a time: one madvise call costs about half of
  * what the 64 page faults it replaces would */
-#define CHUNK_MAPPED ((size_t)256 * 1024)
+#define CHUNK_MAPPED ((size_t)64 * 1024)
 #define CHUNK_WINDOW ((size_t)256 * 1024)
 #define PAGE ((uintptr_t)4096)
 
