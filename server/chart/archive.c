@@ -319,9 +319,13 @@ int archive_read_tgz_progress(const void *data, size_t len, struct archive *out,
 			snprintf(err, errlen, "chart archive: corrupt tar header at offset %zu", pos);
 			goto out;
 		}
-		unsigned long long sum = 0;
+		/* the checksum counts its own 8-byte field as spaces */
+		unsigned sum = 0;
 		for (int i = 0; i < 512; i++)
-			sum += (i >= 148 && i < 156) ? ' ' : (unsigned char)h[i];
+			sum += (unsigned char)h[i];
+		for (int i = 148; i < 156; i++)
+			sum -= (unsigned char)h[i];
+		sum += 8 * ' ';
 		if (sum != chk) {
 			snprintf(err, errlen, "chart archive: tar header checksum mismatch at offset %zu", pos);
 			goto out;

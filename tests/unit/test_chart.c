@@ -588,6 +588,24 @@ static size_t tar_entry(unsigned char *out, const char *name, char type, const c
 	return 512 + (len + 511) / 512 * 512;
 }
 
+/* tar bytes gzipped (malloc'd) */
+static unsigned char *gzip_of(const unsigned char *tar, size_t pos, size_t *outlen)
+{
+	uLongf zl = compressBound(pos) + 64;
+	unsigned char *gz = malloc(zl);
+	z_stream zs;
+	memset(&zs, 0, sizeof(zs));
+	deflateInit2(&zs, 6, Z_DEFLATED, 16 + MAX_WBITS, 8, Z_DEFAULT_STRATEGY);
+	zs.next_in = (unsigned char *)tar;
+	zs.avail_in = (uInt)pos;
+	zs.next_out = gz;
+	zs.avail_out = (uInt)zl;
+	deflate(&zs, Z_FINISH);
+	*outlen = zs.total_out;
+	deflateEnd(&zs);
+	return gz;
+}
+
 static unsigned char *make_tgz(const char *const *names, const char *types, const char *const *datas, size_t n, size_t *outlen)
 {
 	size_t cap = 1024 * (n + 2) + 65536;
@@ -598,18 +616,7 @@ static unsigned char *make_tgz(const char *const *names, const char *types, cons
 	for (size_t i = 0; i < n; i++)
 		pos += tar_entry(tar + pos, names[i], types[i], datas[i], strlen(datas[i]));
 	pos += 1024;
-	uLongf zl = compressBound(pos) + 64;
-	unsigned char *gz = malloc(zl);
-	z_stream zs;
-	memset(&zs, 0, sizeof(zs));
-	deflateInit2(&zs, 6, Z_DEFLATED, 16 + MAX_WBITS, 8, Z_DEFAULT_STRATEGY);
-	zs.next_in = tar;
-	zs.avail_in = (uInt)pos;
-	zs.next_out = gz;
-	zs.avail_out = (uInt)zl;
-	deflate(&zs, Z_FINISH);
-	*outlen = zs.total_out;
-	deflateEnd(&zs);
+	unsigned char *gz = gzip_of(tar, pos, outlen);
 	free(tar);
 	return gz;
 }
@@ -675,6 +682,26 @@ static void test_archive(void)
 	c = chart_load_archive(bomb, bl, err, sizeof(err));
 	check(c == NULL && strstr(err, "decompressed size exceeds"));
 	free(bomb);
+	/* a header whose checksum does not add up; and one whose checksum
+	 * field holds the sum of the bytes without counting it as spaces */
+	for (int k = 0; k < 2; k++) {
+		static unsigned char tar[4096];
+		memset(tar, 0, sizeof(tar));
+		size_t tl = tar_entry(tar, "mychart/Chart.yaml", '0', "name: x\nversion: 1\n", 20);
+		if (k == 0) {
+			tar[5] ^= 1;
+		} else {
+			unsigned sum = 0;
+			memset(tar + 148, 0, 8);
+			for (int i = 0; i < 512; i++) sum += tar[i];
+			snprintf((char *)tar + 148, 8, "%06o", sum);
+		}
+		gz = gzip_of(tar, tl + 1024, &len);
+		c = chart_load_archive(gz, len, err, sizeof(err));
+		check(c == NULL && strstr(err, "tar header checksum mismatch at offset 0"));
+		chart_free(c);
+		free(gz);
+	}
 	/* missing Chart.yaml */
 	const char *nm[] = { "x/values.yaml" };
 	const char *dd[] = { "a: 1\n" };
