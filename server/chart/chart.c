@@ -1181,11 +1181,53 @@ static int values_equal(cv a, cv b)
 	return cv_deep_equal(a, b);
 }
 
-static void serr_add(struct serr *E, const char *path, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void serr_add(struct serr *E, const char *path, const char *fmt, ...)
+/*
+ * Where in the values the check is: a chain from the innermost key or list
+ * index up to the root (NULL). It is spelled out ("a.b.0", truncated to
+ * 1023 bytes) only for an error message.
+ */
+struct spath {
+	const struct spath *up;
+	const char *key;       /* a map key, or NULL for a list index */
+	size_t klen;
+	size_t index;
+};
+
+/* out = path + "." + key (no dot at the root), truncated to 1023 bytes */
+static void sub_path(char out[1024], const char *key, size_t klen)
+{
+	size_t n = strlen(out);
+	if (n && n < 1023)
+		out[n++] = '.';
+	if (klen > 1023 - n)
+		klen = 1023 - n;
+	memcpy(out + n, key, klen);
+	out[n + klen] = 0;
+}
+
+static void path_text(const struct spath *p, char out[1024])
+{
+	if (!p) {
+		out[0] = 0;
+		return;
+	}
+	path_text(p->up, out);
+	if (p->key) {
+		sub_path(out, p->key, p->klen);
+	} else {
+		char num[24];
+		int nl = snprintf(num, sizeof(num), "%zu", p->index);
+		sub_path(out, num, (size_t)nl);
+	}
+}
+
+static void serr_add(struct serr *E, const struct spath *where, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void serr_add(struct serr *E, const struct spath *where, const char *fmt, ...)
 {
 	if (!E->out)
 		{ E->n++; return; }
+	char path[1024];
+	path_text(where, path);
 	va_list ap;
 	buf_printf(E->out, "- %s: ", *path ? path : "(root)");
 	va_start(ap, fmt);
@@ -1193,22 +1235,6 @@ static void serr_add(struct serr *E, const char *path, const char *fmt, ...)
 	va_end(ap);
 	buf_putc(E->out, '\n');
 	E->n++;
-}
-
-/* sub = path + "." + key (no dot at the root), truncated to 1023 bytes */
-static void sub_path(char sub[1024], const char *path, const char *key, size_t klen)
-{
-	size_t pl = strlen(path), n = 0;
-	if (pl > 1023)
-		pl = 1023;
-	memcpy(sub, path, pl);
-	n = pl;
-	if (pl && n < 1023)
-		sub[n++] = '.';
-	if (klen > 1023 - n)
-		klen = 1023 - n;
-	memcpy(sub + n, key, klen);
-	sub[n + klen] = 0;
 }
 
 /* the order of keys in a cv_map (bytewise, a prefix first) */
@@ -1245,7 +1271,7 @@ static void schema_keys(struct cv_map *m, struct skeys *k)
 	}
 }
 
-static void schema_check(cv sch, cv v, const char *path, struct serr *E, int depth)
+static void schema_check(cv sch, cv v, const struct spath *path, struct serr *E, int depth)
 {
 	if (sch.kind != CV_MAP || depth > 200)
 		return;
@@ -1298,7 +1324,9 @@ static void schema_check(cv sch, cv v, const char *path, struct serr *E, int dep
 					buf_puts(&al, ", ");
 				cv_to_json(&al, en->u.list->items[i], 0, 0);
 			}
-			serr_add(E, path, "%s must be one of the following: %s", *path ? path : "(root)", buf_cstr(&al));
+			char where[1024];
+			path_text(path, where);
+			serr_add(E, path, "%s must be one of the following: %s", *where ? where : "(root)", buf_cstr(&al));
 			buf_free(&al);
 		}
 	}
@@ -1315,19 +1343,16 @@ static void schema_check(cv sch, cv v, const char *path, struct serr *E, int dep
 			if (j == vm->n || c != 0)
 				continue;
 			cv *x = &vm->ents[j].val;
-			char sub[1024];
-			sub_path(sub, path, pe->key, pe->klen);
-			schema_check(pe->val, *x, sub, E, depth + 1);
+			struct spath sub = { path, pe->key, pe->klen, 0 };
+			schema_check(pe->val, *x, &sub, E, depth + 1);
 		}
 	}
 	cv *items = k.items;
 	if (items && v.kind == CV_LIST) {
 		for (size_t i = 0; i < v.u.list->n; i++) {
 			cv isch = items->kind == CV_LIST ? (i < items->u.list->n ? items->u.list->items[i] : cv_nil()) : *items;
-			char sub[1024], num[24];
-			int nl = snprintf(num, sizeof(num), "%zu", i);
-			sub_path(sub, path, num, (size_t)nl);
-			schema_check(isch, v.u.list->items[i], sub, E, depth + 1);
+			struct spath sub = { path, NULL, 0, i };
+			schema_check(isch, v.u.list->items[i], &sub, E, depth + 1);
 		}
 	}
 	for (int one = 0; one < 2; one++) {
@@ -1570,7 +1595,7 @@ static int render_setup(const struct chart *c, const json_t *user_values, const 
 	if (c->schema.kind == CV_MAP && !opts->skip_schema_validation) {
 		struct buf eb = BUF_INIT;
 		struct serr se = { &eb, 0 };
-		schema_check(c->schema, vals, "", &se, 0);
+		schema_check(c->schema, vals, NULL, &se, 0);
 		if (se.n) {
 			snprintf(err, errlen, "values don't meet the specifications of the schema(s) in the following chart(s):\n%s:\n%s",
 				 c->name, buf_cstr(&eb));
