@@ -110,7 +110,7 @@ static int lex_err(struct lexer *L, size_t off, const char *fmt, ...)
 static int is_space_ch(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
 /* identifier characters: letters, digits, '_' and any byte of a UTF-8
  * sequence (a table: this is the lexer's innermost loop) */
-static const unsigned char alnum_table[128] = {
+static const unsigned char alnum_table[256] = {
 	['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1, ['7'] = 1, ['8'] = 1, ['9'] = 1,
 	['_'] = 1,
 	['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1, ['g'] = 1, ['h'] = 1, ['i'] = 1, ['j'] = 1,
@@ -119,20 +119,41 @@ static const unsigned char alnum_table[128] = {
 	['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1, ['F'] = 1, ['G'] = 1, ['H'] = 1, ['I'] = 1, ['J'] = 1,
 	['K'] = 1, ['L'] = 1, ['M'] = 1, ['N'] = 1, ['O'] = 1, ['P'] = 1, ['Q'] = 1, ['R'] = 1, ['S'] = 1, ['T'] = 1,
 	['U'] = 1, ['V'] = 1, ['W'] = 1, ['X'] = 1, ['Y'] = 1, ['Z'] = 1,
+	/* 0x80..0xff: bytes of UTF-8 sequences (128 entries from 0x80 on) */
+	[0x80] = 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
 };
 
-static int is_alnum_ch(unsigned char c) { return c >= 0x80 || alnum_table[c]; }
+static int is_alnum_ch(unsigned char c) { return alnum_table[c]; }
+
+/* the end of the identifier run starting at p (bounded by len) */
+static size_t skip_alnum(const char *s, size_t p, size_t len)
+{
+	while (p < len && alnum_table[(unsigned char)s[p]])
+		p++;
+	return p;
+}
+
+/* bytes that may follow a name: 1, or 2 for '}' (only as part of "}}") */
+static const unsigned char after_name[256] = {
+	[' '] = 1, ['\t'] = 1, ['\r'] = 1, ['\n'] = 1, ['.'] = 1, [','] = 1, ['|'] = 1, [':'] = 1,
+	[')'] = 1, ['('] = 1, ['}'] = 2,
+};
 
 static int at_terminator(struct lexer *L)
 {
 	if (L->pos >= L->len)
 		return 1;
-	char c = L->src[L->pos];
-	if (is_space_ch(c) || c == '.' || c == ',' || c == '|' || c == ':' || c == ')' || c == '(')
-		return 1;
-	if (c == '}' && L->pos + 1 < L->len && L->src[L->pos + 1] == '}')
-		return 1;
-	return 0;
+	int k = after_name[(unsigned char)L->src[L->pos]];
+	if (k == 2)
+		return L->pos + 1 < L->len && L->src[L->pos + 1] == '}';
+	return k;
 }
 
 static int scan_number(struct lexer *L)
@@ -282,7 +303,7 @@ static int lex_action(struct lexer *L)
 		}
 		if (c == '$' || (c == '.' && !(st + 1 < L->len && s[st + 1] >= '0' && s[st + 1] <= '9'))) {
 			size_t p = st + 1;
-			while (p < L->len && is_alnum_ch((unsigned char)s[p])) p++;
+			p = skip_alnum(s, p, L->len);
 			L->pos = p;
 			if (p == st + 1) {
 				emit_tok(L, c == '$' ? T_VAR : T_DOT, s + st, 1);
@@ -308,7 +329,7 @@ static int lex_action(struct lexer *L)
 		}
 		if (is_alnum_ch((unsigned char)c)) {
 			size_t p = st;
-			while (p < L->len && is_alnum_ch((unsigned char)s[p])) p++;
+			p = skip_alnum(s, p, L->len);
 			L->pos = p;
 			if (!at_terminator(L))
 				return lex_err(L, p, "bad character U+%04X '%c'", (unsigned char)s[p], s[p]);
