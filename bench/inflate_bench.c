@@ -10,6 +10,7 @@
  * the portable fast loop even where the BMI2 one could run.
  */
 #define _GNU_SOURCE
+#include "server/chart/archive.h"
 #include "server/chart/inflater.h"
 #include "server/common/buf.h"
 
@@ -34,24 +35,6 @@ static int cmp_double(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-/* offset of the deflate data of a single-member gzip file, 0 if none */
-static size_t gzip_data_offset(const unsigned char *p, size_t n)
-{
-	if (n < 18 || p[0] != 0x1f || p[1] != 0x8b || p[2] != 8)
-		return 0;
-	size_t i = 10;
-	if (p[3] & 4)
-		i += 2 + ((size_t)p[10] | (size_t)p[11] << 8);
-	for (unsigned f = 8; f <= 16; f <<= 1)
-		if (p[3] & f) {
-			while (i < n && p[i])
-				i++;
-			i++;
-		}
-	if (p[3] & 2)
-		i += 2;
-	return i < n ? i : 0;
-}
 
 static int run_zlib(z_stream *zs, const unsigned char *in, size_t inlen, unsigned char *out, size_t cap, size_t *outlen)
 {
@@ -80,8 +63,8 @@ static int bench_file(const char *path, int runs, const char *mode)
 		fprintf(stderr, "inflate_bench: cannot read %s\n", path);
 		return -1;
 	}
-	size_t off = gzip_data_offset(data, len);
-	if (!off) {
+	size_t off = archive_gzip_header_len(data, len);
+	if (!off || len - off < 8) {
 		fprintf(stderr, "inflate_bench: %s: not a gzip file\n", path);
 		free(data);
 		return -1;

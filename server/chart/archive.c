@@ -68,7 +68,7 @@ static void watch_entries(struct watch *w, const char *tar, size_t len)
  * Length of the gzip member header at p (RFC 1952), 0 when it is not one
  * or is cut short. Only deflate members are accepted.
  */
-static size_t gzip_header_len(const unsigned char *p, size_t n)
+size_t archive_gzip_header_len(const unsigned char *p, size_t n)
 {
 	if (n < 10 || p[0] != 0x1f || p[1] != 0x8b || p[2] != 8 || (p[3] & 0xe0))
 		return 0;
@@ -143,7 +143,7 @@ static int gunzip(const void *data, size_t len, struct buf *out, struct watch *w
 	const char *why = "not a gzip header";
 	for (;;) {
 		/* one member: header, deflate data, CRC-32 and length */
-		size_t hl = gzip_header_len(in + pos, len - pos);
+		size_t hl = archive_gzip_header_len(in + pos, len - pos);
 		if (!hl)
 			break;
 		pos += hl;

@@ -43,5 +43,8 @@ typedef int (*archive_entry_fn)(void *ctx, const char *name, const char *data, s
 int archive_read_tgz_progress(const void *data, size_t len, struct archive *out,
 			      archive_entry_fn fn, void *ctx, char *err, size_t errlen);
 void archive_free(struct archive *a);
+/* Length of the gzip member header at p[0..n) (RFC 1952: deflate only, no
+ * reserved flags), 0 when it is not one or is cut short. */
+size_t archive_gzip_header_len(const unsigned char *p, size_t n);
 
 #endif

@@ -113,6 +113,10 @@ static inline cv cv_str_ref(const char *s, size_t len)           /* no copy */
 { cv v = { CV_STR, CS_STRING, { 0 } }; v.u.str.s = s; v.u.str.len = len; return v; }
 cv cv_list_new(struct cv_arena *a, size_t cap);
 cv cv_map_new(struct cv_arena *a, size_t cap);
+/* a map of a copy of n entries (sorted by key, no repeats) or a list of a
+ * copy of n items, each in one block */
+cv cv_map_of(struct cv_arena *a, const struct cv_mapent *ents, size_t n);
+cv cv_list_of(struct cv_arena *a, const cv *items, size_t n);
 cv cv_obj_new(struct cv_arena *a, enum cv_objtype t, struct cv_obj **out);
 
 void cv_list_push(struct cv_arena *a, cv list, cv item);

@@ -10,6 +10,7 @@
  */
 #define _GNU_SOURCE
 #include "server/chart/cv.h"
+#include "server/chart/wordscan.h"
 
 #include <errno.h>
 #include <math.h>
@@ -148,6 +149,34 @@ char *cv_strndup(struct cv_arena *a, const char *s, size_t n)
 }
 
 /* ---------------------------------------------------------------- values */
+
+cv cv_map_of(struct cv_arena *a, const struct cv_mapent *ents, size_t n)
+{
+	cv v = { CV_MAP, CS_IFACE_MAP, { 0 } };
+	size_t head = (sizeof(struct cv_map) + 15) & ~(size_t)15;
+	char *mem = cv_alloc(a, head + n * sizeof(*ents));
+	v.u.map = (struct cv_map *)mem;
+	if (n) {
+		v.u.map->ents = (struct cv_mapent *)(mem + head);
+		memcpy(v.u.map->ents, ents, n * sizeof(*ents));
+		v.u.map->n = v.u.map->cap = n;
+	}
+	return v;
+}
+
+cv cv_list_of(struct cv_arena *a, const cv *items, size_t n)
+{
+	cv v = { CV_LIST, CS_IFACE_LIST, { 0 } };
+	size_t head = (sizeof(struct cv_list) + 15) & ~(size_t)15;
+	char *mem = cv_alloc(a, head + n * sizeof(*items));
+	v.u.list = (struct cv_list *)mem;
+	if (n) {
+		v.u.list->items = (cv *)(mem + head);
+		memcpy(v.u.list->items, items, n * sizeof(*items));
+		v.u.list->n = v.u.list->cap = n;
+	}
+	return v;
+}
 
 /* Recursion guard for deeply nested values built by templates. */
 #define CV_MAX_DEPTH 100000
@@ -1398,27 +1427,6 @@ static inline char *jrd_strndup(struct jrd *r, const char *s, size_t n)
 }
 
 #define JRD_MAX_DEPTH 2048
-#define JRD_ONES 0x0101010101010101ull
-#define JRD_HIGH 0x8080808080808080ull
-
-/* 8 bytes as a word whose lowest byte is the first (little-endian) */
-static uint64_t jrd_load8(const char *p)
-{
-	uint64_t w;
-	memcpy(&w, p, sizeof(w));
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-	w = __builtin_bswap64(w);
-#endif
-	return w;
-}
-
-/* index of the lowest byte of m with a bit set (m != 0), such as a flag
- * bit (0x80); words are read little-endian */
-static unsigned jrd_first(uint64_t m)
-{
-	return (unsigned)__builtin_ctzll(m) / 8;
-}
-
 static const char *jrd_skip_ws(const char *p, const char *end)
 {
 	while (p < end) {
@@ -1427,10 +1435,10 @@ static const char *jrd_skip_ws(const char *p, const char *end)
 			p++;
 			/* indentation: whole words of spaces */
 			while (end - p >= 8) {
-				uint64_t x = jrd_load8(p) ^ (JRD_ONES * ' ');
+				uint64_t x = word_load8(p) ^ (WORD_ONES * ' ');
 				if (x) {
 					/* the lowest non-zero byte of x holds its lowest set bit */
-					p += jrd_first(x);
+					p += word_first(x);
 					break;
 				}
 				p += 8;
@@ -1454,49 +1462,20 @@ static inline void jrd_ws(struct jrd *r)
 	r->p = jrd_skip_ws(r->p, r->end);
 }
 
-/* A map or list holding n entries or items, in one block. */
-static cv jrd_new_map(struct cv_arena *a, const struct cv_mapent *ents, size_t n)
-{
-	cv v = { CV_MAP, CS_IFACE_MAP, { 0 } };
-	size_t head = (sizeof(struct cv_map) + 15) & ~(size_t)15;
-	char *mem = cv_alloc(a, head + n * sizeof(*ents));
-	v.u.map = (struct cv_map *)mem;
-	if (n) {
-		v.u.map->ents = (struct cv_mapent *)(mem + head);
-		memcpy(v.u.map->ents, ents, n * sizeof(*ents));
-		v.u.map->n = v.u.map->cap = n;
-	}
-	return v;
-}
-
-static cv jrd_new_list(struct cv_arena *a, const cv *items, size_t n)
-{
-	cv v = { CV_LIST, CS_IFACE_LIST, { 0 } };
-	size_t head = (sizeof(struct cv_list) + 15) & ~(size_t)15;
-	char *mem = cv_alloc(a, head + n * sizeof(*items));
-	v.u.list = (struct cv_list *)mem;
-	if (n) {
-		v.u.list->items = (cv *)(mem + head);
-		memcpy(v.u.list->items, items, n * sizeof(*items));
-		v.u.list->n = v.u.list->cap = n;
-	}
-	return v;
-}
-
 /* The first byte at or after p that a string cannot take as is: '"',
  * '\\', a control character or a non-ASCII byte; end if none. */
 static inline const char *jrd_scan_str(const char *p, const char *end)
 {
 	while (end - p >= 8) {
-		uint64_t w = jrd_load8(p);
-		uint64_t q = w ^ (JRD_ONES * '"'), b = w ^ (JRD_ONES * '\\');
+		uint64_t w = word_load8(p);
+		uint64_t q = w ^ (WORD_ONES * '"'), b = w ^ (WORD_ONES * '\\');
 		/* per byte: zero (q, b), below 0x20, or 0x80 and up. Borrows
 		 * may flag bytes above a flagged one, never below: the lowest
 		 * flagged byte is exact, and it is the one wanted */
-		uint64_t m = ((q - JRD_ONES) & ~q) | ((b - JRD_ONES) & ~b) | ((w - JRD_ONES * 0x20) & ~w) | w;
-		m &= JRD_HIGH;
+		uint64_t m = ((q - WORD_ONES) & ~q) | ((b - WORD_ONES) & ~b) | ((w - WORD_ONES * 0x20) & ~w) | w;
+		m &= WORD_HIGH;
 		if (m)
-			return p + jrd_first(m);
+			return p + word_first(m);
 		p += 8;
 	}
 	while (p < end) {
@@ -1759,7 +1738,7 @@ static int jrd_value(struct jrd *r, cv *out, int depth)
 		jrd_ws(r);
 		if (r->p < r->end && *r->p == '}') {
 			r->p++;
-			*out = jrd_new_map(r->a, NULL, 0);
+			*out = cv_map_of(r->a, NULL, 0);
 			return 0;
 		}
 		for (;;) {
@@ -1791,7 +1770,7 @@ static int jrd_value(struct jrd *r, cv *out, int depth)
 			}
 			if (*r->p == '}') {
 				r->p++;
-				*out = jrd_new_map(r->a, r->ents + base, r->nents - base);
+				*out = cv_map_of(r->a, r->ents + base, r->nents - base);
 				r->nents = base;
 				return 0;
 			}
@@ -1804,7 +1783,7 @@ static int jrd_value(struct jrd *r, cv *out, int depth)
 		jrd_ws(r);
 		if (r->p < r->end && *r->p == ']') {
 			r->p++;
-			*out = jrd_new_list(r->a, NULL, 0);
+			*out = cv_list_of(r->a, NULL, 0);
 			return 0;
 		}
 		for (;;) {
@@ -1821,7 +1800,7 @@ static int jrd_value(struct jrd *r, cv *out, int depth)
 			}
 			if (*r->p == ']') {
 				r->p++;
-				*out = jrd_new_list(r->a, r->items + base, r->nitems - base);
+				*out = cv_list_of(r->a, r->items + base, r->nitems - base);
 				r->nitems = base;
 				return 0;
 			}

@@ -763,35 +763,6 @@ static int s_begin(void *ctx, int map, int flow)
 	return 0;
 }
 
-/* A map or list holding n entries or items (copied), in one block */
-static cv new_map(struct cv_arena *a, const struct cv_mapent *ents, size_t n)
-{
-	cv v = { CV_MAP, CS_IFACE_MAP, { 0 } };
-	size_t head = (sizeof(struct cv_map) + 15) & ~(size_t)15;
-	char *mem = cv_alloc(a, head + n * sizeof(*ents));
-	v.u.map = (struct cv_map *)mem;
-	if (n) {
-		v.u.map->ents = (struct cv_mapent *)(mem + head);
-		memcpy(v.u.map->ents, ents, n * sizeof(*ents));
-		v.u.map->n = v.u.map->cap = n;
-	}
-	return v;
-}
-
-static cv new_list(struct cv_arena *a, const cv *items, size_t n)
-{
-	cv v = { CV_LIST, CS_IFACE_LIST, { 0 } };
-	size_t head = (sizeof(struct cv_list) + 15) & ~(size_t)15;
-	char *mem = cv_alloc(a, head + n * sizeof(*items));
-	v.u.list = (struct cv_list *)mem;
-	if (n) {
-		v.u.list->items = (cv *)(mem + head);
-		memcpy(v.u.list->items, items, n * sizeof(*items));
-		v.u.list->n = v.u.list->cap = n;
-	}
-	return v;
-}
-
 static int s_end(void *ctx)
 {
 	struct sconv *S = ctx;
@@ -805,7 +776,7 @@ static int s_end(void *ctx)
 	if (f.map) {
 		if (!f.want_key)
 			return -1;
-		v = new_map(a, S->ents + f.base, S->nents - f.base);
+		v = cv_map_of(a, S->ents + f.base, S->nents - f.base);
 		S->nents = f.base;
 		if (f.merges.kind == CV_MAP)
 			merge_into(&S->L, v, f.merges);
@@ -813,7 +784,7 @@ static int s_end(void *ctx)
 			for (size_t i = 0; i < f.merges.u.list->n; i++)
 				merge_into(&S->L, v, f.merges.u.list->items[i]);
 	} else {
-		v = new_list(a, S->items + f.base, S->nitems - f.base);
+		v = cv_list_of(a, S->items + f.base, S->nitems - f.base);
 		S->nitems = f.base;
 	}
 	return s_deliver(S, v);

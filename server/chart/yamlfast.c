@@ -31,6 +31,7 @@
  * owner discards what it built.
  */
 #include "server/chart/yamlfast.h"
+#include "server/chart/wordscan.h"
 
 #include "server/common/buf.h"
 
@@ -286,57 +287,6 @@ static int validate(const unsigned char *s, size_t n)
 	return 1;
 }
 
-/* Word-at-a-time scanning: 8 bytes are loaded as one little-endian word
- * and bytes of interest get their 0x80 bit set in a mask. The tricks below
- * may also flag bytes above a flagged one (borrows), never below, so the
- * lowest flagged byte is always exact, which is all the scanners use. */
-#define YF_ONES 0x0101010101010101ull
-#define YF_HIGH 0x8080808080808080ull
-
-/* 8 bytes as a word whose lowest byte is the first (little-endian) */
-static uint64_t load8(const char *p)
-{
-	uint64_t w;
-	memcpy(&w, p, sizeof(w));
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-	w = __builtin_bswap64(w);
-#endif
-	return w;
-}
-
-/* bytes of w equal to c */
-static uint64_t bytes_eq(uint64_t w, unsigned char c)
-{
-	uint64_t x = w ^ (YF_ONES * c);
-	return (x - YF_ONES) & ~x & YF_HIGH;
-}
-
-/* bytes of w below c (c <= 0x80) */
-static uint64_t bytes_below(uint64_t w, unsigned char c)
-{
-	return (w - YF_ONES * c) & ~w & YF_HIGH;
-}
-
-/* the index of the lowest byte of m with a bit set (m != 0) */
-static unsigned first_flag(uint64_t m)
-{
-	return (unsigned)__builtin_ctzll(m) / 8;
-}
-
-/* past the spaces at p */
-static inline const char *skip_sp(const char *p, const char *end)
-{
-	while (end - p >= 8) {
-		uint64_t x = load8(p) ^ (YF_ONES * ' ');
-		if (x) /* the lowest non-zero byte holds x's lowest set bit */
-			return p + first_flag(x);
-		p += 8;
-	}
-	while (p < end && *p == ' ')
-		p++;
-	return p;
-}
-
 /* the byte at p, or 0 at the end (NUL never passes validate()) */
 static inline int at(const struct yf *Y, const char *p)
 {
@@ -387,7 +337,7 @@ static int next_content(struct yf *Y, long *col)
 	const char *p = Y->ls, *end = Y->end;
 	for (;;) {
 		const char *ls = p;
-		p = skip_sp(p, end);
+		p = word_skip_spaces(p, end);
 		if (p >= end) {
 			Y->p = Y->ls = end;
 			return 0;
@@ -472,10 +422,10 @@ static inline int scan_plain(const struct yf *Y, const char *p, const char **ven
 		const char *s = p;
 		while (end - p >= 8) {
 			/* ' ', ':', and '\t' or '\n' (the only bytes below 0x20 here) */
-			uint64_t w = load8(p);
-			uint64_t m = bytes_eq(w, ' ') | bytes_eq(w, ':') | bytes_below(w, 0x20);
+			uint64_t w = word_load8(p);
+			uint64_t m = word_bytes_eq(w, ' ') | word_bytes_eq(w, ':') | word_bytes_below(w, 0x20);
 			if (m) {
-				p += first_flag(m);
+				p += word_first(m);
 				goto found;
 			}
 			p += 8;
@@ -631,10 +581,10 @@ static int put_escape(struct yf *Y, const char **pp, const char *limit)
 static inline const char *quoted_run(const char *p, const char *end, char q)
 {
 	while (end - p >= 8) {
-		uint64_t w = load8(p);
-		uint64_t m = bytes_eq(w, (unsigned char)q) | bytes_eq(w, '\n') | (q == '"' ? bytes_eq(w, '\\') : 0);
+		uint64_t w = word_load8(p);
+		uint64_t m = word_bytes_eq(w, (unsigned char)q) | word_bytes_eq(w, '\n') | (q == '"' ? word_bytes_eq(w, '\\') : 0);
 		if (m)
-			return p + first_flag(m);
+			return p + word_first(m);
 		p += 8;
 	}
 	while (p < end && *p != q && *p != '\n' && !(q == '"' && *p == '\\'))
@@ -732,11 +682,11 @@ static int decode_quoted_lines(struct yf *Y, const char *p, const char **after)
 			while (end - p >= 8) {
 				/* blanks, breaks ('\t' and '\n' are the only bytes
 				 * below 0x20 here), the quote, backslashes */
-				uint64_t w = load8(p);
-				uint64_t m = bytes_eq(w, ' ') | bytes_below(w, 0x20) | bytes_eq(w, (unsigned char)q) |
-					     (q == '"' ? bytes_eq(w, '\\') : 0);
+				uint64_t w = word_load8(p);
+				uint64_t m = word_bytes_eq(w, ' ') | word_bytes_below(w, 0x20) | word_bytes_eq(w, (unsigned char)q) |
+					     (q == '"' ? word_bytes_eq(w, '\\') : 0);
 				if (m) {
-					p += first_flag(m);
+					p += word_first(m);
 					goto run_end;
 				}
 				p += 8;

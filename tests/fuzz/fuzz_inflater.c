@@ -9,6 +9,7 @@
  * (and moving), with the portable fast loop, or behind 40000 bytes of
  * earlier output that back-references must not reach (hist_start).
  */
+#include "server/chart/archive.h"
 #include "server/chart/inflater.h"
 
 #include <stdint.h>
@@ -25,27 +26,6 @@ const char *const fuzz_dictionary[] = {
 
 /* a bound on the output of both: a corrupted stream can expand 1000-fold */
 #define LIMIT (4u << 20)
-
-static size_t gzip_header(const unsigned char *p, size_t n)
-{
-	if (n < 10 || p[0] != 0x1f || p[1] != 0x8b || p[2] != 8)
-		return 0;
-	size_t i = 10;
-	if (p[3] & 4) {
-		if (n < 12)
-			return 0;
-		i += 2 + ((size_t)p[10] | (size_t)p[11] << 8);
-	}
-	for (unsigned f = 8; f <= 16; f <<= 1)
-		if (p[3] & f) {
-			while (i < n && p[i])
-				i++;
-			i++;
-		}
-	if (p[3] & 2)
-		i += 2;
-	return i <= n ? i : 0;
-}
 
 /* 1 ok, 0 failed, 2 too big; output in *out (malloc'd) */
 static int with_zlib(const unsigned char *in, size_t len, unsigned char **out, size_t *outlen, size_t *used)
@@ -116,7 +96,7 @@ static int with_inflater(const unsigned char *in, size_t len, int mode, unsigned
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	size_t hl = gzip_header(data, size);
+	size_t hl = archive_gzip_header_len(data, size);
 	const unsigned char *in = data + hl;
 	size_t len = size - hl;
 	unsigned char *a, *b;

@@ -482,24 +482,6 @@ static void good_dynamic(struct codes *c)
 
 static int count_charts;
 
-/* length of a gzip member header (RFC 1952), 0 if it is not one */
-static size_t gzip_header(const unsigned char *p, size_t n)
-{
-	if (n < 18 || p[0] != 0x1f || p[1] != 0x8b || p[2] != 8)
-		return 0;
-	size_t i = 10;
-	if (p[3] & 4)
-		i += 2 + ((size_t)p[10] | (size_t)p[11] << 8);
-	for (unsigned f = 8; f <= 16; f <<= 1)
-		if (p[3] & f) {
-			while (i < n && p[i])
-				i++;
-			i++;
-		}
-	if (p[3] & 2)
-		i += 2;
-	return i < n ? i : 0;
-}
 
 static void test_charts(void)
 {
@@ -518,7 +500,7 @@ static void test_charts(void)
 		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
 		size_t len;
 		unsigned char *gz = (unsigned char *)read_file_all(path, &len);
-		size_t hl = gz ? gzip_header(gz, len) : 0;
+		size_t hl = gz ? archive_gzip_header_len(gz, len) : 0;
 		check(hl > 0);
 		if (!hl) {
 			free(gz);
