@@ -13,6 +13,7 @@
 #define _GNU_SOURCE
 #include "server/chart/chart.h"
 #include "server/chart/archive.h"
+#include "server/chart/helmignore.h"
 #include "server/chart/cv.h"
 #include "server/chart/tmpl.h"
 
@@ -679,7 +680,14 @@ static int read_file(const char *path, char **data, size_t *len, size_t max)
 	return 0;
 }
 
-struct dirwalk { struct rawfile *rf; size_t n, cap; size_t total; char *err; size_t errlen; };
+struct dirwalk {
+	struct rawfile *rf;
+	size_t n, cap;
+	size_t total;
+	const struct helmignore *ign;   /* the chart's .helmignore rules */
+	char *err;
+	size_t errlen;
+};
 
 static int walk_dir(struct dirwalk *W, const char *root, const char *rel, int depth)
 {
@@ -704,6 +712,9 @@ static int walk_dir(struct dirwalk *W, const char *root, const char *rel, int de
 		}
 		struct stat st;
 		if (stat(p2, &st))
+			continue;
+		/* an ignored directory is skipped with everything below it */
+		if (helmignore_ignored(W->ign, r2, S_ISDIR(st.st_mode)))
 			continue;
 		if (S_ISDIR(st.st_mode)) {
 			if (depth > 32) {
@@ -753,10 +764,27 @@ struct chart *chart_load(const char *path, char *err, size_t errlen)
 		return NULL;
 	}
 	if (S_ISDIR(st.st_mode)) {
+		/* .helmignore applies to directories (archives were filtered when
+		 * they were packaged), with Helm's default rule added */
+		char ipath[4096];
+		char *itext = NULL;
+		size_t ilen = 0;
+		snprintf(ipath, sizeof(ipath), "%s/.helmignore", path);
+		if (read_file(ipath, &itext, &ilen, CHART_MAX_FILE_SIZE) && errno != ENOENT) {
+			snprintf(err, errlen, "cannot read %s: %s", ipath, strerror(errno));
+			return NULL;
+		}
+		struct helmignore *ign = helmignore_parse(itext, ilen, err, errlen);
+		free(itext);
+		if (!ign)
+			return NULL;
 		struct dirwalk W = { 0 };
+		W.ign = ign;
 		W.err = err;
 		W.errlen = errlen;
-		if (walk_dir(&W, path, "", 0)) {
+		int rc = walk_dir(&W, path, "", 0);
+		helmignore_free(ign);
+		if (rc) {
 			free_raw(W.rf, W.n);
 			return NULL;
 		}

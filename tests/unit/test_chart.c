@@ -12,6 +12,7 @@
 #include "server/chart/archive.h"
 #include "server/chart/cv.h"
 #include "server/chart/crc32.h"
+#include "server/chart/helmignore.h"
 #include "tests/unit/testlib.h"
 
 #include <pthread.h>
@@ -1094,6 +1095,90 @@ static void test_archive_vs_directory(void)
 }
 
 
+/* Go's filepath.Match cases (1 match, 0 no match, -1 malformed pattern) */
+static void test_helmignore_match(void)
+{
+	static const struct { const char *pat, *name; int want; } cases[] = {
+		{ "abc", "abc", 1 }, { "*", "abc", 1 }, { "*c", "abc", 1 }, { "a*", "a", 1 },
+		{ "a*", "abc", 1 }, { "a*", "ab/c", 0 }, { "a*/b", "abc/b", 1 }, { "a*/b", "a/c/b", 0 },
+		{ "a*b*c*d*e*/f", "axbxcxdxe/f", 1 }, { "a*b*c*d*e*/f", "axbxcxdxexxx/f", 1 },
+		{ "a*b*c*d*e*/f", "axbxcxdxe/xxx/f", 0 }, { "a*b*c*d*e*/f", "axbxcxdxexxx/fff", 0 },
+		{ "a*b?c*x", "abxbbxdbxebxczzx", 1 }, { "a*b?c*x", "abxbbxdbxebxczzy", 0 },
+		{ "ab[c]", "abc", 1 }, { "ab[b-d]", "abc", 1 }, { "ab[e-g]", "abc", 0 },
+		{ "ab[^c]", "abc", 0 }, { "ab[^b-d]", "abc", 0 }, { "ab[^e-g]", "abc", 1 },
+		{ "a\\*b", "a*b", 1 }, { "a\\*b", "ab", 0 }, { "a?b", "a\xe2\x98\xba" "b", 1 },
+		{ "a[^a]b", "a\xe2\x98\xba" "b", 1 }, { "a???b", "a\xe2\x98\xba" "b", 0 },
+		{ "a[^a][^a][^a]b", "a\xe2\x98\xba" "b", 0 }, { "[a-\xce\xb6]*", "\xce\xb1", 1 },
+		{ "*[a-\xce\xb6]", "A", 0 }, { "a?b", "a/b", 0 }, { "a*b", "a/b", 0 },
+		{ "[\\]a]", "]", 1 }, { "[\\-]", "-", 1 }, { "[x\\-]", "x", 1 }, { "[x\\-]", "-", 1 },
+		{ "[x\\-]", "z", 0 }, { "[\\-x]", "x", 1 }, { "[\\-x]", "-", 1 }, { "[\\-x]", "a", 0 },
+		{ "[]a]", "]", -1 }, { "[-]", "-", -1 }, { "[x-]", "x", -1 }, { "[x-]", "-", -1 },
+		{ "[x-]", "z", -1 }, { "[-x]", "x", -1 }, { "[-x]", "-", -1 }, { "[-x]", "a", -1 },
+		{ "\\", "a", -1 }, { "[a-b-c]", "a", -1 }, { "[", "a", -1 }, { "[^", "a", -1 },
+		{ "[^bc", "a", -1 }, { "a[", "a", -1 }, { "a[", "ab", -1 }, { "a[", "x", -1 },
+		{ "a/b[", "x", -1 }, { "*x", "xxx", 1 },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		int got = helmignore_match(cases[i].pat, cases[i].name);
+		if (got != cases[i].want)
+			printf("  match(%s, %s) = %d, want %d\n", cases[i].pat, cases[i].name, got, cases[i].want);
+		check(got == cases[i].want);
+	}
+	/* rules: base names, rooted and structural paths, directories only,
+	 * Helm's negation and its default rule for hidden templates */
+	char err[256];
+	const char *text = "# comment\n\n  *.md  \n/top.txt\nsub/*.txt\nbuild/\n";
+	struct helmignore *h = helmignore_parse(text, strlen(text), err, sizeof(err));
+	check(h != NULL);
+	check(helmignore_ignored(h, "README.md", 0) && helmignore_ignored(h, "docs/x.md", 0));
+	check(helmignore_ignored(h, "top.txt", 0) && !helmignore_ignored(h, "a/top.txt", 0));
+	check(helmignore_ignored(h, "sub/a.txt", 0) && !helmignore_ignored(h, "sub/deeper/a.txt", 0));
+	check(helmignore_ignored(h, "build", 1) && !helmignore_ignored(h, "build", 0));
+	check(helmignore_ignored(h, "templates/.hidden.yaml", 0) && !helmignore_ignored(h, "templates/x.yaml", 0));
+	check(!helmignore_ignored(h, "values.yaml", 0) && !helmignore_ignored(h, ".", 1));
+	helmignore_free(h);
+	h = helmignore_parse("!keep.txt\n", 10, err, sizeof(err));
+	check(h && !helmignore_ignored(h, "keep.txt", 0) && helmignore_ignored(h, "other.txt", 0));
+	helmignore_free(h);
+	check(helmignore_parse("a[\n", 3, err, sizeof(err)) == NULL && strstr(err, "syntax error in pattern: a["));
+	check(helmignore_parse("x/**/y\n", 7, err, sizeof(err)) == NULL && strstr(err, "double-star"));
+}
+
+/* a chart directory's .helmignore decides what .Files holds */
+static void test_helmignore_dir(void)
+{
+	char dir[] = "/tmp/ferry-helmignore-XXXXXX", cmd[512], err[1024];
+	if (!mkdtemp(dir)) {
+		check(0);
+		return;
+	}
+	snprintf(cmd, sizeof(cmd),
+		 "cd '%s' && mkdir -p templates docs keep skip && printf 'name: h\\nversion: 0.1.0\\n' > Chart.yaml && "
+		 "printf 'a: 1\\n' > values.yaml && printf 'x' > top.txt && printf 'x' > docs/a.md && printf 'x' > docs/b.txt && "
+		 "printf 'x' > keep/c.txt && printf 'x' > skip/d.txt && printf '{{ broken' > templates/.backup.yaml && "
+		 "printf 'files: {{ range $p, $_ := .Files.Glob \"**\" }}{{ $p }} {{ end }}\\n' > templates/f.yaml && "
+		 "printf '*.md\\n/top.txt\\nskip/\\n.helmignore\\n' > .helmignore", dir);
+	check(system(cmd) == 0);
+	struct chart *c = chart_load(dir, err, sizeof(err));
+	check(c != NULL);
+	if (c) {
+		struct chart_render *r = chart_render(c, NULL, NULL, err, sizeof(err));
+		check(r != NULL);
+		if (r)
+			check_str(chart_render_manifest(r), "---\n# Source: h/templates/f.yaml\nfiles: docs/b.txt keep/c.txt\n");
+		chart_render_free(r);
+		chart_free(c);
+	}
+	/* a malformed rule stops the load with a clear message */
+	snprintf(cmd, sizeof(cmd), "printf 'ok\\n[oops\\n' > '%s/.helmignore'", dir);
+	check(system(cmd) == 0);
+	c = chart_load(dir, err, sizeof(err));
+	check(c == NULL && strstr(err, ".helmignore: syntax error in pattern: [oops"));
+	chart_free(c);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	check(system(cmd) == 0);
+}
+
 /* the CRC-32 used for archives equals zlib's for every length and alignment */
 static void test_crc32(void)
 {
@@ -1409,6 +1494,8 @@ int main(void)
 	test_run("chart_archive_vs_directory", test_archive_vs_directory);
 	test_run("chart_json_reader_more", test_json_reader_more);
 	test_run("chart_arena", test_arena);
+	test_run("chart_helmignore_match", test_helmignore_match);
+	test_run("chart_helmignore_dir", test_helmignore_dir);
 	chart_free(C);
 	return test_summary();
 }
