@@ -1265,14 +1265,6 @@ static void serr_add(struct serr *E, const struct spath *where, const char *fmt,
 	E->n++;
 }
 
-/* the order of keys in a cv_map (bytewise, a prefix first) */
-static int key_order(const char *a, size_t al, const char *b, size_t bl)
-{
-	int c = memcmp(a, b, al < bl ? al : bl);
-	if (c)
-		return c;
-	return al < bl ? -1 : al > bl;
-}
 
 /* the keywords schema_check reads, found in one pass over a schema map */
 struct skeys { cv *type, *enumv, *props, *items, *any_of, *one_of; };
@@ -1366,7 +1358,7 @@ static void schema_check(cv sch, cv v, const struct spath *path, struct serr *E,
 		for (size_t i = 0; i < props->u.map->n; i++) {
 			struct cv_mapent *pe = &props->u.map->ents[i];
 			int c = -1;
-			while (j < vm->n && (c = key_order(vm->ents[j].key, vm->ents[j].klen, pe->key, pe->klen)) < 0)
+			while (j < vm->n && (c = cv_key_order(vm->ents[j].key, vm->ents[j].klen, pe->key, pe->klen)) < 0)
 				j++;
 			if (j == vm->n || c != 0)
 				continue;

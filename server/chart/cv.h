@@ -113,6 +113,27 @@ static inline cv cv_str_ref(const char *s, size_t len)           /* no copy */
 { cv v = { CV_STR, CS_STRING, { 0 } }; v.u.str.s = s; v.u.str.len = len; return v; }
 cv cv_list_new(struct cv_arena *a, size_t cap);
 cv cv_map_new(struct cv_arena *a, size_t cap);
+/* The order of keys in a cv_map: bytewise, a prefix first (<0, 0, >0).
+ * Keys differ early, so a byte loop beats a memcmp call. */
+static inline int cv_key_order(const char *a, size_t al, const char *b, size_t bl)
+{
+	size_t n = al < bl ? al : bl, i = 0;
+	while (i < n && a[i] == b[i])
+		i++;
+	if (i < n)
+		return (unsigned char)a[i] < (unsigned char)b[i] ? -1 : 1;
+	return al < bl ? -1 : al > bl;
+}
+
+/* Entries of maps a reader builds bottom-up (JSON, YAML): the open maps
+ * share one growing array (malloc'd; the reader frees ents), each owning
+ * its entries from a base index on, sorted by key. */
+struct cv_entstack { struct cv_mapent *ents; size_t n, cap; };
+/* Add key/val to the open map whose entries start at base: a key that
+ * sorts after the last one is appended, others are put in place; a
+ * repeated key replaces the value (as cv_map_set). The key is not copied. */
+void cv_entstack_put(struct cv_entstack *st, size_t base, const char *key, size_t klen, cv val);
+
 /* a map of a copy of n entries (sorted by key, no repeats) or a list of a
  * copy of n items, each in one block */
 cv cv_map_of(struct cv_arena *a, const struct cv_mapent *ents, size_t n);

@@ -178,6 +178,47 @@ cv cv_list_of(struct cv_arena *a, const cv *items, size_t n)
 	return v;
 }
 
+void cv_entstack_put(struct cv_entstack *st, size_t base, const char *key, size_t klen, cv val)
+{
+	size_t n = st->n - base, i = n;
+	struct cv_mapent *e = st->ents + base;
+	if (n) {
+		int c = cv_key_order(e[n - 1].key, e[n - 1].klen, key, klen);
+		if (c == 0) {
+			e[n - 1].val = val;
+			return;
+		}
+		if (c > 0) {
+			/* out of order: binary search */
+			size_t lo = 0, hi = n - 1;
+			while (lo < hi) {
+				size_t mid = (lo + hi) / 2;
+				int d = cv_key_order(e[mid].key, e[mid].klen, key, klen);
+				if (d == 0) {
+					e[mid].val = val;
+					return;
+				}
+				if (d < 0)
+					lo = mid + 1;
+				else
+					hi = mid;
+			}
+			i = lo;
+		}
+	}
+	if (st->n == st->cap) {
+		st->cap = st->cap ? st->cap * 2 : 64;
+		st->ents = xrealloc(st->ents, st->cap * sizeof(*st->ents));
+		e = st->ents + base;
+	}
+	if (i < n)
+		memmove(&e[i + 1], &e[i], (n - i) * sizeof(*e));
+	e[i].key = key;
+	e[i].klen = klen;
+	e[i].val = val;
+	st->n++;
+}
+
 /* Recursion guard for deeply nested values built by templates. */
 #define CV_MAX_DEPTH 100000
 static _Thread_local int cv_depth;
@@ -239,21 +280,13 @@ void cv_list_push(struct cv_arena *a, cv list, cv item)
 	l->items[l->n++] = item;
 }
 
-static int keycmp(const char *a, size_t al, const char *b, size_t bl)
-{
-	size_t n = al < bl ? al : bl;
-	int c = n ? memcmp(a, b, n) : 0;
-	if (c)
-		return c;
-	return al < bl ? -1 : al > bl;
-}
 
 static size_t map_find(const struct cv_map *m, const char *key, size_t klen, int *found)
 {
 	size_t lo = 0, hi = m->n;
 	while (lo < hi) {
 		size_t mid = (lo + hi) / 2;
-		int c = keycmp(m->ents[mid].key, m->ents[mid].klen, key, klen);
+		int c = cv_key_order(m->ents[mid].key, m->ents[mid].klen, key, klen);
 		if (c == 0) {
 			*found = 1;
 			return mid;
@@ -394,7 +427,7 @@ static int deep_equal(cv a, cv b)
 			return 0;
 		for (size_t i = 0; i < a.u.map->n; i++) {
 			struct cv_mapent *x = &a.u.map->ents[i], *y = &b.u.map->ents[i];
-			if (keycmp(x->key, x->klen, y->key, y->klen) || !cv_deep_equal(x->val, y->val))
+			if (cv_key_order(x->key, x->klen, y->key, y->klen) || !cv_deep_equal(x->val, y->val))
 				return 0;
 		}
 		return 1;
@@ -1398,8 +1431,7 @@ struct jrd {
 	const char *p, *end;
 	int ints;
 	struct buf tmp;           /* a string with escapes, decoded */
-	struct cv_mapent *ents;   /* entries of the open objects, innermost last */
-	size_t nents, cents;
+	struct cv_entstack es;    /* entries of the open objects, innermost last */
 	cv *items;                /* items of the open arrays, innermost last */
 	size_t nitems, citems;
 	char *slab;               /* room for short strings */
@@ -1666,53 +1698,6 @@ static int jrd_number(struct jrd *r, cv *out)
 	return 0;
 }
 
-/* cv maps' key order (bytewise, then shorter first); keys differ early,
- * so a byte loop beats a memcmp call */
-static int jrd_keycmp(const char *a, size_t al, const char *b, size_t bl)
-{
-	size_t n = al < bl ? al : bl, i = 0;
-	while (i < n && a[i] == b[i])
-		i++;
-	if (i < n)
-		return (unsigned char)a[i] < (unsigned char)b[i] ? -1 : 1;
-	return al < bl ? -1 : al > bl;
-}
-
-/* Adds a member to the innermost open object (entries from base on). key
- * is in the arena already. */
-static void jrd_put(struct jrd *r, size_t base, const char *key, size_t klen, cv val)
-{
-	size_t n = r->nents - base, i = n;
-	struct cv_mapent *e = r->ents + base;
-	if (n && jrd_keycmp(e[n - 1].key, e[n - 1].klen, key, klen) >= 0) {
-		/* out of order: binary search */
-		size_t lo = 0, hi = n;
-		while (lo < hi) {
-			size_t mid = (lo + hi) / 2;
-			int c = jrd_keycmp(e[mid].key, e[mid].klen, key, klen);
-			if (c == 0) {
-				e[mid].val = val; /* a repeated key: the last value wins */
-				return;
-			}
-			if (c < 0)
-				lo = mid + 1;
-			else
-				hi = mid;
-		}
-		i = lo;
-	}
-	if (r->nents == r->cents) {
-		r->cents = r->cents ? r->cents * 2 : 64;
-		r->ents = xrealloc(r->ents, r->cents * sizeof(*r->ents));
-		e = r->ents + base;
-	}
-	if (i < n)
-		memmove(&e[i + 1], &e[i], (n - i) * sizeof(*e));
-	e[i].key = key;
-	e[i].klen = klen;
-	e[i].val = val;
-	r->nents++;
-}
 
 static void jrd_push(struct jrd *r, cv v)
 {
@@ -1734,7 +1719,7 @@ static int jrd_value(struct jrd *r, cv *out, int depth)
 	switch (c) {
 	case '{': {
 		r->p++;
-		size_t base = r->nents;
+		size_t base = r->es.n;
 		jrd_ws(r);
 		if (r->p < r->end && *r->p == '}') {
 			r->p++;
@@ -1760,7 +1745,7 @@ static int jrd_value(struct jrd *r, cv *out, int depth)
 			cv v;
 			if (jrd_value(r, &v, depth + 1))
 				return -1;
-			jrd_put(r, base, key, kl, v);
+			cv_entstack_put(&r->es, base, key, kl, v);
 			jrd_ws(r);
 			if (r->p >= r->end)
 				return -1;
@@ -1770,8 +1755,8 @@ static int jrd_value(struct jrd *r, cv *out, int depth)
 			}
 			if (*r->p == '}') {
 				r->p++;
-				*out = cv_map_of(r->a, r->ents + base, r->nents - base);
-				r->nents = base;
+				*out = cv_map_of(r->a, r->es.ents + base, r->es.n - base);
+				r->es.n = base;
 				return 0;
 			}
 			return -1;
@@ -1847,7 +1832,7 @@ static int jrd_value(struct jrd *r, cv *out, int depth)
  * before giving up stay in the arena (unreferenced). */
 static int json_direct(struct cv_arena *a, const char *text, size_t len, cv *out, int ints)
 {
-	struct jrd r = { a, text, text + len, ints, BUF_INIT, NULL, 0, 0, NULL, 0, 0, NULL, 0 };
+	struct jrd r = { a, text, text + len, ints, BUF_INIT, { NULL, 0, 0 }, NULL, 0, 0, NULL, 0 };
 	cv v;
 	int rc = jrd_value(&r, &v, 1);
 	if (!rc) {
@@ -1857,7 +1842,7 @@ static int json_direct(struct cv_arena *a, const char *text, size_t len, cv *out
 			rc = -1;
 	}
 	buf_free(&r.tmp);
-	free(r.ents);
+	free(r.es.ents);
 	free(r.items);
 	if (!rc)
 		*out = v;

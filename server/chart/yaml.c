@@ -362,17 +362,6 @@ struct loader {
 
 static cv load_node(struct loader *L, yaml_node_t *node, int depth);
 
-/* cv maps' key order (bytewise, then shorter first); keys differ early,
- * so a byte loop beats a memcmp call */
-static inline int keycmp_y(const char *a, size_t al, const char *b, size_t bl)
-{
-	size_t n = al < bl ? al : bl, i = 0;
-	while (i < n && a[i] == b[i])
-		i++;
-	if (i < n)
-		return (unsigned char)a[i] < (unsigned char)b[i] ? -1 : 1;
-	return al < bl ? -1 : al > bl;
-}
 
 /* Go strconv.FormatFloat(f, 'g', -1, 32), as ghodss/yaml formats float keys */
 static void fmt_float32_key(struct buf *b, double d)
@@ -608,8 +597,7 @@ struct sconv {
 	struct loader L;
 	struct sframe *fr;
 	size_t nfr, cfr;
-	struct cv_mapent *ents;   /* entries of the open mappings, innermost last */
-	size_t nents, cents;
+	struct cv_entstack es;    /* entries of the open mappings, innermost last */
 	cv *items;                /* items of the open sequences, innermost last */
 	size_t nitems, citems;
 	long skip;                /* > 0: inside a collection that is not converted */
@@ -632,47 +620,6 @@ static inline int s_node_start(struct sconv *S)
 	return 1;
 }
 
-/* Adds a pair to the innermost open mapping (entries from base on): in key
- * order; a repeated key replaces the value (cv_map_set). */
-static inline void s_put(struct sconv *S, size_t base, const char *key, size_t klen, cv val)
-{
-	size_t n = S->nents - base, i = n;
-	struct cv_mapent *e = S->ents + base;
-	if (n) {
-		int c = keycmp_y(e[n - 1].key, e[n - 1].klen, key, klen);
-		if (c >= 0) {
-			size_t lo = 0, hi = n - 1;
-			if (c == 0) {
-				e[n - 1].val = val;
-				return;
-			}
-			while (lo < hi) {
-				size_t mid = (lo + hi) / 2;
-				int d = keycmp_y(e[mid].key, e[mid].klen, key, klen);
-				if (d == 0) {
-					e[mid].val = val;
-					return;
-				}
-				if (d < 0)
-					lo = mid + 1;
-				else
-					hi = mid;
-			}
-			i = lo;
-		}
-	}
-	if (S->nents == S->cents) {
-		S->cents = S->cents ? S->cents * 2 : 128;
-		S->ents = xrealloc(S->ents, S->cents * sizeof(*S->ents));
-		e = S->ents + base;
-	}
-	if (i < n)
-		memmove(&e[i + 1], &e[i], (n - i) * sizeof(*e));
-	e[i].key = key;
-	e[i].klen = klen;
-	e[i].val = val;
-	S->nents++;
-}
 
 /* a node (value or item) is complete */
 static inline int s_deliver(struct sconv *S, cv v)
@@ -701,12 +648,12 @@ static inline int s_deliver(struct sconv *S, cv v)
 	if (f->key_err != KEY_OK) {
 		/* map_key fails: load_node leaves this mapping at once */
 		key_error(&S->L, f->key_err, f->key, f->klen);
-		S->nents = f->base;
+		S->es.n = f->base;
 		S->nfr--;
 		S->skip = 1;
 		return 0;
 	}
-	s_put(S, f->base, f->key, f->klen, v);
+	cv_entstack_put(&S->es, f->base, f->key, f->klen, v);
 	return 0;
 }
 
@@ -758,7 +705,7 @@ static int s_begin(void *ctx, int map, int flow)
 	f->key_err = KEY_OK;
 	f->key = NULL;
 	f->klen = 0;
-	f->base = map ? S->nents : S->nitems;
+	f->base = map ? S->es.n : S->nitems;
 	f->merges = cv_nil();
 	return 0;
 }
@@ -776,8 +723,8 @@ static int s_end(void *ctx)
 	if (f.map) {
 		if (!f.want_key)
 			return -1;
-		v = cv_map_of(a, S->ents + f.base, S->nents - f.base);
-		S->nents = f.base;
+		v = cv_map_of(a, S->es.ents + f.base, S->es.n - f.base);
+		S->es.n = f.base;
 		if (f.merges.kind == CV_MAP)
 			merge_into(&S->L, v, f.merges);
 		else if (f.merges.kind == CV_LIST)
@@ -808,7 +755,7 @@ static int load_direct(struct cv_arena *a, const char *text, size_t len, cv *out
 	struct yamlfast_sink sink = { s_scalar, s_begin, s_end, &S };
 	int handled = yamlfast_parse(text, len, &sink) == 0 && S.nfr == 0 && S.skip == 0;
 	free(S.fr);
-	free(S.ents);
+	free(S.es.ents);
 	free(S.items);
 	if (!handled)
 		return 0;
