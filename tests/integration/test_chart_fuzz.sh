@@ -1,26 +1,41 @@
 #!/usr/bin/env bash
-# Runs the chart engine's fuzz targets (tests/fuzz/fuzz_chart_*) for a few
-# seconds each over their corpus (tests/fuzz/corpus/*). The build is the
-# sanitizer build in the suite, so any memory error aborts the target.
-# FUZZ_SECONDS (default 4) sets the time per target.
+# Runs the chart engine's fuzz targets for a few seconds each:
+# - tests/fuzz/fuzz_chart_{template,yaml,archive} over tests/fuzz/corpus/*;
+# - the differential targets fuzz_yaml_fast (yamlfast vs libyaml) and
+#   fuzz_inflater (inflater vs zlib), which abort on any difference, over
+#   their committed corpus plus real inputs read from ../shared at run time
+#   (the goldens' values files, the chart archives; never copied into the
+#   repository).
+# The build is the sanitizer build in the suite, so any memory error aborts
+# a target too. FUZZ_SECONDS (default 4) sets the time per target.
 src=${FERRY_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
 build=${FERRY_BUILD:-$src/build}
+shared=${FERRY_SHARED:-$src/../shared}
 secs=${FUZZ_SECONDS:-4}
 status=0
-for t in template yaml archive; do
-  bin=$build/tests/fuzz/fuzz_chart_$t
+
+run_target() {   # run_target NAME SEED CORPUS_DIR...
+  local name=$1 seed=$2 bin=$build/tests/fuzz/$1
+  shift 2
   if [ ! -x "$bin" ]; then
-    echo "SKIP: fuzz_chart_$t: not built ($bin)"
-    continue
+    echo "SKIP: $name: not built ($bin)"
+    return
   fi
-  out=$("$bin" -t "$secs" -s 12345 "$src/tests/fuzz/corpus/$t" 2>&1)
+  local out rc
+  out=$("$bin" -t "$secs" -s "$seed" "$@" 2>&1)
   rc=$?
   if [ $rc -eq 0 ] && grep -q "^PASS: " <<<"$out"; then
     grep "^PASS: " <<<"$out"
   else
-    echo "FAIL: fuzz_chart_$t: exit $rc"
+    echo "FAIL: $name: exit $rc"
     tail -n 30 <<<"$out" | sed 's/^/   | /'
     status=1
   fi
+}
+
+for t in template yaml archive; do
+  run_target "fuzz_chart_$t" 12345 "$src/tests/fuzz/corpus/$t"
 done
+run_target fuzz_yaml_fast 12345 "$src/tests/fuzz/corpus/yamlfast" "$shared/goldens"
+run_target fuzz_inflater 4242 "$src/tests/fuzz/corpus/inflater" "$shared/charts"
 exit $status
