@@ -1954,14 +1954,14 @@ static void *job_main(void *arg)
 	return NULL;
 }
 
-/* the job the render stack runs (set by the thread that switches to it) */
+/* the job the render stack runs: set by the thread just before it switches
+ * to the stack, read at once by job_on_stack */
 static _Thread_local struct job *stack_job;
-static _Thread_local ucontext_t stack_return;
 
 static void job_on_stack(void)
 {
 	job_main(stack_job);
-	/* returning follows uc_link back to stack_return */
+	/* returning follows uc_link back to run_on_stack */
 }
 
 /* run j on a fresh CHART_RENDER_STACK-byte stack: 0, or -1 (not run) */
@@ -1980,17 +1980,17 @@ static int run_on_stack(struct job *j)
 	if (mem == MAP_FAILED)
 		return -1;
 	/* the stack grows down: an inaccessible bottom catches an overflow */
-	ucontext_t ctx;
+	ucontext_t ctx, back;
 	if (mprotect(mem, guard, PROT_NONE) || getcontext(&ctx)) {
 		munmap(mem, CHART_RENDER_STACK);
 		return -1;
 	}
 	ctx.uc_stack.ss_sp = mem + guard;
 	ctx.uc_stack.ss_size = CHART_RENDER_STACK - guard;
-	ctx.uc_link = &stack_return;
+	ctx.uc_link = &back;
 	makecontext(&ctx, job_on_stack, 0);
 	stack_job = j;
-	int rc = swapcontext(&stack_return, &ctx);
+	int rc = swapcontext(&back, &ctx);
 	munmap(mem, CHART_RENDER_STACK);
 	return rc ? -1 : 0;
 }
