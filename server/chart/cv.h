@@ -28,7 +28,7 @@
 
 /* An arena: allocations live until the arena is freed. Its layout is here
  * only so that cv_alloc's common case can be inlined; use the functions. */
-struct cv_chunk { struct cv_chunk *next; size_t used, cap, ready; unsigned char *mem; };
+struct cv_chunk { struct cv_chunk *next; size_t used, cap, ready; unsigned char *mem; int mapped; };
 struct cv_arena { struct cv_chunk *head; size_t total; };
 struct cv_arena *cv_arena_new(void);
 void cv_arena_free(struct cv_arena *a);

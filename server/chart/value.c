@@ -35,26 +35,30 @@ struct cv_arena *cv_arena_new(void)
 #define CHUNK_WINDOW ((size_t)256 * 1024)
 #define PAGE ((uintptr_t)4096)
 
-/* Memory for a chunk, zeroed (arenas never reuse memory, so cv_alloc's
- * blocks are zero already); *ready: how much of it is faulted in. */
-static unsigned char *chunk_mem(size_t cap, size_t *ready)
+/* Memory for chunk c (c->cap bytes), zeroed (arenas never reuse memory, so
+ * cv_alloc's blocks are zero already); sets how much is faulted in. */
+static void chunk_mem(struct cv_chunk *c)
 {
-	if (cap >= CHUNK_MAPPED) {
-		void *p = mmap(NULL, cap, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	c->mapped = 0;
+	if (c->cap >= CHUNK_MAPPED) {
+		void *p = mmap(NULL, c->cap, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 		if (p != MAP_FAILED) {
-			*ready = 0;
-			return p;
+			c->mem = p;
+			c->mapped = 1;
+			c->ready = 0;
+			return;
 		}
 	}
-	*ready = cap;
-	return xcalloc(1, cap);
+	c->mem = xcalloc(1, c->cap);
+	c->ready = c->cap;
 }
 
-static void chunk_free(unsigned char *mem, size_t cap)
+static void chunk_free(struct cv_chunk *c)
 {
-	if (cap >= CHUNK_MAPPED && munmap(mem, cap) == 0)
-		return;
-	free(mem);
+	if (c->mapped)
+		munmap(c->mem, c->cap);
+	else
+		free(c->mem);
 }
 
 /* fault in c's pages up to at least `upto` bytes, plus a window ahead */
@@ -79,7 +83,7 @@ void cv_arena_free(struct cv_arena *a)
 	struct cv_chunk *c = a->head;
 	while (c) {
 		struct cv_chunk *n = c->next;
-		chunk_free(c->mem, c->cap);
+		chunk_free(c);
 		free(c);
 		c = n;
 	}
@@ -118,8 +122,8 @@ void *cv_alloc_slow(struct cv_arena *a, size_t n)
 		size_t want = a->total < 65536 ? 65536 : a->total > CHUNK_MAX ? CHUNK_MAX : a->total;
 		size_t cap = n > want / 2 ? n : want;
 		struct cv_chunk *nc = xmalloc(sizeof(*nc));
-		nc->mem = chunk_mem(cap, &nc->ready);
 		nc->cap = cap;
+		chunk_mem(nc);
 		nc->used = 0;
 		if (nc->ready < n)
 			chunk_prefault(nc, n);
