@@ -10,6 +10,7 @@
  */
 #include "server/chart/cv.h"
 #include "server/chart/yamlfast.h"
+#include "tests/unit/cv_strict.h"
 
 #include <stdint.h>
 #include <stdio.h>
@@ -25,41 +26,6 @@ const char *const fuzz_dictionary[] = {
 	"18446744073709551615", "9223372036854775807", NULL,
 };
 
-/* strict equality of two values (see test_yamlfast.c's same_cv) */
-static int same_cv(cv a, cv b)
-{
-	if (a.kind != b.kind || a.sub != b.sub)
-		return 0;
-	switch (a.kind) {
-	case CV_NIL: return 1;
-	case CV_BOOL: return a.u.b == b.u.b;
-	case CV_INT: return a.u.i == b.u.i;
-	case CV_FLOAT: return memcmp(&a.u.f, &b.u.f, sizeof(double)) == 0;
-	case CV_STR:
-		return a.u.str.len == b.u.str.len && !memcmp(a.u.str.s, b.u.str.s, a.u.str.len) &&
-		       a.u.str.s[a.u.str.len] == 0;
-	case CV_LIST:
-		if (a.u.list->n != b.u.list->n)
-			return 0;
-		for (size_t i = 0; i < a.u.list->n; i++)
-			if (!same_cv(a.u.list->items[i], b.u.list->items[i]))
-				return 0;
-		return 1;
-	case CV_MAP:
-		if (a.u.map->n != b.u.map->n)
-			return 0;
-		for (size_t i = 0; i < a.u.map->n; i++) {
-			const struct cv_mapent *x = &a.u.map->ents[i], *y = &b.u.map->ents[i];
-			if (x->klen != y->klen || memcmp(x->key, y->key, x->klen) || !same_cv(x->val, y->val))
-				return 0;
-			if (i && cv_map_get(a.u.map, x->key, x->klen) != &x->val)
-				return 0; /* not a working (sorted) map */
-		}
-		return 1;
-	default: return 0;
-	}
-}
-
 /* the converted values with the fast path on and off */
 static void diff_cv(const uint8_t *data, size_t size, int ints)
 {
@@ -71,7 +37,7 @@ static void diff_cv(const uint8_t *data, size_t size, int ints)
 	yamlfast_set_disabled(1);
 	int r2 = ints ? cv_from_yaml_doc(a, t, size, &v2, 1, e2, sizeof(e2)) : cv_from_yaml(a, t, size, &v2, e2, sizeof(e2));
 	yamlfast_set_disabled(0);
-	if (r1 != r2 || (r1 && strcmp(e1, e2)) || (!r1 && !same_cv(v1, v2))) {
+	if (r1 != r2 || (r1 && strcmp(e1, e2)) || (!r1 && !cv_strict_equal(v1, v2, NULL, 0))) {
 		fprintf(stderr, "fuzz_yaml_fast: values differ (ints %d): fast %d \"%s\", libyaml %d \"%s\"\n", ints, r1, e1, r2,
 			e2);
 		abort();

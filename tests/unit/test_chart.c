@@ -13,6 +13,7 @@
 #include "server/chart/cv.h"
 #include "server/chart/crc32.h"
 #include "server/chart/helmignore.h"
+#include "tests/unit/cv_strict.h"
 #include "tests/unit/testlib.h"
 
 #include <pthread.h>
@@ -829,36 +830,6 @@ static void test_schema(void)
 /* cv_from_json's own reader must give exactly what jansson + conversion
  * gives (kinds, Go types, numbers, strings), and jansson's messages on
  * errors */
-static int same_value(cv a, cv b)
-{
-	if (a.kind != b.kind || a.sub != b.sub)
-		return 0;
-	switch (a.kind) {
-	case CV_NIL: return 1;
-	case CV_BOOL: return a.u.b == b.u.b;
-	case CV_INT: return a.u.i == b.u.i;
-	case CV_FLOAT: return memcmp(&a.u.f, &b.u.f, sizeof(double)) == 0;
-	case CV_STR: return a.u.str.len == b.u.str.len && !memcmp(a.u.str.s, b.u.str.s, a.u.str.len);
-	case CV_LIST:
-		if (a.u.list->n != b.u.list->n)
-			return 0;
-		for (size_t i = 0; i < a.u.list->n; i++)
-			if (!same_value(a.u.list->items[i], b.u.list->items[i]))
-				return 0;
-		return 1;
-	case CV_MAP:
-		if (a.u.map->n != b.u.map->n)
-			return 0;
-		for (size_t i = 0; i < a.u.map->n; i++)
-			if (a.u.map->ents[i].klen != b.u.map->ents[i].klen ||
-			    memcmp(a.u.map->ents[i].key, b.u.map->ents[i].key, a.u.map->ents[i].klen) ||
-			    !same_value(a.u.map->ents[i].val, b.u.map->ents[i].val))
-				return 0;
-		return 1;
-	default: return 0;
-	}
-}
-
 static void test_json_reader(void)
 {
 	const char *docs[] = {
@@ -886,7 +857,7 @@ static void test_json_reader(void)
 				json_decref(j);
 			} else
 				snprintf(e2, sizeof(e2), "%s (line %d column %d)", je.text, je.line, je.column);
-			if (r1 != r2 || (r1 == 0 && !same_value(v1, v2)) || strcmp(e1, e2)) {
+			if (r1 != r2 || (r1 == 0 && !cv_strict_equal(v1, v2, NULL, 0)) || strcmp(e1, e2)) {
 				printf("  json reader differs on [%s] ints=%d: %d/%d %s / %s\n", docs[i], ints, r1, r2, e1, e2);
 				check(0);
 			}
@@ -1308,7 +1279,7 @@ static int json_vs_jansson(const char *label, const char *doc, size_t len)
 			json_decref(j);
 		} else
 			snprintf(e2, sizeof(e2), "%s (line %d column %d)", je.text, je.line, je.column);
-		if (r1 != r2 || (r1 == 0 && !same_value(v1, v2)) || strcmp(e1, e2)) {
+		if (r1 != r2 || (r1 == 0 && !cv_strict_equal(v1, v2, NULL, 0)) || strcmp(e1, e2)) {
 			printf("  json reader differs on %s [%.80s] ints=%d: %d/%d %s / %s\n", label, doc, ints, r1, r2, e1, e2);
 			ok = 0;
 		}
