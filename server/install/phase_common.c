@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static int should_abort(void *arg)
 {
@@ -209,6 +210,68 @@ out:
 	free(coll);
 	free(item);
 	return st;
+}
+
+enum phase_rc install_ensure_namespace(struct install_run *run)
+{
+	char path[320];
+	snprintf(path, sizeof path, "/api/v1/namespaces/%s", run->ns);
+	json_t *live = NULL;
+	int st = kube_ops_get(run->ops, path, &live);
+	json_decref(live);
+	if (st == 200)
+		return PHASE_OK;
+	if (st != 404)
+		return install_call_failed(run, st, "read the release namespace");
+	/* As `helm install --create-namespace` makes it: label name=<ns>, no
+	 * Helm ownership annotations, so no uninstall or prune of the release
+	 * ever deletes it (the API server adds kubernetes.io/metadata.name). */
+	json_t *nsobj = json_pack("{s:s, s:s, s:{s:s, s:{s:s}}}", "apiVersion", "v1", "kind", "Namespace",
+				  "metadata", "name", run->ns, "labels", "name", run->ns);
+	st = kube_ops_create(run->ops, "/api/v1/namespaces", nsobj, NULL);
+	if (st == 409)   /* created meanwhile (a retry, or by hand) */
+		st = 201;
+	if (st >= 200 && st < 300) {
+		install_record_object(run, nsobj, "created", NULL);
+		runner_event(run->ctx, "info", "%snamespace %s created (as helm --create-namespace)",
+			     run->dry_run ? "dry run: " : "", run->ns);
+		if (run->dry_run) {
+			if (!run->dry_namespaces)
+				run->dry_namespaces = json_object();
+			json_object_set_new(run->dry_namespaces, run->ns, json_true());
+		}
+	}
+	json_decref(nsobj);
+	if (st < 200 || st >= 300)
+		return install_call_failed(run, st, "create the release namespace");
+	return PHASE_OK;
+}
+
+static double mono_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
+}
+
+void install_wait_start(struct install_waiter *w, const char *what, long timeout_ms)
+{
+	w->what = what;
+	w->timeout_ms = timeout_ms;
+	w->start_ms = mono_now_ms();
+	w->next_log_ms = w->start_ms + INSTALL_WAIT_LOG_MS;
+}
+
+void install_wait_tick(struct install_run *run, struct install_waiter *w, const char *state)
+{
+	double now = mono_now_ms();
+	if (now < w->next_log_ms)
+		return;
+	runner_event(run->ctx, "info", "waiting for %s: %ld s so far, deadline %ld s%s%s%s", w->what,
+		     (long)((now - w->start_ms) / 1000), w->timeout_ms / 1000, state && *state ? " (" : "",
+		     state && *state ? state : "", state && *state ? ")" : "");
+	while (w->next_log_ms <= now)
+		w->next_log_ms += INSTALL_WAIT_LOG_MS;
 }
 
 long install_count_nodes(struct install_run *run)

@@ -103,6 +103,27 @@ void install_record_object(struct install_run *run, const json_t *obj, const cha
 int install_apply(struct install_run *run, const json_t *obj, const char **action,
 		  json_t *fields);
 
+/* Helm's --create-namespace: create the release namespace (run->ns) when
+ * it is missing, labelled name=<ns> as Helm does, recorded like any other
+ * created object (dry run: dryRun=All, and later objects in it count as
+ * created). Ferry never deletes it. PHASE_OK when it exists or was
+ * created, else install_call_failed()'s outcome (message set). */
+enum phase_rc install_ensure_namespace(struct install_run *run);
+
+/* Progress of a long wait: install_wait_tick() logs an info event
+ * "waiting for <what>: <elapsed> s so far, deadline <timeout> s (<state>)"
+ * each time INSTALL_WAIT_LOG_MS more have passed, so no wait is silent for
+ * longer than that. */
+#define INSTALL_WAIT_LOG_MS 30000
+struct install_waiter {
+	const char *what;       /* borrowed, e.g. "DaemonSet kube-system/cilium rollout" */
+	long timeout_ms;
+	double start_ms;        /* monotonic */
+	double next_log_ms;
+};
+void install_wait_start(struct install_waiter *w, const char *what, long timeout_ms);
+void install_wait_tick(struct install_run *run, struct install_waiter *w, const char *state);
+
 /* Poll a DaemonSet or Deployment at path until kubectl's rollout rule says
  * done (PHASE_OK), errors (PHASE_FAIL) or timeout_ms passes (PHASE_RETRY). */
 enum phase_rc install_wait_rollout(struct install_run *run, const char *path, const char *kind,
