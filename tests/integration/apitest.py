@@ -169,7 +169,12 @@ class Ferry:
             h["Content-Type"] = content_type
         if headers:
             h.update(headers)
-        conn.request(method, path, body=data, headers=h)
+        try:
+            conn.request(method, path, body=data, headers=h)
+        except (BrokenPipeError, ConnectionResetError):
+            # A server may answer (e.g. 413) before the whole body is sent and
+            # stop reading: the answer is still there to read.
+            pass
         r = conn.getresponse()
         resp = Resp(r.status, r.getheaders(), r.read())
         conn.close()
