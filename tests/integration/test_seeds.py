@@ -45,15 +45,17 @@ OP = f.token(acme, "operator")
 
 # The requests of docs/PROFILES.md, one per seed system (keep them equal).
 SEED_PARAMS = {
-    "tke": {"chart_version": "1.18.3"},
+    "tke": {"chart_version": "1.18.3", "image_mirror": True},
     "coexist": {"chart_version": "1.18.2"},
     "kubeadm": {"chart_version": "1.12.0",
                 "profile_options": {"k8s_service_host": "192.168.1.10", "k8s_service_port": 6443,
                                     "pod_cidr": "10.244.0.0/16", "pod_cidr_mask_size": 24,
                                     "devices": "ens192", "registry": "harbor.io/k8s/cilium"}},
     "k3s": {"chart_version": "1.15.1",
-            "l2": {"cidrs": ["192.168.20.0/24"], "interfaces": ["^eth[0-9]+"],
-                   "node_selector": {"kubernetes.io/os": "linux"}}},
+            "l2": {"cidrs": ["192.168.20.0/24"], "interfaces": ["ens192"],
+                   "node_selector": {"matchExpressions": [{"key": "node-role.kubernetes.io/control-plane",
+                                                           "operator": "Exists"}]},
+                   "policy_name": "policy", "pool_name": "lb-ip-pool"}},
 }
 
 
@@ -150,6 +152,9 @@ def t_tke():
     check_eq(config("tke", "kube-system", "ipam"), "delegated-plugin", "IPAM")
     check_eq(config("tke", "kube-system", "routing-mode"), "native", "routing")
     check(obj("tke", "core/configmaps", "kube-system", "cni-config") is not None, "chained CNI ConfigMap")
+    ds = obj("tke", "apps/daemonsets", "kube-system", "cilium")
+    check(ds["spec"]["template"]["spec"]["containers"][0]["image"].startswith("quay.tencentcloudcr.com/cilium/cilium:"),
+          "images from the guide's mirror")
     eni = obj("tke", "apps/daemonsets", "kube-system", "tke-eni-agent")
     check(eni["spec"]["template"]["spec"]["containers"][0]["image"].endswith(":v3.8.0-rc.0"), "eni-agent")
     check_eq(job["result"]["release"]["namespace"], "kube-system", "release namespace")
@@ -213,10 +218,13 @@ def t_k3s():
     check_eq(config("k3s", "cilium", "routing-mode"), "native", "routing")
     check_eq(config("k3s", "cilium", "bpf-lb-mode"), "dsr", "DSR")
     check_eq(config("k3s", "cilium", "enable-l2-announcements"), "true", "l2announcements")
-    pol = objects("k3s", "cilium.io/ciliuml2announcementpolicies").get("/ferry-l2-policy")
+    pol = objects("k3s", "cilium.io/ciliuml2announcementpolicies").get("/policy")
     check(pol is not None, "L2 announcement policy")
-    check_eq(pol["spec"]["interfaces"], ["^eth[0-9]+"], "interfaces")
-    pool = objects("k3s", "cilium.io/ciliumloadbalancerippools").get("/ferry-lb-ip-pool")
+    check_eq(pol["spec"]["interfaces"], ["ens192"], "interfaces")
+    check_eq(pol["spec"]["nodeSelector"]["matchExpressions"][0]["key"], "node-role.kubernetes.io/control-plane",
+             "announcing nodes")
+    check(pol["spec"].get("externalIPs") is True and pol["spec"].get("loadBalancerIPs") is True, "announces")
+    pool = objects("k3s", "cilium.io/ciliumloadbalancerippools").get("/lb-ip-pool")
     check(pool is not None, "LB IP pool")
     check_eq(pool["spec"]["blocks"], [{"cidr": "192.168.20.0/24"}], "pool blocks")
     node = objects("k3s", "core/nodes")["/k3s-server"]
