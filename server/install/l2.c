@@ -275,7 +275,7 @@ static enum phase_rc wait_crds(struct install_run *run, long timeout_ms, int *ab
 {
 	static const char *const crds[2] = { L2_POLICY_CRD, L2_POOL_CRD };
 	long waited = 0, step = 1000;
-	struct install_waiter w;
+	struct waitlog w;
 	install_wait_start(&w, "Cilium's L2 CRDs " L2_POLICY_CRD " and " L2_POOL_CRD
 			   " (cilium-operator registers them when it starts)", timeout_ms);
 	for (;;) {

@@ -254,24 +254,16 @@ static double mono_now_ms(void)
 	return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
 }
 
-void install_wait_start(struct install_waiter *w, const char *what, long timeout_ms)
+void install_wait_start(struct waitlog *w, const char *what, long timeout_ms)
 {
-	w->what = what;
-	w->timeout_ms = timeout_ms;
-	w->start_ms = mono_now_ms();
-	w->next_log_ms = w->start_ms + INSTALL_WAIT_LOG_MS;
+	waitlog_start(w, what, timeout_ms, mono_now_ms());
 }
 
-void install_wait_tick(struct install_run *run, struct install_waiter *w, const char *state)
+void install_wait_tick(struct install_run *run, struct waitlog *w, const char *state)
 {
-	double now = mono_now_ms();
-	if (now < w->next_log_ms)
-		return;
-	runner_event(run->ctx, "info", "waiting for %s: %ld s so far, deadline %ld s%s%s%s", w->what,
-		     (long)((now - w->start_ms) / 1000), w->timeout_ms / 1000, state && *state ? " (" : "",
-		     state && *state ? state : "", state && *state ? ")" : "");
-	while (w->next_log_ms <= now)
-		w->next_log_ms += INSTALL_WAIT_LOG_MS;
+	char line[600];
+	if (waitlog_due(w, mono_now_ms(), state, line, sizeof line))
+		runner_event(run->ctx, "info", "%s", line);
 }
 
 long install_count_nodes(struct install_run *run)

@@ -33,7 +33,7 @@ enum phase_rc install_wait_rollout(struct install_run *run, const char *path, co
 	long waited = 0, step = 100;   /* poll at 100 ms, backing off to 1 s */
 	char msg[256] = "", what[300];
 	snprintf(what, sizeof what, "%s rollout (%s)", kind, path);
-	struct install_waiter w;
+	struct waitlog w;
 	install_wait_start(&w, what, timeout_ms);
 	for (;;) {
 		json_t *obj = NULL;

@@ -32,6 +32,7 @@
 
 #include "server/install/profiles.h"
 #include "server/install/runner.h"
+#include "server/install/waitlog.h"
 
 #include <jansson.h>
 
@@ -110,19 +111,11 @@ int install_apply(struct install_run *run, const json_t *obj, const char **actio
  * created, else install_call_failed()'s outcome (message set). */
 enum phase_rc install_ensure_namespace(struct install_run *run);
 
-/* Progress of a long wait: install_wait_tick() logs an info event
- * "waiting for <what>: <elapsed> s so far, deadline <timeout> s (<state>)"
- * each time INSTALL_WAIT_LOG_MS more have passed, so no wait is silent for
- * longer than that. */
-#define INSTALL_WAIT_LOG_MS 30000
-struct install_waiter {
-	const char *what;       /* borrowed, e.g. "DaemonSet kube-system/cilium rollout" */
-	long timeout_ms;
-	double start_ms;        /* monotonic */
-	double next_log_ms;
-};
-void install_wait_start(struct install_waiter *w, const char *what, long timeout_ms);
-void install_wait_tick(struct install_run *run, struct install_waiter *w, const char *state);
+/* Progress of a long wait (waitlog.h): install_wait_tick() logs an info
+ * event "waiting for <what>: <elapsed> s so far, deadline <timeout> s
+ * (<state>)" each time WAITLOG_EVERY_MS (30 s) more have passed. */
+void install_wait_start(struct waitlog *w, const char *what, long timeout_ms);
+void install_wait_tick(struct install_run *run, struct waitlog *w, const char *state);
 
 /* Poll a DaemonSet or Deployment at path until kubectl's rollout rule says
  * done (PHASE_OK), errors (PHASE_FAIL) or timeout_ms passes (PHASE_RETRY). */
