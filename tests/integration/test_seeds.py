@@ -196,6 +196,11 @@ def t_kubeadm():
     ds = obj("kubeadm", "apps/daemonsets", "kube-system", "cilium")
     check(ds["spec"]["template"]["spec"]["containers"][0]["image"].startswith("harbor.io/k8s/cilium/cilium:"),
           "private registry image")
+    # cilium-operator 1.12 registered its CRDs (kubesim does what the operator
+    # does when it starts), but not the L2 ones, which came with 1.14
+    crds = objects("kubeadm", "apiextensions.k8s.io/customresourcedefinitions")
+    check("/ciliumnetworkpolicies.cilium.io" in crds and "/ciliumnodes.cilium.io" in crds, "1.12 CRDs: %r" % list(crds))
+    check("/ciliuml2announcementpolicies.cilium.io" not in crds, "no L2 CRD from a 1.12 operator")
     v = check_verify(job, "kubeadm", "kube-system")
     # 3 agents + operator + hubble-relay + hubble-ui on three nodes
     check(v["total"] >= 6, "1.12 pods found: %r" % v)
@@ -218,6 +223,13 @@ def t_k3s():
     check_eq(config("k3s", "cilium", "routing-mode"), "native", "routing")
     check_eq(config("k3s", "cilium", "bpf-lb-mode"), "dsr", "DSR")
     check_eq(config("k3s", "cilium", "enable-l2-announcements"), "true", "l2announcements")
+    crds = objects("k3s", "apiextensions.k8s.io/customresourcedefinitions")
+    for name in ("ciliuml2announcementpolicies", "ciliumloadbalancerippools"):
+        conds = crds["/%s.cilium.io" % name]["status"]["conditions"]
+        check(any(c["type"] == "Established" and c["status"] == "True" for c in conds), "%s Established" % name)
+    l2_log = [e["message"] for e in f.get("/v1/jobs/%s/events?limit=1000" % job["id"], OP).json()["items"]
+              if e.get("phase") == "l2-announcements"]
+    check(l2_log, "the l2-announcements phase logged")
     pol = objects("k3s", "cilium.io/ciliuml2announcementpolicies").get("/policy")
     check(pol is not None, "L2 announcement policy")
     check_eq(pol["spec"]["interfaces"], ["ens192"], "interfaces")
