@@ -180,6 +180,12 @@ def t_coexist():
     check_eq(config("coexist", "kube-system", "ipam"), "delegated-plugin", "IPAM")
     check_eq(config("coexist", "kube-system", "cni-chaining-target"), "multus-cni", "chained behind multus")
     check_eq(job["result"]["release"]["chart_version"], "1.18.2", "chart")
+    add_nodes("coexist", ["10.0.1.21", "10.0.1.22"])
+    job = run_job(cid, "upgrade", dict(SEED_PARAMS["coexist"], allow_existing_nodes=True, wait_timeout_s=60))
+    check_succeeded(job)
+    v = check_verify(job, "coexist", "kube-system")
+    check(v["total"] >= 5 and v["ready"] == v["total"], "pods on 2 nodes: %r" % v)
+    check(not retired("coexist", "kube-proxy"), "kube-proxy still kept")
 
 
 def t_kubeadm():
