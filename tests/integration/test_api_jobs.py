@@ -322,7 +322,7 @@ def t_params_schema():
                  "keep_kube_proxy", "profile_options", "l2", "masquerade", "nodepool", "reuse_values",
                  "max_history", "on_failure", "retries"):
         check(name in props, "install params lack %s" % name)
-        check(props[name].get("description") or name in ("nodepool",), "%s has no description" % name)
+        check(props[name].get("description"), "%s has no description" % name)
     check_eq(props["chart_version"]["default"], "1.18.3", "chart_version default")
     check_eq(props["wait_timeout_s"]["default"], 600, "wait_timeout_s default")
     check("test_sleep_ms" not in props, "test-only params are not documented")
