@@ -11,7 +11,9 @@
 #include <string.h>
 
 #include "api/api.h"
+#include "api/jobparams.h"
 #include "db/jobs.h"
+#include "server/app.h"
 
 static const char *const kinds[] = { "install", "upgrade", "rollback", "uninstall", "adopt",
 				     "preflight", NULL };
@@ -81,6 +83,14 @@ void api_jobs_create(struct api_req *r)
 		api_problem_errors(r, 400, "Invalid request",
 				   json_pack("[{s:s,s:s}]", "field", "params", "message", "must be an object"),
 				   "params must be an object");
+		goto out;
+	}
+	char pfield[256], pmsg[512];
+	if (jobparams_check(json_string_value(kind), params, r->app && r->app->cfg.test_mode, pfield,
+			    sizeof pfield, pmsg, sizeof pmsg) < 0) {
+		api_problem_errors(r, 422, "Invalid job parameters",
+				   json_pack("[{s:s,s:s}]", "field", pfield, "message", pmsg),
+				   "%s: %s (GET /v1/job-kinds lists every kind's parameters)", pfield, pmsg);
 		goto out;
 	}
 	const char *idem = api_header(r, "Idempotency-Key");

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "api/api.h"
+#include "api/jobparams.h"
 
 static const char schemas_json[] =
 	"{"
@@ -61,9 +62,8 @@ static const char schemas_json[] =
 	" \"active_job_id\":{\"type\":[\"string\",\"null\"]}}},"
 	"\"ClusterPage\":{\"type\":\"object\",\"properties\":{\"items\":{\"type\":\"array\",\"items\":{\"$ref\":\"#/components/schemas/Cluster\"}},"
 	" \"next_cursor\":{\"type\":[\"string\",\"null\"]}}},"
-	"\"JobCreate\":{\"type\":\"object\",\"required\":[\"kind\"],\"additionalProperties\":false,"
-	" \"properties\":{\"kind\":{\"enum\":[\"install\",\"upgrade\",\"rollback\",\"uninstall\",\"adopt\",\"preflight\"]},"
-	"  \"params\":{\"type\":\"object\"}}},"
+	"\"JobKinds\":{\"type\":\"object\",\"properties\":{\"items\":{\"type\":\"array\",\"items\":{\"type\":\"object\","
+	" \"properties\":{\"kind\":{\"type\":\"string\"},\"description\":{\"type\":\"string\"},\"params_schema\":{\"type\":\"object\"}}}}}},"
 	"\"Phase\":{\"type\":\"object\",\"properties\":{\"seq\":{\"type\":\"integer\"},\"name\":{\"type\":\"string\"},"
 	" \"state\":{\"enum\":[\"pending\",\"running\",\"succeeded\",\"failed\",\"skipped\"]},\"attempts\":{\"type\":\"integer\"},"
 	" \"api_calls\":{\"type\":\"integer\"},\"started_at\":{\"type\":[\"string\",\"null\"]},\"finished_at\":{\"type\":[\"string\",\"null\"]},"
@@ -173,6 +173,8 @@ void api_openapi(struct api_req *r)
 		api_problem(r, 500, "Internal error", "openapi schemas do not parse: %s", jerr.text);
 		return;
 	}
+	/* One alternative per job kind with its params schema (jobparams.c). */
+	json_object_set_new(schemas, "JobCreate", jobparams_openapi_job_create());
 	json_t *paths = json_object();
 	for (size_t i = 0; i < api_routes_count; i++) {
 		const struct api_route *rt = &api_routes[i];

@@ -5,6 +5,7 @@
  */
 #include "api/api.h"
 #include "api/charts.h"
+#include "api/jobparams.h"
 
 #include <stddef.h>
 
@@ -47,6 +48,8 @@ const struct api_route api_routes[] = {
 
 	{ "POST", "/v1/clusters/{id}/jobs", api_jobs_create, API_SCOPE_TENANT, API_ROLE_OPERATOR,
 	  "Start a job on a cluster (202 + Location; Idempotency-Key honoured)", "JobCreate", "Job", 202 },
+	{ "GET", "/v1/job-kinds", api_job_kinds, API_SCOPE_ANY, API_ROLE_VIEWER,
+	  "Job kinds and the JSON Schema of each kind's params (descriptions, defaults)", NULL, "JobKinds", 200 },
 	{ "GET", "/v1/jobs", api_jobs_list, API_SCOPE_TENANT, API_ROLE_VIEWER,
 	  "List jobs (filter by state, cluster_id; cursor pagination)", NULL, "JobPage", 200 },
 	{ "GET", "/v1/jobs/{id}", api_jobs_get, API_SCOPE_TENANT, API_ROLE_VIEWER,

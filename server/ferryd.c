@@ -422,7 +422,10 @@ static int cmd_serve(struct settings *s)
 
 	http = http_server_start(&app, err, sizeof(err));
 	if (!http) {
-		fprintf(stderr, "ferryd: %s\n", err);
+		fprintf(stderr, "ferryd: %s\n"
+			"ferryd: choose another address with --listen HOST:PORT or FERRY_LISTEN "
+			"(port 0 = any free port); ./dev run passes its flags on: ./dev run --listen 127.0.0.1:8081\n",
+			err);
 		goto out;
 	}
 	const char *host = app.cfg.listen;

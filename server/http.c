@@ -7,8 +7,11 @@
  * limit bounds the number of threads.
  *
  * One request goes through these steps (http_access):
- *   1. first call: allocate the per-request state; refuse at once (413) a
- *      Content-Length above cfg.max_body_bytes;
+ *   1. first call: allocate the per-request state; a Content-Length above
+ *      cfg.max_body_bytes is refused (413): up to HTTP_DRAIN_MAX_BYTES the
+ *      body is read and dropped first, so the client, still sending, gets
+ *      the answer on a cleanly closed connection; above that at once
+ *      (Connection: close);
  *   2. upload calls: append the body, or stop keeping it once it grows past
  *      the limit (chunked uploads) and answer 413 at the end;
  *   3. final call: give it a request id, route it (api_routes[]), check the
@@ -651,6 +654,9 @@ static void ctx_free(struct http_ctx *ctx)
 	free(ctx);
 }
 
+/* Oversized bodies up to this size are read (and dropped) before the 413. */
+#define HTTP_DRAIN_MAX_BYTES (16u * 1024 * 1024)
+
 static enum MHD_Result queue_api_answer(struct http_server *srv, struct MHD_Connection *conn,
 					struct http_ctx *ctx)
 {
@@ -694,7 +700,17 @@ static enum MHD_Result http_access(void *cls, struct MHD_Connection *conn, const
 			char *end;
 			errno = 0;
 			unsigned long long v = strtoull(cl, &end, 10);
+			if (!errno && !*end && v > app->cfg.max_body_bytes && v <= HTTP_DRAIN_MAX_BYTES) {
+				/* Read and drop the body, answer 413 once it has
+				 * arrived: answering first and closing with unread
+				 * data resets the connection under a client that is
+				 * still sending (it sees EPIPE, not the 413). */
+				ctx->too_large = 1;
+				return MHD_YES;
+			}
 			if (errno || *end || v > app->cfg.max_body_bytes) {
+				/* Too large to be worth reading: answer now and close. */
+				api_set_header(&ctx->req, "Connection", "close");
 				api_problem(&ctx->req, 413, "Request body too large",
 					    "the request body exceeds the limit of %zu bytes",
 					    app->cfg.max_body_bytes);

@@ -830,7 +830,7 @@
           el('td', null, el('span', { class: `badge action-${String(o.action || '').replace(/[^a-z]/g, '')}`, text: dash(o.action) })),
           el('td', { text: dash(o.kind) }), el('td', { text: dash(o.namespace) }),
           el('td', { text: dash(o.name) }),
-          el('td', { class: 'fields', text: Array.isArray(o.changed_fields) && o.changed_fields.length ? o.changed_fields.join(', ') : '' }))),
+          el('td', { class: 'fields', text: Array.isArray(o.fields) && o.fields.length ? o.fields.join(', ') : '' }))),
         'The dry run found nothing to change.')));
     }
   }

@@ -275,6 +275,9 @@ static enum phase_rc wait_crds(struct install_run *run, long timeout_ms, int *ab
 {
 	static const char *const crds[2] = { L2_POLICY_CRD, L2_POOL_CRD };
 	long waited = 0, step = 1000;
+	struct waitlog w;
+	install_wait_start(&w, "Cilium's L2 CRDs " L2_POLICY_CRD " and " L2_POOL_CRD
+			   " (cilium-operator registers them when it starts)", timeout_ms);
 	for (;;) {
 		int ready = 0;
 		*absent = 0;
@@ -308,6 +311,7 @@ static enum phase_rc wait_crds(struct install_run *run, long timeout_ms, int *ab
 				 L2_POLICY_CRD, L2_POOL_CRD, timeout_ms / 1000);
 			return PHASE_RETRY;
 		}
+		install_wait_tick(run, &w, *absent ? "not registered yet" : "registered, not Established yet");
 		if (runner_sleep(run->ctx, step))
 			return PHASE_ABORT;
 		waited += step;

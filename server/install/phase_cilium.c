@@ -218,6 +218,8 @@ enum phase_rc phase_cilium(struct runner_ctx *ctx)
 		goto out;
 	}
 
+	if ((rc = install_ensure_namespace(&run)) != PHASE_OK)
+		goto out;
 	/* The release's history. */
 	char sel[128];
 	snprintf(sel, sizeof sel, "owner=helm,name=%s", run.release);

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static int should_abort(void *arg)
 {
@@ -209,6 +210,60 @@ out:
 	free(coll);
 	free(item);
 	return st;
+}
+
+enum phase_rc install_ensure_namespace(struct install_run *run)
+{
+	char path[320];
+	snprintf(path, sizeof path, "/api/v1/namespaces/%s", run->ns);
+	json_t *live = NULL;
+	int st = kube_ops_get(run->ops, path, &live);
+	json_decref(live);
+	if (st == 200)
+		return PHASE_OK;
+	if (st != 404)
+		return install_call_failed(run, st, "read the release namespace");
+	/* As `helm install --create-namespace` makes it: label name=<ns>, no
+	 * Helm ownership annotations, so no uninstall or prune of the release
+	 * ever deletes it (the API server adds kubernetes.io/metadata.name). */
+	json_t *nsobj = json_pack("{s:s, s:s, s:{s:s, s:{s:s}}}", "apiVersion", "v1", "kind", "Namespace",
+				  "metadata", "name", run->ns, "labels", "name", run->ns);
+	st = kube_ops_create(run->ops, "/api/v1/namespaces", nsobj, NULL);
+	if (st == 409)   /* created meanwhile (a retry, or by hand) */
+		st = 201;
+	if (st >= 200 && st < 300) {
+		install_record_object(run, nsobj, "created", NULL);
+		runner_event(run->ctx, "info", "%snamespace %s created (as helm --create-namespace)",
+			     run->dry_run ? "dry run: " : "", run->ns);
+		if (run->dry_run) {
+			if (!run->dry_namespaces)
+				run->dry_namespaces = json_object();
+			json_object_set_new(run->dry_namespaces, run->ns, json_true());
+		}
+	}
+	json_decref(nsobj);
+	if (st < 200 || st >= 300)
+		return install_call_failed(run, st, "create the release namespace");
+	return PHASE_OK;
+}
+
+static double mono_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
+}
+
+void install_wait_start(struct waitlog *w, const char *what, long timeout_ms)
+{
+	waitlog_start(w, what, timeout_ms, mono_now_ms());
+}
+
+void install_wait_tick(struct install_run *run, struct waitlog *w, const char *state)
+{
+	char line[600];
+	if (waitlog_due(w, mono_now_ms(), state, line, sizeof line))
+		runner_event(run->ctx, "info", "%s", line);
 }
 
 long install_count_nodes(struct install_run *run)

@@ -31,7 +31,10 @@ enum phase_rc install_wait_rollout(struct install_run *run, const char *path, co
 				   long timeout_ms)
 {
 	long waited = 0, step = 100;   /* poll at 100 ms, backing off to 1 s */
-	char msg[256] = "";
+	char msg[256] = "", what[300];
+	snprintf(what, sizeof what, "%s rollout (%s)", kind, path);
+	struct waitlog w;
+	install_wait_start(&w, what, timeout_ms);
 	for (;;) {
 		json_t *obj = NULL;
 		int st = kube_ops_get(run->ops, path, &obj);
@@ -54,6 +57,7 @@ enum phase_rc install_wait_rollout(struct install_run *run, const char *path, co
 				 "timed out after %ld s: %s", waited / 1000, msg);
 			return PHASE_RETRY;
 		}
+		install_wait_tick(run, &w, msg);
 		if (runner_sleep(run->ctx, step))
 			return PHASE_ABORT;
 		waited += step;

@@ -5,11 +5,14 @@
  * record version and node count), then reads what preflight_rules needs —
  * GET /version, every DaemonSet, the nodes, default/kubernetes endpoints,
  * the kube-proxy ConfigMap, the release's Helm records and (when a node
- * pool is asked for) the Karpenter CRD — and lets the rules decide. Nothing
- * is written to the cluster. The facts later phases need go into this
+ * pool is asked for) the Karpenter CRD — and lets the rules decide; then
+ * resolves and renders the chart once (chart_preview.h), so a missing
+ * chart or values that do not render fail here. Nothing is written to the
+ * cluster. The facts later phases need go into this
  * phase's detail, which outlives retries.
  */
 #define _POSIX_C_SOURCE 200809L
+#include "server/install/chart_preview.h"
 #include "server/install/l2.h"
 #include "server/install/phases.h"
 #include "server/install/preflight_rules.h"
@@ -114,6 +117,15 @@ enum phase_rc phase_install_preflight(struct runner_ctx *ctx)
 		rc = PHASE_FAIL;
 		goto out;
 	}
+	/* The chart and the values, resolved and rendered once before any
+	 * phase writes (the values need the facts just found). */
+	json_decref(run.preflight);
+	run.preflight = json_incref(d);
+	if ((rc = install_chart_preview(&run)) != PHASE_OK) {
+		json_object_set_new(r, "chart_error", json_string(ctx->message));
+		goto out;
+	}
+	json_object_set(r, "chart", json_object_get(d, "chart"));
 	snprintf(ctx->message, sizeof ctx->message, "Kubernetes %s, profile %s, %ld node(s), "
 		 "API server endpoint %s:%d, %zu warning(s)",
 		 res.kube_version ? res.kube_version : "?", profile_name(run.profile), res.nodes,

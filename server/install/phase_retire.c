@@ -13,6 +13,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include "server/install/phases.h"
+#include "server/install/preflight_rules.h"
 #include "server/kube/ops.h"
 
 #include <stdio.h>
@@ -20,8 +21,8 @@
 #include <string.h>
 
 #define DS_PATH "/apis/apps/v1/namespaces/kube-system/daemonsets/"
-#define SEL_KEY "label-not-exist"
-#define SEL_VAL "node-not-exist"
+#define SEL_KEY RETIRE_SELECTOR_KEY
+#define SEL_VAL RETIRE_SELECTOR_VALUE
 #define CNI_CONF "/host/etc/cni/net.d/00-multus.conf"
 
 static int retired(const json_t *ds)

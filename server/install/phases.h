@@ -32,6 +32,7 @@
 
 #include "server/install/profiles.h"
 #include "server/install/runner.h"
+#include "server/install/waitlog.h"
 
 #include <jansson.h>
 
@@ -102,6 +103,19 @@ void install_record_object(struct install_run *run, const json_t *obj, const cha
  * string. fields may be NULL. */
 int install_apply(struct install_run *run, const json_t *obj, const char **action,
 		  json_t *fields);
+
+/* Helm's --create-namespace: create the release namespace (run->ns) when
+ * it is missing, labelled name=<ns> as Helm does, recorded like any other
+ * created object (dry run: dryRun=All, and later objects in it count as
+ * created). Ferry never deletes it. PHASE_OK when it exists or was
+ * created, else install_call_failed()'s outcome (message set). */
+enum phase_rc install_ensure_namespace(struct install_run *run);
+
+/* Progress of a long wait (waitlog.h): install_wait_tick() logs an info
+ * event "waiting for <what>: <elapsed> s so far, deadline <timeout> s
+ * (<state>)" each time WAITLOG_EVERY_MS (30 s) more have passed. */
+void install_wait_start(struct waitlog *w, const char *what, long timeout_ms);
+void install_wait_tick(struct install_run *run, struct waitlog *w, const char *state);
 
 /* Poll a DaemonSet or Deployment at path until kubectl's rollout rule says
  * done (PHASE_OK), errors (PHASE_FAIL) or timeout_ms passes (PHASE_RETRY). */

@@ -358,11 +358,21 @@ static void rule_nodes(const struct preflight_input *in, struct preflight_result
 	buf_free(&supers);
 }
 
+int preflight_daemonset_retired(const json_t *ds)
+{
+	const json_t *sel = json_object_get(json_object_get(json_object_get(
+		json_object_get(ds, "spec"), "template"), "spec"), "nodeSelector");
+	const char *v = json_string_value(json_object_get(sel, RETIRE_SELECTOR_KEY));
+	return v && !strcmp(v, RETIRE_SELECTOR_VALUE);
+}
+
 static void rule_components(const struct preflight_input *in, struct preflight_result *out)
 {
 	int is_tke = in->profile == PROFILE_TKE || in->profile == PROFILE_TKE_COEXIST;
 	int kpr = profile_replaces_kube_proxy(in->profile, in->params);
-	if (is_tke && kpr && preflight_find_daemonset(in->daemonsets, "ip-masq-agent"))
+	const json_t *masq = preflight_find_daemonset(in->daemonsets, "ip-masq-agent");
+	/* Once retired (an earlier install), there is nothing left to stop. */
+	if (is_tke && kpr && masq && !preflight_daemonset_retired(masq))
 		add(out->warnings, "ip_masq_agent",
 		    "ip-masq-agent is installed; it conflicts with Cilium and the retire phase will "
 		    "stop it (nodeSelector, not deleted)");

@@ -83,6 +83,13 @@ const char *preflight_kube_proxy_mode(const json_t *kube_proxy_ds, const json_t 
 /* The DaemonSet named name in a list (or items array), borrowed. */
 const json_t *preflight_find_daemonset(const json_t *list, const char *name);
 
+/* The nodeSelector the retire phase gives a TKE component so that it runs
+ * nowhere (phase_retire.c). */
+#define RETIRE_SELECTOR_KEY "label-not-exist"
+#define RETIRE_SELECTOR_VALUE "node-not-exist"
+/* 1 when a DaemonSet carries that nodeSelector (retired earlier). */
+int preflight_daemonset_retired(const json_t *ds);
+
 #define PREFLIGHT_MANAGED_LABEL "ferry.io/managed"
 
 #endif

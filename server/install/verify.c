@@ -102,6 +102,49 @@ static char *pod_status(const json_t *pod)
 	return xstrdup(phase ? phase : "Unknown");
 }
 
+const char *const verify_pod_selectors[] = {
+	"k8s-app in (cilium,cilium-envoy,hubble-relay,hubble-ui,clustermesh-apiserver)",
+	"io.cilium/app=operator",
+	NULL,
+};
+
+size_t verify_collect_pods(json_t *out, const json_t *pod_list)
+{
+	const json_t *items = json_is_array(pod_list) ? pod_list : json_object_get(pod_list, "items");
+	size_t i, k, terminating = 0;
+	const json_t *pod, *have;
+	json_array_foreach(items, i, pod) {
+		const json_t *meta = json_object_get(pod, "metadata");
+		if (json_object_get(meta, "deletionTimestamp")) {
+			terminating++;
+			continue;
+		}
+		const char *name = sget(meta, "name");
+		int dup = 0;
+		json_array_foreach(out, k, have) {
+			const char *hn = sget(json_object_get(have, "metadata"), "name");
+			if (name && hn && !strcmp(name, hn))
+				dup = 1;
+		}
+		if (!dup)
+			json_array_append(out, (json_t *)pod);
+	}
+	return terminating;
+}
+
+long verify_running_count(const json_t *rows)
+{
+	long n = 0;
+	size_t i;
+	const json_t *r;
+	json_array_foreach(rows, i, r) {
+		const char *st = sget(r, "status");
+		if (st && !strcmp(st, "Running"))
+			n++;
+	}
+	return n;
+}
+
 static int row_cmp(const void *a, const void *b)
 {
 	const json_t *ra = *(const json_t *const *)a, *rb = *(const json_t *const *)b;

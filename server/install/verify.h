@@ -22,6 +22,23 @@
 
 json_t *verify_pod_rows(const json_t *pod_list, time_t now);
 
+/* The label selectors that together find every pod of a Cilium release,
+ * NULL-terminated. They use only labels every chart from 1.12 through
+ * 1.21 puts on its pod templates: 1.12 sets no app.kubernetes.io/part-of
+ * (agent k8s-app=cilium, operator io.cilium/app=operator + name=...,
+ * hubble-relay/hubble-ui k8s-app=...); 1.13 and later add part-of and
+ * app.kubernetes.io/name but keep k8s-app and io.cilium/app. */
+extern const char *const verify_pod_selectors[];
+
+/* Append to out (a JSON array) the items of pod_list that are not being
+ * deleted (no metadata.deletionTimestamp: the previous revision's pods
+ * after an upgrade) and whose name is not in out yet (one pod may match
+ * two selectors). Returns how many terminating pods were left out. */
+size_t verify_collect_pods(json_t *out, const json_t *pod_list);
+
+/* Rows whose status is Running (ready or not). */
+long verify_running_count(const json_t *rows);
+
 /* The rows as an aligned text table with the kubectl header. */
 char *verify_table_text(const json_t *rows);
 

@@ -225,15 +225,20 @@ async function startKubesim(tmp) {
     ca: fs.readFileSync(info.ca, 'utf8'), name: c.name, port: info.port, adminToken: info.admin_token, caFile: info.ca };
 }
 
-/* Slow kubesim down so a job stays active long enough to watch it live.
+/* A call of kubesim's admin API; returns the HTTP status as a string.
  * Uses curl with kubesim's CA (node's fetch has no per-request CA option). */
+function kubesimAdmin(ks, method, apiPath, body) {
+  const r = spawnSync('curl', ['-sS', '--cacert', ks.caFile, '-X', method,
+    '-H', `Authorization: Bearer ${ks.adminToken}`, '-H', 'Content-Type: application/json',
+    '--data', JSON.stringify(body), '-o', '/dev/null', '-w', '%{http_code}',
+    `https://127.0.0.1:${ks.port}${apiPath}`], { encoding: 'utf8' });
+  return r.status === 0 ? r.stdout.trim() : `curl failed: ${r.stderr}`;
+}
+
+/* Slow kubesim down so a job stays active long enough to watch it live. */
 function kubesimFaults(ks, faults) {
   if (!ks) return false;
-  const r = spawnSync('curl', ['-sS', '--cacert', ks.caFile, '-X', 'PUT',
-    '-H', `Authorization: Bearer ${ks.adminToken}`, '-H', 'Content-Type: application/json',
-    '--data', JSON.stringify(faults), '-o', '/dev/null', '-w', '%{http_code}',
-    `https://127.0.0.1:${ks.port}/_sim/clusters/${ks.name}/faults`], { encoding: 'utf8' });
-  return r.status === 0 && r.stdout.trim() === '200';
+  return kubesimAdmin(ks, 'PUT', `/_sim/clusters/${ks.name}/faults`, faults) === '200';
 }
 
 /* ------------------------------------------------------------- browser */
@@ -624,35 +629,56 @@ async function runBrowserChecks(page, ctx, fx, pageErrors, streamRequests) {
   });
 
   await check('result_tables_render', async () => {
-    // The install phases that fill job.result are not built yet, so this
-    // check feeds a recorded job (real job + result fields) to the page.
-    const fake = Object.assign({}, fx.job, {
-      kind: 'install', state: 'succeeded',
-      result: {
-        verify: { pods: [
-          { name: 'cilium-x1', ready: '1/1', status: 'Running', restarts: 0, age: '3m' },
-          { name: 'cilium-operator-y', ready: '0/1', status: 'Pending', restarts: 2, age: '3m' }] },
-        dry_run: { objects: [
-          { kind: 'ConfigMap', namespace: 'kube-system', name: 'cni-configuration', action: 'changed', changed_fields: ['data.cni-config'] },
-          { kind: 'DaemonSet', namespace: 'kube-system', name: 'cilium', action: 'created', changed_fields: [] },
-          { kind: 'ServiceAccount', namespace: 'kube-system', name: '<b>sa</b>', action: 'unchanged', changed_fields: [] }] },
-      },
-    });
-    const url = `**/v1/jobs/${fx.job.id}`;
-    await page.route(url, (route) => route.fulfill({ status: 200, contentType: 'application/json', body: JSON.stringify(fake) }));
+    // The tables are fed by real jobs: an install on the kubesim cluster
+    // (two nodes join first, so verify lists running pods), then a dry run
+    // that changes a value. Nothing here is made up: the page reads the
+    // API's own job JSON (result.verify.pods, result.dry_run.objects with
+    // their `fields`).
+    if (!fx.kubesim) return 'skipped: needs kubesim';
+    const nodes = kubesimAdmin(fx.kubesim, 'POST', `/_sim/clusters/${fx.kubesim.name}/nodes`, { nodes: [
+      { name: '10.0.0.31', osImage: 'TencentOS Server 4.2', kernelVersion: '6.6.47-12.tl4.x86_64', ready: true },
+      { name: '10.0.0.32', osImage: 'TencentOS Server 4.2', kernelVersion: '6.6.47-12.tl4.x86_64', ready: true }] });
+    assert(nodes === '201', `kubesim nodes: ${nodes}`);
+    const base = fx.base;
+    const params = { chart_version: '1.18.3', allow_existing_nodes: true, wait_timeout_s: 60 };
+    const inst = await must(base, 'POST', `/v1/clusters/${fx.cluster.id}/jobs`, fx.token, { kind: 'install', params }, 202);
+    const installed = await waitJobDone(base, fx.token, inst.id, 120000);
+    assert(installed.state === 'succeeded', `install: ${installed.state} ${installed.error || ''}`);
+    const dryParams = Object.assign({}, params, { dry_run: true, set: ['operator.replicas=1'] });
+    const dj = await must(base, 'POST', `/v1/clusters/${fx.cluster.id}/jobs`, fx.token, { kind: 'upgrade', params: dryParams }, 202);
+    const real = await waitJobDone(base, fx.token, dj.id, 120000);
+    assert(real.state === 'succeeded', `dry run: ${real.state} ${real.error || ''}`);
+    const objs = real.result.dry_run.objects;
+    const changed = objs.find((o) => o.action === 'changed' && Array.isArray(o.fields) && o.fields.length);
+    assert(changed, `the dry run reports no changed object with fields: ${JSON.stringify(objs).slice(0, 300)}`);
+    const pods = real.result.verify.pods;
+    assert(pods.length >= 2, `verify pods: ${JSON.stringify(pods)}`);
+
+    await page.evaluate((id) => { location.hash = `#/jobs/${id}`; }, real.id);
+    await page.locator('#verify-table table').waitFor();
+    const v = await visibleText('#verify-table');
+    assert(v.includes(pods[0].name) && v.includes(pods[0].ready) && v.includes(pods[0].status), `verify table: ${v}`);
+    await page.locator('#dry-run-table table').waitFor();
+    const d = await visibleText('#dry-run-table');
+    assert(d.includes(changed.name) && d.includes(changed.fields[0]), `changed fields not shown (${changed.name}: ${changed.fields[0]}): ${d}`);
+    const counts = {};
+    for (const o of objs) counts[o.action] = (counts[o.action] || 0) + 1;
+    assert((await visibleText('#dry-run-summary')).includes(`${counts.changed} changed`), 'summary missing');
+
+    // The same real job with one object name made HTML: shown as text.
+    const evil = JSON.parse(JSON.stringify(real));
+    evil.result.dry_run.objects[0].name = '<b>sa</b>';
+    const url = `**/v1/jobs/${real.id}`;
+    await page.route(url, (route) => route.fulfill({ status: 200, contentType: 'application/json', body: JSON.stringify(evil) }));
     try {
-      await page.evaluate((id) => { location.hash = `#/jobs/${id}`; }, fx.job.id);
-      await page.locator('#verify-table table').waitFor();
-      const v = await visibleText('#verify-table');
-      assert(v.includes('cilium-x1') && v.includes('Running') && v.includes('0/1') && v.includes('Pending'), `verify table: ${v}`);
-      const d = await visibleText('#dry-run-table');
-      assert(d.includes('cni-configuration') && d.includes('data.cni-config') && d.includes('created'), `dry-run table: ${d}`);
-      assert(d.includes('<b>sa</b>'), 'HTML in an object name was not shown as text');
+      await page.evaluate(() => { location.hash = '#/jobs'; });
+      await page.evaluate((id) => { location.hash = `#/jobs/${id}`; }, real.id);
+      await page.waitForFunction(() => (document.querySelector('#dry-run-table') || {}).innerText?.includes('<b>sa</b>'));
       assert(await page.locator('#dry-run-table b').count() === 0, 'HTML in an object name was rendered');
-      assert((await visibleText('#dry-run-summary')).includes('1 changed'), 'summary missing');
     } finally {
       await page.unroute(url);
     }
+    return `${objs.length} dry-run objects (${JSON.stringify(counts)}), ${pods.length} pods`;
   });
 
   await check('not_found_shows_problem_detail', async () => {

@@ -169,7 +169,12 @@ class Ferry:
             h["Content-Type"] = content_type
         if headers:
             h.update(headers)
-        conn.request(method, path, body=data, headers=h)
+        try:
+            conn.request(method, path, body=data, headers=h)
+        except (BrokenPipeError, ConnectionResetError):
+            # A server may answer (e.g. 413) before the whole body is sent and
+            # stop reading: the answer is still there to read.
+            pass
         r = conn.getresponse()
         resp = Resp(r.status, r.getheaders(), r.read())
         conn.close()
@@ -305,13 +310,16 @@ class Kubesim:
         """The kubesim.json entry of one simulated cluster."""
         return [c for c in self.info["clusters"] if c["name"] == name][0]
 
-    def admin(self, method, path):
-        """A call of kubesim's admin API (/_sim/...); returns the JSON answer."""
+    def admin(self, method, path, body=None):
+        """A call of kubesim's admin API (/_sim/...) with an optional JSON
+        body; returns the JSON answer."""
         import ssl
         import urllib.request
         ctx = ssl.create_default_context(cafile=self.info["ca"])
+        data = json.dumps(body).encode() if body is not None else None
         req = urllib.request.Request("https://127.0.0.1:%d%s" % (self.info["port"], path), method=method,
-                                     headers={"Authorization": "Bearer " + self.info["admin_token"]})
+                                     data=data, headers={"Authorization": "Bearer " + self.info["admin_token"],
+                                                         "Content-Type": "application/json"})
         with urllib.request.urlopen(req, context=ctx, timeout=10) as r:
             return json.load(r)
 

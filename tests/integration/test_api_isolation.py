@@ -35,7 +35,7 @@ r = f.post("/v1/clusters", cluster_body("prod-1", {"env": "prod"}), A)
 check_eq(r.status, 201, "acme cluster")
 CID = r.json()["id"]
 ETAG = r.header("ETag")
-r = f.post("/v1/clusters/%s/jobs" % CID, {"kind": "install", "params": {"version": "1.18.3"}}, A)
+r = f.post("/v1/clusters/%s/jobs" % CID, {"kind": "install", "params": {"chart_version": "1.18.3"}}, A)
 check_eq(r.status, 202, "acme job")
 JID = r.json()["id"]
 r = f.post("/v1/tokens", {"name": "acme-viewer", "role": "viewer"}, A)

@@ -17,7 +17,8 @@ from apitest import (check, check_eq, finish, is_problem, run_test, start)  # no
 
 TESTS = ["api_jobs_create_and_get", "api_jobs_idempotency", "api_jobs_concurrent_one_active",
          "api_jobs_list_filters", "api_jobs_cancel", "api_jobs_events", "api_jobs_sse_stream",
-         "api_openapi_every_route", "api_metrics", "api_static_console"]
+         "api_openapi_every_route", "api_metrics", "api_static_console", "api_job_params_schema",
+         "api_job_params_refused"]
 f = start("jobs", TESTS)
 acme = f.tenant("acme")
 OP = f.token(acme, "operator")
@@ -33,12 +34,12 @@ def new_cluster(name):
 
 def t_create_get():
     cid = new_cluster("j1")
-    r = f.post("/v1/clusters/%s/jobs" % cid, {"kind": "install", "params": {"version": "1.18.3"}}, OP)
+    r = f.post("/v1/clusters/%s/jobs" % cid, {"kind": "install", "params": {"chart_version": "1.18.3"}}, OP)
     check_eq(r.status, 202, "202 %r" % r)
     job = r.json()
     check_eq(r.header("Location"), "/v1/jobs/" + job["id"], "Location")
     for k, v in (("cluster_id", cid), ("cluster_name", "j1"), ("kind", "install"), ("state", "queued"),
-                 ("params", {"version": "1.18.3"}), ("cancel_requested", False), ("error", None)):
+                 ("params", {"chart_version": "1.18.3"}), ("cancel_requested", False), ("error", None)):
         check_eq(job[k], v, k)
     check(isinstance(job["phases"], list), "phases list")
     g = f.get("/v1/jobs/" + job["id"], VIEW)
@@ -307,6 +308,63 @@ def t_static():
     is_problem(f.request("POST", "/index.html", raw=b"x", content_type="text/plain"), 405)
 
 
+def t_params_schema():
+    # Every kind with a params schema: descriptions and defaults, served at
+    # /v1/job-kinds and inside the OpenAPI document's JobCreate.
+    r = f.get("/v1/job-kinds", VIEW)
+    check_eq(r.status, 200, "job-kinds %r" % r)
+    kinds = {k["kind"]: k for k in r.json()["items"]}
+    for k in ("install", "upgrade", "rollback", "uninstall", "adopt", "check", "repair", "preflight"):
+        check(k in kinds, "job-kinds lacks %s" % k)
+        check_eq(kinds[k]["params_schema"]["additionalProperties"], False, "%s closed" % k)
+    props = kinds["install"]["params_schema"]["properties"]
+    for name in ("chart_version", "values_yaml", "set", "image_mirror", "dry_run", "wait_timeout_s",
+                 "keep_kube_proxy", "profile_options", "l2", "masquerade", "nodepool", "reuse_values",
+                 "max_history", "on_failure", "retries"):
+        check(name in props, "install params lack %s" % name)
+        check(props[name].get("description"), "%s has no description" % name)
+    check_eq(props["chart_version"]["default"], "1.18.3", "chart_version default")
+    check_eq(props["wait_timeout_s"]["default"], 600, "wait_timeout_s default")
+    check("test_sleep_ms" not in props, "test-only params are not documented")
+    check("revision" in kinds["rollback"]["params_schema"]["properties"], "rollback revision")
+    check("ignore" in kinds["check"]["params_schema"]["properties"], "check ignore")
+    check("release_name" in kinds["adopt"]["params_schema"]["properties"], "adopt release_name")
+    doc = f.get("/v1/openapi.json").json()
+    alts = doc["components"]["schemas"]["JobCreate"]["oneOf"]
+    by_kind = {a["properties"]["kind"]["const"]: a for a in alts}
+    check_eq(by_kind["install"]["properties"]["params"], kinds["install"]["params_schema"], "openapi = job-kinds")
+    check("/v1/job-kinds" in doc["paths"], "openapi lists /v1/job-kinds")
+
+
+def t_params_refused():
+    # Unknown, mistyped and out-of-range params: 422 naming the field, and no
+    # job queued.
+    cid = new_cluster("params-c")
+    cases = [
+        ({"chart_verison": "1.12.0"}, "params.chart_verison", "did you mean chart_version"),
+        ({"chart_version": 1.12}, "params.chart_version", "must be a string"),
+        ({"dry_run": "yes"}, "params.dry_run", "must be a boolean"),
+        ({"wait_timeout_s": 0}, "params.wait_timeout_s", "at least 1"),
+        ({"l2": {"cidrs": ["10.1.0.0/24"], "interface": ["eth0"]}}, "params.l2.interface", "did you mean interfaces"),
+        ({"l2": {"cidrs": [7]}}, "params.l2.cidrs[0]", "must be a string"),
+        ({"profile_options": {"pod_cidr": "10.0.0.0/16", "xdp": "true"}}, "params.profile_options.xdp", "boolean"),
+        ({"masquerade": {}}, "params.masquerade.vpc_cidr", "required"),
+        ({"revision": 2}, "params.revision", "unknown parameter"),        # rollback's, not install's
+        ({"test_sleep_ms": 10}, "params.test_sleep_ms", "unknown parameter"),  # not in test mode
+    ]
+    for params, field, text in cases:
+        r = f.post("/v1/clusters/%s/jobs" % cid, {"kind": "install", "params": params}, OP)
+        is_problem(r, 422)
+        errs = r.json().get("errors") or [{}]
+        check_eq(errs[0].get("field"), field, "field for %r" % params)
+        check(text in errs[0].get("message", "") and field in r.json()["detail"], "message for %r: %r" % (params, r))
+    check_eq(f.get("/v1/jobs?cluster_id=" + cid, OP).json()["items"], [], "nothing queued")
+    # The lifecycle kinds' params are known to the schema.
+    r = f.post("/v1/clusters/%s/jobs" % cid, {"kind": "install", "params": {"reuse_values": True, "max_history": 3,
+                                                                           "on_failure": "rollback"}}, OP)
+    check_eq(r.status, 202, "lifecycle params accepted %r" % r)
+
+
 run_test("api_jobs_create_and_get", t_create_get)
 run_test("api_jobs_idempotency", t_idempotency)
 run_test("api_jobs_concurrent_one_active", t_concurrent)
@@ -317,4 +375,6 @@ run_test("api_jobs_sse_stream", t_sse)
 run_test("api_openapi_every_route", t_openapi)
 run_test("api_metrics", t_metrics)
 run_test("api_static_console", t_static)
+run_test("api_job_params_schema", t_params_schema)
+run_test("api_job_params_refused", t_params_refused)
 finish(f)

@@ -170,7 +170,9 @@ def t_embedded_demo(check):
     try:
         for round_ in (1, 2):
             e = {k: v for k, v in os.environ.items() if not k.startswith("FERRY_") or k in ("FERRY_BUILD",)}
-            e.update({"FERRY_LISTEN": "127.0.0.1:0", "FERRY_WORKERS": "1"})
+            # the preflight renders the chart too, and cwd is not the checkout
+            e.update({"FERRY_LISTEN": "127.0.0.1:0", "FERRY_WORKERS": "1",
+                      "FERRY_CHARTS_DIR": os.path.join(os.environ.get("FERRY_SHARED", "../shared"), "charts")})
             out = open(os.path.join(work, "out%d.txt" % round_), "w+")
             err = open(os.path.join(work, "err%d.txt" % round_), "w+")
             p = subprocess.Popen([FERRYD, "serve", "--demo"], cwd=work, env=e, stdout=out, stderr=err)

@@ -10,7 +10,8 @@
  *   (spec.replicas pods), replacing pods whose template hash is outdated;
  * - turns pods Ready ready_delay_ms after creation, and (k3s) nodes Ready
  *   once a cilium pod on them is ready;
- * - writes workload status the way kubectl rollout status reads it.
+ * - writes workload status the way kubectl rollout status reads it;
+ * - registers Cilium's CRDs once cilium-operator is available (operator.c).
  * Writes are skipped when nothing changed, so idle clusters keep sharing the
  * scenario's objects.
  */
@@ -814,6 +815,7 @@ void controller_tick_cluster(struct cluster *c, int64_t now)
 			tick_deployment(c, json_string_value(v), obj, now);
 	}
 	json_decref(ids);
+	operator_tick(c);
 	if (c->scn->k3s)
 		tick_k3s_nodes(c);
 	/* our own writes set dirty; run again next tick only if something moved */

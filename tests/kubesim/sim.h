@@ -174,6 +174,9 @@ void scenario_free_all(void);
 json_t *scenario_make_node(const char *name, const json_t *labels, const json_t *taints,
 			   const char *os_image, const char *kernel, int ready, int is_virtual);
 
+/* ---- operator.c: cilium-operator registers Cilium's CRDs once available */
+void operator_tick(struct cluster *c);
+
 /* ---- store.c */
 struct cluster *cluster_new(const char *name, const struct scenario *scn);
 void cluster_reset(struct cluster *c);

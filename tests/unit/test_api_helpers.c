@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "api/api.h"
+#include "api/jobparams.h"
 #include "db/dbq.h"
 #include "server/common/buf.h"
 #include "server/metrics.h"
@@ -114,6 +115,78 @@ static void test_metrics_overflow(void)
 	metrics_free(m);
 }
 
+/* One params check: 0 = valid, else the field must be want_field. */
+static void params_case(const char *kind, const char *json, int test_mode, const char *want_field,
+			const char *want_text)
+{
+	json_t *p = json_loads(json, 0, NULL);
+	char field[256] = "", msg[512] = "";
+	int rc = jobparams_check(kind, p, test_mode, field, sizeof field, msg, sizeof msg);
+	if (!want_field) {
+		if (rc != 0)
+			printf("# %s %s: %s %s\n", kind, json, field, msg);
+		check(rc == 0);
+	} else {
+		check(rc == -1);
+		check_str(field, want_field);
+		if (!strstr(msg, want_text))
+			printf("# %s: message %s\n", json, msg);
+		check(strstr(msg, want_text) != NULL);
+	}
+	json_decref(p);
+}
+
+static void test_jobparams(void)
+{
+	params_case("install", "{}", 0, NULL, NULL);
+	params_case("install", "null", 0, NULL, NULL);
+	params_case("install", "{\"chart_version\": \"1.15.1\", \"values_yaml\": [\"a: 1\\n\"], "
+		    "\"set\": [\"x=1\"], \"l2\": {\"cidrs\": [\"10.1.0.0/24\"], \"node_selector\": {\"a\": \"b\"}}, "
+		    "\"profile_options\": {\"pod_cidr\": \"10.0.0.0/16\", \"xdp\": true}, \"dry_run\": true}", 0, NULL, NULL);
+	params_case("install", "{\"chart_verison\": \"1.12.0\"}", 0, "params.chart_verison",
+		    "did you mean chart_version?");
+	params_case("install", "{\"zzz\": 1}", 0, "params.zzz", "unknown parameter");
+	params_case("install", "{\"chart_version\": 1.12}", 0, "params.chart_version", "must be a string");
+	params_case("install", "{\"chart_version\": \"\"}", 0, "params.chart_version", "must not be empty");
+	params_case("install", "{\"wait_timeout_s\": 1.5}", 0, "params.wait_timeout_s", "must be an integer");
+	params_case("install", "{\"set\": [\"a=1\", 2]}", 0, "params.set[1]", "must be a string");
+	params_case("install", "{\"l2\": {\"cidrs\": []}}", 0, "params.l2.cidrs", "empty list");
+	params_case("install", "{\"l2\": {}}", 0, "params.l2.cidrs", "is required");
+	params_case("install", "{\"on_failure\": \"retry\"}", 0, "params.on_failure", "one of [\"rollback\"]");
+	params_case("install", "{\"profile_options\": {\"k8s_service_port\": 70000}}", 0,
+		    "params.profile_options.k8s_service_port", "at most 65535");
+	params_case("install", "{\"nodepool\": {\"instance_families\": [\"S5\"], \"subnets\": [\"s\"], "
+		    "\"cpu_limt\": 3}}", 0, "params.nodepool.cpu_limt", "did you mean cpu_limit?");
+	params_case("install", "{\"test_sleep_ms\": 5}", 0, "params.test_sleep_ms", "unknown parameter");
+	params_case("install", "{\"test_sleep_ms\": 5}", 1, NULL, NULL);
+	params_case("preflight", "{\"connection_only\": true}", 0, NULL, NULL);
+	params_case("install", "{\"connection_only\": true}", 0, "params.connection_only", "unknown parameter");
+	params_case("rollback", "{\"revision\": 3, \"dry_run\": true}", 0, NULL, NULL);
+	params_case("rollback", "{\"revision\": 0}", 0, "params.revision", "at least 1");
+	params_case("uninstall", "{\"keep_history\": true, \"delete_crds\": false, \"restore_eni_agent\": true, "
+		    "\"force\": true}", 0, NULL, NULL);
+	params_case("adopt", "{\"namespace\": \"cilium\", \"release_name\": \"cilium\"}", 0, NULL, NULL);
+	params_case("check", "{\"ignore\": [{\"path\": \"/data/debug\", \"kind\": \"ConfigMap\"}]}", 0, NULL, NULL);
+	params_case("repair", "{\"ignore\": [{\"kind\": \"ConfigMap\"}]}", 0, "params.ignore[0].path", "is required");
+	params_case("nope", "{}", 0, "kind", "unknown job kind");
+	check(jobparams_kind_known("repair") && !jobparams_kind_known("nope"));
+	/* every schema parses and every documented param has a description */
+	const char *kinds[] = { "install", "upgrade", "rollback", "uninstall", "adopt", "check", "repair",
+				"preflight" };
+	for (size_t i = 0; i < 8; i++) {
+		json_t *sch = jobparams_schema(kinds[i], 0);
+		const char *k;
+		json_t *v;
+		check(json_object_size(json_object_get(sch, "properties")) > 0);
+		json_object_foreach(json_object_get(sch, "properties"), k, v)
+			if (!json_is_string(json_object_get(v, "description"))) {
+				printf("# %s.%s has no description\n", kinds[i], k);
+				check(0);
+			}
+		json_decref(sch);
+	}
+}
+
 int main(void)
 {
 	test_run("api_json_depth", test_json_depth);
@@ -122,5 +195,6 @@ int main(void)
 	test_run("api_cursor_parse", test_cursor);
 	test_run("metrics_render", test_metrics);
 	test_run("metrics_overflow", test_metrics_overflow);
+	test_run("jobparams_check", test_jobparams);
 	return test_summary();
 }

@@ -96,6 +96,24 @@ static void test_fresh_tke_passes(void)
 	fx_free(&f);
 }
 
+/* After an install retired ip-masq-agent (nodeSelector that matches
+ * nothing), preflight no longer warns that it "will be stopped". */
+static void test_retired_masq_not_warned(void)
+{
+	struct fixture f;
+	fx_init(&f);
+	json_t *ds = (json_t *)preflight_find_daemonset(f.ds, "ip-masq-agent");
+	check(ds != NULL);
+	check(preflight_daemonset_retired(ds) == 0);
+	/* what the retire phase leaves: spec.template.spec.nodeSelector */
+	json_object_set_new(ds, "spec", json_pack("{s:{s:{s:{s:s}}}}", "template", "spec", "nodeSelector",
+						  RETIRE_SELECTOR_KEY, RETIRE_SELECTOR_VALUE));
+	check(preflight_daemonset_retired(ds) == 1);
+	check(fx_eval(&f) == 0);
+	check(!has(f.out.warnings, "ip_masq_agent"));
+	fx_free(&f);
+}
+
 static void test_old_version_refused(void)
 {
 	struct fixture f;
@@ -311,6 +329,7 @@ static void test_summary_lists_all(void)
 int main(void)
 {
 	test_run("preflight_fresh_tke_passes", test_fresh_tke_passes);
+	test_run("preflight_retired_masq_not_warned", test_retired_masq_not_warned);
 	test_run("preflight_old_version_refused", test_old_version_refused);
 	test_run("preflight_globalrouter_refused", test_globalrouter_refused);
 	test_run("preflight_foreign_cilium", test_foreign_cilium);

@@ -7,6 +7,7 @@
 #include "server/install/cniconfig.h"
 #include "server/install/imagetag.h"
 #include "server/install/profiles.h"
+#include "server/install/waitlog.h"
 #include "server/kube/rollout.h"
 #include "tests/unit/testlib.h"
 
@@ -337,6 +338,27 @@ static void test_profile_mirror(void)
 	json_decref(m), json_decref(want), json_decref(defaults);
 }
 
+/* A wait logs what it waits for, how long so far and its deadline every
+ * 30 s, never more often, and catches up after a long poll. */
+static void test_waitlog(void)
+{
+	struct waitlog w;
+	char line[300];
+	double t0 = 5000.0;
+	waitlog_start(&w, "Cilium's L2 CRDs", 600000, t0);
+	check(!waitlog_due(&w, t0 + 1000, "absent", line, sizeof line));
+	check(!waitlog_due(&w, t0 + 29999, "absent", line, sizeof line));
+	check(waitlog_due(&w, t0 + 30000, "not registered yet", line, sizeof line));
+	check_str(line, "waiting for Cilium's L2 CRDs: 30 s so far, deadline 600 s (not registered yet)");
+	check(!waitlog_due(&w, t0 + 45000, NULL, line, sizeof line));
+	check(waitlog_due(&w, t0 + 61000, NULL, line, sizeof line));
+	check_str(line, "waiting for Cilium's L2 CRDs: 61 s so far, deadline 600 s");
+	/* a poll that took 100 s: one line now, the next on the 30 s grid */
+	check(waitlog_due(&w, t0 + 161000, "x", line, sizeof line));
+	check(!waitlog_due(&w, t0 + 179000, "x", line, sizeof line));
+	check(waitlog_due(&w, t0 + 180000, "x", line, sizeof line));
+}
+
 int main(void)
 {
 	test_run("imagetag_split", test_imagetag_split);
@@ -348,5 +370,6 @@ int main(void)
 	test_run("profile_tke_equals_guide", test_profile_tke_equals_guide);
 	test_run("profile_others", test_profile_others);
 	test_run("profile_image_mirror", test_profile_mirror);
+	test_run("waitlog_every_30s", test_waitlog);
 	return test_summary();
 }

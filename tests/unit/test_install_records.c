@@ -1,6 +1,7 @@
 /* Unit tests for server/install/release (Helm v3 release records) and
  * server/install/verify (the pod table). */
 #define _POSIX_C_SOURCE 200809L
+#include "server/chart/chart.h"
 #include "server/common/yamljson.h"
 #include "server/install/release.h"
 #include "server/install/verify.h"
@@ -165,6 +166,106 @@ static void test_verify_rows(void)
 	json_decref(rows), json_decref(pods);
 }
 
+/* One selector of verify_pod_selectors ("k=v" or "k in (a,b)") against a
+ * label map. */
+static int selector_matches(const char *sel, const json_t *labels)
+{
+	char key[128];
+	const char *in = strstr(sel, " in (");
+	if (in) {
+		snprintf(key, sizeof key, "%.*s", (int)(in - sel), sel);
+		const char *v = json_string_value(json_object_get(labels, key));
+		if (!v)
+			return 0;
+		const char *p = in + 5;
+		size_t vl = strlen(v);
+		while (*p && *p != ')') {
+			size_t n = strcspn(p, ",)");
+			if (n == vl && !strncmp(p, v, n))
+				return 1;
+			p += n + (p[n] == ',');
+		}
+		return 0;
+	}
+	const char *eq = strchr(sel, '=');
+	snprintf(key, sizeof key, "%.*s", (int)(eq - sel), sel);
+	const char *v = json_string_value(json_object_get(labels, key));
+	return v && !strcmp(v, eq + 1);
+}
+
+/* The pods of every workload each real chart renders (hubble relay and UI
+ * on, as the seeds have them) are found by verify's selectors; 1.12's carry
+ * no app.kubernetes.io/part-of (the selector verify used to rely on). */
+static void test_verify_selectors_real_charts(void)
+{
+	const char *shared = getenv("FERRY_SHARED");
+	const char *versions[] = { "1.12.0", "1.15.1", "1.18.3" };
+	for (size_t k = 0; k < 3; k++) {
+		char path[1024], err[512];
+		snprintf(path, sizeof path, "%s/charts/cilium-%s.tgz", shared ? shared : "../shared", versions[k]);
+		struct chart *ch = chart_load(path, err, sizeof err);
+		if (!ch) {
+			printf("# %s: %s\n", path, err);
+			check(ch != NULL);
+			continue;
+		}
+		json_t *values = yj("hubble: {enabled: true, relay: {enabled: true}, ui: {enabled: true}}\n");
+		struct chart_render_opts ro = { .release_name = "cilium", .namespace_ = "kube-system" };
+		struct chart_render *rd = chart_render(ch, values, &ro, err, sizeof err);
+		check(rd != NULL);
+		size_t i, workloads = 0, part_of = 0;
+		const json_t *doc;
+		json_array_foreach(rd ? chart_render_documents(rd) : NULL, i, doc) {
+			const json_t *o = json_object_get(doc, "object");
+			const char *kind = json_string_value(json_object_get(o, "kind"));
+			if (!kind || (strcmp(kind, "DaemonSet") && strcmp(kind, "Deployment")))
+				continue;
+			const json_t *labels = json_object_get(json_object_get(json_object_get(
+				json_object_get(o, "spec"), "template"), "metadata"), "labels");
+			int found = 0;
+			for (int s = 0; verify_pod_selectors[s]; s++)
+				found |= selector_matches(verify_pod_selectors[s], labels);
+			if (!found)
+				printf("# %s: pods of %s %s not found by verify\n", versions[k], kind,
+				       json_string_value(json_object_get(json_object_get(o, "metadata"), "name")));
+			check(found);
+			workloads++;
+			part_of += json_object_get(labels, "app.kubernetes.io/part-of") != NULL;
+		}
+		check(workloads >= 4);   /* agent, operator, relay, UI (+ envoy) */
+		if (k == 0)
+			check(part_of == 0);
+		else
+			check(part_of == workloads);
+		chart_render_free(rd);
+		chart_free(ch);
+		json_decref(values);
+	}
+}
+
+/* Pods from both selectors: a pod matched twice counts once, terminating
+ * pods (the previous revision's, after an upgrade) are left out. */
+static void test_verify_collect(void)
+{
+	json_t *a = yj("items:\n"
+		       "- metadata: {name: cilium-a}\n  status: {phase: Running}\n"
+		       "- metadata: {name: cilium-old, deletionTimestamp: '2026-01-01T00:00:00Z'}\n"
+		       "  status: {phase: Running}\n");
+	json_t *b = yj("items:\n"
+		       "- metadata: {name: cilium-operator-x}\n  status: {phase: Pending}\n"
+		       "- metadata: {name: cilium-a}\n  status: {phase: Running}\n");
+	json_t *out = json_array();
+	check(verify_collect_pods(out, a) == 1);
+	check(verify_collect_pods(out, b) == 0);
+	check(json_array_size(out) == 2);
+	json_t *rows = verify_pod_rows(out, time(NULL));
+	long total = 0;
+	verify_ready_count(rows, &total);
+	check(total == 2);
+	check(verify_running_count(rows) == 1);
+	json_decref(rows), json_decref(out), json_decref(a), json_decref(b);
+}
+
 static void test_human_duration(void)
 {
 	char b[32];
@@ -189,5 +290,7 @@ int main(void)
 	test_run("release_names", test_release_names);
 	test_run("verify_rows", test_verify_rows);
 	test_run("verify_human_duration", test_human_duration);
+	test_run("verify_selectors_real_charts", test_verify_selectors_real_charts);
+	test_run("verify_collect_pods", test_verify_collect);
 	return test_summary();
 }

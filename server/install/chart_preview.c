@@ -1,0 +1,68 @@
+/*
+ * chart_preview.c: resolve, load and render the chart once in preflight
+ * (chart_preview.h).
+ */
+#define _POSIX_C_SOURCE 200809L
+#include "server/install/chart_preview.h"
+#include "server/chart/chart.h"
+#include "server/install/chartsource.h"
+#include "server/install/values.h"
+
+#include <stdio.h>
+#include <string.h>
+
+enum phase_rc install_chart_preview(struct install_run *run)
+{
+	struct runner_ctx *ctx = run->ctx;
+	const char *version = install_chart_version(run->params);
+	char err[1024] = "";
+	struct chartsource_cfg scfg;
+	struct chartsource_archive arc = { 0 };
+	struct chart *ch = NULL;
+	struct chart_render *rd = NULL;
+	json_t *values = NULL;
+	enum phase_rc rc = PHASE_FAIL;
+	chartsource_cfg_default(&scfg, ctx->app);
+	int sst = chartsource_resolve(ctx->conn, ctx->job ? ctx->job->tenant_id : NULL, "cilium", version,
+				      &scfg, &arc, err, sizeof err);
+	if (sst != 0) {
+		snprintf(ctx->message, sizeof ctx->message, "chart: %.500s", err);
+		rc = sst == -2 ? PHASE_RETRY : PHASE_FAIL;
+		goto out;
+	}
+	ch = chart_load_archive(arc.data, arc.len, err, sizeof err);
+	if (!ch) {
+		snprintf(ctx->message, sizeof ctx->message, "chart: cannot load cilium %s from %.200s: %.250s",
+			 version, arc.origin, err);
+		goto out;
+	}
+	values = install_user_values(run, NULL, err, sizeof err);
+	if (!values) {
+		snprintf(ctx->message, sizeof ctx->message, "values: %.500s", err);
+		goto out;
+	}
+	const char *kube_version = json_string_value(json_object_get(run->preflight, "kube_version"));
+	struct chart_render_opts ro = {
+		.release_name = run->release, .namespace_ = run->ns,
+		.kube_version = kube_version && *kube_version ? kube_version : NULL,
+		.revision = 1,
+	};
+	rd = chart_render(ch, values, &ro, err, sizeof err);
+	if (!rd) {
+		snprintf(ctx->message, sizeof ctx->message, "chart: rendering cilium %s with these values failed: %.440s",
+			 version, err);
+		goto out;
+	}
+	json_object_set_new(ctx->detail, "chart", json_pack("{s:s, s:s, s:s, s:I}", "version", version,
+		"source", arc.origin, "sha256", arc.sha256,
+		"objects", (json_int_t)json_array_size(chart_render_documents(rd))));
+	runner_event(ctx, "info", "chart cilium %s from %s renders %zu objects", version, arc.origin,
+		     json_array_size(chart_render_documents(rd)));
+	rc = PHASE_OK;
+out:
+	chart_render_free(rd);
+	chart_free(ch);
+	json_decref(values);
+	chartsource_archive_clear(&arc);
+	return rc;
+}
