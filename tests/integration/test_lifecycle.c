@@ -593,6 +593,227 @@ static void test_revisions_scoped(void)
 	json_decref(out);
 }
 
+/* ---- rollback and uninstall ------------------------------------------------- */
+
+static int retired(const char *cluster, const char *ds_name)
+{
+	json_t *ds = sim_object(cluster, "apps/daemonsets", "kube-system", ds_name);
+	const char *v = json_string_value(json_object_get(json_object_get(json_object_get(json_object_get(
+		json_object_get(ds, "spec"), "template"), "spec"), "nodeSelector"), "label-not-exist"));
+	int r = ds ? (v && !strcmp(v, "node-not-exist")) : -1;
+	json_decref(ds);
+	return r;
+}
+
+static const char *eni_image(const char *cluster)
+{
+	static char img[300];
+	json_t *ds = sim_object(cluster, "apps/daemonsets", "kube-system", "tke-eni-agent");
+	const json_t *c = json_array_get(json_object_get(json_object_get(json_object_get(
+		json_object_get(ds, "spec"), "template"), "spec"), "containers"), 0);
+	snprintf(img, sizeof img, "%s", jstr(c, "image"));
+	json_decref(ds);
+	return img;
+}
+
+/* Objects in the cluster carrying the release's annotation. */
+static long release_objects_left(const char *cluster)
+{
+	static const char *const res[] = { "apps/daemonsets", "apps/deployments", "core/configmaps", "core/secrets",
+		"core/services", "core/serviceaccounts", "rbac.authorization.k8s.io/clusterroles",
+		"rbac.authorization.k8s.io/clusterrolebindings", "rbac.authorization.k8s.io/roles",
+		"rbac.authorization.k8s.io/rolebindings", NULL };
+	long n = 0;
+	for (int i = 0; res[i]; i++) {
+		json_t *all = sim_dump(cluster, res[i]);
+		const char *k;
+		json_t *o;
+		json_object_foreach(all, k, o) {
+			const char *rn = jstr(json_object_get(json_object_get(o, "metadata"), "annotations"),
+					      "meta.helm.sh/release-name");
+			const json_t *labels = json_object_get(json_object_get(o, "metadata"), "labels");
+			if (!strcmp(rn, "cilium") || !strcmp(jstr(labels, "owner"), "helm")) {
+				printf("# %s: %s %s left\n", cluster, res[i], k);
+				n++;
+			}
+		}
+		json_decref(all);
+	}
+	return n;
+}
+
+/* The issue's sequence: install 1.18.2 -> upgrade 1.18.3 -> rollback to 1
+ * (revision 3, from the stored manifest with no chart archive reachable)
+ * -> uninstall -> install again. */
+static void sequence_case(const char *cluster, const char *profile)
+{
+	char id[DB_ID_LEN];
+	rns = !strcmp(profile, "k3s") ? "cilium" : "kube-system";
+	int tke = !strcmp(profile, "tke");
+	check(make_cluster(cluster, profile, id) == 0);
+	struct job_out o;
+	check(run_job(id, "install", "{\"chart_version\": \"1.18.2\", " MEDIUM "}", &o) == 0);
+	check_str(o.state, "succeeded");
+	job_out_clear(&o);
+	char img182[300];
+	snprintf(img182, sizeof img182, "%s", ds_image(cluster));
+	check(strstr(img182, "v1.18.2") != NULL);
+	json_t *full = NULL;
+	char err[200];
+	/* The install recorded its surroundings with revision 1. */
+	check(db_release_get_json(conn, tenant_id, id, 1, &full, err, sizeof err) == DB_OK);
+	const json_t *sur = json_object_get(full, "surroundings");
+	if (tke) {
+		check(json_array_size(json_object_get(sur, "retired")) >= 2);
+		check_str(jstr(sur, "eni_agent_image"), "ccr.ccs.tencentyun.com/tkeimages/tke-eni-agent:v3.8.0-rc.0");
+		check_str(jstr(sur, "eni_agent_image_before"), "ccr.ccs.tencentyun.com/tkeimages/tke-eni-agent:v3.7.5");
+		check(json_is_object(json_object_get(sur, "cni_config")));
+	}
+	check(json_is_object(json_object_get(sur, "apf")));
+	json_decref(full);
+
+	check(run_job(id, "upgrade", "{\"chart_version\": \"1.18.3\"}", &o) == 0);
+	check_str(o.state, "succeeded");
+	job_out_clear(&o);
+	check(strstr(ds_image(cluster), "v1.18.3") != NULL);
+	if (tke) {
+		/* Someone changes the surroundings by hand. */
+		check(kube_call(cluster, "PATCH", "/apis/apps/v1/namespaces/kube-system/daemonsets/kube-proxy",
+				"application/json-patch+json",
+				"[{\"op\":\"remove\",\"path\":\"/spec/template/spec/nodeSelector/label-not-exist\"}]") == 200);
+		check(retired(cluster, "kube-proxy") == 0);
+	}
+
+	/* Bad input first: nothing written. */
+	long w0 = sim_writes(cluster);
+	check(run_job(id, "rollback", "{\"revision\": 7}", &o) == 0);
+	check_str(o.state, "failed");
+	check(strstr(o.error, "no revision 7") && strstr(o.error, "revisions: 2, 1"));
+	job_out_clear(&o);
+	check(sim_writes(cluster) == w0);
+
+	/* Rollback to 1 with no chart archive anywhere. */
+	const char *charts = app.cfg.charts_dir;
+	app.cfg.charts_dir = "/nonexistent";
+	check(run_job(id, "rollback", "{\"revision\": 1}", &o) == 0);
+	app.cfg.charts_dir = charts;
+	check_str(o.state, "succeeded");
+	const json_t *rr = json_object_get(o.result, "release");
+	check(json_integer_value(json_object_get(rr, "revision")) == 3);
+	check(json_integer_value(json_object_get(rr, "rolled_back_to")) == 1);
+	job_out_clear(&o);
+	check_str(ds_image(cluster), img182);
+	json_t *r3 = sim_release(cluster, 3), *r2 = sim_release(cluster, 2), *r1 = sim_release(cluster, 1);
+	check_str(rel_status(r3), "deployed");
+	check_str(rel_status(r2), "superseded");
+	check_str(jstr(json_object_get(r3, "info"), "description"), "Rollback to 1");
+	check_str(json_string_value(config_at(r3, "bpf", "monitorAggregation")), "medium");
+	check_str(jstr(r3, "manifest"), jstr(r1, "manifest"));
+	json_decref(r1), json_decref(r2), json_decref(r3);
+	json_t *revs = revisions(id);
+	check(json_array_size(json_object_get(revs, "items")) == 3);
+	check(json_integer_value(json_object_get(rev_item(revs, 0), "revision")) == 3);
+	check_str(jstr(rev_item(revs, 0), "status"), "deployed");
+	check_str(jstr(rev_item(revs, 0), "chart_version"), "1.18.2");
+	check_str(jstr(rev_item(revs, 0), "description"), "Rollback to 1");
+	json_decref(revs);
+	json_t *c = cluster_json(id);
+	check_str(jstr(c, "cilium_version"), "1.18.2");
+	check(json_integer_value(json_object_get(c, "release_revision")) == 3);
+	json_decref(c);
+	if (tke)
+		check(retired(cluster, "kube-proxy") == 1);   /* back as at revision 1 */
+
+	/* Uninstall. */
+	if (!tke) {
+		/* Cilium is the only pod network here: refused without force. */
+		w0 = sim_writes(cluster);
+		check(run_job(id, "uninstall", "{}", &o) == 0);
+		check_str(o.state, "failed");
+		check(strstr(o.error, "only pod network") && strstr(o.error, "force"));
+		job_out_clear(&o);
+		check(sim_writes(cluster) == w0);
+	}
+	check(run_job(id, "uninstall", tke ? "{\"restore_eni_agent\": true}" : "{\"force\": true}", &o) == 0);
+	check_str(o.state, "succeeded");
+	job_out_clear(&o);
+	check(release_objects_left(cluster) == 0);
+	check(sim_release_revs(cluster) == 0);
+	json_t *cm = sim_object(cluster, "core/configmaps", "kube-system", "cni-config");
+	check(cm == NULL);
+	json_decref(cm);
+	json_t *fs = sim_object(cluster, "flowcontrol.apiserver.k8s.io/flowschemas", "", "cilium");
+	check(fs == NULL);
+	json_decref(fs);
+	if (tke) {
+		check(retired(cluster, "kube-proxy") == 0);
+		check(retired(cluster, "tke-cni-agent") == 0);
+		check(retired(cluster, "ip-masq-agent") == 0);
+		check_str(eni_image(cluster), "ccr.ccs.tencentyun.com/tkeimages/tke-eni-agent:v3.7.5");
+	}
+	revs = revisions(id);
+	check(json_array_size(json_object_get(revs, "items")) == 0);
+	json_decref(revs);
+	c = cluster_json(id);
+	check(json_is_null(json_object_get(c, "cilium_version")));
+	check(json_is_null(json_object_get(c, "release_revision")));
+	json_decref(c);
+
+	/* Uninstall and rollback of a cluster with no release: clear errors,
+	 * nothing written. */
+	w0 = sim_writes(cluster);
+	check(run_job(id, "uninstall", "{\"force\": true}", &o) == 0);
+	check_str(o.state, "failed");
+	check(strstr(o.error, "no release cilium") != NULL);
+	job_out_clear(&o);
+	check(run_job(id, "rollback", "{}", &o) == 0);
+	check_str(o.state, "failed");
+	check(strstr(o.error, "no release cilium") != NULL);
+	job_out_clear(&o);
+	check(sim_writes(cluster) == w0);
+
+	/* Install again. */
+	check(run_job(id, "install", "{\"chart_version\": \"1.18.3\"}", &o) == 0);
+	check_str(o.state, "succeeded");
+	check(json_integer_value(json_object_get(json_object_get(o.result, "release"), "revision")) == 1);
+	job_out_clear(&o);
+	check(strstr(ds_image(cluster), "v1.18.3") != NULL);
+	if (tke)
+		check(retired(cluster, "kube-proxy") == 1);
+}
+
+static void test_sequence_tke(void) { sequence_case("seq-tke", "tke"); }
+static void test_sequence_k3s(void) { sequence_case("seq-k3s", "k3s"); }
+static void test_sequence_generic(void) { sequence_case("seq-gen", "generic"); }
+
+/* uninstall with keep_history keeps the records, the newest "uninstalled". */
+static void test_uninstall_keep_history(void)
+{
+	char id[DB_ID_LEN];
+	rns = "kube-system";
+	check(make_cluster("keephist", "tke", id) == 0);
+	struct job_out o;
+	check(run_job(id, "install", "{\"chart_version\": \"1.18.3\"}", &o) == 0);
+	check_str(o.state, "succeeded");
+	job_out_clear(&o);
+	check(run_job(id, "uninstall", "{\"keep_history\": true}", &o) == 0);
+	check_str(o.state, "succeeded");
+	job_out_clear(&o);
+	json_t *r1 = sim_release("keephist", 1);
+	check_str(rel_status(r1), "uninstalled");
+	json_decref(r1);
+	json_t *revs = revisions(id);
+	check_str(jstr(rev_item(revs, 0), "status"), "uninstalled");
+	json_decref(revs);
+	json_t *c = cluster_json(id);
+	check_str(jstr(c, "release_status"), "uninstalled");
+	check(json_is_null(json_object_get(c, "cilium_version")));
+	json_decref(c);
+	json_t *ds = sim_object("keephist", "apps/daemonsets", "kube-system", "cilium");
+	check(ds == NULL);
+	json_decref(ds);
+}
+
 int main(void)
 {
 	char url[512], why[512];
@@ -610,7 +831,8 @@ int main(void)
 	char err[256];
 	ks = kubesim_proc_start(&(struct kubesim_opts){
 		.named = { "up-tke=tke-fresh", "fresh-tke=tke-fresh", "up-k3s=k3s", "fresh-k3s=k3s",
-			   "up-gen=generic", "fresh-gen=generic", "failing=tke-fresh", "pending=tke-fresh", NULL },
+			   "up-gen=generic", "fresh-gen=generic", "failing=tke-fresh", "pending=tke-fresh",
+			   "seq-tke=tke-fresh", "seq-k3s=k3s", "seq-gen=generic", "keephist=tke-fresh", NULL },
 		.ready_delay_ms = 50 }, err, sizeof err);
 	if (!ks) {
 		test_skip("lifecycle", err);
@@ -640,6 +862,10 @@ int main(void)
 	test_run("lifecycle_failed_apply", test_failed_apply);
 	test_run("lifecycle_foreign_pending_refused", test_foreign_pending_refused);
 	test_run("lifecycle_revisions_tenant_scoped", test_revisions_scoped);
+	test_run("lifecycle_sequence_tke", test_sequence_tke);
+	test_run("lifecycle_sequence_k3s", test_sequence_k3s);
+	test_run("lifecycle_sequence_generic", test_sequence_generic);
+	test_run("lifecycle_uninstall_keep_history", test_uninstall_keep_history);
 
 	kubesim_proc_stop(ks);
 	PQfinish(conn);
