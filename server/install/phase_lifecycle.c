@@ -744,3 +744,141 @@ out:
 	install_run_end(&run);
 	return rc;
 }
+
+/* ---- adopt ---------------------------------------------------------------- */
+
+/* Find the release's Secrets in another namespace (for the refusal). */
+static int release_elsewhere(struct install_run *run, const char *name, char *ns_out, size_t len)
+{
+	char sel[128];
+	snprintf(sel, sizeof sel, "owner=helm,name=%s", name);
+	json_t *items = NULL;
+	int st = kube_ops_list(run->ops, "/api/v1/secrets", sel, NULL, 100, &items);
+	int found = 0;
+	const json_t *s = json_array_get(items, 0);
+	if (st == 200 && s) {
+		const char *ns = json_string_value(json_object_get(json_object_get(s, "metadata"), "namespace"));
+		snprintf(ns_out, len, "%s", ns ? ns : "?");
+		found = 1;
+	}
+	json_decref(items);
+	return found;
+}
+
+/* A hand-made Helm release becomes ferry's: its revisions are recorded in
+ * PostgreSQL as they are, the deployed one current. Nothing is written to
+ * the cluster. */
+enum phase_rc phase_adopt(struct runner_ctx *ctx)
+{
+	struct install_run run;
+	enum phase_rc rc = install_run_begin(ctx, &run);
+	if (rc != PHASE_OK)
+		return rc;
+	json_t *secrets = NULL, *deployed = NULL, *snap = NULL;
+	char err[512] = "";
+	const char *name = json_string_value(json_object_get(run.params, "release_name"));
+	const char *ns = json_string_value(json_object_get(run.params, "namespace"));
+	if (name && strcmp(name, INSTALL_RELEASE_NAME)) {
+		snprintf(ctx->message, sizeof ctx->message,
+			 "ferry manages the Cilium release named \"%s\"; a release named \"%.100s\" cannot be "
+			 "adopted", INSTALL_RELEASE_NAME, name);
+		rc = PHASE_FAIL;
+		goto out;
+	}
+	if (ns && *ns) {
+		snprintf(run.ns_buf, sizeof run.ns_buf, "%s", ns);
+		run.ns = run.ns_buf;
+	}
+	int st = relstore_list(&run, &secrets);
+	if (st != 200) {
+		rc = install_call_failed(&run, st, "list release records");
+		goto out;
+	}
+	struct relstore_state rs;
+	relstore_scan(secrets, &rs);
+	if (!rs.latest) {
+		char other[128];
+		if (!ns && release_elsewhere(&run, run.release, other, sizeof other))
+			snprintf(ctx->message, sizeof ctx->message,
+				 "release %s is in namespace %s, not in the %s profile's namespace %s; set "
+				 "params.namespace to \"%s\" to adopt it there",
+				 run.release, other, profile_name(run.profile), run.ns, other);
+		else
+			snprintf(ctx->message, sizeof ctx->message,
+				 "no Helm release %s found in namespace %s (no sh.helm.release.v1.%s.vN Secret): "
+				 "nothing to adopt", run.release, run.ns, run.release);
+		rc = PHASE_FAIL;
+		goto out;
+	}
+	if (relstore_is_pending(rs.latest_status)) {
+		snprintf(ctx->message, sizeof ctx->message,
+			 "release %s revision %d is %s: a Helm operation is in flight; adopt it once it has "
+			 "finished", run.release, rs.latest, rs.latest_status);
+		rc = PHASE_FAIL;
+		goto out;
+	}
+	if (!rs.deployed) {
+		snprintf(ctx->message, sizeof ctx->message,
+			 "release %s has no deployed revision (the newest, %d, is %s): nothing running to adopt",
+			 run.release, rs.latest, rs.latest_status ? rs.latest_status : "?");
+		rc = PHASE_FAIL;
+		goto out;
+	}
+	deployed = release_from_secret(rs.deployed, err, sizeof err);
+	if (!deployed) {
+		snprintf(ctx->message, sizeof ctx->message, "cannot read release %s revision %d: %.300s",
+			 run.release, rs.deployed_rev, err);
+		rc = PHASE_FAIL;
+		goto out;
+	}
+	const json_t *meta = json_object_get(json_object_get(deployed, "chart"), "metadata");
+	const char *chart = json_string_value(json_object_get(meta, "name"));
+	if (!chart || strcmp(chart, "cilium")) {
+		snprintf(ctx->message, sizeof ctx->message,
+			 "release %s revision %d is chart \"%.100s\", not Cilium: ferry adopts only the cilium chart",
+			 run.release, rs.deployed_rev, chart ? chart : "?");
+		rc = PHASE_FAIL;
+		goto out;
+	}
+	const char *version = json_string_value(json_object_get(meta, "version"));
+	runner_event(ctx, "info", "adopting release %s revision %d (cilium %s) from namespace %s",
+		     run.release, rs.deployed_rev, version ? version : "?", run.ns);
+	/* Every readable revision, oldest first, so the deployed one is the
+	 * newest deployed row. */
+	long recorded = 0;
+	for (int rev = 1; rev <= rs.latest && !run.dry_run; rev++) {
+		const json_t *sec = relstore_secret_of(secrets, rev);
+		json_t *rel = sec ? release_from_secret(sec, err, sizeof err) : NULL;
+		if (!rel)
+			continue;
+		rc = relstore_save_db(&run, rel, 1);
+		json_decref(rel);
+		if (rc != PHASE_OK)
+			goto out;
+		recorded++;
+	}
+	/* What surrounds the release now, for a later rollback to this revision. */
+	snap = surroundings_read(&run, NULL, &st);
+	if (snap) {
+		json_object_set(snap, "eni_agent_image_before", json_object_get(snap, "eni_agent_image"));
+		rc = save_snapshot(&run, rs.deployed_rev, snap);
+		if (rc != PHASE_OK)
+			goto out;
+	}
+	json_t *rr = install_result_obj(ctx, "release");
+	json_object_set_new(rr, "name", json_string(run.release));
+	json_object_set_new(rr, "namespace", json_string(run.ns));
+	json_object_set_new(rr, "revision", json_integer(rs.deployed_rev));
+	json_object_set_new(rr, "chart_version", json_string(version ? version : ""));
+	json_object_set_new(rr, "status", json_string("deployed"));
+	json_object_set_new(rr, "adopted_revisions", json_integer(recorded));
+	snprintf(ctx->message, sizeof ctx->message,
+		 "%sadopted release %s revision %d (cilium %s); %ld revision(s) recorded, nothing written to "
+		 "the cluster", run.dry_run ? "dry run: " : "", run.release, rs.deployed_rev,
+		 version ? version : "?", recorded);
+	rc = PHASE_OK;
+out:
+	json_decref(secrets), json_decref(deployed), json_decref(snap);
+	install_run_end(&run);
+	return rc;
+}

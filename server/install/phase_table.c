@@ -39,8 +39,17 @@ static const struct phase_def uninstall_phases[] = {
 	{ "surroundings", phase_restore_surroundings },
 };
 
+static const struct phase_def adopt_phases[] = {
+	{ "preflight", phase_preflight },
+	{ "adopt", phase_adopt },
+};
+
 const struct phase_def *lifecycle_phase_table(const char *kind, int *n)
 {
+	if (!strcmp(kind, "adopt")) {
+		*n = (int)(sizeof(adopt_phases) / sizeof(adopt_phases[0]));
+		return adopt_phases;
+	}
 	if (!strcmp(kind, "rollback")) {
 		*n = (int)(sizeof(rollback_phases) / sizeof(rollback_phases[0]));
 		return rollback_phases;

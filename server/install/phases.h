@@ -65,6 +65,7 @@ enum phase_rc phase_rollback_release(struct runner_ctx *ctx);
 enum phase_rc phase_restore_surroundings(struct runner_ctx *ctx);
 enum phase_rc phase_uninstall_release(struct runner_ctx *ctx);
 enum phase_rc phase_uninstall_wait(struct runner_ctx *ctx);
+enum phase_rc phase_adopt(struct runner_ctx *ctx);
 
 /* ---- shared by the phases (phase_common.c) ---- */
 
@@ -75,7 +76,11 @@ struct install_run {
 	enum profile_kind profile;
 	const json_t *params;       /* the job's params (borrowed) */
 	int dry_run;
-	const char *ns;             /* release namespace */
+	const char *ns;             /* release namespace: the one ferry recorded
+				     * for the cluster's release (an adopted
+				     * release may live elsewhere), else the
+				     * profile's */
+	char ns_buf[64];
 	const char *release;        /* release name */
 	json_t *preflight;          /* preflight facts (own reference), {} if none */
 	json_t *dry_namespaces;     /* dry run: namespaces this phase would have

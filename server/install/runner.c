@@ -39,7 +39,7 @@ static enum phase_rc phase_unavailable(struct runner_ctx *ctx)
 {
 	snprintf(ctx->message, sizeof(ctx->message),
 		 "job kind \"%s\" is not available in this version of ferry "
-		 "(available: install, upgrade, rollback, uninstall, preflight)", ctx->job->kind);
+		 "(available: install, upgrade, rollback, uninstall, adopt, preflight)", ctx->job->kind);
 	return PHASE_FAIL;
 }
 
@@ -88,7 +88,7 @@ const struct phase_def *runner_phases(const struct app *app, const char *kind,
 {
 	/* Kinds the schema knows but this build cannot run yet: they fail with a
 	 * clear message after the connection check (the API refuses them too). */
-	static const char *const kinds[] = { "adopt", "check", "repair" };
+	static const char *const kinds[] = { "check", "repair" };
 	if (app && app->cfg.test_mode && json_object_get(params, "test_sleep_ms")) {
 		*n = 3;
 		return test_phases;
