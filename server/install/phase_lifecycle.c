@@ -37,7 +37,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include "db/releases.h"
-#include "server/common/yamljson.h"
+#include "server/chart/chart.h"
 #include "server/install/phases.h"
 #include "server/install/release.h"
 #include "server/install/relstore.h"
@@ -229,7 +229,7 @@ enum phase_rc phase_rollback_release(struct runner_ctx *ctx)
 	}
 	if (rs.deployed)
 		prev = release_from_secret(rs.deployed, err, sizeof err);
-	docs = yaml_stream_to_json(t.manifest, strlen(t.manifest), err, sizeof err);
+	docs = chart_manifest_objects(t.manifest, strlen(t.manifest), err, sizeof err);
 	if (!docs) {
 		snprintf(ctx->message, sizeof ctx->message, "revision %d's manifest does not parse: %.300s",
 			 target, err);

@@ -19,7 +19,8 @@
  *   surroundings       snapshot of the objects around the release, kept
  *                      with the revision for a rollback (surroundings.h)
  *   verify             pod table
- * Rollback and uninstall jobs: lifecycle_phase_table() (phase_lifecycle.c).
+ * Rollback, uninstall, adopt, check and repair jobs: lifecycle_phase_table()
+ * (phase_lifecycle.c, phase_drift.c).
  *
  * Every phase is idempotent (reads first, writes only what differs), logs
  * into the job's event log, and honours params.dry_run (writes carry
@@ -47,8 +48,8 @@ struct kube_ops;
 /* The phases of an install job (static table), *n set. */
 const struct phase_def *install_phase_table(int *n);
 
-/* The phases of a rollback or uninstall job (phase_lifecycle.c); NULL and
- * *n = 0 for another kind. */
+/* The phases of a rollback, uninstall, adopt, check or repair job; NULL
+ * and *n = 0 for another kind. */
 const struct phase_def *lifecycle_phase_table(const char *kind, int *n);
 
 enum phase_rc phase_install_preflight(struct runner_ctx *ctx);
@@ -66,6 +67,8 @@ enum phase_rc phase_restore_surroundings(struct runner_ctx *ctx);
 enum phase_rc phase_uninstall_release(struct runner_ctx *ctx);
 enum phase_rc phase_uninstall_wait(struct runner_ctx *ctx);
 enum phase_rc phase_adopt(struct runner_ctx *ctx);
+enum phase_rc phase_check(struct runner_ctx *ctx);
+enum phase_rc phase_repair(struct runner_ctx *ctx);
 
 /* ---- shared by the phases (phase_common.c) ---- */
 
