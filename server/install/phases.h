@@ -70,6 +70,20 @@ enum phase_rc phase_adopt(struct runner_ctx *ctx);
 enum phase_rc phase_check(struct runner_ctx *ctx);
 enum phase_rc phase_repair(struct runner_ctx *ctx);
 
+/* ---- remediation (phase_lifecycle.c), used by the runner ---- */
+
+/* The job is an install/upgrade with params.on_failure "rollback" (not a
+ * dry run). */
+int lifecycle_wants_remediation(const struct db_job_claim *job);
+/* params.retries (0..10, default 0): how many times a failed phase of such
+ * a job is tried again before the remediation. */
+int lifecycle_retries(const struct db_job_claim *job);
+/* Roll the job's cluster back to its newest deployed revision (the rollback
+ * job's cilium phase, run inside this job); result.remediation = {action,
+ * to_revision, revision, state: succeeded|failed|skipped, message}.
+ * outcome gets a sentence for the job's error. 0 rolled back, -1 not. */
+int lifecycle_remediate(struct runner_ctx *ctx, char *outcome, size_t len);
+
 /* ---- shared by the phases (phase_common.c) ---- */
 
 struct install_run {

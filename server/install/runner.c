@@ -335,10 +335,34 @@ int runner_run_job(struct app *app, PGconn *conn, const struct db_job_claim *job
 				     ctx.message[0] ? ": " : "", ctx.message);
 			continue;
 		}
-		char error[700];
+		char error[1400];
 		snprintf(error, sizeof(error), "phase %s: %s", ctx.phase,
 			 ctx.message[0] ? ctx.message : "failed");
 		int max = app->cfg.max_phase_attempts > 0 ? app->cfg.max_phase_attempts : 5;
+		/* on_failure: rollback (Flux's upgrade remediation): a phase past
+		 * preflight that failed for good is tried params.retries more
+		 * times, then the release is rolled back and the job fails with
+		 * both outcomes. */
+		int remediate = lifecycle_wants_remediation(job) && strcmp(ctx.phase, "preflight") &&
+				(prc == PHASE_FAIL || ctx.phase_attempt >= max);
+		if (remediate && ctx.phase_attempt <= lifecycle_retries(job)) {
+			long delay = runner_backoff_ms(app->cfg.retry_base_ms > 0 ? app->cfg.retry_base_ms : 1000, 1);
+			runner_event(&ctx, "warn", "%s; on_failure: retry %d of %d in %ld ms", ctx.message,
+				     ctx.phase_attempt, lifecycle_retries(job), delay);
+			if (db_job_defer(conn, job->id, job->lease_token, delay) < 0)
+				rc = -1;
+			goto out;
+		}
+		if (remediate) {
+			char outcome[600];
+			runner_event(&ctx, "error", "%s", ctx.message[0] ? ctx.message : "failed");
+			lifecycle_remediate(&ctx, outcome, sizeof outcome);
+			size_t u = strlen(error);
+			snprintf(error + u, sizeof(error) - u, "; on_failure: %s", outcome);
+			ctx.phase = NULL;
+			rc = finish(&ctx, "failed", error);
+			goto out;
+		}
 		if (prc == PHASE_RETRY && ctx.phase_attempt < max) {
 			long delay = runner_backoff_ms(app->cfg.retry_base_ms > 0 ? app->cfg.retry_base_ms : 1000,
 						       ctx.phase_attempt);

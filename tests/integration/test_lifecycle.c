@@ -1140,6 +1140,50 @@ static void test_drift(void)
 	job_out_clear(&o);
 }
 
+/* ---- remediation ---------------------------------------------------------- */
+
+/* on_failure: rollback with one retry: the upgrade fails twice (revisions 2
+ * and 3 failed), the cluster is rolled back to revision 1 (revision 4),
+ * the job fails naming both. */
+static void test_on_failure_rollback(void)
+{
+	char id[DB_ID_LEN];
+	rns = "kube-system";
+	check(make_cluster("remedy", "tke", id) == 0);
+	struct job_out o;
+	check(run_job(id, "install", INSTALL_182, &o) == 0);
+	check_str(o.state, "succeeded");
+	job_out_clear(&o);
+	char img[300];
+	snprintf(img, sizeof img, "%s", ds_image("remedy"));
+	long status = 0;
+	kubesim_proc_admin(ks, "PUT", "/_sim/clusters/remedy/faults",
+			   "{\"fail_next\": 2, \"error_codes\": [422], \"verbs\": [\"patch\"], "
+			   "\"path_contains\": \"/deployments/cilium-operator\"}", &status, NULL);
+	check(status == 200);
+	check(run_job(id, "upgrade", "{\"chart_version\": \"1.18.3\", \"on_failure\": \"rollback\", \"retries\": 1}",
+		      &o) == 0);
+	check_str(o.state, "failed");
+	check(strstr(o.error, "cilium-operator") != NULL);
+	check(strstr(o.error, "on_failure: rolled back to revision 1 as revision 4") != NULL);
+	const json_t *rem = json_object_get(o.result, "remediation");
+	check_str(jstr(rem, "state"), "succeeded");
+	check(json_integer_value(json_object_get(rem, "to_revision")) == 1);
+	job_out_clear(&o);
+	check_str(ds_image("remedy"), img);
+	json_t *r2 = sim_release("remedy", 2), *r3 = sim_release("remedy", 3), *r4 = sim_release("remedy", 4);
+	check_str(rel_status(r2), "failed");
+	check_str(rel_status(r3), "failed");
+	check_str(rel_status(r4), "deployed");
+	check_str(jstr(json_object_get(r4, "info"), "description"), "Rollback to 1");
+	json_decref(r2), json_decref(r3), json_decref(r4);
+	json_t *c = cluster_json(id);
+	check_str(jstr(c, "cilium_version"), "1.18.2");
+	check(json_integer_value(json_object_get(c, "release_revision")) == 4);
+	json_decref(c);
+	kubesim_proc_admin(ks, "PUT", "/_sim/clusters/remedy/faults", "{}", &status, NULL);
+}
+
 int main(void)
 {
 	char url[512], why[512];
@@ -1193,6 +1237,7 @@ int main(void)
 	test_run("lifecycle_adopt_then_upgrade", test_adopt);
 	test_run("lifecycle_adopt_refusals", test_adopt_refusals);
 	test_run("lifecycle_drift_check_and_repair", test_drift);
+	test_run("lifecycle_on_failure_rollback", test_on_failure_rollback);
 
 	kubesim_proc_stop(ks);
 	PQfinish(conn);
