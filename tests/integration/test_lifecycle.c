@@ -1359,7 +1359,7 @@ static void killed_mid_job(const char *cluster, const char *cluster_id, const ch
 
 #define HANG(verb, what) "{\"hang_next\": 1, \"verbs\": [\"" verb "\"], \"path_contains\": \"" what "\"}"
 
-static void test_killed_rollback_uninstall_repair(void)
+static void test_killed_upgrade_rollback_uninstall_repair(void)
 {
 	char id[DB_ID_LEN];
 	rns = "kube-system";
@@ -1370,9 +1370,19 @@ static void test_killed_rollback_uninstall_repair(void)
 	job_out_clear(&o);
 	char img182[300];
 	snprintf(img182, sizeof img182, "%s", ds_image("killed"));
-	check(run_job(id, "upgrade", "{\"chart_version\": \"1.18.3\"}", &o) == 0);
+	/* Upgrade killed while applying: its own pending-upgrade revision 2 is
+	 * resumed (no revision 3). */
+	killed_mid_job("killed", id, "upgrade", "{\"chart_version\": \"1.18.3\"}",
+		       HANG("patch", "/deployments/cilium-operator"), &o);
 	check_str(o.state, "succeeded");
+	check(json_integer_value(json_object_get(json_object_get(o.result, "release"), "revision")) == 2);
 	job_out_clear(&o);
+	check(sim_release_revs("killed") == ((1L << 1) | (1L << 2)));
+	json_t *r2 = sim_release("killed", 2), *r1 = sim_release("killed", 1);
+	check_str(rel_status(r2), "deployed");
+	check_str(rel_status(r1), "superseded");
+	json_decref(r1), json_decref(r2);
+	check(strstr(ds_image("killed"), "v1.18.3") != NULL);
 
 	/* Rollback killed while applying: the takeover resumes its own
 	 * pending-rollback revision 3 (no revision 4). */
@@ -1468,7 +1478,7 @@ int main(void)
 	test_run("lifecycle_adopt_refusals", test_adopt_refusals);
 	test_run("lifecycle_drift_check_and_repair", test_drift);
 	test_run("lifecycle_on_failure_rollback", test_on_failure_rollback);
-	test_run("lifecycle_killed_rollback_uninstall_repair", test_killed_rollback_uninstall_repair);
+	test_run("lifecycle_killed_upgrade_rollback_repair_uninstall", test_killed_upgrade_rollback_uninstall_repair);
 
 	kubesim_proc_stop(ks);
 	PQfinish(conn);
