@@ -70,7 +70,7 @@ static const struct param {
 	{ "image_mirror", K_INSTALLS, 0,
 	  "{'type':'boolean','default':false,'description':'Rewrite quay.io image repositories to "
 	  "quay.tencentcloudcr.com (and the spire images to docker.io/k8smirror) for clusters in mainland China.'}" },
-	{ "wait_timeout_s", K_INSTALLS | K_ROLLBACK | K_REPAIR, 0,
+	{ "wait_timeout_s", K_INSTALLS | K_ROLLBACK | K_REPAIR | K_UNINSTALL, 0,
 	  "{'type':'integer','minimum':1,'maximum':86400,'default':600,'description':'How long one attempt "
 	  "of a waiting phase (rollouts, the L2 CRDs) waits before it is retried. Progress is logged every 30 s.'}" },
 	{ "keep_kube_proxy", K_INSTALLS, 0,
@@ -153,13 +153,13 @@ static const struct param {
 	  "{'type':'boolean','default':false,'description':'Helm --reset-values: only this job values.'}" },
 	{ "reset_then_reuse_values", K_INSTALL | K_UPGRADE, 0,
 	  "{'type':'boolean','default':false,'description':'Helm 3.14 --reset-then-reuse-values.'}" },
-	{ "max_history", K_INSTALL | K_UPGRADE, 0,
+	{ "max_history", K_INSTALL | K_UPGRADE | K_ROLLBACK, 0,
 	  "{'type':'integer','minimum':0,'default':10,'description':'Release records kept (0 = no limit).'}" },
 	{ "on_failure", K_INSTALL | K_UPGRADE, 0,
 	  "{'type':'string','enum':['rollback'],'description':'rollback: roll back to the previous revision "
 	  "when the job fails.'}" },
 	{ "retries", K_INSTALL | K_UPGRADE, 0,
-	  "{'type':'integer','minimum':0,'description':'Retries of a failed upgrade before on_failure.'}" },
+	  "{'type':'integer','minimum':0,'maximum':10,'default':0,'description':'Retries of a failed upgrade before on_failure.'}" },
 	{ "revision", K_ROLLBACK, 0,
 	  "{'type':'integer','minimum':1,'description':'Revision to roll back to; default the previous one.'}" },
 	{ "keep_history", K_UNINSTALL, 0,
@@ -176,7 +176,7 @@ static const struct param {
 	  "{'type':'string','minLength':1,'description':'Namespace of the release; default the cluster "
 	  "profile namespace.'}" },
 	{ "release_name", K_ADOPT, 0,
-	  "{'type':'string','minLength':1,'default':'cilium','description':'Helm release name.'}" },
+	  "{'type':'string','enum':['cilium'],'default':'cilium','description':'Helm release name (this version adopts the release named cilium).'}" },
 	{ "ignore", K_CHECK | K_REPAIR, 0,
 	  "{'type':'array','default':[],'description':'Differences not to report or repair.','items':{"
 	  "'type':'object','additionalProperties':false,'required':['path'],'properties':{"

@@ -16,7 +16,11 @@
  *   retire-tke-components  kube-proxy, tke-cni-agent, ip-masq-agent
  *   apf                FlowSchema + PriorityLevelConfiguration
  *   nodepool           Karpenter NodePool + TKEMachineNodeClass (optional)
+ *   surroundings       snapshot of the objects around the release, kept
+ *                      with the revision for a rollback (surroundings.h)
  *   verify             pod table
+ * Rollback, uninstall, adopt, check and repair jobs: lifecycle_phase_table()
+ * (phase_lifecycle.c, phase_drift.c).
  *
  * Every phase is idempotent (reads first, writes only what differs), logs
  * into the job's event log, and honours params.dry_run (writes carry
@@ -45,6 +49,10 @@ struct kube_ops;
 /* The phases of an install job (static table), *n set. */
 const struct phase_def *install_phase_table(int *n);
 
+/* The phases of a rollback, uninstall, adopt, check or repair job; NULL
+ * and *n = 0 for another kind. */
+const struct phase_def *lifecycle_phase_table(const char *kind, int *n);
+
 enum phase_rc phase_install_preflight(struct runner_ctx *ctx);
 enum phase_rc phase_eni_agent(struct runner_ctx *ctx);
 enum phase_rc phase_cni_config(struct runner_ctx *ctx);
@@ -54,6 +62,28 @@ enum phase_rc phase_retire(struct runner_ctx *ctx);
 enum phase_rc phase_apf(struct runner_ctx *ctx);
 enum phase_rc phase_nodepool(struct runner_ctx *ctx);
 enum phase_rc phase_verify(struct runner_ctx *ctx);
+enum phase_rc phase_record_surroundings(struct runner_ctx *ctx);
+enum phase_rc phase_rollback_release(struct runner_ctx *ctx);
+enum phase_rc phase_restore_surroundings(struct runner_ctx *ctx);
+enum phase_rc phase_uninstall_release(struct runner_ctx *ctx);
+enum phase_rc phase_uninstall_wait(struct runner_ctx *ctx);
+enum phase_rc phase_adopt(struct runner_ctx *ctx);
+enum phase_rc phase_check(struct runner_ctx *ctx);
+enum phase_rc phase_repair(struct runner_ctx *ctx);
+
+/* ---- remediation (phase_lifecycle.c), used by the runner ---- */
+
+/* The job is an install/upgrade with params.on_failure "rollback" (not a
+ * dry run). */
+int lifecycle_wants_remediation(const struct db_job_claim *job);
+/* params.retries (0..10, default 0): how many times a failed phase of such
+ * a job is tried again before the remediation. */
+int lifecycle_retries(const struct db_job_claim *job);
+/* Roll the job's cluster back to its newest deployed revision (the rollback
+ * job's cilium phase, run inside this job); result.remediation = {action,
+ * to_revision, revision, state: succeeded|failed|skipped, message}.
+ * outcome gets a sentence for the job's error. 0 rolled back, -1 not. */
+int lifecycle_remediate(struct runner_ctx *ctx, char *outcome, size_t len);
 
 /* ---- shared by the phases (phase_common.c) ---- */
 
@@ -64,7 +94,11 @@ struct install_run {
 	enum profile_kind profile;
 	const json_t *params;       /* the job's params (borrowed) */
 	int dry_run;
-	const char *ns;             /* release namespace */
+	const char *ns;             /* release namespace: the one ferry recorded
+				     * for the cluster's release (an adopted
+				     * release may live elsewhere), else the
+				     * profile's */
+	char ns_buf[64];
 	const char *release;        /* release name */
 	json_t *preflight;          /* preflight facts (own reference), {} if none */
 	json_t *dry_namespaces;     /* dry run: namespaces this phase would have
@@ -124,6 +158,9 @@ enum phase_rc install_wait_rollout(struct install_run *run, const char *path, co
 
 /* params.wait_timeout_s in ms (default 600 s). */
 long install_wait_timeout_ms(const json_t *params);
+
+/* params.max_history: Helm's --history-max (default 10, 0 = keep all). */
+int install_max_history(const json_t *params);
 
 /* Non-virtual nodes in the cluster now (-1 on failure). */
 long install_count_nodes(struct install_run *run);

@@ -24,6 +24,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "db/releases.h"
 #include "server/app.h"
 #include "server/common/buf.h"
 #include "server/common/crypto.h"
@@ -31,16 +32,6 @@
 #include "server/log.h"
 
 /* ---- phase tables ------------------------------------------------------- */
-
-/* The API refuses these kinds (422); a row that reaches a worker anyway
- * (written by an older or newer ferryd sharing the database) fails clearly. */
-static enum phase_rc phase_unavailable(struct runner_ctx *ctx)
-{
-	snprintf(ctx->message, sizeof(ctx->message),
-		 "job kind \"%s\" is not available in this version of ferry "
-		 "(available: install, upgrade, preflight)", ctx->job->kind);
-	return PHASE_FAIL;
-}
 
 static enum phase_rc phase_test(struct runner_ctx *ctx)
 {
@@ -71,11 +62,6 @@ static const struct phase_def connection_phases[] = {
 	{ "preflight", phase_preflight },
 };
 
-static const struct phase_def unavailable_phases[] = {
-	{ "preflight", phase_preflight },
-	{ "unavailable", phase_unavailable },
-};
-
 static const struct phase_def test_phases[] = {
 	{ "test-1", phase_test },
 	{ "test-2", phase_test },
@@ -85,9 +71,6 @@ static const struct phase_def test_phases[] = {
 const struct phase_def *runner_phases(const struct app *app, const char *kind,
 				      const json_t *params, int *n)
 {
-	/* Kinds the schema knows but this build cannot run yet: they fail with a
-	 * clear message after the connection check (the API refuses them too). */
-	static const char *const kinds[] = { "rollback", "uninstall", "adopt" };
 	if (app && app->cfg.test_mode && json_object_get(params, "test_sleep_ms")) {
 		*n = 3;
 		return test_phases;
@@ -103,12 +86,9 @@ const struct phase_def *runner_phases(const struct app *app, const char *kind,
 	 * release revision. */
 	if (!strcmp(kind, "install") || !strcmp(kind, "upgrade"))
 		return install_phase_table(n);
-	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
-		if (!strcmp(kind, kinds[i])) {
-			*n = 2;
-			return unavailable_phases;
-		}
-	}
+	const struct phase_def *lc = lifecycle_phase_table(kind, n);
+	if (lc)
+		return lc;
 	*n = 0;
 	return NULL;
 }
@@ -220,8 +200,21 @@ out:
 
 /* ---- the walk -------------------------------------------------------------- */
 
+/* Kinds whose success changes the cluster or its release (the cluster's
+ * last_success_at); preflight and check only read. */
+static int kind_writes(const struct db_job_claim *job)
+{
+	return strcmp(job->kind, "preflight") && strcmp(job->kind, "check") &&
+	       !json_is_true(json_object_get(job->params, "dry_run"));
+}
+
 static int finish(struct runner_ctx *ctx, const char *state, const char *error)
 {
+	if (!strcmp(state, "succeeded") && kind_writes(ctx->job)) {
+		char err[256] = "";
+		if (db_release_note_success(ctx->conn, ctx->job, err, sizeof err) < 0)
+			log_msg(LOG_WARN, "job %s: could not record last_success_at: %s", ctx->job->id, err);
+	}
 	int rc = db_job_finish(ctx->conn, ctx->job->id, ctx->job->lease_token, state, error,
 			       ctx->result);
 	struct log_ctx lc = { NULL, ctx->job->id, ctx->job->tenant_id };
@@ -342,10 +335,34 @@ int runner_run_job(struct app *app, PGconn *conn, const struct db_job_claim *job
 				     ctx.message[0] ? ": " : "", ctx.message);
 			continue;
 		}
-		char error[700];
+		char error[1400];
 		snprintf(error, sizeof(error), "phase %s: %s", ctx.phase,
 			 ctx.message[0] ? ctx.message : "failed");
 		int max = app->cfg.max_phase_attempts > 0 ? app->cfg.max_phase_attempts : 5;
+		/* on_failure: rollback (Flux's upgrade remediation): a phase past
+		 * preflight that failed for good is tried params.retries more
+		 * times, then the release is rolled back and the job fails with
+		 * both outcomes. */
+		int remediate = lifecycle_wants_remediation(job) && strcmp(ctx.phase, "preflight") &&
+				(prc == PHASE_FAIL || ctx.phase_attempt >= max);
+		if (remediate && ctx.phase_attempt <= lifecycle_retries(job)) {
+			long delay = runner_backoff_ms(app->cfg.retry_base_ms > 0 ? app->cfg.retry_base_ms : 1000, 1);
+			runner_event(&ctx, "warn", "%s; on_failure: retry %d of %d in %ld ms", ctx.message,
+				     ctx.phase_attempt, lifecycle_retries(job), delay);
+			if (db_job_defer(conn, job->id, job->lease_token, delay) < 0)
+				rc = -1;
+			goto out;
+		}
+		if (remediate) {
+			char outcome[600];
+			runner_event(&ctx, "error", "%s", ctx.message[0] ? ctx.message : "failed");
+			lifecycle_remediate(&ctx, outcome, sizeof outcome);
+			size_t u = strlen(error);
+			snprintf(error + u, sizeof(error) - u, "; on_failure: %s", outcome);
+			ctx.phase = NULL;
+			rc = finish(&ctx, "failed", error);
+			goto out;
+		}
 		if (prc == PHASE_RETRY && ctx.phase_attempt < max) {
 			long delay = runner_backoff_ms(app->cfg.retry_base_ms > 0 ? app->cfg.retry_base_ms : 1000,
 						       ctx.phase_attempt);
