@@ -69,8 +69,12 @@ enum db_job_enqueue_result {
 				* is the earlier job (whatever its state) */
 	DB_JOB_CONFLICT = 2,   /* another job is queued or running on the cluster;
 				* its id is in active_job_id */
-	DB_JOB_NO_CLUSTER = 3, /* no such cluster in that tenant */
+	DB_JOB_NO_CLUSTER = 3, /* no such cluster in that tenant (also when it is
+				* deleted while the job is being created) */
 	DB_JOB_BAD_KIND = 4,   /* kind not one of the six */
+	DB_JOB_KEY_REUSED = 5, /* the tenant used this idempotency key for a job
+				* on another cluster (keys are scoped to
+				* tenant + cluster + key); nothing created */
 	DB_JOB_DB_ERROR = -1
 };
 

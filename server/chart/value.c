@@ -185,7 +185,8 @@ cv cv_list_of(struct cv_arena *a, const cv *items, size_t n)
 void cv_entstack_put(struct cv_entstack *st, size_t base, const char *key, size_t klen, cv val)
 {
 	size_t n = st->n - base, i = n;
-	struct cv_mapent *e = st->ents + base;
+	/* ents is NULL until the first put (no offset from NULL, even zero). */
+	struct cv_mapent *e = st->ents ? st->ents + base : NULL;
 	if (n) {
 		int c = cv_key_order(e[n - 1].key, e[n - 1].klen, key, klen);
 		if (c == 0) {
