@@ -35,6 +35,7 @@
 #include "server/install/chartsource.h"
 #include "server/install/phases.h"
 #include "server/install/release.h"
+#include "server/install/render_guard.h"
 #include "server/install/values.h"
 #include "server/kube/names.h"
 #include "server/kube/ops.h"
@@ -250,12 +251,14 @@ enum phase_rc phase_cilium(struct runner_ctx *ctx)
 		.is_upgrade = is_upgrade, .revision = revision,
 		.lookup = live_lookup, .lookup_ctx = &run,
 	};
+	struct render_guard guard;
+	render_guard_init(&guard, ctx, &ro);
 	t_render = mono_ms();
 	rd = chart_render(ch, values, &ro, err, sizeof err);
 	t_rendered = mono_ms();
 	if (!rd) {
 		snprintf(ctx->message, sizeof ctx->message, "rendering cilium %s failed: %.440s", version, err);
-		rc = PHASE_FAIL;
+		rc = render_guard_failed(&guard);
 		goto out;
 	}
 	/* Where the phase's own time goes (lookups during the render are API
