@@ -1980,10 +1980,20 @@ static void job_on_stack(void)
 	/* returning follows uc_link back to run_on_stack */
 }
 
+/* gcc says ASan with __SANITIZE_ADDRESS__, clang with __has_feature */
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define CHART_ASAN 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__)
+#define CHART_ASAN 1
+#endif
+
 /* run j on a fresh CHART_RENDER_STACK-byte stack: 0, or -1 (not run) */
 static int run_on_stack(struct job *j)
 {
-#if defined(__SANITIZE_ADDRESS__)
+#if defined(CHART_ASAN)
 	/* ASan does not follow stack switches without help (and warns about
 	 * them): sanitizer builds use the thread; tests/integration/
 	 * test_optimised_build.sh runs the chart tests on the -O2 build */

@@ -1760,7 +1760,7 @@ static int jrd_value(struct jrd *r, cv *out, int depth)
 			}
 			if (*r->p == '}') {
 				r->p++;
-				*out = cv_map_of(r->a, r->es.ents + base, r->es.n - base);
+				*out = cv_map_of(r->a, r->es.ents ? r->es.ents + base : NULL, r->es.n - base);
 				r->es.n = base;
 				return 0;
 			}
@@ -1790,7 +1790,7 @@ static int jrd_value(struct jrd *r, cv *out, int depth)
 			}
 			if (*r->p == ']') {
 				r->p++;
-				*out = cv_list_of(r->a, r->items + base, r->nitems - base);
+				*out = cv_list_of(r->a, r->items ? r->items + base : NULL, r->nitems - base);
 				r->nitems = base;
 				return 0;
 			}
