@@ -40,6 +40,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -556,8 +557,15 @@ static struct MHD_Response *build_response(struct http_server *srv, struct api_r
 	}
 	MHD_add_response_header(resp, "X-Request-Id", r->request_id);
 	MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
-	for (int i = 0; i < r->nhdr; i++)
+	int retry_after = 0;
+	for (int i = 0; i < r->nhdr; i++) {
 		MHD_add_response_header(resp, r->hdr_name[i], r->hdr_value[i]);
+		retry_after |= !strcasecmp(r->hdr_name[i], "Retry-After");
+	}
+	/* Every 503 (database unreachable, lost, pool exhausted) tells the
+	 * client when to come back. */
+	if (r->status == 503 && !retry_after)
+		MHD_add_response_header(resp, "Retry-After", "2");
 	return resp;
 }
 
