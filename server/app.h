@@ -35,6 +35,11 @@ struct app_config {
 	size_t render_max_memory;   /* FERRY_RENDER_MAX_MEMORY_MB, in bytes */
 	long render_max_steps;      /* FERRY_RENDER_MAX_STEPS */
 	size_t render_max_output;   /* FERRY_RENDER_MAX_OUTPUT_MB, in bytes */
+	/* Slow clients (docs/SECURITY.md); 0 = default. */
+	int http_max_connections;     /* FERRY_HTTP_MAX_CONNECTIONS, 2048 */
+	int http_per_ip_connections;  /* FERRY_HTTP_PER_IP_CONNECTIONS, 64 */
+	int http_header_timeout_s;    /* FERRY_HTTP_HEADER_TIMEOUT_S, 10 */
+	int http_idle_timeout_s;      /* FERRY_HTTP_IDLE_TIMEOUT_S, 60 */
 };
 
 struct app {

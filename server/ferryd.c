@@ -275,6 +275,14 @@ static void build_config(struct settings *s, struct app_config *cfg, struct buf 
 					   10000, 1L << 40, 0);
 	cfg->render_max_output = (size_t)parse_long("FERRY_RENDER_MAX_OUTPUT_MB",
 						    getenv("FERRY_RENDER_MAX_OUTPUT_MB"), 1, 4096, 0) << 20;
+	cfg->http_max_connections = (int)parse_long("FERRY_HTTP_MAX_CONNECTIONS",
+						    getenv("FERRY_HTTP_MAX_CONNECTIONS"), 16, 60000, 2048);
+	cfg->http_per_ip_connections = (int)parse_long("FERRY_HTTP_PER_IP_CONNECTIONS",
+						       getenv("FERRY_HTTP_PER_IP_CONNECTIONS"), 1, 60000, 64);
+	cfg->http_header_timeout_s = (int)parse_long("FERRY_HTTP_HEADER_TIMEOUT_S",
+						     getenv("FERRY_HTTP_HEADER_TIMEOUT_S"), 1, 3600, 10);
+	cfg->http_idle_timeout_s = (int)parse_long("FERRY_HTTP_IDLE_TIMEOUT_S",
+						   getenv("FERRY_HTTP_IDLE_TIMEOUT_S"), 1, 3600, 60);
 	const char *tm = getenv("FERRY_TEST_MODE");
 	cfg->test_mode = tm && !strcmp(tm, "1");
 	cfg->charts_dir = envor(s->charts_dir, "FERRY_CHARTS_DIR");

@@ -41,6 +41,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -53,6 +54,7 @@
 #include "server/app.h"
 #include "server/common/buf.h"
 #include "server/common/crypto.h"
+#include "server/connguard.h"
 #include "server/log.h"
 #include "server/metrics.h"
 
@@ -64,6 +66,7 @@
 struct http_server {
 	struct MHD_Daemon *daemon;
 	struct app *app;
+	struct connguard *guard;   /* request-head deadlines (slow clients) */
 	volatile int stopping;
 	int port;
 	atomic_int listeners;
@@ -683,6 +686,7 @@ static enum MHD_Result http_access(void *cls, struct MHD_Connection *conn, const
 	(void)version;
 
 	if (!ctx) {
+		connguard_head_received(srv->guard, conn);
 		ctx = xcalloc(1, sizeof(*ctx));
 		clock_gettime(CLOCK_MONOTONIC, &ctx->start);
 		ctx->req.app = app;
@@ -760,9 +764,9 @@ static enum MHD_Result http_access(void *cls, struct MHD_Connection *conn, const
 static void http_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 			   enum MHD_RequestTerminationCode toe)
 {
-	(void)cls;
-	(void)conn;
+	struct http_server *srv = cls;
 	(void)toe;
+	connguard_request_done(srv->guard, conn);
 	struct http_ctx *ctx = *con_cls;
 	if (ctx && ctx->req.db) {
 		/* Should not happen (finish_request releases), but never leak a
@@ -871,20 +875,43 @@ struct http_server *http_server_start(struct app *app, char *err, size_t errlen)
 	struct http_server *srv = xcalloc(1, sizeof(*srv));
 	srv->app = app;
 	atomic_init(&srv->listeners, 0);
+	/* Slow clients (docs/SECURITY.md): a total connection limit with
+	 * headroom, a per-IP cap, absolute request-head deadlines
+	 * (connguard), poll() rather than select() so that descriptors past
+	 * FD_SETSIZE work, and a descriptor limit that fits the total. */
+	unsigned int max_conn = app->cfg.http_max_connections > 0 ? (unsigned)app->cfg.http_max_connections : 2048;
+	unsigned int per_ip = app->cfg.http_per_ip_connections > 0 ? (unsigned)app->cfg.http_per_ip_connections : 64;
+	double head_s = app->cfg.http_header_timeout_s > 0 ? app->cfg.http_header_timeout_s : 10;
+	double idle_s = app->cfg.http_idle_timeout_s > 0 ? app->cfg.http_idle_timeout_s : 60;
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < (rlim_t)max_conn + 1024) {
+		rlim_t want = (rlim_t)max_conn + 1024;
+		rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > want ? want : rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+	srv->guard = connguard_new(head_s, idle_s);
+	if (!srv->guard) {
+		snprintf(err, errlen, "cannot start the connection watchdog thread");
+		free(srv);
+		return NULL;
+	}
 	unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
-			     MHD_USE_ERROR_LOG;
+			     MHD_USE_POLL | MHD_USE_ERROR_LOG;
 	if (ss.ss_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
 	srv->daemon = MHD_start_daemon(flags, 0, NULL, NULL, http_access, srv,
 				       MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, srv,
 				       MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-				       MHD_OPTION_CONNECTION_LIMIT, (unsigned int)512,
+				       MHD_OPTION_CONNECTION_LIMIT, max_conn,
+				       MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_ip,
 				       MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)120,
+				       MHD_OPTION_NOTIFY_CONNECTION, connguard_notify, srv->guard,
 				       MHD_OPTION_NOTIFY_COMPLETED, http_completed, srv,
 				       MHD_OPTION_END);
 	if (!srv->daemon) {
 		snprintf(err, errlen, "cannot listen on %s (address in use or not available)",
 			 app->cfg.listen);
+		connguard_free(srv->guard);
 		free(srv);
 		return NULL;
 	}
@@ -905,5 +932,6 @@ void http_server_stop(struct http_server *srv)
 		return;
 	srv->stopping = 1;
 	MHD_stop_daemon(srv->daemon);
+	connguard_free(srv->guard);
 	free(srv);
 }
