@@ -420,21 +420,52 @@ json_t *db_job_stats_json(PGconn *conn)
 int db_job_claim(PGconn *conn, const char *owner, int lease_seconds,
 		 struct db_job_claim *out, char *err, size_t errlen)
 {
-	char secs[16];
+	return db_job_claim_fair(conn, owner, NULL, lease_seconds, 0, out, err, errlen);
+}
+
+int db_job_claim_fair(PGconn *conn, const char *owner, const char *group, int lease_seconds,
+		      int tenant_cap, struct db_job_claim *out, char *err, size_t errlen)
+{
+	char secs[16], cap[16];
 	snprintf(secs, sizeof(secs), "%d", lease_seconds);
-	const char *params[2] = { owner, secs };
+	if (!group || tenant_cap <= 0)
+		tenant_cap = 0, group = "";
+	snprintf(cap, sizeof(cap), "%d", tenant_cap);
+	const char *params[4] = { owner, secs, cap, group };
+	/* With a cap, a job is claimable only while its tenant has fewer
+	 * running jobs (live leases) held by the group's workers than the
+	 * cap; the group's claims are serialised by an advisory lock so
+	 * that each one counts what the previous one claimed. */
+	if (tenant_cap) {
+		const char *gp[1] = { group };
+		PGresult *b = run(conn, "BEGIN", 0, NULL, err, errlen);
+		if (!b)
+			return -1;
+		PQclear(b);
+		b = run(conn, "SELECT pg_advisory_xact_lock(hashtext('ferry_claim:' || $1))", 1, gp, err, errlen);
+		if (!b) {
+			PQclear(PQexec(conn, "ROLLBACK"));
+			return -1;
+		}
+		PQclear(b);
+	}
 	PGresult *r = run(conn,
 		"UPDATE jobs SET state = 'running', lease_owner = $1, "
 		"  lease_token = lease_token + 1, attempt = attempt + 1, "
 		"  lease_expires_at = now() + make_interval(secs => $2::int), "
 		"  started_at = COALESCE(started_at, now()), updated_at = now() "
-		"WHERE id = (SELECT id FROM jobs "
-		"  WHERE (state = 'queued' AND run_after <= now()) "
-		"     OR (state = 'running' AND lease_expires_at < now()) "
-		"  ORDER BY run_after, created_at LIMIT 1 FOR UPDATE SKIP LOCKED) "
+		"WHERE id = (SELECT id FROM jobs j "
+		"  WHERE ((j.state = 'queued' AND j.run_after <= now()) "
+		"     OR (j.state = 'running' AND j.lease_expires_at < now())) "
+		"    AND ($3::int = 0 OR (SELECT count(*) FROM jobs r WHERE r.tenant_id = j.tenant_id "
+		"         AND r.state = 'running' AND r.lease_expires_at >= now() "
+		"         AND left(r.lease_owner, length($4) + 1) = $4 || '/') < $3::int) "
+		"  ORDER BY j.run_after, j.created_at LIMIT 1 FOR UPDATE SKIP LOCKED) "
 		"RETURNING id, tenant_id, cluster_id, kind, params::text, attempt, lease_token, "
 		"  cancel_requested, pg_notify('" DB_JOB_EVENTS_CHANNEL "', id::text)",
-		2, params, err, errlen);
+		4, params, err, errlen);
+	if (tenant_cap)
+		PQclear(PQexec(conn, r ? "COMMIT" : "ROLLBACK"));
 	if (!r)
 		return -1;
 	if (PQntuples(r) == 0) {

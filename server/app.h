@@ -35,6 +35,9 @@ struct app_config {
 	size_t render_max_memory;   /* FERRY_RENDER_MAX_MEMORY_MB, in bytes */
 	long render_max_steps;      /* FERRY_RENDER_MAX_STEPS */
 	size_t render_max_output;   /* FERRY_RENDER_MAX_OUTPUT_MB, in bytes */
+	int tenant_max_running_jobs;  /* FERRY_TENANT_MAX_RUNNING_JOBS: running jobs
+				       * (and so chart renders) of one tenant in this
+				       * process; default max(1, workers - 1); 0 = no cap */
 	/* Slow clients (docs/SECURITY.md); 0 = default. */
 	int http_max_connections;     /* FERRY_HTTP_MAX_CONNECTIONS, 2048 */
 	int http_per_ip_connections;  /* FERRY_HTTP_PER_IP_CONNECTIONS, 64 */

@@ -275,6 +275,9 @@ static void build_config(struct settings *s, struct app_config *cfg, struct buf 
 					   10000, 1L << 40, 0);
 	cfg->render_max_output = (size_t)parse_long("FERRY_RENDER_MAX_OUTPUT_MB",
 						    getenv("FERRY_RENDER_MAX_OUTPUT_MB"), 1, 4096, 0) << 20;
+	cfg->tenant_max_running_jobs = (int)parse_long("FERRY_TENANT_MAX_RUNNING_JOBS",
+						       getenv("FERRY_TENANT_MAX_RUNNING_JOBS"), 0, 100000,
+						       cfg->workers > 2 ? cfg->workers - 1 : 1);
 	cfg->http_max_connections = (int)parse_long("FERRY_HTTP_MAX_CONNECTIONS",
 						    getenv("FERRY_HTTP_MAX_CONNECTIONS"), 16, 60000, 2048);
 	cfg->http_per_ip_connections = (int)parse_long("FERRY_HTTP_PER_IP_CONNECTIONS",

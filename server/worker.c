@@ -100,7 +100,8 @@ static void *worker_main(void *arg)
 		}
 		struct db_job_claim job;
 		char err[512];
-		int got = db_job_claim(conn, owner, app->cfg.lease_seconds, &job, err, sizeof(err));
+		int got = db_job_claim_fair(conn, owner, app->cfg.node_id, app->cfg.lease_seconds,
+					    app->cfg.tenant_max_running_jobs, &job, err, sizeof(err));
 		if (got < 0)
 			log_msg(LOG_WARN, "worker %d: claim failed: %s", slot->index, err);
 		if (got == 1) {
