@@ -3,10 +3,10 @@
 only (127.0.0.0/8), bounded in count and time.
 
 - sec_slowloris_1000: 1,000 connections from 127.0.0.2..127.0.0.17 trickle
-  header lines (one every 0.5 s, never finishing the request head); all
-  the while a client on 127.0.0.1 gets GET /healthz and GET /v1/me answered
-  200 within a second, every time. (512 slow connections took the API
-  down before.)
+  header lines (one every 0.5 s, never finishing the request head) for
+  8 s (default settings: all of them stay open); all the while a client on
+  127.0.0.1 gets GET /healthz and GET /v1/me answered 200 within a second,
+  every time. (512 slow connections took the API down before.)
 - sec_slowloris_header_deadline: a connection that keeps trickling is
   closed by the request-head deadline (FERRY_HTTP_HEADER_TIMEOUT_S, 3 s
   here) although every line restarts libmicrohttpd's idle timer.
@@ -27,7 +27,9 @@ from apitest import (check, check_eq, finish, run_test, start)  # noqa: E402
 TESTS = ["sec_slowloris_1000", "sec_slowloris_header_deadline", "sec_slowloris_per_ip_cap"]
 soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
 resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 8192), hard))
-os.environ["FERRY_HTTP_HEADER_TIMEOUT_S"] = "3"
+# The 1,000-connection test runs against the defaults (10 s request-head
+# deadline: the slow connections stay open for the whole 8 s); the
+# deadline and per-IP tests against a second ferryd with a 3 s deadline.
 f = start("sec_slow", TESTS)
 acme = f.tenant("acme")
 OP = f.token(acme, "operator")
@@ -135,6 +137,15 @@ def t_per_ip():
 
 
 run_test("sec_slowloris_1000", t_1000)
+msg = f.stop()
+if msg:
+    print("FAIL: ferryd_shutdown_sec_slow: %s" % msg)
+    import apitest
+    apitest.FAILED += 1
+else:
+    print("PASS: ferryd_shutdown_sec_slow")
+os.environ["FERRY_HTTP_HEADER_TIMEOUT_S"] = "3"
+f = start("sec_slow3", TESTS)
 run_test("sec_slowloris_header_deadline", t_deadline)
 run_test("sec_slowloris_per_ip_cap", t_per_ip)
 finish(f)
