@@ -164,8 +164,10 @@ int kube_object_names_valid(const json_t *obj, char *err, size_t errlen)
 	if (kube_api_version_valid(json_string_value(json_object_get(obj, "apiVersion")), err, errlen) < 0)
 		return -1;
 	const json_t *meta = json_object_get(obj, "metadata");
+	/* An empty or null namespace means the release's (as in the path
+	 * builder); anything else must be a valid one. */
 	const json_t *ns = json_object_get(meta, "namespace");
-	if (ns && !json_is_null(ns) &&
+	if (ns && !json_is_null(ns) && !(json_is_string(ns) && !*json_string_value(ns)) &&
 	    kube_namespace_valid(json_string_value(ns), err, errlen) < 0)
 		return -1;
 	return kube_name_valid(kind, json_string_value(json_object_get(meta, "name")), err, errlen);

@@ -33,7 +33,8 @@ int kube_namespace_valid(const char *ns, char *err, size_t errlen);
 int kube_api_version_valid(const char *api_version, char *err, size_t errlen);
 
 /* One object of a rendered manifest: apiVersion, kind (letters and digits),
- * metadata.name and metadata.namespace when present. */
+ * metadata.name and metadata.namespace when present and not empty (empty
+ * or null = the release namespace, checked by the caller). */
 int kube_object_names_valid(const json_t *obj, char *err, size_t errlen);
 
 /* An API server URL ferry will store and connect to: "https://" + a host

@@ -124,6 +124,7 @@ static void t_object_rules_per_kind(void)
 		{ "cilium.io/v2", "Cilium/Policy", "default", "x", 0 },
 		{ "cilium.io/../v2", "CiliumNetworkPolicy", "default", "x", 0 },
 		{ "apps/v1", "DaemonSet", "kube-system", NULL, 0 },
+		{ "apps/v1", "DaemonSet", "", "cilium", 1 },     /* empty = the release's */
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		json_t *o = json_pack("{s:s, s:s, s:{}}", "apiVersion", cases[i].av, "kind", cases[i].kind, "metadata");
