@@ -270,17 +270,11 @@ enum phase_rc phase_cilium(struct runner_ctx *ctx)
 	runner_event(ctx, "info", "rendered chart cilium %s: %zu objects (revision %d%s)", version,
 		     json_array_size(docs), revision, run.dry_run ? ", dry run" : "");
 	/* Every name and namespace is checked before the first request. */
-	for (size_t d = 0; d < json_array_size(docs); d++) {
-		char why[300];
-		const json_t *o = json_object_get(json_array_get(docs, d), "object");
-		if (json_is_object(o) && kube_object_names_valid(o, why, sizeof why) < 0) {
-			const char *src = json_string_value(json_object_get(json_array_get(docs, d), "source"));
-			snprintf(ctx->message, sizeof ctx->message,
-				 "cilium %s renders an object the API server would refuse (%.120s): %.300s",
-				 version, src ? src : "?", why);
-			rc = PHASE_FAIL;
-			goto out;
-		}
+	if (kube_documents_names_valid(docs, err, sizeof err) < 0) {
+		snprintf(ctx->message, sizeof ctx->message,
+			 "cilium %s renders an object the API server would refuse: %.420s", version, err);
+		rc = PHASE_FAIL;
+		goto out;
 	}
 
 	/* Apply in install order. */

@@ -173,6 +173,22 @@ int kube_object_names_valid(const json_t *obj, char *err, size_t errlen)
 	return kube_name_valid(kind, json_string_value(json_object_get(meta, "name")), err, errlen);
 }
 
+int kube_documents_names_valid(const json_t *docs, char *err, size_t errlen)
+{
+	size_t i;
+	const json_t *doc;
+	json_array_foreach(docs, i, doc) {
+		const json_t *o = json_object_get(doc, "object");
+		char why[300];
+		if (json_is_object(o) && kube_object_names_valid(o, why, sizeof why) < 0) {
+			const char *src = json_string_value(json_object_get(doc, "source"));
+			snprintf(err, errlen, "%.120s: %s", src ? src : "?", why);
+			return -1;
+		}
+	}
+	return 0;
+}
+
 /* The URL itself is never quoted back: it may carry credentials. */
 int kube_server_url_valid(const char *url, char *err, size_t errlen)
 {

@@ -48,6 +48,11 @@ int kube_server_url_valid(const char *url, char *err, size_t errlen);
  * of 1-63, at most 253 in all) or an IPv4/IPv6 address. 0 / -1. */
 int kube_tls_server_name_valid(const char *name, char *err, size_t errlen);
 
+/* Every object of a chart render's document list (chart_render_documents:
+ * [{"source": "cilium/templates/x.yaml", "object": {...}}, ...]); the
+ * message names the template file of the first bad object. 0 / -1. */
+int kube_documents_names_valid(const json_t *docs, char *err, size_t errlen);
+
 /* Percent-encode one path segment: unreserved characters and ':' '@' stay,
  * every other byte becomes %XX (malloc'd). */
 char *kube_path_segment(const char *s);

@@ -144,6 +144,21 @@ static void t_object_rules_per_kind(void)
 	}
 }
 
+static void t_documents(void)
+{
+	char err[512];
+	json_t *docs = json_pack("[{s:s, s:{s:s, s:s, s:{s:s}}}, {s:s, s:{s:s, s:s, s:{s:s}}}]",
+				 "source", "c/templates/ok.yaml", "object", "apiVersion", "v1", "kind", "ConfigMap",
+				 "metadata", "name", "fine",
+				 "source", "c/templates/bad.yaml", "object", "apiVersion", "v1", "kind", "Namespace",
+				 "metadata", "name", "../../x");
+	check(kube_documents_names_valid(docs, err, sizeof err) == -1);
+	check(strstr(err, "c/templates/bad.yaml") && strstr(err, "Namespace name"));
+	json_array_remove(docs, 1);
+	check(kube_documents_names_valid(docs, err, sizeof err) == 0);
+	json_decref(docs);
+}
+
 /* The fixed paths in the phases (phase_retire, phase_eni_agent,
  * phase_preflight_checks, l2) are built from these names: they must pass
  * the same rules. */
@@ -240,6 +255,7 @@ int main(void)
 	test_run("sec_paths_refuse_hostile_names", t_paths_refuse_hostile);
 	test_run("sec_paths_valid_and_encoded", t_paths_valid_and_encoded);
 	test_run("sec_object_name_rules_per_kind", t_object_rules_per_kind);
+	test_run("sec_manifest_documents_checked", t_documents);
 	test_run("sec_fixed_paths_follow_the_rules", t_fixed_names);
 	test_run("sec_server_url_and_tls_name", t_server_urls);
 	test_run("sec_kubeconfig_server_and_tls_name", t_kubeconfig_urls);
