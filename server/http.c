@@ -175,6 +175,28 @@ static int is_mutating(const char *method)
 	       !strcmp(method, "PATCH") || !strcmp(method, "DELETE");
 }
 
+/* The handler answered 503 because its database connection broke. */
+static int lost_database(const struct api_req *r)
+{
+	return r->status == 503 && r->db && PQstatus(r->db) == CONNECTION_BAD;
+}
+
+/* Forget an answer and the request's connection, to dispatch again. */
+static void reset_answer(struct api_req *r)
+{
+	db_release(r->app->db, r->db);
+	r->db = NULL;
+	json_decref(r->resp);
+	r->resp = NULL;
+	free(r->resp_text);
+	r->resp_text = NULL;
+	r->content_type = NULL;
+	r->status = 0;
+	r->nhdr = 0;
+	r->target[0] = '\0';
+	memset(&r->auth, 0, sizeof(r->auth));
+}
+
 static void dispatch(struct api_req *r)
 {
 	const struct api_route *found = NULL;
@@ -745,6 +767,13 @@ static enum MHD_Result http_access(void *cls, struct MHD_Connection *conn, const
 			    app->cfg.max_body_bytes);
 	} else if (is_api_path(url)) {
 		dispatch(r);
+		if (lost_database(r) && !is_mutating(r->method)) {
+			/* The pooled connection died under a read (a
+			 * PostgreSQL restart the stale check did not see yet):
+			 * the pool resets it; run the request once more. */
+			reset_answer(r);
+			dispatch(r);
+		}
 	} else {
 		if (send_static(srv, conn, ctx) == MHD_YES) {
 			finish_request(srv, ctx);

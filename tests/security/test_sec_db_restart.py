@@ -5,6 +5,9 @@
   is stale; the next requests (more than the pool holds, on several
   routes) all succeed: a stale connection is noticed and reset before use
   (a 500 per stale connection before).
+- sec_db_restart_under_load: six clients keep reading while PostgreSQL
+  restarts: every answer is a 200 or a 503 with Retry-After (a read whose
+  connection breaks mid-request is run once more on a fresh one).
 - sec_db_down_503: with PostgreSQL stopped, every route that needs the
   database answers 503 with Retry-After (500 before), /healthz stays 200,
   and everything works again once PostgreSQL is back.
@@ -21,7 +24,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
 from apitest import (check, check_eq, finish, run_test, skip_all, start)  # noqa: E402
 
-TESTS = ["sec_db_restart_no_500", "sec_db_down_503"]
+TESTS = ["sec_db_restart_no_500", "sec_db_restart_under_load", "sec_db_down_503"]
 pghost = os.environ.get("FERRY_TEST_PG_HOST")
 bins = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"))
 if not pghost or not bins or not os.path.isdir(os.path.join(pghost, "data")):
@@ -117,6 +120,38 @@ def t_down():
     check_eq(st, 200, "back once PostgreSQL is back")
 
 
+def t_restart_under_load():
+    """Requests in flight while PostgreSQL restarts: 200, or 503 with
+    Retry-After while it is down; never a 500."""
+    import threading
+    stop = [False]
+    seen = []
+    lock = threading.Lock()
+
+    def client(i):
+        while not stop[0]:
+            r = f.get(ROUTES[i % len(ROUTES)], OP, timeout=60)
+            with lock:
+                seen.append((r.status, r.header("Retry-After"), r.text[:160]))
+    ts = [threading.Thread(target=client, args=(i,)) for i in range(6)]
+    for t in ts:
+        t.start()
+    try:
+        time.sleep(0.5)
+        pg_ctl("restart", "-m", "fast")
+        time.sleep(1.0)
+    finally:
+        stop[0] = True
+        for t in ts:
+            t.join()
+    statuses = sorted({s for s, _, _ in seen})
+    print("   %d requests during a restart, statuses %s" % (len(seen), statuses))
+    check(set(statuses) <= {200, 503}, "answers %r" % [x for x in seen if x[0] not in (200, 503)][:3])
+    check(all(ra for st, ra, _ in seen if st == 503), "every 503 has Retry-After")
+    check(seen and seen[-1][0] == 200, "served again after the restart")
+
+
 run_test("sec_db_restart_no_500", t_restart)
+run_test("sec_db_restart_under_load", t_restart_under_load)
 run_test("sec_db_down_503", t_down)
 finish(f)
