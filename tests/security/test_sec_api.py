@@ -7,20 +7,22 @@
 - sec_api_userinfo_and_control_chars (finding 6): api_server with userinfo,
   a fragment, a query or control characters, a kubeconfig server: with
   userinfo, a tls_server_name that is not a DNS name or IP: 400, nothing
-  stored, the credential never echoed.
+  stored, the credential never echoed; migration 013 strips user
+  information stored before (also from a database dump).
 - sec_api_idempotency_scoped_to_cluster (finding 9): a key first used on one
   cluster and replayed on another is a 422, not the first cluster's job.
 - sec_api_delete_race (finding 5): deleting a cluster while jobs are being
   created gives only 202/404/409 answers, never a 500.
 """
 import os
+import subprocess
 import sys
 import threading
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
 from apitest import (check, check_eq, finish, is_problem, run_test, start)  # noqa: E402
 
-TESTS = ["sec_api_cursor_out_of_range", "sec_api_userinfo_and_control_chars",
+TESTS = ["sec_api_cursor_out_of_range", "sec_api_userinfo_and_control_chars", "sec_api_stored_userinfo_scrubbed",
          "sec_api_idempotency_scoped_to_cluster", "sec_api_delete_race"]
 
 f = start("sec_api", TESTS)
@@ -91,6 +93,18 @@ def t_userinfo():
     check("s3cr3t" not in f.sql("SELECT string_agg(api_server, ' ') FROM clusters"), "nothing stored")
 
 
+def t_stored_userinfo_scrubbed():
+    """Migration 013 removes user information stored before the check."""
+    cid = new_cluster("old-url")
+    f.sql("UPDATE clusters SET api_server = 'https://admin:s3cr3t@10.0.0.9:6443/k8s' WHERE id = '%s'" % cid)
+    f.sql("DELETE FROM ferry_schema_migrations WHERE version = 13")
+    out = subprocess.run([f.ferryd, "migrate"], env=f.env, capture_output=True, text=True, timeout=60)
+    check_eq(out.returncode, 0, "ferryd migrate: %s %s" % (out.stdout, out.stderr))
+    r = f.get("/v1/clusters/" + cid, OP)
+    check_eq(r.json()["api_server"], "https://10.0.0.9:6443/k8s", "userinfo removed")
+    check("s3cr3t" not in f.pg_dump().decode(errors="replace"), "not in a database dump")
+
+
 def t_idempotency():
     a = new_cluster("idem-a")
     b = new_cluster("idem-b")
@@ -143,6 +157,7 @@ def t_delete_race():
 
 run_test("sec_api_cursor_out_of_range", t_cursor)
 run_test("sec_api_userinfo_and_control_chars", t_userinfo)
+run_test("sec_api_stored_userinfo_scrubbed", t_stored_userinfo_scrubbed)
 run_test("sec_api_idempotency_scoped_to_cluster", t_idempotency)
 run_test("sec_api_delete_race", t_delete_race)
 finish(f)
