@@ -434,21 +434,7 @@ int db_job_claim_fair(PGconn *conn, const char *owner, const char *group, int le
 	const char *params[4] = { owner, secs, cap, group };
 	/* With a cap, a job is claimable only while its tenant has fewer
 	 * running jobs (live leases) held by the group's workers than the
-	 * cap; the group's claims are serialised by an advisory lock so
-	 * that each one counts what the previous one claimed. */
-	if (tenant_cap) {
-		const char *gp[1] = { group };
-		PGresult *b = run(conn, "BEGIN", 0, NULL, err, errlen);
-		if (!b)
-			return -1;
-		PQclear(b);
-		b = run(conn, "SELECT pg_advisory_xact_lock(hashtext('ferry_claim:' || $1))", 1, gp, err, errlen);
-		if (!b) {
-			PQclear(PQexec(conn, "ROLLBACK"));
-			return -1;
-		}
-		PQclear(b);
-	}
+	 * cap (the caller serialises the group's claims, see jobs.h). */
 	PGresult *r = run(conn,
 		"UPDATE jobs SET state = 'running', lease_owner = $1, "
 		"  lease_token = lease_token + 1, attempt = attempt + 1, "
@@ -464,8 +450,6 @@ int db_job_claim_fair(PGconn *conn, const char *owner, const char *group, int le
 		"RETURNING id, tenant_id, cluster_id, kind, params::text, attempt, lease_token, "
 		"  cancel_requested, pg_notify('" DB_JOB_EVENTS_CHANNEL "', id::text)",
 		4, params, err, errlen);
-	if (tenant_cap)
-		PQclear(PQexec(conn, r ? "COMMIT" : "ROLLBACK"));
 	if (!r)
 		return -1;
 	if (PQntuples(r) == 0) {

@@ -152,9 +152,10 @@ int db_job_claim(PGconn *conn, const char *owner, int lease_seconds,
 /* The same with per-tenant fairness: jobs of a tenant that already has
  * tenant_cap running jobs leased by the workers of group (owners named
  * "<group>/...": one process) are passed over, so one tenant cannot
- * occupy every worker of a process. The group's claims are serialised
- * (an advisory lock in a short transaction). tenant_cap 0 or group NULL
- * = no cap (db_job_claim). */
+ * occupy every worker of a process. One statement; the caller runs the
+ * group's claims one at a time (server/worker.c holds a mutex), so each
+ * claim counts the ones before it. tenant_cap 0 or group NULL = no cap
+ * (db_job_claim). */
 int db_job_claim_fair(PGconn *conn, const char *owner, const char *group, int lease_seconds,
 		      int tenant_cap, struct db_job_claim *out, char *err, size_t errlen);
 void db_job_claim_clear(struct db_job_claim *c);
