@@ -34,6 +34,7 @@
 #include "server/common/buf.h"
 #include "server/common/crypto.h"
 #include "server/kube/kubeconfig.h"
+#include "server/kube/names.h"
 
 #define MAX_PEM_BYTES (256 * 1024)
 
@@ -107,17 +108,6 @@ static int one_of(const char *s, const char *const *list)
 		if (!strcmp(s, list[i]))
 			return 1;
 	return 0;
-}
-
-static int url_ok(const char *s)
-{
-	size_t n = strlen(s);
-	if (n <= 8 || n > 2048 || strncmp(s, "https://", 8) != 0)
-		return 0;
-	for (size_t i = 0; i < n; i++)
-		if ((unsigned char)s[i] <= 0x20 || (unsigned char)s[i] == 0x7f)
-			return 0;
-	return 1;
 }
 
 /* Count certificates in a PEM bundle; -1 when it does not parse. */
@@ -279,10 +269,11 @@ static void read_conn(struct api_req *r, json_t *body, int patch, struct conn_in
 			c->insecure = 0;
 	}
 	/* Validate what we have. */
-	if (c->api_server && !url_ok(c->api_server))
-		verr(v, "api_server", "must be an https:// URL without spaces, at most 2048 characters");
-	if (c->tls_server_name && (!*c->tls_server_name || strlen(c->tls_server_name) > 253))
-		verr(v, "tls_server_name", "must be a host name of 1-253 characters");
+	char why[256];
+	if (c->api_server && kube_server_url_valid(c->api_server, why, sizeof why) < 0)
+		verr(v, "api_server", why);
+	if (c->tls_server_name && kube_tls_server_name_valid(c->tls_server_name, why, sizeof why) < 0)
+		verr(v, "tls_server_name", why);
 	if (c->ca_bundle) {
 		if (strlen(c->ca_bundle) > MAX_PEM_BYTES || pem_cert_count(c->ca_bundle) < 0)
 			verr(v, "ca_bundle", "must be one or more PEM certificates");

@@ -126,6 +126,10 @@ void api_jobs_create(struct api_req *r)
 	case DB_JOB_BAD_KIND:
 		api_problem(r, 400, "Invalid request", "unknown job kind");
 		break;
+	case DB_JOB_KEY_REUSED:
+		api_problem(r, 422, "Unprocessable request",
+			    "Idempotency-Key was already used for a job on another cluster; use a new key");
+		break;
 	default:
 		api_db_error(r, err);
 		break;

@@ -109,6 +109,12 @@ void api_db_error(struct api_req *r, const char *what)
 	struct log_ctx lc = { .request_id = r->request_id,
 			      .tenant = r->auth.ok ? r->auth.tenant_name : NULL };
 	log_ctx_msg(LOG_ERROR, &lc, "database error: %s", what && *what ? what : "(no message)");
+	if (r->db && PQstatus(r->db) == CONNECTION_BAD) {
+		/* The database went away under the request: a retry can work. */
+		api_problem(r, 503, "Service unavailable",
+			    "the database connection was lost; retry shortly");
+		return;
+	}
 	api_problem(r, 500, "Internal error",
 		    "a database operation failed; the request id %s identifies it in the server log",
 		    r->request_id);

@@ -100,6 +100,11 @@ int dbq_cursor_parse(const char *cursor, char us[24], char id[37])
 	for (const char *p = cursor; p < dot; p++)
 		if (*p < '0' || *p > '9')
 			return -1;
+	/* A timestamp PostgreSQL can hold: at most 9999-12-31T23:59:59.999999Z
+	 * (253402300799999999 us); anything larger is not a cursor of ours. */
+	if ((size_t)(dot - cursor) > 18 ||
+	    ((size_t)(dot - cursor) == 18 && strncmp(cursor, "253402300799999999", 18) > 0))
+		return -1;
 	const char *u = dot + 1;
 	if (strlen(u) != 36)
 		return -1;

@@ -48,7 +48,8 @@ int dbq_exec(PGconn *conn, const char *sql, int nparams, const char *const *para
  * Cursor pagination over (created_at, id). Cursors are "<µs since epoch>.<uuid>"
  * of the last row of a page: opaque to clients, validated here.
  * dbq_cursor_parse() splits one into its two SQL parameters (us[24],
- * id[37]); 0 on success, -1 if it is malformed.
+ * id[37]); 0 on success, -1 if it is malformed or its time lies past
+ * 9999-12-31 (so no cursor reaches SQL that PostgreSQL cannot hold).
  * dbq_page() runs sql whose rows are (json text, cursor text) and which
  * returns at most limit+1 rows; *out = {"items":[…], "next_cursor": C|null}.
  * DBQ_CURSOR_SQL(tbl) is the SQL expression producing a row's cursor.

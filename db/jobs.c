@@ -219,17 +219,23 @@ json_t *db_job_events_json(PGconn *conn, const char *tenant_id, const char *job_
 
 /* ---- enqueue and cancel ------------------------------------------------ */
 
-static int find_by_key(PGconn *conn, const char *tenant_id, const char *key,
+/* 1 when the tenant used key before (job_id set; 2 when that job belongs
+ * to another cluster than cluster_id), 0 when not, -1 on error. */
+static int find_by_key(PGconn *conn, const char *tenant_id, const char *cluster_id, const char *key,
 		       char job_id[DB_ID_LEN], char *err, size_t errlen)
 {
-	const char *params[2] = { tenant_id, key };
-	PGresult *r = run(conn, "SELECT id FROM jobs WHERE tenant_id = $1::uuid AND idempotency_key = $2",
-			  2, params, err, errlen);
+	const char *params[3] = { tenant_id, key, cluster_id };
+	PGresult *r = run(conn, "SELECT id, cluster_id = $3::uuid FROM jobs"
+			  " WHERE tenant_id = $1::uuid AND idempotency_key = $2",
+			  3, params, err, errlen);
 	if (!r)
 		return -1;
 	int found = PQntuples(r) == 1;
-	if (found)
+	if (found) {
 		snprintf(job_id, DB_ID_LEN, "%s", PQgetvalue(r, 0, 0));
+		if (strcmp(PQgetvalue(r, 0, 1), "t"))
+			found = 2;
+	}
 	PQclear(r);
 	return found;
 }
@@ -280,9 +286,15 @@ enum db_job_enqueue_result db_job_enqueue(PGconn *conn, const struct db_job_new 
 	 * the lookup of the active job. */
 	for (int round = 0; round < 5; round++) {
 		if (key) {
-			int f = find_by_key(conn, req->tenant_id, key, job_id, err, errlen);
+			int f = find_by_key(conn, req->tenant_id, req->cluster_id, key, job_id, err, errlen);
 			if (f < 0)
 				goto out;
+			if (f == 2) {
+				job_id[0] = '\0';
+				snprintf(err, errlen, "Idempotency-Key was already used for a job on another cluster");
+				rc = DB_JOB_KEY_REUSED;
+				goto out;
+			}
 			if (f) {
 				rc = DB_JOB_REPLAYED;
 				goto out;
@@ -294,6 +306,7 @@ enum db_job_enqueue_result db_job_enqueue(PGconn *conn, const struct db_job_new 
 			"  INSERT INTO jobs (tenant_id, cluster_id, kind, params, idempotency_key, created_by) "
 			"  SELECT $1::uuid, c.id, $3, $4::jsonb, $5, $6::uuid FROM clusters c "
 			"  WHERE c.id = $2::uuid AND c.tenant_id = $1::uuid "
+			"  FOR KEY SHARE OF c "   /* a concurrent DELETE waits, or we see it gone */
 			"  RETURNING id) "
 			"SELECT id, pg_notify('" DB_JOBS_CHANNEL "', id::text), "
 			"       pg_notify('" DB_JOB_EVENTS_CHANNEL "', id::text) FROM ins",
@@ -314,6 +327,13 @@ enum db_job_enqueue_result db_job_enqueue(PGconn *conn, const struct db_job_new 
 		int unique = state && !strcmp(state, "23505");
 		int active = unique && constraint && !strcmp(constraint, "jobs_one_active_per_cluster");
 		int idem = unique && constraint && !strcmp(constraint, "jobs_idempotency");
+		if (state && !strcmp(state, "23503")) {
+			/* The cluster went away between our read and the insert. */
+			PQclear(r);
+			snprintf(err, errlen, "no such cluster");
+			rc = DB_JOB_NO_CLUSTER;
+			goto out;
+		}
 		if (!active && !idem)
 			set_err(err, errlen, "database: %s", PQerrorMessage(conn));
 		PQclear(r);
@@ -402,21 +422,36 @@ json_t *db_job_stats_json(PGconn *conn)
 int db_job_claim(PGconn *conn, const char *owner, int lease_seconds,
 		 struct db_job_claim *out, char *err, size_t errlen)
 {
-	char secs[16];
+	return db_job_claim_fair(conn, owner, NULL, lease_seconds, 0, out, err, errlen);
+}
+
+int db_job_claim_fair(PGconn *conn, const char *owner, const char *group, int lease_seconds,
+		      int tenant_cap, struct db_job_claim *out, char *err, size_t errlen)
+{
+	char secs[16], cap[16];
 	snprintf(secs, sizeof(secs), "%d", lease_seconds);
-	const char *params[2] = { owner, secs };
+	if (!group || tenant_cap <= 0)
+		tenant_cap = 0, group = "";
+	snprintf(cap, sizeof(cap), "%d", tenant_cap);
+	const char *params[4] = { owner, secs, cap, group };
+	/* With a cap, a job is claimable only while its tenant has fewer
+	 * running jobs (live leases) held by the group's workers than the
+	 * cap (the caller serialises the group's claims, see jobs.h). */
 	PGresult *r = run(conn,
 		"UPDATE jobs SET state = 'running', lease_owner = $1, "
 		"  lease_token = lease_token + 1, attempt = attempt + 1, "
 		"  lease_expires_at = now() + make_interval(secs => $2::int), "
 		"  started_at = COALESCE(started_at, now()), updated_at = now() "
-		"WHERE id = (SELECT id FROM jobs "
-		"  WHERE (state = 'queued' AND run_after <= now()) "
-		"     OR (state = 'running' AND lease_expires_at < now()) "
-		"  ORDER BY run_after, created_at LIMIT 1 FOR UPDATE SKIP LOCKED) "
+		"WHERE id = (SELECT id FROM jobs j "
+		"  WHERE ((j.state = 'queued' AND j.run_after <= now()) "
+		"     OR (j.state = 'running' AND j.lease_expires_at < now())) "
+		"    AND ($3::int = 0 OR (SELECT count(*) FROM jobs r WHERE r.tenant_id = j.tenant_id "
+		"         AND r.state = 'running' AND r.lease_expires_at >= now() "
+		"         AND left(r.lease_owner, length($4) + 1) = $4 || '/') < $3::int) "
+		"  ORDER BY j.run_after, j.created_at LIMIT 1 FOR UPDATE SKIP LOCKED) "
 		"RETURNING id, tenant_id, cluster_id, kind, params::text, attempt, lease_token, "
 		"  cancel_requested, pg_notify('" DB_JOB_EVENTS_CHANNEL "', id::text)",
-		2, params, err, errlen);
+		4, params, err, errlen);
 	if (!r)
 		return -1;
 	if (PQntuples(r) == 0) {

@@ -69,8 +69,12 @@ enum db_job_enqueue_result {
 				* is the earlier job (whatever its state) */
 	DB_JOB_CONFLICT = 2,   /* another job is queued or running on the cluster;
 				* its id is in active_job_id */
-	DB_JOB_NO_CLUSTER = 3, /* no such cluster in that tenant */
+	DB_JOB_NO_CLUSTER = 3, /* no such cluster in that tenant (also when it is
+				* deleted while the job is being created) */
 	DB_JOB_BAD_KIND = 4,   /* kind not one of the eight */
+	DB_JOB_KEY_REUSED = 5, /* the tenant used this idempotency key for a job
+				* on another cluster (keys are scoped to
+				* tenant + cluster + key); nothing created */
 	DB_JOB_DB_ERROR = -1
 };
 
@@ -145,6 +149,15 @@ struct db_job_claim {
  * do, -1 = error. */
 int db_job_claim(PGconn *conn, const char *owner, int lease_seconds,
 		 struct db_job_claim *out, char *err, size_t errlen);
+/* The same with per-tenant fairness: jobs of a tenant that already has
+ * tenant_cap running jobs leased by the workers of group (owners named
+ * "<group>/...": one process) are passed over, so one tenant cannot
+ * occupy every worker of a process. One statement; the caller runs the
+ * group's claims one at a time (server/worker.c holds a mutex), so each
+ * claim counts the ones before it. tenant_cap 0 or group NULL = no cap
+ * (db_job_claim). */
+int db_job_claim_fair(PGconn *conn, const char *owner, const char *group, int lease_seconds,
+		      int tenant_cap, struct db_job_claim *out, char *err, size_t errlen);
 void db_job_claim_clear(struct db_job_claim *c);
 
 /* Extend the lease. 1 = still ours (cancel_requested refreshed if non-NULL),

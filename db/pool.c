@@ -12,6 +12,7 @@
 #include "db/pool.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -77,8 +78,32 @@ struct db_pool *db_pool_new(const char *url, int size, char *err, size_t errlen)
 	return p;
 }
 
+/* An idle connection has nothing to read. When its socket is readable the
+ * server has said something on its own: after a restart or an
+ * administrator's pg_terminate_backend that is a FATAL message and EOF.
+ * Reading it turns the connection's status to CONNECTION_BAD, so it is
+ * reset here instead of failing the next query (a 500 before). */
+static void check_stale(PGconn *conn)
+{
+	int fd = PQsocket(conn);
+	if (fd < 0)
+		return;
+	/* The message and the EOF may take two reads. */
+	for (int i = 0; i < 4; i++) {
+		struct pollfd pfd = { .fd = fd, .events = POLLIN };
+		if (poll(&pfd, 1, i ? 5 : 0) <= 0)
+			return;
+		if (!PQconsumeInput(conn) || PQstatus(conn) == CONNECTION_BAD) {
+			log_msg(LOG_INFO, "database connection closed by the server; reconnecting");
+			return;
+		}
+	}
+}
+
 static void make_usable(struct db_pool *pool, struct db_slot *s)
 {
+	if (s->conn && PQstatus(s->conn) == CONNECTION_OK)
+		check_stale(s->conn);
 	if (s->conn && PQstatus(s->conn) == CONNECTION_BAD) {
 		PQreset(s->conn);
 		if (PQstatus(s->conn) == CONNECTION_OK) {

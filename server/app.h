@@ -30,6 +30,19 @@ struct app_config {
 	const char *charts_dir;     /* FERRY_CHARTS_DIR: local chart archives */
 	long retry_base_ms;         /* first phase retry delay, default 1000 (doubles, with jitter) */
 	int test_mode;              /* FERRY_TEST_MODE=1: test-only job params honoured */
+	/* Chart render budget (docs/SECURITY.md); 0 = the chart engine's default. */
+	long render_max_ms;         /* FERRY_RENDER_MAX_MS */
+	size_t render_max_memory;   /* FERRY_RENDER_MAX_MEMORY_MB, in bytes */
+	long render_max_steps;      /* FERRY_RENDER_MAX_STEPS */
+	size_t render_max_output;   /* FERRY_RENDER_MAX_OUTPUT_MB, in bytes */
+	int tenant_max_running_jobs;  /* FERRY_TENANT_MAX_RUNNING_JOBS: running jobs
+				       * (and so chart renders) of one tenant in this
+				       * process; default max(1, workers - 1); 0 = no cap */
+	/* Slow clients (docs/SECURITY.md); 0 = default. */
+	int http_max_connections;     /* FERRY_HTTP_MAX_CONNECTIONS, 2048 */
+	int http_per_ip_connections;  /* FERRY_HTTP_PER_IP_CONNECTIONS, 64 */
+	int http_header_timeout_s;    /* FERRY_HTTP_HEADER_TIMEOUT_S, 10 */
+	int http_idle_timeout_s;      /* FERRY_HTTP_IDLE_TIMEOUT_S, 60 */
 };
 
 struct app {

@@ -268,6 +268,24 @@ static void build_config(struct settings *s, struct app_config *cfg, struct buf 
 					     envor(s->lease_seconds, "FERRY_LEASE_SECONDS"), 1, 3600, 30);
 	cfg->max_phase_attempts = (int)parse_long("FERRY_MAX_PHASE_ATTEMPTS", getenv("FERRY_MAX_PHASE_ATTEMPTS"), 1, 100, 5);
 	cfg->retry_base_ms = parse_long("FERRY_RETRY_BASE_MS", getenv("FERRY_RETRY_BASE_MS"), 1, 3600000, 1000);
+	cfg->render_max_ms = parse_long("FERRY_RENDER_MAX_MS", getenv("FERRY_RENDER_MAX_MS"), 100, 3600000, 0);
+	cfg->render_max_memory = (size_t)parse_long("FERRY_RENDER_MAX_MEMORY_MB",
+						    getenv("FERRY_RENDER_MAX_MEMORY_MB"), 16, 65536, 0) << 20;
+	cfg->render_max_steps = parse_long("FERRY_RENDER_MAX_STEPS", getenv("FERRY_RENDER_MAX_STEPS"),
+					   10000, 1L << 40, 0);
+	cfg->render_max_output = (size_t)parse_long("FERRY_RENDER_MAX_OUTPUT_MB",
+						    getenv("FERRY_RENDER_MAX_OUTPUT_MB"), 1, 4096, 0) << 20;
+	cfg->tenant_max_running_jobs = (int)parse_long("FERRY_TENANT_MAX_RUNNING_JOBS",
+						       getenv("FERRY_TENANT_MAX_RUNNING_JOBS"), 0, 100000,
+						       cfg->workers > 2 ? cfg->workers - 1 : 1);
+	cfg->http_max_connections = (int)parse_long("FERRY_HTTP_MAX_CONNECTIONS",
+						    getenv("FERRY_HTTP_MAX_CONNECTIONS"), 16, 60000, 2048);
+	cfg->http_per_ip_connections = (int)parse_long("FERRY_HTTP_PER_IP_CONNECTIONS",
+						       getenv("FERRY_HTTP_PER_IP_CONNECTIONS"), 1, 60000, 64);
+	cfg->http_header_timeout_s = (int)parse_long("FERRY_HTTP_HEADER_TIMEOUT_S",
+						     getenv("FERRY_HTTP_HEADER_TIMEOUT_S"), 1, 3600, 10);
+	cfg->http_idle_timeout_s = (int)parse_long("FERRY_HTTP_IDLE_TIMEOUT_S",
+						   getenv("FERRY_HTTP_IDLE_TIMEOUT_S"), 1, 3600, 60);
 	const char *tm = getenv("FERRY_TEST_MODE");
 	cfg->test_mode = tm && !strcmp(tm, "1");
 	cfg->charts_dir = envor(s->charts_dir, "FERRY_CHARTS_DIR");

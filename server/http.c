@@ -43,6 +43,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -55,6 +57,7 @@
 #include "server/app.h"
 #include "server/common/buf.h"
 #include "server/common/crypto.h"
+#include "server/connguard.h"
 #include "server/log.h"
 #include "server/metrics.h"
 
@@ -66,6 +69,7 @@
 struct http_server {
 	struct MHD_Daemon *daemon;
 	struct app *app;
+	struct connguard *guard;   /* request-head deadlines (slow clients) */
 	volatile int stopping;
 	int port;
 	atomic_int listeners;
@@ -182,6 +186,28 @@ static int is_mutating(const char *method)
 {
 	return !strcmp(method, "POST") || !strcmp(method, "PUT") ||
 	       !strcmp(method, "PATCH") || !strcmp(method, "DELETE");
+}
+
+/* The handler answered 503 because its database connection broke. */
+static int lost_database(const struct api_req *r)
+{
+	return r->status == 503 && r->db && PQstatus(r->db) == CONNECTION_BAD;
+}
+
+/* Forget an answer and the request's connection, to dispatch again. */
+static void reset_answer(struct api_req *r)
+{
+	db_release(r->app->db, r->db);
+	r->db = NULL;
+	json_decref(r->resp);
+	r->resp = NULL;
+	free(r->resp_text);
+	r->resp_text = NULL;
+	r->content_type = NULL;
+	r->status = 0;
+	r->nhdr = 0;
+	r->target[0] = '\0';
+	memset(&r->auth, 0, sizeof(r->auth));
 }
 
 static void dispatch(struct api_req *r)
@@ -569,8 +595,15 @@ static struct MHD_Response *build_response(struct http_server *srv, struct api_r
 	}
 	MHD_add_response_header(resp, "X-Request-Id", r->request_id);
 	MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
-	for (int i = 0; i < r->nhdr; i++)
+	int retry_after = 0;
+	for (int i = 0; i < r->nhdr; i++) {
 		MHD_add_response_header(resp, r->hdr_name[i], r->hdr_value[i]);
+		retry_after |= !strcasecmp(r->hdr_name[i], "Retry-After");
+	}
+	/* Every 503 (database unreachable, lost, pool exhausted) tells the
+	 * client when to come back. */
+	if (r->status == 503 && !retry_after)
+		MHD_add_response_header(resp, "Retry-After", "2");
 	return resp;
 }
 
@@ -691,6 +724,7 @@ static enum MHD_Result http_access(void *cls, struct MHD_Connection *conn, const
 	(void)version;
 
 	if (!ctx) {
+		connguard_head_received(srv->guard, conn);
 		ctx = xcalloc(1, sizeof(*ctx));
 		clock_gettime(CLOCK_MONOTONIC, &ctx->start);
 		ctx->req.app = app;
@@ -759,6 +793,13 @@ static enum MHD_Result http_access(void *cls, struct MHD_Connection *conn, const
 			    app->cfg.max_body_bytes);
 	} else if (is_api_path(url)) {
 		dispatch(r);
+		if (lost_database(r) && !is_mutating(r->method)) {
+			/* The pooled connection died under a read (a
+			 * PostgreSQL restart the stale check did not see yet):
+			 * the pool resets it; run the request once more. */
+			reset_answer(r);
+			dispatch(r);
+		}
 	} else {
 		if (send_static(srv, conn, ctx) == MHD_YES) {
 			finish_request(srv, ctx);
@@ -778,9 +819,9 @@ static enum MHD_Result http_access(void *cls, struct MHD_Connection *conn, const
 static void http_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 			   enum MHD_RequestTerminationCode toe)
 {
-	(void)cls;
-	(void)conn;
+	struct http_server *srv = cls;
 	(void)toe;
+	connguard_request_done(srv->guard, conn);
 	struct http_ctx *ctx = *con_cls;
 	if (ctx && ctx->req.db) {
 		/* Should not happen (finish_request releases), but never leak a
@@ -889,20 +930,43 @@ struct http_server *http_server_start(struct app *app, char *err, size_t errlen)
 	struct http_server *srv = xcalloc(1, sizeof(*srv));
 	srv->app = app;
 	atomic_init(&srv->listeners, 0);
+	/* Slow clients (docs/SECURITY.md): a total connection limit with
+	 * headroom, a per-IP cap, absolute request-head deadlines
+	 * (connguard), poll() rather than select() so that descriptors past
+	 * FD_SETSIZE work, and a descriptor limit that fits the total. */
+	unsigned int max_conn = app->cfg.http_max_connections > 0 ? (unsigned)app->cfg.http_max_connections : 2048;
+	unsigned int per_ip = app->cfg.http_per_ip_connections > 0 ? (unsigned)app->cfg.http_per_ip_connections : 64;
+	double head_s = app->cfg.http_header_timeout_s > 0 ? app->cfg.http_header_timeout_s : 10;
+	double idle_s = app->cfg.http_idle_timeout_s > 0 ? app->cfg.http_idle_timeout_s : 60;
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < (rlim_t)max_conn + 1024) {
+		rlim_t want = (rlim_t)max_conn + 1024;
+		rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > want ? want : rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+	srv->guard = connguard_new(head_s, idle_s);
+	if (!srv->guard) {
+		snprintf(err, errlen, "cannot start the connection watchdog thread");
+		free(srv);
+		return NULL;
+	}
 	unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
-			     MHD_USE_ERROR_LOG;
+			     MHD_USE_POLL | MHD_USE_ERROR_LOG;
 	if (ss.ss_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
 	srv->daemon = MHD_start_daemon(flags, 0, NULL, NULL, http_access, srv,
 				       MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, srv,
 				       MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-				       MHD_OPTION_CONNECTION_LIMIT, (unsigned int)512,
+				       MHD_OPTION_CONNECTION_LIMIT, max_conn,
+				       MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_ip,
 				       MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)120,
+				       MHD_OPTION_NOTIFY_CONNECTION, connguard_notify, srv->guard,
 				       MHD_OPTION_NOTIFY_COMPLETED, http_completed, srv,
 				       MHD_OPTION_END);
 	if (!srv->daemon) {
 		snprintf(err, errlen, "cannot listen on %s (address in use or not available)",
 			 app->cfg.listen);
+		connguard_free(srv->guard);
 		free(srv);
 		return NULL;
 	}
@@ -923,5 +987,6 @@ void http_server_stop(struct http_server *srv)
 		return;
 	srv->stopping = 1;
 	MHD_stop_daemon(srv->daemon);
+	connguard_free(srv->guard);
 	free(srv);
 }

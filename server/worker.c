@@ -48,6 +48,8 @@ struct worker_pool {
 	pthread_t listener, heartbeat;
 	int listener_started, heartbeat_started;
 	pthread_mutex_t mu;
+	pthread_mutex_t claim_mu;  /* one claim at a time: the per-tenant cap
+				    * then counts every claim before it */
 	pthread_cond_t cv;
 	unsigned long wakeups;
 	atomic_int busy;
@@ -100,7 +102,10 @@ static void *worker_main(void *arg)
 		}
 		struct db_job_claim job;
 		char err[512];
-		int got = db_job_claim(conn, owner, app->cfg.lease_seconds, &job, err, sizeof(err));
+		pthread_mutex_lock(&wp->claim_mu);
+		int got = db_job_claim_fair(conn, owner, app->cfg.node_id, app->cfg.lease_seconds,
+					    app->cfg.tenant_max_running_jobs, &job, err, sizeof(err));
+		pthread_mutex_unlock(&wp->claim_mu);
 		if (got < 0)
 			log_msg(LOG_WARN, "worker %d: claim failed: %s", slot->index, err);
 		if (got == 1) {
@@ -255,6 +260,7 @@ struct worker_pool *worker_pool_start(struct app *app, char *err, size_t errlen)
 	wp->n = app->cfg.workers;
 	wp->slots = xcalloc((size_t)(wp->n > 0 ? wp->n : 1), sizeof(*wp->slots));
 	pthread_mutex_init(&wp->mu, NULL);
+	pthread_mutex_init(&wp->claim_mu, NULL);
 	pthread_cond_init(&wp->cv, NULL);
 	if (app->metrics)
 		metrics_set_workers(app->metrics, wp->n);
@@ -295,6 +301,7 @@ void worker_pool_stop(struct worker_pool *wp)
 	if (wp->heartbeat_started)
 		pthread_join(wp->heartbeat, NULL);
 	pthread_mutex_destroy(&wp->mu);
+	pthread_mutex_destroy(&wp->claim_mu);
 	pthread_cond_destroy(&wp->cv);
 	free(wp->slots);
 	free(wp);

@@ -1719,8 +1719,15 @@ static int render_setup(const struct chart *c, const json_t *user_values, const 
 	E->lookup = opts->lookup;
 	E->lookup_ctx = opts->lookup_ctx;
 	E->max_depth = CHART_MAX_TEMPLATE_DEPTH;
-	E->max_steps = opts->max_steps > 0 ? opts->max_steps : 100L * 1000 * 1000;
-	E->max_output = opts->max_output > 0 ? opts->max_output : (size_t)256 * 1024 * 1024;
+	E->max_steps = opts->max_steps > 0 ? opts->max_steps : CHART_DEFAULT_MAX_STEPS;
+	E->max_output = opts->max_output > 0 ? opts->max_output : CHART_DEFAULT_MAX_OUTPUT;
+	E->max_memory = opts->max_memory > 0 ? opts->max_memory : CHART_DEFAULT_MAX_MEMORY;
+	E->max_ms = opts->max_ms > 0 ? opts->max_ms : CHART_DEFAULT_MAX_MS;
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	E->deadline_ms = (double)now.tv_sec * 1000.0 + (double)now.tv_nsec / 1e6 + (double)E->max_ms;
+	E->should_stop = opts->should_stop;
+	E->stop_ctx = opts->stop_ctx;
 	*vals_out = vals;
 	*basepath_out = basepath;
 	return 0;
@@ -1887,6 +1894,15 @@ static struct chart_render *render_impl(const struct chart *c, const json_t *use
 	docs = NULL;
 	ndocs = 0;
 out:
+	if (opts->usage) {
+		size_t biggest = 0;
+		for (size_t i = 0; i < nouts; i++)
+			if (outs[i].len > biggest)
+				biggest = outs[i].len;
+		opts->usage->steps = E.steps;
+		opts->usage->memory = cv_arena_used(R ? R->a : a);
+		opts->usage->output = biggest;
+	}
 	for (size_t i = 0; i < ndocs; i++) {
 		free(docs[i].text);
 		json_decref(docs[i].events);
@@ -1989,10 +2005,20 @@ static void job_on_stack(void)
 	/* returning follows uc_link back to run_on_stack */
 }
 
+/* gcc says ASan with __SANITIZE_ADDRESS__, clang with __has_feature */
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define CHART_ASAN 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__)
+#define CHART_ASAN 1
+#endif
+
 /* run j on a fresh CHART_RENDER_STACK-byte stack: 0, or -1 (not run) */
 static int run_on_stack(struct job *j)
 {
-#if defined(__SANITIZE_ADDRESS__)
+#if defined(CHART_ASAN)
 	/* ASan does not follow stack switches without help (and warns about
 	 * them): sanitizer builds use the thread; tests/integration/
 	 * test_optimised_build.sh runs the chart tests on the -O2 build */

@@ -39,12 +39,26 @@ struct chart_render;
 #define CHART_MAX_FILE_SIZE (5u * 1024 * 1024)
 #define CHART_MAX_ENTRIES 10000
 
+/* Render budget defaults (see struct chart_render_opts). The real Cilium
+ * charts use far less (docs/SECURITY.md records the measurements). */
+#define CHART_DEFAULT_MAX_STEPS (20L * 1000 * 1000)
+#define CHART_DEFAULT_MAX_OUTPUT ((size_t)64 * 1024 * 1024)
+#define CHART_DEFAULT_MAX_MEMORY ((size_t)256 * 1024 * 1024)
+#define CHART_DEFAULT_MAX_MS 30000L
+
 struct chart *chart_load(const char *path, char *err, size_t errlen);   /* .tgz or dir */
 struct chart *chart_load_archive(const void *data, size_t len, char *err, size_t errlen);
 const char *chart_name(const struct chart *);
 const char *chart_version(const struct chart *);
 const char *chart_app_version(const struct chart *);
 void chart_free(struct chart *);
+
+/* What one render used, against the budget below. */
+struct chart_render_usage {
+	long steps;       /* template nodes evaluated */
+	size_t memory;    /* bytes of the render's value arena */
+	size_t output;    /* bytes of the largest template file output */
+};
 
 struct chart_render_opts {
 	const char *release_name;
@@ -57,10 +71,27 @@ struct chart_render_opts {
 	json_t *(*lookup)(void *ctx, const char *api_version, const char *kind,
 			  const char *ns, const char *name);
 	void *lookup_ctx;
-	/* execution budget: template nodes evaluated (0: 100 million) and
-	 * bytes output by one template file (0: 256 MiB) */
+	/* Execution budget (a chart is untrusted input: a tenant may upload
+	 * one). Each limit, when hit, fails the render with an error naming
+	 * the limit and the template position. 0 = the default:
+	 *  max_steps   template nodes evaluated (CHART_DEFAULT_MAX_STEPS);
+	 *  max_output  bytes of one template file's output, and of any one
+	 *              function result (CHART_DEFAULT_MAX_OUTPUT);
+	 *  max_memory  bytes of the render's value arena (CHART_DEFAULT_MAX_MEMORY);
+	 *  max_ms      wall time of the whole render, key generation (genCA,
+	 *              genPrivateKey, ...) included (CHART_DEFAULT_MAX_MS).
+	 * include/template nesting is limited to 1000 per name as in Helm.
+	 * should_stop is polled (every 1024 nodes and after every function
+	 * call, so at least every few ms) and ends the render when it returns
+	 * non-zero (cancel, shutdown). */
 	long max_steps;
 	size_t max_output;
+	size_t max_memory;
+	long max_ms;
+	int (*should_stop)(void *ctx);
+	void *stop_ctx;
+	/* when set, receives what the render used (also when it failed) */
+	struct chart_render_usage *usage;
 	/* values.schema.json is enforced unless this is set */
 	int skip_schema_validation;
 };

@@ -2238,6 +2238,8 @@ out:
 static int make_cert(struct tstate *S, const char *fn, const char *cn, size_t cnl, cv ips, cv dns, int64_t days,
 		     int is_ca, X509 *ca_cert, EVP_PKEY *ca_key, cv *out)
 {
+	if (tmpl_budget_check(S))   /* key generation is slow: counted against the time limit */
+		return -1;
 	int rc = -1;
 	EVP_PKEY *key = rsa_key_2048();
 	X509 *x = X509_new();
@@ -2357,11 +2359,39 @@ out:
 	buf_free(&k);
 	return rc;
 }
+/* OpenSSL's key generation progress callback: 0 stops the generation
+ * when the render's time is up or it was asked to stop. */
+static int keygen_progress(EVP_PKEY_CTX *pc)
+{
+	return tmpl_budget_exceeded(EVP_PKEY_CTX_get_app_data(pc)) ? 0 : 1;
+}
+
+/* RSA-4096 like Go's rsa.GenerateKey, interruptible between steps. */
+static EVP_PKEY *rsa_key_4096(struct tstate *S)
+{
+	EVP_PKEY *key = NULL;
+	EVP_PKEY_CTX *pc = EVP_PKEY_CTX_new_from_name(NULL, "RSA", NULL);
+	if (pc && EVP_PKEY_keygen_init(pc) > 0 && EVP_PKEY_CTX_set_rsa_keygen_bits(pc, 4096) > 0) {
+		EVP_PKEY_CTX_set_app_data(pc, S);
+		EVP_PKEY_CTX_set_cb(pc, keygen_progress);
+		if (EVP_PKEY_keygen(pc, &key) <= 0)
+			key = NULL;
+	}
+	EVP_PKEY_CTX_free(pc);
+	return key;
+}
+
 FN(f_genPrivateKey)
 {
 	UNUSED;
 	EVP_PKEY *key = NULL;
-	if (a[0].u.str.len == 3 && !memcmp(a[0].u.str.s, "rsa", 3)) key = EVP_RSA_gen(4096);
+	if (tmpl_budget_check(S))
+		return -1;
+	if (a[0].u.str.len == 3 && !memcmp(a[0].u.str.s, "rsa", 3)) {
+		key = rsa_key_4096(S);
+		if (!key && tmpl_budget_check(S))
+			return -1;
+	}
 	else if (a[0].u.str.len == 5 && !memcmp(a[0].u.str.s, "ecdsa", 5)) key = EVP_EC_gen("P-256");
 	if (!key) { *out = cv_cstr(A, "Unknown type"); return 0; }
 	BIO *kb = BIO_new(BIO_s_mem());

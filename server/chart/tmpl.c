@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* ---------------------------------------------------------------- tokens */
 
@@ -1781,6 +1782,8 @@ static int eval_arg(struct tstate *S, cv dot, char ptype, struct tnode *n, cv *o
 
 struct incl;
 
+static int budget_check(struct tstate *S, struct tnode *n);
+
 static int eval_function(struct tstate *S, cv dot, struct tnode *fnode, struct tnode **args, size_t nargs,
 			 int has_final, cv final, cv *out, struct tcmd *cmd_of_args)
 {
@@ -1838,6 +1841,12 @@ static int eval_function(struct tstate *S, cv dot, struct tnode *fnode, struct t
 	S->cmd = cmd_of_args;
 	int rc = fd->fn(S, av, (int)given, out);
 	S->cmd = savedcmd;
+	if (rc == 0 && out->kind == CV_STR && out->u.str.len > S->E->max_output)
+		rc = tmpl_errf(S, "function result of %zu bytes exceeds %zu (limit max_output)",
+			       out->u.str.len, S->E->max_output);
+	if (rc == 0 && ((S->E->max_memory && cv_arena_used(S->E->a) > S->E->max_memory) ||
+			S->E->steps >= S->E->next_check))
+		rc = budget_check(S, fnode);
 	if (rc == 0) {
 		S->node = saved;
 		return 0;
@@ -2048,8 +2057,52 @@ static __attribute__((noinline)) int budget_error(struct tstate *S, struct tnode
 {
 	S->node = n;
 	if (steps)
-		return tmpl_errf(S, "template execution exceeded %ld steps", S->E->max_steps);
-	return tmpl_errf(S, "template output exceeded %zu bytes", S->E->max_output);
+		return tmpl_errf(S, "template execution exceeded %ld steps (limit max_steps)", S->E->max_steps);
+	return tmpl_errf(S, "template output exceeded %zu bytes (limit max_output)", S->E->max_output);
+}
+
+static double mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
+}
+
+/* The budgets that are not counted per node: memory (the render arena),
+ * wall time and the caller's stop request. Called every 1024 steps and
+ * after every function call (one call can allocate or take long: printf
+ * doubling a string, genPrivateKey). 0 or -1 with the error set. */
+static __attribute__((noinline)) int budget_check(struct tstate *S, struct tnode *n)
+{
+	struct tengine *E = S->E;
+	E->next_check = E->steps + 1024;
+	if (E->max_memory && cv_arena_used(E->a) > E->max_memory) {
+		S->node = n;
+		return tmpl_errf(S, "template execution used more than %zu MiB of memory (limit max_memory)",
+				 E->max_memory >> 20);
+	}
+	if (E->deadline_ms > 0 && mono_ms() > E->deadline_ms) {
+		S->node = n;
+		return tmpl_errf(S, "template execution took longer than %ld ms (limit max_time)", E->max_ms);
+	}
+	if (E->should_stop && E->should_stop(E->stop_ctx)) {
+		S->node = n;
+		return tmpl_errf(S, "template execution stopped: the job was cancelled or the server is stopping");
+	}
+	return 0;
+}
+
+int tmpl_budget_exceeded(struct tstate *S)
+{
+	struct tengine *E = S->E;
+	return (E->deadline_ms > 0 && mono_ms() > E->deadline_ms) ||
+	       (E->should_stop && E->should_stop(E->stop_ctx));
+}
+
+int tmpl_budget_check(struct tstate *S)
+{
+	S->E->next_check = 0;   /* and once more after the caller's work */
+	return budget_check(S, S->node);
 }
 
 static int walk(struct tstate *S, cv dot, struct tnode *n, struct buf *out)
@@ -2058,6 +2111,8 @@ static int walk(struct tstate *S, cv dot, struct tnode *n, struct buf *out)
 		return budget_error(S, n, 1);
 	if (out->len > S->E->max_output)
 		return budget_error(S, n, 0);
+	if (S->E->steps >= S->E->next_check && budget_check(S, n))
+		return -1;
 	switch (n->type) {
 	case N_LIST:
 		for (size_t i = 0; i < n->u.list.n; i++) {

@@ -71,7 +71,14 @@ struct tengine {
 	int tdepth;
 	int max_depth;                   /* nested template/include calls allowed */
 	long steps, max_steps;           /* nodes walked / allowed */
-	size_t max_output;               /* bytes one output buffer may hold */
+	size_t max_output;               /* bytes one output buffer (or one
+					  * function result) may hold */
+	size_t max_memory;               /* render arena bytes allowed (0: none) */
+	double deadline_ms;              /* CLOCK_MONOTONIC ms to stop at (0: none) */
+	long max_ms;                     /* the wall-time limit, for messages */
+	int (*should_stop)(void *ctx);   /* cancel / shutdown, polled (may be NULL) */
+	void *stop_ctx;
+	long next_check;                 /* steps value of the next clock check */
 	/* error state */
 	char err[2048];
 	int failed;
@@ -99,6 +106,13 @@ int tmpl_exec(struct tengine *E, const char *name, const char *file,
 
 /* error helpers for funcs.c */
 int tmpl_errf(struct tstate *S, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The wall-time, memory and stop checks, now and once more after the
+ * caller's work: functions that may take long (key generation) call it
+ * first. 0, or -1 with the error set (the render fails). */
+int tmpl_budget_check(struct tstate *S);
+/* 1 when the render's wall time is up or it was asked to stop (no error
+ * set; for progress callbacks on the render's thread). */
+int tmpl_budget_exceeded(struct tstate *S);
 /* include / tpl implementation (tmpl.c) */
 int tmpl_include(struct tstate *S, const char *name, size_t len, cv data, cv *out);
 int tmpl_tpl(struct tstate *S, const char *text, size_t len, cv data, cv *out);

@@ -185,7 +185,8 @@ cv cv_list_of(struct cv_arena *a, const cv *items, size_t n)
 void cv_entstack_put(struct cv_entstack *st, size_t base, const char *key, size_t klen, cv val)
 {
 	size_t n = st->n - base, i = n;
-	struct cv_mapent *e = st->ents + base;
+	/* ents is NULL until the first put (no offset from NULL, even zero). */
+	struct cv_mapent *e = st->ents ? st->ents + base : NULL;
 	if (n) {
 		int c = cv_key_order(e[n - 1].key, e[n - 1].klen, key, klen);
 		if (c == 0) {
@@ -1759,7 +1760,7 @@ static int jrd_value(struct jrd *r, cv *out, int depth)
 			}
 			if (*r->p == '}') {
 				r->p++;
-				*out = cv_map_of(r->a, r->es.ents + base, r->es.n - base);
+				*out = cv_map_of(r->a, r->es.ents ? r->es.ents + base : NULL, r->es.n - base);
 				r->es.n = base;
 				return 0;
 			}
@@ -1789,7 +1790,7 @@ static int jrd_value(struct jrd *r, cv *out, int depth)
 			}
 			if (*r->p == ']') {
 				r->p++;
-				*out = cv_list_of(r->a, r->items + base, r->nitems - base);
+				*out = cv_list_of(r->a, r->items ? r->items + base : NULL, r->nitems - base);
 				r->nitems = base;
 				return 0;
 			}

@@ -723,7 +723,7 @@ static int s_end(void *ctx)
 	if (f.map) {
 		if (!f.want_key)
 			return -1;
-		v = cv_map_of(a, S->es.ents + f.base, S->es.n - f.base);
+		v = cv_map_of(a, S->es.ents ? S->es.ents + f.base : NULL, S->es.n - f.base);
 		S->es.n = f.base;
 		if (f.merges.kind == CV_MAP)
 			merge_into(&S->L, v, f.merges);
@@ -731,7 +731,7 @@ static int s_end(void *ctx)
 			for (size_t i = 0; i < f.merges.u.list->n; i++)
 				merge_into(&S->L, v, f.merges.u.list->items[i]);
 	} else {
-		v = cv_list_of(a, S->items + f.base, S->nitems - f.base);
+		v = cv_list_of(a, S->items ? S->items + f.base : NULL, S->nitems - f.base);
 		S->nitems = f.base;
 	}
 	return s_deliver(S, v);

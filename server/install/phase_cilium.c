@@ -60,7 +60,9 @@
 #include "server/install/relstore.h"
 #include "db/releases.h"
 #include "server/install/release.h"
+#include "server/install/render_guard.h"
 #include "server/install/values.h"
+#include "server/kube/names.h"
 #include "server/kube/ops.h"
 
 #include <stdio.h>
@@ -220,12 +222,14 @@ enum phase_rc phase_cilium(struct runner_ctx *ctx)
 		.is_upgrade = is_upgrade, .revision = revision,
 		.lookup = live_lookup, .lookup_ctx = &run,
 	};
+	struct render_guard guard;
+	render_guard_init(&guard, ctx, &ro);
 	t_render = mono_ms();
 	rd = chart_render(ch, values, &ro, err, sizeof err);
 	t_rendered = mono_ms();
 	if (!rd) {
 		snprintf(ctx->message, sizeof ctx->message, "rendering cilium %s failed: %.440s", version, err);
-		rc = PHASE_FAIL;
+		rc = render_guard_failed(&guard);
 		goto out;
 	}
 	/* Where the phase's own time goes (lookups during the render are API
@@ -237,6 +241,14 @@ enum phase_rc phase_cilium(struct runner_ctx *ctx)
 	const char *manifest = chart_render_manifest(rd);
 	runner_event(ctx, "info", "rendered chart cilium %s: %zu objects (revision %d%s)", version,
 		     json_array_size(docs), revision, run.dry_run ? ", dry run" : "");
+	/* Every name and namespace is checked before the first request. */
+	if (kube_documents_names_valid(docs, err, sizeof err) < 0) {
+		snprintf(ctx->message, sizeof ctx->message,
+			 "cilium %s renders an object the API server would refuse: %.420s", version, err);
+		rc = PHASE_FAIL;
+		goto out;
+	}
+
 	/* The same release as deployed: at most drift to repair, no pending
 	 * record and no new revision unless an object changes. */
 	int same = prev && !resume && same_release(prev, values, manifest, version);

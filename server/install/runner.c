@@ -330,6 +330,12 @@ int runner_run_job(struct app *app, PGconn *conn, const struct db_job_claim *job
 			atomic_store(&flags->lease_lost, 1);
 			goto out;
 		}
+		if (prc != PHASE_OK && atomic_load(&flags->cancel_requested)) {
+			/* A phase that stopped for a cancel (a chart render does). */
+			ctx.phase = NULL;
+			rc = finish(&ctx, "cancelled", "cancelled by request");
+			goto out;
+		}
 		if (prc == PHASE_OK) {
 			runner_event(&ctx, "info", "phase %s succeeded%s%s", ctx.phase,
 				     ctx.message[0] ? ": " : "", ctx.message);

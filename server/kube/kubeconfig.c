@@ -10,6 +10,7 @@
  * checks them with OpenSSL, the kube client with libcurl).
  */
 #include "server/kube/kubeconfig.h"
+#include "server/kube/names.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -242,14 +243,24 @@ int kubeconfig_parse(const char *text, size_t len, const char *context,
 			 cluster_name, server);
 		goto out;
 	}
+	char why[256];
+	if (kube_server_url_valid(server, why, sizeof why) < 0) {
+		snprintf(err, errlen, "cluster \"%s\": %s", cluster_name, why);
+		goto out;
+	}
 	out->api_server = xstrdup(server);
 	if (json_object_get(cl, "proxy-url")) {
 		snprintf(err, errlen, "cluster \"%s\": proxy-url is not supported", cluster_name);
 		goto out;
 	}
 	const char *tsn = json_string_value(json_object_get(cl, "tls-server-name"));
-	if (tsn && *tsn)
+	if (tsn && *tsn) {
+		if (kube_tls_server_name_valid(tsn, why, sizeof why) < 0) {
+			snprintf(err, errlen, "cluster \"%s\": tls-server-name: %s", cluster_name, why);
+			goto out;
+		}
 		out->tls_server_name = xstrdup(tsn);
+	}
 	if (get_bool(cl, "insecure-skip-tls-verify")) {
 		if (!opts->allow_insecure) {
 			snprintf(err, errlen,

@@ -11,6 +11,7 @@
 #include "server/kube/ops.h"
 #include "server/common/buf.h"
 #include "server/kube/client.h"
+#include "server/kube/names.h"
 
 #include <pthread.h>
 #include <stdarg.h>
@@ -370,6 +371,15 @@ int kube_ops_paths(struct kube_ops *ops, const char *api_version, const char *ki
 		set_err(ops, "object without apiVersion or kind");
 		return -1;
 	}
+	/* Nothing reaches a URL unless the API server would accept it as a
+	 * name; the segments are percent-encoded as well (a second wall). */
+	char why[256];
+	if (kube_api_version_valid(api_version, why, sizeof why) < 0 ||
+	    (ns && *ns && kube_namespace_valid(ns, why, sizeof why) < 0) ||
+	    (name && *name && kube_name_valid(kind, name, why, sizeof why) < 0)) {
+		set_err(ops, "%s", why);
+		return -1;
+	}
 	const char *resource = NULL;
 	int namespaced = 0;
 	for (size_t i = 0; i < sizeof(known_kinds) / sizeof(known_kinds[0]); i++) {
@@ -387,17 +397,25 @@ int kube_ops_paths(struct kube_ops *ops, const char *api_version, const char *ki
 	}
 	struct buf b = BUF_INIT;
 	buf_printf(&b, "%s/%s", strchr(api_version, '/') ? "/apis" : "/api", api_version);
-	if (namespaced)
-		buf_printf(&b, "/namespaces/%s", ns);
-	buf_printf(&b, "/%s", resource);
+	char *seg;
+	if (namespaced) {
+		seg = kube_path_segment(ns);
+		buf_printf(&b, "/namespaces/%s", seg);
+		free(seg);
+	}
+	seg = kube_path_segment(resource);
+	buf_printf(&b, "/%s", seg);
+	free(seg);
 	if (item) {
 		if (!name || !*name) {
 			buf_free(&b);
 			set_err(ops, "%s without metadata.name", kind);
 			return -1;
 		}
-		*item = xmalloc(b.len + strlen(name) + 2);
-		snprintf(*item, b.len + strlen(name) + 2, "%s/%s", buf_cstr(&b), name);
+		seg = kube_path_segment(name);
+		*item = xmalloc(b.len + strlen(seg) + 2);
+		snprintf(*item, b.len + strlen(seg) + 2, "%s/%s", buf_cstr(&b), seg);
+		free(seg);
 	}
 	*collection = buf_steal(&b);
 	return 0;
