@@ -6,6 +6,7 @@
 #include "server/install/chart_preview.h"
 #include "server/chart/chart.h"
 #include "server/install/chartsource.h"
+#include "server/install/render_guard.h"
 #include "server/install/values.h"
 
 #include <stdio.h>
@@ -47,10 +48,14 @@ enum phase_rc install_chart_preview(struct install_run *run)
 		.kube_version = kube_version && *kube_version ? kube_version : NULL,
 		.revision = 1,
 	};
+	/* A tenant's chart: the same budget and stop rule as the cilium phase. */
+	struct render_guard guard;
+	render_guard_init(&guard, ctx, &ro);
 	rd = chart_render(ch, values, &ro, err, sizeof err);
 	if (!rd) {
 		snprintf(ctx->message, sizeof ctx->message, "chart: rendering cilium %s with these values failed: %.440s",
 			 version, err);
+		rc = render_guard_failed(&guard);
 		goto out;
 	}
 	json_object_set_new(ctx->detail, "chart", json_pack("{s:s, s:s, s:s, s:I}", "version", version,
