@@ -149,6 +149,13 @@ void api_reply_page(struct api_req *r, int st, json_t *page, const char *err);
  * correctly; used to refuse deep documents before parsing. */
 int api_json_depth(const char *text, size_t len);
 const char *api_role_name(enum api_role role);
+/* Parse a label selector ("k=v,k!=v,k,!k", as GET /v1/clusters takes) into
+ * reqs[DB_MAX_LABEL_REQS] (pointing into *store, a copy the caller frees
+ * even on failure); *n = requirements (0 = matches everything). 0 or -1
+ * with a reason in why. (api/clusters.c) */
+struct db_label_req;
+int api_parse_selector(const char *sel, char **store, struct db_label_req *reqs, int *n,
+		       char *why, size_t whylen);
 enum api_role api_role_parse(const char *name);
 
 /* ---- auth (api/auth.c) ------------------------------------------------- */
@@ -170,12 +177,24 @@ void api_clusters_list(struct api_req *r);
 void api_clusters_get(struct api_req *r);
 void api_clusters_patch(struct api_req *r);
 void api_clusters_delete(struct api_req *r);
+/* Check a job's kind (JSON string) and params (object, null or absent)
+ * as POST /v1/clusters/{id}/jobs does; 1 = fine, 0 = answered 400/422.
+ * The one place job kinds and params are validated (jobs and campaigns). */
+int api_job_validate(struct api_req *r, json_t *kind, json_t *params);
 void api_jobs_create(struct api_req *r);
 void api_jobs_list(struct api_req *r);
 void api_jobs_get(struct api_req *r);
 void api_jobs_events(struct api_req *r);
 void api_jobs_stream(struct api_req *r);
 void api_jobs_cancel(struct api_req *r);
+void api_campaigns_create(struct api_req *r);
+void api_campaigns_list(struct api_req *r);
+void api_campaigns_get(struct api_req *r);
+void api_campaigns_clusters(struct api_req *r);
+void api_campaigns_pause(struct api_req *r);
+void api_campaigns_resume(struct api_req *r);
+void api_campaigns_approve(struct api_req *r);
+void api_campaigns_cancel(struct api_req *r);
 void api_healthz(struct api_req *r);
 void api_readyz(struct api_req *r);
 void api_metrics(struct api_req *r);

@@ -43,6 +43,40 @@ static void reply_job(struct api_req *r, int status, const char *job_id)
 	api_reply(r, status, job);
 }
 
+int api_job_validate(struct api_req *r, json_t *kind, json_t *params)
+{
+	int kind_ok = 0;
+	if (json_is_string(kind))
+		for (size_t i = 0; kinds[i]; i++)
+			if (!strcmp(kinds[i], json_string_value(kind)))
+				kind_ok = 1;
+	if (!kind_ok) {
+		api_problem_errors(r, 400, "Invalid request",
+				   json_pack("[{s:s,s:s}]", "field", "kind", "message",
+					     "one of install, upgrade, rollback, uninstall, adopt, preflight"),
+				   "kind is required: install, upgrade, rollback, uninstall, adopt or preflight");
+		return 0;
+	}
+	/* The schema knows every lifecycle kind; this build runs these. */
+	if (strcmp(json_string_value(kind), "install") && strcmp(json_string_value(kind), "upgrade") &&
+	    strcmp(json_string_value(kind), "preflight")) {
+		api_problem_errors(r, 422, "Unsupported job kind",
+				   json_pack("[{s:s,s:s}]", "field", "kind", "message",
+					     "not available in this version of ferry"),
+				   "job kind '%s' is not available in this version of ferry; "
+				   "available kinds: install, upgrade, preflight",
+				   json_string_value(kind));
+		return 0;
+	}
+	if (params && !json_is_object(params) && !json_is_null(params)) {
+		api_problem_errors(r, 400, "Invalid request",
+				   json_pack("[{s:s,s:s}]", "field", "params", "message", "must be an object"),
+				   "params must be an object");
+		return 0;
+	}
+	return 1;
+}
+
 void api_jobs_create(struct api_req *r)
 {
 	static const char *const fields[] = { "kind", "params", NULL };
@@ -54,35 +88,8 @@ void api_jobs_create(struct api_req *r)
 		goto out;
 	json_t *kind = json_object_get(body, "kind");
 	json_t *params = json_object_get(body, "params");
-	int kind_ok = 0;
-	if (json_is_string(kind))
-		for (size_t i = 0; kinds[i]; i++)
-			if (!strcmp(kinds[i], json_string_value(kind)))
-				kind_ok = 1;
-	if (!kind_ok) {
-		api_problem_errors(r, 400, "Invalid request",
-				   json_pack("[{s:s,s:s}]", "field", "kind", "message",
-					     "one of install, upgrade, rollback, uninstall, adopt, preflight"),
-				   "kind is required: install, upgrade, rollback, uninstall, adopt or preflight");
+	if (!api_job_validate(r, kind, params))
 		goto out;
-	}
-	/* The schema knows every lifecycle kind; this build runs these. */
-	if (strcmp(json_string_value(kind), "install") && strcmp(json_string_value(kind), "upgrade") &&
-	    strcmp(json_string_value(kind), "preflight")) {
-		api_problem_errors(r, 422, "Unsupported job kind",
-				   json_pack("[{s:s,s:s}]", "field", "kind", "message",
-					     "not available in this version of ferry"),
-				   "job kind '%s' is not available in this version of ferry; "
-				   "available kinds: install, upgrade, preflight",
-				   json_string_value(kind));
-		goto out;
-	}
-	if (params && !json_is_object(params) && !json_is_null(params)) {
-		api_problem_errors(r, 400, "Invalid request",
-				   json_pack("[{s:s,s:s}]", "field", "params", "message", "must be an object"),
-				   "params must be an object");
-		goto out;
-	}
 	const char *idem = api_header(r, "Idempotency-Key");
 	if (idem && (strlen(idem) == 0 || strlen(idem) > 200)) {
 		api_problem(r, 400, "Bad request", "Idempotency-Key must be 1-200 characters");

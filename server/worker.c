@@ -25,6 +25,7 @@
 #include "db/jobs.h"
 #include "db/pool.h"
 #include "server/app.h"
+#include "server/campaign.h"
 #include "server/common/buf.h"
 #include "server/install/runner.h"
 #include "server/log.h"
@@ -47,6 +48,7 @@ struct worker_pool {
 	struct worker_slot *slots;
 	pthread_t listener, heartbeat;
 	int listener_started, heartbeat_started;
+	struct campaign_advancer *campaigns;  /* fleet campaigns (server/campaign.h) */
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	unsigned long wakeups;
@@ -266,6 +268,8 @@ struct worker_pool *worker_pool_start(struct app *app, char *err, size_t errlen)
 	if (pthread_create(&wp->heartbeat, NULL, heartbeat_main, wp) != 0)
 		goto fail;
 	wp->heartbeat_started = 1;
+	if (!(wp->campaigns = campaign_advancer_start(app)))
+		goto fail;
 	for (int i = 0; i < wp->n; i++) {
 		wp->slots[i].wp = wp;
 		wp->slots[i].index = i;
@@ -294,6 +298,7 @@ void worker_pool_stop(struct worker_pool *wp)
 		pthread_join(wp->listener, NULL);
 	if (wp->heartbeat_started)
 		pthread_join(wp->heartbeat, NULL);
+	campaign_advancer_stop(wp->campaigns);
 	pthread_mutex_destroy(&wp->mu);
 	pthread_cond_destroy(&wp->cv);
 	free(wp->slots);
