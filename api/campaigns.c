@@ -197,8 +197,9 @@ void api_campaigns_create(struct api_req *r)
 		bad(&v, "name", "required: 1-100 characters");
 	const char *sel = json_string_value(jsel);
 	struct db_label_req reqs[DB_MAX_LABEL_REQS];
+	memset(reqs, 0, sizeof reqs);
 	int nreqs = 0;
-	char why[256];
+	char why[256] = "";
 	if (!sel || !*sel) {
 		bad(&v, "selector", "required: a label selector such as env=prod");
 	} else if (api_parse_selector(sel, &store, reqs, &nreqs, why, sizeof why) != 0) {

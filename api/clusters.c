@@ -491,6 +491,7 @@ int api_parse_selector(const char *sel, char **store, struct db_label_req *reqs,
 			return -1;
 		}
 		struct db_label_req *q = &reqs[(*n)++];
+		q->value = NULL;
 		char *op;
 		if ((op = strstr(tok, "!="))) {
 			*op = '\0';

@@ -35,7 +35,8 @@ struct camp {
 	int max_in_flight, max_failures, manual_approval, approved_wave, pause_s;
 	int has_window, window_duration_s;
 	char window_cron[128], window_tz[64];
-	long long now, now_local;
+	double now;              /* epoch seconds */
+	long long now_local;     /* local epoch seconds of the window's zone (cron.h) */
 };
 
 static int exec_ok(PGconn *conn, const char *sql)
@@ -68,7 +69,7 @@ static int lock_campaign(PGconn *conn, const char *id, struct camp *c, char *err
 		" params::text, max_in_flight, max_failures, manual_approval::int, approved_wave,"
 		" pause_between_waves_s, window_cron IS NOT NULL, coalesce(window_duration_s, 0),"
 		" coalesce(window_cron, ''), coalesce(window_tz, 'UTC'),"
-		" extract(epoch from now())::bigint,"
+		" extract(epoch from now()),"
 		" extract(epoch from now() AT TIME ZONE coalesce(window_tz, 'UTC'))::bigint"
 		" FROM campaigns WHERE id = $1::uuid AND active FOR UPDATE SKIP LOCKED",
 		1, p, err, errlen);
@@ -95,7 +96,7 @@ static int lock_campaign(PGconn *conn, const char *id, struct camp *c, char *err
 	c->window_duration_s = atoi(PQgetvalue(r, 0, 12));
 	snprintf(c->window_cron, sizeof c->window_cron, "%s", PQgetvalue(r, 0, 13));
 	snprintf(c->window_tz, sizeof c->window_tz, "%s", PQgetvalue(r, 0, 14));
-	c->now = atoll(PQgetvalue(r, 0, 15));
+	c->now = atof(PQgetvalue(r, 0, 15));
 	c->now_local = atoll(PQgetvalue(r, 0, 16));
 	PQclear(r);
 	return 1;
@@ -307,7 +308,7 @@ static int start_wave(PGconn *conn, struct camp *c, struct counts *k, char *err,
 		"   AND x.state NOT IN ('pending', 'waiting')),"
 		" NOT EXISTS (SELECT 1 FROM campaign_clusters x WHERE x.campaign_id = $1::uuid"
 		"   AND x.wave < w.wave AND x.state = 'running'),"
-		" coalesce((SELECT extract(epoch from max(x.finished_at))::bigint FROM campaign_clusters x"
+		" coalesce((SELECT extract(epoch from max(x.finished_at)) FROM campaign_clusters x"
 		"   WHERE x.campaign_id = $1::uuid AND x.wave < w.wave), 0)"
 		" FROM w WHERE w.wave IS NOT NULL",
 		1, p, err, errlen);
@@ -320,7 +321,7 @@ static int start_wave(PGconn *conn, struct camp *c, struct counts *k, char *err,
 	int wave = atoi(PQgetvalue(r, 0, 0));
 	int begun = PQgetvalue(r, 0, 1)[0] == 't';
 	int before_done = PQgetvalue(r, 0, 2)[0] == 't';
-	long long before_end = atoll(PQgetvalue(r, 0, 3));
+	double before_end = atof(PQgetvalue(r, 0, 3));
 	PQclear(r);
 
 	/* Later waves wait for this one. */
@@ -338,7 +339,8 @@ static int start_wave(PGconn *conn, struct camp *c, struct counts *k, char *err,
 		}
 		if (wave > 0 && c->pause_s > 0 && c->now < before_end + c->pause_s) {
 			char reason[96], when[64];
-			local_when(before_end + c->pause_s, c->now, "UTC", when, sizeof when);
+			local_when((long long)(before_end + c->pause_s), (long long)c->now, "UTC", when,
+				   sizeof when);
 			snprintf(reason, sizeof reason, "wave %d starts at %s", wave, when);
 			return set_waiting(conn, c, wave, 0, reason, err, errlen);
 		}
