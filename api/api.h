@@ -195,6 +195,10 @@ void api_campaigns_pause(struct api_req *r);
 void api_campaigns_resume(struct api_req *r);
 void api_campaigns_approve(struct api_req *r);
 void api_campaigns_cancel(struct api_req *r);
+/* Append the campaign gauges (ferry_campaigns, ferry_campaign_clusters)
+ * to a /metrics body; nothing when db is NULL or the query fails. */
+struct buf;
+void api_campaign_metrics(PGconn *db, struct buf *out);
 void api_healthz(struct api_req *r);
 void api_readyz(struct api_req *r);
 void api_metrics(struct api_req *r);

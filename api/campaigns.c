@@ -518,3 +518,25 @@ void api_campaigns_pause(struct api_req *r) { control(r, DB_CAMPAIGN_PAUSE); }
 void api_campaigns_resume(struct api_req *r) { control(r, DB_CAMPAIGN_RESUME); }
 void api_campaigns_approve(struct api_req *r) { control(r, DB_CAMPAIGN_APPROVE); }
 void api_campaigns_cancel(struct api_req *r) { control(r, DB_CAMPAIGN_CANCEL); }
+
+void api_campaign_metrics(PGconn *db, struct buf *out)
+{
+	static const char *const cstates[] = { "pending", "running", "paused", "succeeded", "failed",
+						"cancelled", NULL };
+	static const char *const mstates[] = { "pending", "waiting", "running", "succeeded", "skipped",
+						"failed", "cancelled", NULL };
+	json_t *st = db ? db_campaign_stats_json(db) : NULL;
+	if (!st)
+		return;
+	json_t *k = json_object_get(st, "campaigns"), *m = json_object_get(st, "clusters");
+	buf_puts(out, "# HELP ferry_campaigns Fleet campaigns by state.\n# TYPE ferry_campaigns gauge\n");
+	for (size_t i = 0; cstates[i]; i++)
+		buf_printf(out, "ferry_campaigns{state=\"%s\"} %lld\n", cstates[i],
+			   (long long)json_integer_value(json_object_get(k, cstates[i])));
+	buf_puts(out, "# HELP ferry_campaign_clusters Member clusters of unfinished campaigns by state.\n"
+		      "# TYPE ferry_campaign_clusters gauge\n");
+	for (size_t i = 0; mstates[i]; i++)
+		buf_printf(out, "ferry_campaign_clusters{state=\"%s\"} %lld\n", mstates[i],
+			   (long long)json_integer_value(json_object_get(m, mstates[i])));
+	json_decref(st);
+}

@@ -264,6 +264,21 @@ int db_campaign_clusters(PGconn *conn, const char *tenant_id, const char *id,
 		4, p, limit, out, err, errlen);
 }
 
+json_t *db_campaign_stats_json(PGconn *conn)
+{
+	json_t *out = NULL;
+	char err[256];
+	dbq_json_row(conn,
+		"SELECT json_build_object("
+		" 'campaigns', (SELECT coalesce(json_object_agg(state, n), '{}') FROM"
+		"   (SELECT state, count(*) AS n FROM campaigns GROUP BY state) s),"
+		" 'clusters', (SELECT coalesce(json_object_agg(state, n), '{}') FROM"
+		"   (SELECT x.state, count(*) AS n FROM campaign_clusters x JOIN campaigns k ON k.id = x.campaign_id"
+		"    WHERE k.state IN ('pending', 'running', 'paused') GROUP BY x.state) s))",
+		0, NULL, &out, err, sizeof err);
+	return out;
+}
+
 /* ---- state machines ------------------------------------------------------ */
 
 /* The states each state may be entered from. */

@@ -105,6 +105,10 @@ int db_campaign_control(PGconn *conn, const char *tenant_id, const char *id,
 			enum db_campaign_action action, const char *by, int new_max_failures,
 			json_t **out, char *why, size_t whylen);
 
+/* For /metrics: {"campaigns": {state: n} over every campaign, "clusters":
+ * {state: n} over the members of campaigns not finished}. NULL on error. */
+json_t *db_campaign_stats_json(PGconn *conn);
+
 /* ---- the two state machines -------------------------------------------- */
 
 /* Move campaign id to state (pause_kind/reason may be NULL = cleared).

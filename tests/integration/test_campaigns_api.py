@@ -15,7 +15,7 @@ from apitest import check, check_eq, finish, is_problem, new_uuid, run_test, sta
 
 TESTS = ["campaign_bad_input", "campaign_membership_and_waves", "campaign_idempotency",
          "campaign_controls", "campaign_cancel", "campaign_tenancy_roles", "campaign_audit",
-         "campaign_list_pages", "campaign_openapi"]
+         "campaign_list_pages", "campaign_openapi", "campaign_metrics"]
 
 charts = os.path.join(os.environ.get("FERRY_SHARED", "../shared"), "charts")
 f = start("campaigns", TESTS, extra_args=["--charts-dir", charts])
@@ -229,7 +229,19 @@ def t_openapi():
         check(s in doc["components"]["schemas"], "schema " + s)
 
 
+def t_metrics():
+    text = f.get("/metrics").text
+    for state in ("pending", "running", "paused", "succeeded", "failed", "cancelled"):
+        want = f.sql("SELECT count(*) FROM campaigns WHERE state = '%s'" % state)
+        check('ferry_campaigns{state="%s"} %s\n' % (state, want) in text, "ferry_campaigns %s = %s" % (state, want))
+    want = f.sql("SELECT count(*) FROM campaign_clusters x JOIN campaigns k ON k.id = x.campaign_id"
+                 " WHERE k.state IN ('pending', 'running', 'paused') AND x.state = 'pending'")
+    check(int(want) > 0, "some pending members")
+    check('ferry_campaign_clusters{state="pending"} %s\n' % want in text, "members pending = %s" % want)
+    check('ferry_campaign_clusters{state="skipped"} 0\n' in text, "every state present")
+
+
 for name, fn in zip(TESTS, [t_bad_input, t_membership, t_idempotency, t_controls, t_cancel, t_tenancy,
-                            t_audit, t_pages, t_openapi]):
+                            t_audit, t_pages, t_openapi, t_metrics]):
     run_test(name, fn)
 finish(f)
