@@ -25,6 +25,7 @@
 #include <stddef.h>
 
 struct app;
+struct buf;
 struct MHD_Connection;
 
 enum api_role {
@@ -76,6 +77,7 @@ struct api_req {
 	int nhdr;
 	char target[64];                   /* audit target (object id) */
 	char sse_job_id[37];               /* set by the SSE handler: stream this job */
+	char sse_campaign_id[37];          /* ... or this campaign (api/campaigns.c) */
 };
 
 typedef void (*api_handler)(struct api_req *r);
@@ -195,9 +197,16 @@ void api_campaigns_pause(struct api_req *r);
 void api_campaigns_resume(struct api_req *r);
 void api_campaigns_approve(struct api_req *r);
 void api_campaigns_cancel(struct api_req *r);
+void api_campaigns_stream(struct api_req *r);
+/* One poll of a campaign's SSE stream (http.c): appends "event: cluster"
+ * for each member that changed since the last poll and then "event:
+ * campaign" when the campaign changed; *memo (NULL at first, owned by the
+ * caller, json_decref at the end) remembers what was sent. *finished = 1
+ * once the campaign ended and no job of it runs. 0, or -1 (gone / db). */
+int api_campaign_stream_poll(PGconn *db, const char *tenant_id, const char *id, json_t **memo,
+			     struct buf *out, int *finished);
 /* Append the campaign gauges (ferry_campaigns, ferry_campaign_clusters)
  * to a /metrics body; nothing when db is NULL or the query fails. */
-struct buf;
 void api_campaign_metrics(PGconn *db, struct buf *out);
 void api_healthz(struct api_req *r);
 void api_readyz(struct api_req *r);

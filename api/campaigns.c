@@ -540,3 +540,83 @@ void api_campaign_metrics(PGconn *db, struct buf *out)
 			   (long long)json_integer_value(json_object_get(m, mstates[i])));
 	json_decref(st);
 }
+
+void api_campaigns_stream(struct api_req *r)
+{
+	/* Check access now so a stranger gets a plain 404; http.c streams. */
+	if (!api_db(r))
+		return;
+	json_t *c = NULL;
+	char err[256] = "";
+	int st = db_campaign_get(r->db, api_tenant(r), r->params[0], &c, err, sizeof err);
+	json_decref(c);
+	if (st == DB_NOT_FOUND) {
+		api_problem(r, 404, "Not found", "no campaign %s", r->params[0]);
+		return;
+	}
+	if (st != DB_OK) {
+		api_db_error(r, err);
+		return;
+	}
+	snprintf(r->sse_campaign_id, sizeof r->sse_campaign_id, "%s", r->params[0]);
+	r->status = 200;
+	r->content_type = "text/event-stream";
+}
+
+int api_campaign_stream_poll(PGconn *db, const char *tenant_id, const char *id, json_t **memo,
+			     struct buf *out, int *finished)
+{
+	if (!*memo)
+		*memo = json_pack("{s:s,s:{}}", "campaign", "", "members");
+	json_t *c = NULL;
+	char err[256];
+	if (db_campaign_get(db, tenant_id, id, &c, err, sizeof err) != DB_OK)
+		return -1;
+	char *text = json_dumps(c, JSON_COMPACT);
+	int changed = text && strcmp(text, json_string_value(json_object_get(*memo, "campaign")));
+	if (changed) {
+		/* Members first, then the campaign: a client that redraws on
+		 * "campaign" sees its clusters already updated. */
+		json_t *seen = json_object_get(*memo, "members");
+		char *cursor = NULL;
+		for (;;) {
+			json_t *page = NULL;
+			if (db_campaign_clusters(db, tenant_id, id, NULL, 200, cursor, &page, err, sizeof err) !=
+			    DB_OK) {
+				free(cursor);
+				free(text);
+				json_decref(c);
+				return -1;
+			}
+			free(cursor);
+			cursor = NULL;
+			size_t i;
+			json_t *m;
+			json_array_foreach(json_object_get(page, "items"), i, m) {
+				char *mt = json_dumps(m, JSON_COMPACT);
+				const char *cid = json_string_value(json_object_get(m, "cluster_id"));
+				const char *was = json_string_value(json_object_get(seen, cid ? cid : ""));
+				if (mt && cid && (!was || strcmp(was, mt))) {
+					buf_printf(out, "event: cluster\ndata: %s\n\n", mt);
+					json_object_set_new(seen, cid, json_string(mt));
+				}
+				free(mt);
+			}
+			const char *next = json_string_value(json_object_get(page, "next_cursor"));
+			if (next)
+				cursor = strdup(next);
+			json_decref(page);
+			if (!cursor)
+				break;
+		}
+		buf_printf(out, "event: campaign\ndata: %s\n\n", text);
+		json_object_set_new(*memo, "campaign", json_string(text));
+	}
+	const char *state = json_string_value(json_object_get(c, "state"));
+	long running = (long)json_integer_value(json_object_get(json_object_get(c, "counts"), "running"));
+	*finished = state && (!strcmp(state, "succeeded") || !strcmp(state, "failed") ||
+			      (!strcmp(state, "cancelled") && running == 0));
+	free(text);
+	json_decref(c);
+	return 0;
+}

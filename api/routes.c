@@ -66,6 +66,8 @@ const struct api_route api_routes[] = {
 	  "Get a campaign with counts per state and per wave", NULL, "Campaign", 200 },
 	{ "GET", "/v1/campaigns/{id}/clusters", api_campaigns_clusters, API_SCOPE_TENANT, API_ROLE_VIEWER,
 	  "A campaign's clusters: state, reason, job (filter by state; cursor pagination)", NULL, "CampaignClusterPage", 200 },
+	{ "GET", "/v1/campaigns/{id}/stream", api_campaigns_stream, API_SCOPE_TENANT, API_ROLE_VIEWER,
+	  "A campaign's changes as server-sent events (event: cluster, event: campaign)", NULL, NULL, 200 },
 	{ "POST", "/v1/campaigns/{id}/pause", api_campaigns_pause, API_SCOPE_TENANT, API_ROLE_OPERATOR,
 	  "Pause a campaign (running jobs finish; no new ones start)", NULL, "Campaign", 200 },
 	{ "POST", "/v1/campaigns/{id}/resume", api_campaigns_resume, API_SCOPE_TENANT, API_ROLE_OPERATOR,

@@ -307,6 +307,21 @@ static const struct allowed cluster_moves[] = {
 	{ NULL, NULL }
 };
 
+/* Run a query whose one row and column is a count: that count (0 or 1
+ * here), or -1. */
+static int count_of(PGconn *conn, const char *sql, int n, const char *const *p, char *err,
+		    size_t errlen)
+{
+	PGresult *r = PQexecParams(conn, sql, n, NULL, p, NULL, NULL, 0);
+	int rc = -1;
+	if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
+		rc = atoi(PQgetvalue(r, 0, 0)) > 0;
+	else
+		snprintf(err, errlen, "database: %s", PQerrorMessage(conn));
+	PQclear(r);
+	return rc;
+}
+
 static const char *from_states(const struct allowed *t, const char *to)
 {
 	for (; t->to; t++)
@@ -324,17 +339,14 @@ int db_campaign_transition(PGconn *conn, const char *id, const char *state,
 		return -1;
 	}
 	const char *p[5] = { id, state, from, pause_kind, reason };
-	long n = 0;
-	int st = dbq_exec(conn,
-		"UPDATE campaigns SET state = $2, pause_kind = $4, reason = $5, updated_at = now(),"
+	return count_of(conn,
+		"WITH u AS (UPDATE campaigns SET state = $2, pause_kind = $4, reason = $5, updated_at = now(),"
 		" started_at = CASE WHEN $2 = 'running' THEN coalesce(started_at, now()) ELSE started_at END,"
 		" finished_at = CASE WHEN $2 IN ('succeeded', 'failed', 'cancelled') THEN now() END,"
 		" active = CASE WHEN $2 IN ('succeeded', 'failed') THEN false ELSE active END"
-		" WHERE id = $1::uuid AND state = ANY ($3::text[])",
-		5, p, &n, err, errlen);
-	if (st != DB_OK)
-		return -1;
-	return n > 0;
+		" WHERE id = $1::uuid AND state = ANY ($3::text[]) RETURNING id)"
+		" SELECT count(*) FROM (SELECT pg_notify('" DB_CAMPAIGN_EVENTS_CHANNEL "', id::text) FROM u) z",
+		5, p, err, errlen);
 }
 
 int db_campaign_cluster_transition(PGconn *conn, const char *campaign_id,
@@ -348,17 +360,15 @@ int db_campaign_cluster_transition(PGconn *conn, const char *campaign_id,
 	}
 	const char *p[6] = { campaign_id, cluster_id, state, from, reason, job_id };
 	const char *p7[7] = { p[0], p[1], p[2], p[3], p[4], p[5], error };
-	long n = 0;
-	int st = dbq_exec(conn,
-		"UPDATE campaign_clusters SET state = $3, reason = $5, updated_at = now(),"
+	return count_of(conn,
+		"WITH u AS (UPDATE campaign_clusters SET state = $3, reason = $5, updated_at = now(),"
 		" job_id = coalesce($6::uuid, job_id), error = $7,"
 		" started_at = CASE WHEN $3 = 'running' THEN coalesce(started_at, now()) ELSE started_at END,"
 		" finished_at = CASE WHEN $3 IN ('succeeded', 'skipped', 'failed', 'cancelled') THEN now() END"
-		" WHERE campaign_id = $1::uuid AND cluster_id = $2::uuid AND state = ANY ($4::text[])",
-		7, p7, &n, err, errlen);
-	if (st != DB_OK)
-		return -1;
-	return n > 0;
+		" WHERE campaign_id = $1::uuid AND cluster_id = $2::uuid AND state = ANY ($4::text[])"
+		" RETURNING campaign_id)"
+		" SELECT count(*) FROM (SELECT pg_notify('" DB_CAMPAIGN_EVENTS_CHANNEL "', campaign_id::text) FROM u) z",
+		7, p7, err, errlen);
 }
 
 /* ---- operator actions ------------------------------------------------------ */

@@ -38,6 +38,11 @@
 
 #define DB_CAMPAIGN_MAX_WAVES 64
 
+/* pg_notify channel, payload = campaign id: the campaign or one of its
+ * clusters changed state or reason (sent by the transition functions,
+ * delivered at commit; the SSE stream LISTENs). */
+#define DB_CAMPAIGN_EVENTS_CHANNEL "ferry_campaign_events"
+
 struct db_campaign_new {
 	const char *tenant_id;
 	const char *name;

@@ -19,7 +19,7 @@ from apitest import Kubesim, check, check_eq, finish, run_test, skip_all, start 
 
 TESTS = ["fleet_cli_wait_succeeds", "fleet_cli_budget_exit_1", "fleet_cli_idempotency_key",
          "fleet_cli_timeout_exit_3", "fleet_cli_controls", "fleet_cli_cancel_while_waiting_exit_1",
-         "fleet_cli_errors_exit_2"]
+         "fleet_cli_errors_exit_2", "campaign_sse_stream"]
 
 FERRY = os.path.join(os.environ.get("FERRY_BUILD", ""), "ferry")
 if not os.path.exists(FERRY):
@@ -170,6 +170,51 @@ def t_errors():
     check_eq(r.rc, 2, "connection refused: %r" % r)
 
 
-for name, fn in zip(TESTS, [t_wait_ok, t_budget, t_idem, t_timeout, t_controls, t_cancel_waiting, t_errors]):
+def t_sse():
+    import http.client
+    import json
+    import threading
+    r = f.post("/v1/campaigns", {"name": "sse", "selector": "env=ok", "kind": "preflight",
+                                 "strategy": {"canary": 1, "max_in_flight": 2, "pause_between_waves": "2s"}}, OP)
+    cid = r.json()["id"]
+    check_eq(f.get("/v1/campaigns/%s/stream" % cid, f.token(f.tenant("strangers"), "viewer")).status, 404,
+             "another tenant")
+    events = []
+
+    def reader():
+        conn = http.client.HTTPConnection("127.0.0.1", f.port, timeout=120)
+        conn.request("GET", "/v1/campaigns/%s/stream" % cid, headers={"Authorization": "Bearer " + OP})
+        resp = conn.getresponse()
+        events.append(("status", resp.status, resp.getheader("Content-Type")))
+        kind = None
+        for raw in resp:
+            line = raw.decode().rstrip("\n")
+            if line.startswith("event: "):
+                kind = line[7:]
+            elif line.startswith("data: "):
+                events.append((kind, json.loads(line[6:])))
+        conn.close()
+        events.append(("end",))
+
+    t = threading.Thread(target=reader)
+    t.start()
+    t.join(120)
+    check(not t.is_alive(), "the stream ends by itself when the campaign is done")
+    check_eq(events[0][:2], ("status", 200), "status")
+    check(events[0][2].startswith("text/event-stream"), "content type")
+    camps = [e[1] for e in events if e[0] == "campaign"]
+    check_eq(camps[-1]["state"], "succeeded", "last campaign event")
+    check(len(camps) >= 3, "live updates, not one snapshot: %d" % len(camps))
+    seen = {}
+    for e in events:
+        if e[0] == "cluster":
+            seen.setdefault(e[1]["cluster_name"], []).append(e[1]["state"])
+    check_eq(sorted(seen), ["c1", "c2", "c3", "c4"], "every member")
+    check(all(v[-1] == "succeeded" for v in seen.values()), "each ends succeeded: %r" % seen)
+    check(any("waiting" in v or "pending" in v for v in seen.values()), "waiting states streamed: %r" % seen)
+
+
+for name, fn in zip(TESTS, [t_wait_ok, t_budget, t_idem, t_timeout, t_controls, t_cancel_waiting, t_errors,
+                            t_sse]):
     run_test(name, fn)
 finish(f)
