@@ -120,7 +120,7 @@ static void *worker_main(void *arg)
 			struct log_ctx lc = { NULL, job.id, job.tenant_id };
 			log_ctx_msg(LOG_INFO, &lc, "claimed %s job (attempt %d) as %s", job.kind,
 				    job.attempt, owner);
-			runner_run_job(app, conn, &job, &slot->flags);
+			runner_run_job_pooled(app, &conn, &job, &slot->flags);
 
 			atomic_fetch_sub(&wp->busy, 1);
 			if (app->metrics)
