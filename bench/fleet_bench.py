@@ -48,9 +48,11 @@ def campaign(kind, version):
     cid = r.json()["id"]
     start = time.time()
     while True:
-        c = f.get("/v1/campaigns/" + cid, op).json()
-        if c["state"] in ("succeeded", "failed", "cancelled"):
-            return cid, c, time.time() - start
+        r = f.get("/v1/campaigns/" + cid, op, timeout=120)
+        if r.status != 200:  # a busy server may answer 503: ask again
+            print("# GET campaign: %r" % r, flush=True)
+        elif r.json()["state"] in ("succeeded", "failed", "cancelled"):
+            return cid, r.json(), time.time() - start
         time.sleep(1)
 
 

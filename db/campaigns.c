@@ -361,10 +361,12 @@ int db_campaign_cluster_transition(PGconn *conn, const char *campaign_id,
 	const char *p[6] = { campaign_id, cluster_id, state, from, reason, job_id };
 	const char *p7[7] = { p[0], p[1], p[2], p[3], p[4], p[5], error };
 	return count_of(conn,
-		"WITH u AS (UPDATE campaign_clusters SET state = $3, reason = $5, updated_at = now(),"
+		/* clock_timestamp(): the moment of the move, not the start of the
+		 * advancer's transaction (the wave gates measure from it). */
+		"WITH u AS (UPDATE campaign_clusters SET state = $3, reason = $5, updated_at = clock_timestamp(),"
 		" job_id = coalesce($6::uuid, job_id), error = $7,"
-		" started_at = CASE WHEN $3 = 'running' THEN coalesce(started_at, now()) ELSE started_at END,"
-		" finished_at = CASE WHEN $3 IN ('succeeded', 'skipped', 'failed', 'cancelled') THEN now() END"
+		" started_at = CASE WHEN $3 = 'running' THEN coalesce(started_at, clock_timestamp()) ELSE started_at END,"
+		" finished_at = CASE WHEN $3 IN ('succeeded', 'skipped', 'failed', 'cancelled') THEN clock_timestamp() END"
 		" WHERE campaign_id = $1::uuid AND cluster_id = $2::uuid AND state = ANY ($4::text[])"
 		" RETURNING campaign_id)"
 		" SELECT count(*) FROM (SELECT pg_notify('" DB_CAMPAIGN_EVENTS_CHANNEL "', campaign_id::text) FROM u) z",

@@ -415,10 +415,9 @@ static int cmd_serve(struct settings *s)
 	struct http_server *http = NULL;
 	struct worker_pool *workers = NULL;
 	struct demo *demo = NULL;
-	/* Workers hold a connection only while they work, not while a job
-	 * waits (runner_run_job_pooled), so the pool stops growing with
-	 * --workers past 32; 16 more serve the API and the advancer. */
-	app.db = open_db(&app.cfg, (app.cfg.workers < 32 ? app.cfg.workers : 32) + 16, &pg, &pgdir);
+	/* The API, SSE polls and the campaign advancer; the workers have a
+	 * pool of their own (server/worker.c). */
+	app.db = open_db(&app.cfg, 16, &pg, &pgdir);
 	if (run_migrations(app.db, s->no_migrate) < 0)
 		goto out;
 	app.metrics = metrics_new();

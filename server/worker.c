@@ -31,6 +31,10 @@
 #include "server/log.h"
 #include "server/metrics.h"
 
+/* At most this many jobs work (hold a database connection) at once; the
+ * others wait for one, or are waiting on their cluster and hold none. */
+#define WORKER_MAX_CONNS 32
+
 struct worker_slot {
 	struct worker_pool *wp;
 	pthread_t thread;
@@ -49,6 +53,10 @@ struct worker_pool {
 	pthread_t listener, heartbeat;
 	int listener_started, heartbeat_started;
 	struct campaign_advancer *campaigns;  /* fleet campaigns (server/campaign.h) */
+	/* The workers' own connections (min(workers, WORKER_MAX_CONNS)): a job
+	 * holds one only while it works, and the API's pool (app->db) is never
+	 * starved by jobs. */
+	struct db_pool *db;
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	unsigned long wakeups;
@@ -94,7 +102,7 @@ static void *worker_main(void *arg)
 		unsigned long seen = wp->wakeups;
 		pthread_mutex_unlock(&wp->mu);
 
-		PGconn *conn = db_acquire(app->db, 5000);
+		PGconn *conn = db_acquire(wp->db, 5000);
 		if (!conn) {
 			log_msg(LOG_WARN, "worker %d: no database connection; retrying", slot->index);
 			wait_for_work(wp, seen, 1000);
@@ -120,7 +128,7 @@ static void *worker_main(void *arg)
 			struct log_ctx lc = { NULL, job.id, job.tenant_id };
 			log_ctx_msg(LOG_INFO, &lc, "claimed %s job (attempt %d) as %s", job.kind,
 				    job.attempt, owner);
-			runner_run_job_pooled(app, &conn, &job, &slot->flags);
+			runner_run_job_pooled(app, wp->db, &conn, &job, &slot->flags);
 
 			atomic_fetch_sub(&wp->busy, 1);
 			if (app->metrics)
@@ -130,7 +138,7 @@ static void *worker_main(void *arg)
 			pthread_mutex_unlock(&wp->mu);
 			db_job_claim_clear(&job);
 		}
-		db_release(app->db, conn);
+		db_release(wp->db, conn);
 		if (got != 1)
 			wait_for_work(wp, seen, 1000);
 	}
@@ -262,6 +270,10 @@ struct worker_pool *worker_pool_start(struct app *app, char *err, size_t errlen)
 		metrics_set_workers(app->metrics, wp->n);
 	if (wp->n <= 0)
 		return wp;  /* an API-only process */
+	wp->db = db_pool_new(db_pool_url(app->db), wp->n < WORKER_MAX_CONNS ? wp->n : WORKER_MAX_CONNS, err,
+			     errlen);
+	if (!wp->db)
+		goto fail;
 	if (pthread_create(&wp->listener, NULL, listener_main, wp) != 0)
 		goto fail;
 	wp->listener_started = 1;
@@ -299,6 +311,7 @@ void worker_pool_stop(struct worker_pool *wp)
 	if (wp->heartbeat_started)
 		pthread_join(wp->heartbeat, NULL);
 	campaign_advancer_stop(wp->campaigns);
+	db_pool_free(wp->db);
 	pthread_mutex_destroy(&wp->mu);
 	pthread_cond_destroy(&wp->cv);
 	free(wp->slots);

@@ -405,8 +405,8 @@ int runner_run_job(struct app *app, PGconn *conn, const struct db_job_claim *job
 	return run_job(app, conn, job, flags, NULL, NULL);
 }
 
-int runner_run_job_pooled(struct app *app, PGconn **conn, const struct db_job_claim *job,
-			  struct runner_flags *flags)
+int runner_run_job_pooled(struct app *app, struct db_pool *pool, PGconn **conn,
+			  const struct db_job_claim *job, struct runner_flags *flags)
 {
-	return run_job(app, *conn, job, flags, app->db, conn);
+	return run_job(app, *conn, job, flags, pool, conn);
 }

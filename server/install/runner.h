@@ -92,13 +92,13 @@ const struct phase_def *runner_phases(const struct app *app, const char *kind,
  * error (the lease then simply expires and the job is taken over). */
 int runner_run_job(struct app *app, PGconn *conn, const struct db_job_claim *job,
 		   struct runner_flags *flags);
-/* The same for a connection *conn taken from app->db (the workers): waits of
+/* The same for a connection *conn taken from pool (the workers'): waits of
  * RUNNER_LEND_MS and more give it back to the pool and take one again, so a
  * job waiting on a rollout holds no database connection. On return *conn is
- * the connection to release (possibly not the one given). */
+ * the connection to release to pool (possibly not the one given). */
 #define RUNNER_LEND_MS 100
-int runner_run_job_pooled(struct app *app, PGconn **conn, const struct db_job_claim *job,
-			  struct runner_flags *flags);
+int runner_run_job_pooled(struct app *app, struct db_pool *pool, PGconn **conn,
+			  const struct db_job_claim *job, struct runner_flags *flags);
 
 /* For phases: */
 /* The cluster's Kubernetes client (stored credentials decrypted with the

@@ -6,7 +6,9 @@ jobs that sleep, FERRY_TEST_MODE=1); one process is killed with SIGKILL in
 the middle of a wave and started again. Every member cluster gets exactly
 one job per campaign, every job succeeds, max_in_flight holds throughout
 (a dead process's jobs count as in flight until another takes them over),
-and both processes worked.
+and both processes worked. Then PostgreSQL itself is restarted (immediate
+mode) in the middle of another campaign: it still finishes with one job per
+cluster.
 """
 import os
 import re
@@ -18,7 +20,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from apitest import check, check_eq, finish, run_test, start  # noqa: E402
 
-TESTS = ["campaign_two_processes_kill9_exactly_once"]
+TESTS = ["campaign_two_processes_kill9_exactly_once", "campaign_survives_postgresql_restart"]
 
 os.environ["FERRY_TEST_MODE"] = "1"
 f = start("campaignha", TESTS, workers=3, extra_args=["--lease-seconds", "3", "--node-id", "b"])
@@ -81,7 +83,7 @@ def t_ha():
             check_eq(sorted(int(x) for x in per), [1] * 30, "exactly one job per cluster")
             check_eq(f.sql("SELECT count(*) FROM campaign_clusters x JOIN jobs j ON j.id = x.job_id"
                            " WHERE x.campaign_id = '%s' AND j.state = 'succeeded'" % cid), "30", "jobs succeeded")
-            rows = f.sql("SELECT extract(epoch from j.created_at), extract(epoch from j.finished_at)"
+            rows = f.sql("SELECT extract(epoch from j.started_at), extract(epoch from j.finished_at)"
                          " FROM campaign_clusters x JOIN jobs j ON j.id = x.job_id"
                          " WHERE x.campaign_id = '%s' AND x.wave > 0" % cid)
             iv = [tuple(float(v) for v in line.split("|")) for line in rows.splitlines()]
@@ -98,5 +100,50 @@ def t_ha():
             a.wait(timeout=30)
 
 
+def pg_restart():
+    """Restart the suite's PostgreSQL (tests/run's, FERRY_TEST_PG_HOST) at once."""
+    import glob
+    host = os.environ["FERRY_TEST_PG_HOST"]
+    pg_ctl = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"))[-1]
+    # -l: the server must not inherit our stdout pipe (run() would wait for it)
+    cmd = [pg_ctl, "-D", os.path.join(host, "data"), "-l", os.path.join(host, "server.log"), "-m", "immediate",
+           "-w", "restart"]
+    if os.getuid() == 0:
+        cmd = ["runuser", "-u", "postgres", "--"] + cmd
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    check(out.returncode == 0, "pg_ctl restart: %s %s" % (out.stdout, out.stderr))
+
+
+def t_pg_restart():
+    if not os.environ.get("FERRY_TEST_PG_HOST"):
+        raise AssertionError("needs tests/run's PostgreSQL (FERRY_TEST_PG_HOST)")
+    for i in range(20):
+        r = f.post("/v1/clusters", {"name": "r%02d" % i, "profile": "tke", "api_server": "https://10.0.0.1",
+                                    "token": "t", "labels": {"fleet": "r"}}, OP)
+        check_eq(r.status, 201, "cluster")
+    r = f.post("/v1/campaigns", {"name": "restart", "selector": "fleet=r", "kind": "preflight",
+                                 "params": {"test_sleep_ms": 300},
+                                 "strategy": {"canary": 1, "max_in_flight": 4}}, OP)
+    cid = r.json()["id"]
+    end = time.time() + 120
+    while time.time() < end:
+        c = f.get("/v1/campaigns/" + cid, OP).json()
+        if c["counts"]["succeeded"] >= 4 and c["counts"]["running"] >= 2:
+            break
+        time.sleep(0.05)
+    pg_restart()
+    end = time.time() + 240
+    while time.time() < end:
+        r = f.get("/v1/campaigns/" + cid, OP)
+        if r.status == 200 and r.json()["state"] in ("succeeded", "failed", "cancelled"):
+            break
+        time.sleep(0.3)
+    c = r.json()
+    check_eq((c["state"], c["counts"]["succeeded"]), ("succeeded", 20), "campaign after the restart")
+    per = f.sql("SELECT count(*) FROM jobs WHERE idempotency_key LIKE 'campaign:%s:%%' GROUP BY cluster_id" % cid)
+    check_eq(sorted(int(x) for x in per.split()), [1] * 20, "exactly one job per cluster")
+
+
 run_test(TESTS[0], t_ha)
+run_test(TESTS[1], t_pg_restart)
 finish(f)
