@@ -407,11 +407,18 @@ int campaign_advance(PGconn *conn, const char *id, char *err, size_t errlen)
 	if (k.pending + k.waiting + k.running == 0) {
 		if (!strcmp(c.state, "pending") && move(conn, &c, "running", NULL, NULL, err, errlen) < 0)
 			goto out;
-		char reason[96] = "";
-		if (k.failed)
-			snprintf(reason, sizeof reason, "%d of %d clusters failed", k.failed,
-				 k.succeeded + k.skipped + k.failed + k.cancelled);
-		if (move(conn, &c, k.failed ? "failed" : "succeeded", NULL, reason[0] ? reason : NULL,
+		/* Succeeded only when every member succeeded or was skipped; a
+		 * member whose job was cancelled on its own counts against it. */
+		char reason[128] = "";
+		int total = k.succeeded + k.skipped + k.failed + k.cancelled;
+		if (k.failed && k.cancelled)
+			snprintf(reason, sizeof reason, "%d of %d clusters failed, %d cancelled", k.failed,
+				 total, k.cancelled);
+		else if (k.failed)
+			snprintf(reason, sizeof reason, "%d of %d clusters failed", k.failed, total);
+		else if (k.cancelled)
+			snprintf(reason, sizeof reason, "%d of %d clusters cancelled", k.cancelled, total);
+		if (move(conn, &c, reason[0] ? "failed" : "succeeded", NULL, reason[0] ? reason : NULL,
 			 err, errlen) < 0)
 			goto out;
 		rc = 1;

@@ -20,7 +20,8 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from apitest import check, check_eq, finish, run_test, start  # noqa: E402
 
-TESTS = ["campaign_two_processes_kill9_exactly_once", "campaign_survives_postgresql_restart"]
+TESTS = ["campaign_two_processes_kill9_exactly_once", "campaign_survives_postgresql_restart",
+         "campaign_member_job_cancelled_alone_fails_campaign"]
 
 os.environ["FERRY_TEST_MODE"] = "1"
 f = start("campaignha", TESTS, workers=3, extra_args=["--lease-seconds", "3", "--node-id", "b"])
@@ -144,6 +145,31 @@ def t_pg_restart():
     check_eq(sorted(int(x) for x in per.split()), [1] * 20, "exactly one job per cluster")
 
 
+def t_member_cancelled():
+    for i in range(3):
+        check_eq(f.post("/v1/clusters", {"name": "m%d" % i, "profile": "tke", "api_server": "https://10.0.0.1",
+                                         "token": "t", "labels": {"fleet": "m"}}, OP).status, 201, "cluster")
+    r = f.post("/v1/campaigns", {"name": "m", "selector": "fleet=m", "kind": "preflight",
+                                 "params": {"test_sleep_ms": 800}, "strategy": {"canary": 0, "max_in_flight": 3}}, OP)
+    cid = r.json()["id"]
+    end = time.time() + 60
+    job = None
+    while time.time() < end and not job:
+        items = f.get("/v1/campaigns/%s/clusters?state=running" % cid, OP).json()["items"]
+        job = items[0]["job_id"] if items else None
+        time.sleep(0.1)
+    check(job, "a member running")
+    check_eq(f.post("/v1/jobs/%s/cancel" % job, None, OP).status, 202, "cancel one job")
+    end = time.time() + 60
+    while time.time() < end:
+        c = f.get("/v1/campaigns/" + cid, OP).json()
+        if c["state"] in ("succeeded", "failed", "cancelled"):
+            break
+        time.sleep(0.2)
+    check_eq((c["state"], c["reason"]), ("failed", "1 of 3 clusters cancelled"), "not a success")
+
+
 run_test(TESTS[0], t_ha)
+run_test(TESTS[2], t_member_cancelled)
 run_test(TESTS[1], t_pg_restart)
 finish(f)
