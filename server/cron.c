@@ -22,8 +22,17 @@ static int parse_field(const char *s, size_t n, int lo, int hi, uint64_t *out, i
 	buf[n] = 0;
 	*out = 0;
 	*star = !strcmp(buf, "*");
-	char *save = NULL;
-	for (char *part = strtok_r(buf, ",", &save); part; part = strtok_r(NULL, ",", &save)) {
+	char *next = buf;
+	while (next) {
+		char *part = next;
+		char *comma = strchr(part, ',');
+		next = NULL;
+		if (comma) {
+			*comma = 0;
+			next = comma + 1;
+		}
+		if (!*part)
+			goto bad;  /* "1,,2", ",1", "1," */
 		long a = lo, b = hi, step = 1;
 		char *p = part, *end;
 		if (*p == '*') {
