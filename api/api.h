@@ -25,6 +25,7 @@
 #include <stddef.h>
 
 struct app;
+struct buf;
 struct MHD_Connection;
 
 enum api_role {
@@ -76,6 +77,7 @@ struct api_req {
 	int nhdr;
 	char target[64];                   /* audit target (object id) */
 	char sse_job_id[37];               /* set by the SSE handler: stream this job */
+	char sse_campaign_id[37];          /* ... or this campaign (api/campaigns.c) */
 };
 
 typedef void (*api_handler)(struct api_req *r);
@@ -149,6 +151,13 @@ void api_reply_page(struct api_req *r, int st, json_t *page, const char *err);
  * correctly; used to refuse deep documents before parsing. */
 int api_json_depth(const char *text, size_t len);
 const char *api_role_name(enum api_role role);
+/* Parse a label selector ("k=v,k!=v,k,!k", as GET /v1/clusters takes) into
+ * reqs[DB_MAX_LABEL_REQS] (pointing into *store, a copy the caller frees
+ * even on failure); *n = requirements (0 = matches everything). 0 or -1
+ * with a reason in why. (api/clusters.c) */
+struct db_label_req;
+int api_parse_selector(const char *sel, char **store, struct db_label_req *reqs, int *n,
+		       char *why, size_t whylen);
 enum api_role api_role_parse(const char *name);
 
 /* ---- auth (api/auth.c) ------------------------------------------------- */
@@ -170,12 +179,35 @@ void api_clusters_list(struct api_req *r);
 void api_clusters_get(struct api_req *r);
 void api_clusters_patch(struct api_req *r);
 void api_clusters_delete(struct api_req *r);
+/* Check a job's kind (JSON string) and params (object, null or absent)
+ * as POST /v1/clusters/{id}/jobs does; 1 = fine, 0 = answered 400/422.
+ * The one place job kinds and params are validated (jobs and campaigns). */
+int api_job_validate(struct api_req *r, json_t *kind, json_t *params);
 void api_jobs_create(struct api_req *r);
 void api_jobs_list(struct api_req *r);
 void api_jobs_get(struct api_req *r);
 void api_jobs_events(struct api_req *r);
 void api_jobs_stream(struct api_req *r);
 void api_jobs_cancel(struct api_req *r);
+void api_campaigns_create(struct api_req *r);
+void api_campaigns_list(struct api_req *r);
+void api_campaigns_get(struct api_req *r);
+void api_campaigns_clusters(struct api_req *r);
+void api_campaigns_pause(struct api_req *r);
+void api_campaigns_resume(struct api_req *r);
+void api_campaigns_approve(struct api_req *r);
+void api_campaigns_cancel(struct api_req *r);
+void api_campaigns_stream(struct api_req *r);
+/* One poll of a campaign's SSE stream (http.c): appends "event: cluster"
+ * for each member that changed since the last poll and then "event:
+ * campaign" when the campaign changed; *memo (NULL at first, owned by the
+ * caller, json_decref at the end) remembers what was sent. *finished = 1
+ * once the campaign ended and no job of it runs. 0, or -1 (gone / db). */
+int api_campaign_stream_poll(PGconn *db, const char *tenant_id, const char *id, json_t **memo,
+			     struct buf *out, int *finished);
+/* Append the campaign gauges (ferry_campaigns, ferry_campaign_clusters)
+ * to a /metrics body; nothing when db is NULL or the query fails. */
+void api_campaign_metrics(PGconn *db, struct buf *out);
 void api_healthz(struct api_req *r);
 void api_readyz(struct api_req *r);
 void api_metrics(struct api_req *r);

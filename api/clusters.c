@@ -451,8 +451,7 @@ out:
 	json_decref(body);
 }
 
-/* Parse a label selector into reqs (pointing into the copy *store). */
-static int parse_selector(const char *sel, char **store, struct db_label_req *reqs, int *n,
+int api_parse_selector(const char *sel, char **store, struct db_label_req *reqs, int *n,
 			  char *why, size_t whylen)
 {
 	*n = 0;
@@ -483,6 +482,7 @@ static int parse_selector(const char *sel, char **store, struct db_label_req *re
 			return -1;
 		}
 		struct db_label_req *q = &reqs[(*n)++];
+		q->value = NULL;
 		char *op;
 		if ((op = strstr(tok, "!="))) {
 			*op = '\0';
@@ -534,7 +534,7 @@ void api_clusters_list(struct api_req *r)
 	const char *sel = api_query(r, "selector");
 	if (sel) {
 		char why[160];
-		if (parse_selector(sel, &store, reqs, &n, why, sizeof(why)) != 0) {
+		if (api_parse_selector(sel, &store, reqs, &n, why, sizeof(why)) != 0) {
 			api_problem(r, 400, "Bad request", "bad label selector: %s", why);
 			goto out;
 		}

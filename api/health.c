@@ -53,6 +53,8 @@ void api_metrics(struct api_req *r)
 	metrics_render(r->app->metrics, &out);
 	PGconn *db = db_acquire(r->app->db, 2000);
 	json_t *stats = db ? db_job_stats_json(db) : NULL;
+	struct buf camp = BUF_INIT;
+	api_campaign_metrics(db, &camp);
 	if (db)
 		db_release(r->app->db, db);
 	static const char *const states[] = { "queued", "running", "succeeded", "failed",
@@ -70,6 +72,9 @@ void api_metrics(struct api_req *r)
 			   (long long)json_integer_value(json_object_get(stats, "queue_depth")));
 		json_decref(stats);
 	}
+	if (camp.len)
+		buf_puts(&out, buf_cstr(&camp));
+	buf_free(&camp);
 	r->status = 200;
 	r->content_type = "text/plain; version=0.0.4; charset=utf-8";
 	r->resp_text = buf_steal(&out);

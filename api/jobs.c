@@ -45,17 +45,8 @@ static void reply_job(struct api_req *r, int status, const char *job_id)
 	api_reply(r, status, job);
 }
 
-void api_jobs_create(struct api_req *r)
+int api_job_validate(struct api_req *r, json_t *kind, json_t *params)
 {
-	static const char *const fields[] = { "kind", "params", NULL };
-	snprintf(r->target, sizeof(r->target), "%s", r->params[0]);
-	json_t *body = api_body_object(r);
-	if (!body)
-		return;
-	if (!api_check_fields(r, body, fields))
-		goto out;
-	json_t *kind = json_object_get(body, "kind");
-	json_t *params = json_object_get(body, "params");
 	int kind_ok = 0;
 	if (json_is_string(kind))
 		for (size_t i = 0; kinds[i]; i++)
@@ -67,13 +58,13 @@ void api_jobs_create(struct api_req *r)
 					     "one of install, upgrade, rollback, uninstall, adopt, preflight, check, repair"),
 				   "kind is required: install, upgrade, rollback, uninstall, adopt, preflight, check "
 				   "or repair");
-		goto out;
+		return 0;
 	}
 	if (params && !json_is_object(params) && !json_is_null(params)) {
 		api_problem_errors(r, 400, "Invalid request",
 				   json_pack("[{s:s,s:s}]", "field", "params", "message", "must be an object"),
 				   "params must be an object");
-		goto out;
+		return 0;
 	}
 	char pfield[256], pmsg[512];
 	if (jobparams_check(json_string_value(kind), params, r->app && r->app->cfg.test_mode, pfield,
@@ -81,8 +72,24 @@ void api_jobs_create(struct api_req *r)
 		api_problem_errors(r, 422, "Invalid job parameters",
 				   json_pack("[{s:s,s:s}]", "field", pfield, "message", pmsg),
 				   "%s: %s (GET /v1/job-kinds lists every kind's parameters)", pfield, pmsg);
-		goto out;
+		return 0;
 	}
+	return 1;
+}
+
+void api_jobs_create(struct api_req *r)
+{
+	static const char *const fields[] = { "kind", "params", NULL };
+	snprintf(r->target, sizeof(r->target), "%s", r->params[0]);
+	json_t *body = api_body_object(r);
+	if (!body)
+		return;
+	if (!api_check_fields(r, body, fields))
+		goto out;
+	json_t *kind = json_object_get(body, "kind");
+	json_t *params = json_object_get(body, "params");
+	if (!api_job_validate(r, kind, params))
+		goto out;
 	const char *idem = api_header(r, "Idempotency-Key");
 	if (idem && (strlen(idem) == 0 || strlen(idem) > 200)) {
 		api_problem(r, 400, "Bad request", "Idempotency-Key must be 1-200 characters");

@@ -73,6 +73,30 @@ int db_cluster_get(PGconn *conn, const char *tenant_id, const char *id, json_t *
 	return st;
 }
 
+void db_cluster_selector_sql(struct buf *sql, const struct db_label_req *reqs, int nreqs,
+			     const char **params, int *np, char **owned)
+{
+	for (int i = 0; i < nreqs && i < DB_MAX_LABEL_REQS; i++) {
+		const struct db_label_req *q = &reqs[i];
+		owned[i] = NULL;
+		if (q->op == DB_LABEL_EQ || q->op == DB_LABEL_NE) {
+			json_t *o = json_object();
+			json_object_set_new(o, q->key, json_string(q->value));
+			owned[i] = json_dumps(o, JSON_COMPACT);
+			json_decref(o);
+			params[(*np)++] = owned[i];
+			buf_printf(sql, q->op == DB_LABEL_EQ ? " AND c.labels @> $%d::jsonb"
+							      : " AND NOT (c.labels @> $%d::jsonb)",
+				   *np);
+		} else {
+			params[(*np)++] = q->key;
+			buf_printf(sql, q->op == DB_LABEL_EXISTS ? " AND c.labels ? $%d"
+								 : " AND NOT (c.labels ? $%d)",
+				   *np);
+		}
+	}
+}
+
 int db_cluster_list(PGconn *conn, const char *tenant_id, const struct db_label_req *reqs,
 		    int nreqs, int limit, const char *cursor, json_t **out,
 		    char *err, size_t errlen)
@@ -95,24 +119,7 @@ int db_cluster_list(PGconn *conn, const char *tenant_id, const struct db_label_r
 	buf_puts(&sql, "SELECT " CLUSTER_JSON ", " DBQ_CURSOR_SQL("c") " FROM clusters c"
 		       " WHERE c.tenant_id = $1 AND ($2::bigint IS NULL OR"
 		       "  (c.created_at, c.id) > ('epoch'::timestamptz + $2::bigint * interval '1 microsecond', $3::uuid))");
-	for (int i = 0; i < nreqs; i++) {
-		const struct db_label_req *q = &reqs[i];
-		if (q->op == DB_LABEL_EQ || q->op == DB_LABEL_NE) {
-			json_t *o = json_object();
-			json_object_set_new(o, q->key, json_string(q->value));
-			owned[i] = json_dumps(o, JSON_COMPACT);
-			json_decref(o);
-			p[np++] = owned[i];
-			buf_printf(&sql, q->op == DB_LABEL_EQ ? " AND c.labels @> $%d::jsonb"
-							       : " AND NOT (c.labels @> $%d::jsonb)",
-				   np);
-		} else {
-			p[np++] = q->key;
-			buf_printf(&sql, q->op == DB_LABEL_EXISTS ? " AND c.labels ? $%d"
-								  : " AND NOT (c.labels ? $%d)",
-				   np);
-		}
-	}
+	db_cluster_selector_sql(&sql, reqs, nreqs, p, &np, owned);
 	buf_puts(&sql, " ORDER BY c.created_at, c.id LIMIT $4::int");
 	int st = dbq_page(conn, buf_cstr(&sql), np, p, limit, out, err, errlen);
 	if (st == DB_OK) {

@@ -58,6 +58,14 @@ int db_cluster_list(PGconn *conn, const char *tenant_id, const struct db_label_r
 		    int nreqs, int limit, const char *cursor, json_t **out,
 		    char *err, size_t errlen);
 
+/* Append " AND <requirement>" for each of reqs to sql (clusters aliased
+ * "c"), adding their values to params from index *np on (advanced);
+ * owned[i] (DB_MAX_LABEL_REQS slots) receive strings the caller frees
+ * after running the query. Shared by the cluster list and campaigns. */
+struct buf;
+void db_cluster_selector_sql(struct buf *sql, const struct db_label_req *reqs, int nreqs,
+			     const char **params, int *np, char **owned);
+
 /* Apply a patch (labels merged: a null value removes the label). When
  * if_version > 0 the row must still have it. DB_OK, DB_NOT_FOUND,
  * DB_PRECONDITION, DB_CONFLICT (name taken), DB_INVALID, DB_ERROR. */

@@ -433,7 +433,9 @@ static int cmd_serve(struct settings *s)
 	struct http_server *http = NULL;
 	struct worker_pool *workers = NULL;
 	struct demo *demo = NULL;
-	app.db = open_db(&app.cfg, app.cfg.workers + 16, &pg, &pgdir);
+	/* The API, SSE polls and the campaign advancer; the workers have a
+	 * pool of their own (server/worker.c). */
+	app.db = open_db(&app.cfg, 16, &pg, &pgdir);
 	if (run_migrations(app.db, s->no_migrate) < 0)
 		goto out;
 	app.metrics = metrics_new();

@@ -52,6 +52,7 @@
 
 #include "api/api.h"
 #include "db/audit.h"
+#include "db/campaigns.h"
 #include "db/jobs.h"
 #include "db/pool.h"
 #include "server/app.h"
@@ -337,6 +338,8 @@ struct sse_state {
 	time_t last_write;
 	PGconn *listen;          /* LISTENs on DB_JOB_EVENTS_CHANNEL, or NULL */
 	int listen_tried;
+	int campaign;            /* job_id is a campaign's id (api_campaign_stream_poll) */
+	json_t *memo;            /* what the campaign stream sent */
 };
 
 /* A dedicated connection LISTENing for this job's changes; NULL when it
@@ -362,7 +365,8 @@ static PGconn *sse_listen_open(struct sse_state *s)
 		atomic_fetch_sub(&s->srv->listeners, 1);
 		return NULL;
 	}
-	PGresult *r = PQexec(c, "LISTEN " DB_JOB_EVENTS_CHANNEL);
+	PGresult *r = PQexec(c, s->campaign ? "LISTEN " DB_CAMPAIGN_EVENTS_CHANNEL
+					     : "LISTEN " DB_JOB_EVENTS_CHANNEL);
 	int ok = r && PQresultStatus(r) == PGRES_COMMAND_OK;
 	PQclear(r);
 	if (!ok || PQsetnonblocking(c, 1) != 0) {
@@ -420,6 +424,10 @@ static int sse_poll(struct sse_state *s)
 		return -1;
 	char err[256] = "";
 	int rc = 0;
+	if (s->campaign) {
+		rc = api_campaign_stream_poll(db, s->tenant_id, s->job_id, &s->memo, &s->out, &s->finished);
+		goto out;
+	}
 	for (;;) {
 		json_t *ev = db_job_events_json(db, s->tenant_id, s->job_id, s->last_event,
 						500, err, sizeof(err));
@@ -508,7 +516,8 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max)
 			s->listen = sse_listen_open(s);
 		}
 		if (sse_poll(s) < 0) {
-			buf_puts(&s->out, "event: error\ndata: {\"detail\":\"the job stream ended\"}\n\n");
+			buf_puts(&s->out, s->campaign ? "event: error\ndata: {\"detail\":\"the campaign stream ended\"}\n\n"
+						      : "event: error\ndata: {\"detail\":\"the job stream ended\"}\n\n");
 			s->finished = 1;
 			continue;
 		}
@@ -535,6 +544,7 @@ static void sse_free(void *cls)
 	struct sse_state *s = cls;
 	sse_listen_close(s);
 	buf_free(&s->out);
+	json_decref(s->memo);
 	free(s->last_job);
 	free(s);
 }
@@ -544,11 +554,13 @@ static void sse_free(void *cls)
 static struct MHD_Response *build_response(struct http_server *srv, struct api_req *r)
 {
 	struct MHD_Response *resp;
-	if (r->sse_job_id[0] && r->status == 200) {
+	if ((r->sse_job_id[0] || r->sse_campaign_id[0]) && r->status == 200) {
 		struct sse_state *s = xcalloc(1, sizeof(*s));
 		s->srv = srv;
 		snprintf(s->tenant_id, sizeof(s->tenant_id), "%s", r->auth.tenant_id);
-		snprintf(s->job_id, sizeof(s->job_id), "%s", r->sse_job_id);
+		s->campaign = r->sse_campaign_id[0] != 0;
+		snprintf(s->job_id, sizeof(s->job_id), "%s",
+			 s->campaign ? r->sse_campaign_id : r->sse_job_id);
 		snprintf(s->request_id, sizeof(s->request_id), "%s", r->request_id);
 		s->last_write = time(NULL);
 		const char *after = api_header(r, "Last-Event-ID");

@@ -25,10 +25,15 @@
 #include "db/jobs.h"
 #include "db/pool.h"
 #include "server/app.h"
+#include "server/campaign.h"
 #include "server/common/buf.h"
 #include "server/install/runner.h"
 #include "server/log.h"
 #include "server/metrics.h"
+
+/* At most this many jobs work (hold a database connection) at once; the
+ * others wait for one, or are waiting on their cluster and hold none. */
+#define WORKER_MAX_CONNS 32
 
 struct worker_slot {
 	struct worker_pool *wp;
@@ -47,6 +52,11 @@ struct worker_pool {
 	struct worker_slot *slots;
 	pthread_t listener, heartbeat;
 	int listener_started, heartbeat_started;
+	struct campaign_advancer *campaigns;  /* fleet campaigns (server/campaign.h) */
+	/* The workers' own connections (min(workers, WORKER_MAX_CONNS)): a job
+	 * holds one only while it works, and the API's pool (app->db) is never
+	 * starved by jobs. */
+	struct db_pool *db;
 	pthread_mutex_t mu;
 	pthread_mutex_t claim_mu;  /* one claim at a time: the per-tenant cap
 				    * then counts every claim before it */
@@ -94,7 +104,7 @@ static void *worker_main(void *arg)
 		unsigned long seen = wp->wakeups;
 		pthread_mutex_unlock(&wp->mu);
 
-		PGconn *conn = db_acquire(app->db, 5000);
+		PGconn *conn = db_acquire(wp->db, 5000);
 		if (!conn) {
 			log_msg(LOG_WARN, "worker %d: no database connection; retrying", slot->index);
 			wait_for_work(wp, seen, 1000);
@@ -123,7 +133,7 @@ static void *worker_main(void *arg)
 			struct log_ctx lc = { NULL, job.id, job.tenant_id };
 			log_ctx_msg(LOG_INFO, &lc, "claimed %s job (attempt %d) as %s", job.kind,
 				    job.attempt, owner);
-			runner_run_job(app, conn, &job, &slot->flags);
+			runner_run_job_pooled(app, wp->db, &conn, &job, &slot->flags);
 
 			atomic_fetch_sub(&wp->busy, 1);
 			if (app->metrics)
@@ -133,7 +143,7 @@ static void *worker_main(void *arg)
 			pthread_mutex_unlock(&wp->mu);
 			db_job_claim_clear(&job);
 		}
-		db_release(app->db, conn);
+		db_release(wp->db, conn);
 		if (got != 1)
 			wait_for_work(wp, seen, 1000);
 	}
@@ -266,12 +276,18 @@ struct worker_pool *worker_pool_start(struct app *app, char *err, size_t errlen)
 		metrics_set_workers(app->metrics, wp->n);
 	if (wp->n <= 0)
 		return wp;  /* an API-only process */
+	wp->db = db_pool_new(db_pool_url(app->db), wp->n < WORKER_MAX_CONNS ? wp->n : WORKER_MAX_CONNS, err,
+			     errlen);
+	if (!wp->db)
+		goto fail;
 	if (pthread_create(&wp->listener, NULL, listener_main, wp) != 0)
 		goto fail;
 	wp->listener_started = 1;
 	if (pthread_create(&wp->heartbeat, NULL, heartbeat_main, wp) != 0)
 		goto fail;
 	wp->heartbeat_started = 1;
+	if (!(wp->campaigns = campaign_advancer_start(app)))
+		goto fail;
 	for (int i = 0; i < wp->n; i++) {
 		wp->slots[i].wp = wp;
 		wp->slots[i].index = i;
@@ -300,6 +316,8 @@ void worker_pool_stop(struct worker_pool *wp)
 		pthread_join(wp->listener, NULL);
 	if (wp->heartbeat_started)
 		pthread_join(wp->heartbeat, NULL);
+	campaign_advancer_stop(wp->campaigns);
+	db_pool_free(wp->db);
 	pthread_mutex_destroy(&wp->mu);
 	pthread_mutex_destroy(&wp->claim_mu);
 	pthread_cond_destroy(&wp->cv);

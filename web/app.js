@@ -311,6 +311,7 @@
       if (parts[0] === 'clusters' && parts[1]) await viewCluster(view, gen, parts[1]);
       else if (parts[0] === 'jobs' && parts[1]) await viewJob(view, gen, parts[1]);
       else if (parts[0] === 'jobs') await viewJobs(view, gen, query);
+      else if (views[parts[0]]) await views[parts[0]](view, gen, parts, query);
       else await viewClusters(view, gen, query);
     } catch (e) {
       if (gen === state.gen) showError(e);
@@ -835,6 +836,14 @@
     }
   }
 
+  /* ------------------------------------------------- other pages' hooks */
+
+  /* Pages kept in their own files (web/campaigns.js) register a view for
+   * the first part of the hash in `views` and use these helpers. */
+  const views = {};
+  window.ferryConsole = { views, el, append, clear, api, qs, badge, dash, table, fmtTime, timeEl,
+    showError, hideError, canWrite, readEventStream, go, state, TERMINAL };
+
   /* ------------------------------------------------------------- start */
 
   function init() {
@@ -858,6 +867,8 @@
     route();
   }
 
-  if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', init);
+  /* After DOMContentLoaded, which comes after every deferred script (the
+   * other pages' files) has registered its views. */
+  if (document.readyState !== 'complete') document.addEventListener('DOMContentLoaded', init);
   else init();
 })();

@@ -20,6 +20,7 @@
  */
 #define _GNU_SOURCE
 #include "server/cli/client.h"
+#include "server/cli/client_internal.h"
 #include "server/common/buf.h"
 
 #include <curl/curl.h>
@@ -1150,6 +1151,40 @@ static int create_job(struct client *c, const char *cluster, const char *kind, j
 	return rc;
 }
 
+int client_add_values(json_t *params, const char **files, size_t nfiles, const char **sets,
+		      size_t nsets)
+{
+	if (nfiles) {
+		json_t *arr = json_array();
+		for (size_t i = 0; i < nfiles; i++) {
+			size_t len;
+			char *text = read_file_limit(files[i], 4 * 1024 * 1024, &len);
+			if (!text) {
+				errorf("cannot read values file %s: %s", files[i],
+				       errno == EFBIG ? "larger than 4 MiB" : strerror(errno));
+				json_decref(arr);
+				return -1;
+			}
+			json_t *s = json_stringn(text, len);
+			free(text);
+			if (!s) {
+				errorf("values file %s is not UTF-8 text", files[i]);
+				json_decref(arr);
+				return -1;
+			}
+			json_array_append_new(arr, s);
+		}
+		json_object_set_new(params, "values_yaml", arr);
+	}
+	if (nsets) {
+		json_t *arr = json_array();
+		for (size_t i = 0; i < nsets; i++)
+			json_array_append_new(arr, json_string(sets[i]));
+		json_object_set_new(params, "set", arr);
+	}
+	return 0;
+}
+
 static int cmd_install(struct client *c, int argc, char **argv, struct globals *g)
 {
 	struct args a;
@@ -1163,35 +1198,9 @@ static int cmd_install(struct client *c, int argc, char **argv, struct globals *
 	json_t *params = json_object();
 	if (a.version)
 		json_object_set_new(params, "chart_version", json_string(a.version));
-	if (a.nfiles) {
-		json_t *arr = json_array();
-		for (size_t i = 0; i < a.nfiles; i++) {
-			size_t len;
-			char *text = read_file_limit(a.files[i], 4 * 1024 * 1024, &len);
-			if (!text) {
-				errorf("cannot read values file %s: %s", a.files[i],
-				       errno == EFBIG ? "larger than 4 MiB" : strerror(errno));
-				json_decref(arr);
-				json_decref(params);
-				goto out;
-			}
-			json_t *s = json_stringn(text, len);
-			free(text);
-			if (!s) {
-				errorf("values file %s is not UTF-8 text", a.files[i]);
-				json_decref(arr);
-				json_decref(params);
-				goto out;
-			}
-			json_array_append_new(arr, s);
-		}
-		json_object_set_new(params, "values_yaml", arr);
-	}
-	if (a.nsets) {
-		json_t *arr = json_array();
-		for (size_t i = 0; i < a.nsets; i++)
-			json_array_append_new(arr, json_string(a.sets[i]));
-		json_object_set_new(params, "set", arr);
+	if (client_add_values(params, a.files, a.nfiles, a.sets, a.nsets) != 0) {
+		json_decref(params);
+		goto out;
 	}
 	if (a.image_mirror)
 		json_object_set_new(params, "image_mirror", json_true());
@@ -1357,6 +1366,62 @@ out:
 	return rc;
 }
 
+/* ------------------------------------- for the fleet commands (fleet.c) */
+
+int client_request(struct client *c, const char *method, const char *path, const json_t *body,
+		   const char *idem_key, int retries, json_t **out)
+{
+	return api(c, method, path, body, idem_key, retries, out);
+}
+
+int client_poll(struct client *c, const char *path, json_t **out)
+{
+	return (int)poll_get(c, path, out);
+}
+
+int client_wants_json(const struct client *c)
+{
+	return c->json_out;
+}
+
+int client_timed_out(struct client *c)
+{
+	return timeout_exit(c);
+}
+
+int client_skip_global(int argc, char **argv, int *i)
+{
+	struct globals g = { 0 };
+	return global_opt(argc, argv, i, &g);
+}
+
+int client_opt(int argc, char **argv, int *i, const char *name, const char **value)
+{
+	int missing = 0;
+	*value = opt_value(argc, argv, i, name, &missing);
+	if (missing) {
+		errorf("a value is missing after %s", name);
+		return -1;
+	}
+	return *value != NULL;
+}
+
+char *client_escape(struct client *c, const char *s)
+{
+	return escape(c, s);
+}
+
+void client_print_json(const json_t *v)
+{
+	print_json(v);
+}
+
+static int cmd_fleet(struct client *c, int argc, char **argv, struct globals *g)
+{
+	(void)g;  /* already applied by client_main */
+	return fleet_main(c, argc, argv);
+}
+
 /* ---------------------------------------------------------------- entry */
 
 int client_main(int argc, char **argv)
@@ -1385,6 +1450,8 @@ int client_main(int argc, char **argv)
 		fn = cmd_preflight;
 	else if (!strcmp(cmd, "jobs"))
 		fn = cmd_jobs;
+	else if (!strcmp(cmd, "fleet"))
+		fn = cmd_fleet;
 	else {
 		errorf("unknown command %s", cmd);
 		client_usage(stderr);

@@ -9,6 +9,8 @@
  *   ferry [global options] preflight CLUSTER [--connection-only] [--wait]
  *   ferry [global options] jobs list [--state S] [--cluster C] [--limit N]
  *   ferry [global options] jobs get|wait|cancel ID
+ *   ferry [global options] fleet upgrade|preflight|list|get|clusters|pause|
+ *         resume|approve|cancel ...   (campaigns: server/cli/fleet.c)
  *
  * Global options (before or after the command): --server URL (FERRY_SERVER,
  * default http://127.0.0.1:8080), --token-file FILE (else FERRY_TOKEN),
@@ -16,7 +18,7 @@
  * The token is never accepted as a flag value and never printed.
  *
  * Exit status: 0 success (a waited-for job succeeded), 1 the job failed or
- * was cancelled, 2 usage, connection or HTTP errors, 3 --timeout passed.
+ * was cancelled (a campaign: failed, cancelled or paused by its budget), 2 usage, connection or HTTP errors, 3 --timeout passed.
  *
  * Not thread-safe (uses libcurl's global init); meant to run once per process.
  */

@@ -20,19 +20,25 @@ void client_usage(FILE *f)
 	      "  preflight CLUSTER [--connection-only] [--idempotency-key K] [--wait]\n"
 	      "  jobs list [--state S] [--cluster NAME|ID] [--limit N]\n"
 	      "  jobs get ID | jobs wait ID | jobs cancel ID\n"
+	      "  fleet upgrade --selector S --version V [--canary N] [--max-in-flight N|P%]\n"
+	      "        [--waves 10%,50%,100%] [--max-failures N|P%] [--pause-between-waves D|manual]\n"
+	      "        [--window CRON --window-duration D [--window-tz TZ]] [-f values.yaml]... [--set k=v]...\n"
+	      "        [--idempotency-key K] [--wait]          (a campaign over every matching cluster)\n"
+	      "  fleet preflight --selector S [strategy flags] [--wait]\n"
+	      "  fleet list [--state S] | fleet get|clusters|pause|resume|approve|cancel ID\n"
 	      "  template ...            (see ferry template --help)\n"
 	      "global options (anywhere on the line):\n"
 	      "  --server URL            ferryd base URL (FERRY_SERVER, default http://127.0.0.1:8080)\n"
 	      "  --token-file FILE       file holding the bearer token (default: FERRY_TOKEN)\n"
 	      "  --output table|json     output format (default table)\n"
 	      "  --timeout DURATION      limit for the whole command: 90, 90s, 5m, 1h (exit 3 when passed)\n"
-	      "exit status: 0 ok, 1 job failed or cancelled, 2 usage/connection/HTTP error, 3 timeout\n",
+	      "exit status: 0 ok, 1 job/campaign failed or cancelled (or paused by its failure budget), 2 usage/connection/HTTP error, 3 timeout\n",
 	      f);
 }
 
 int client_handles(const char *name)
 {
-	static const char *const words[] = { "clusters", "install", "preflight", "jobs", NULL };
+	static const char *const words[] = { "clusters", "install", "preflight", "jobs", "fleet", NULL };
 	if (!name)
 		return 0;
 	for (int i = 0; words[i]; i++)

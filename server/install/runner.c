@@ -25,6 +25,7 @@
 #include <time.h>
 
 #include "db/releases.h"
+#include "db/pool.h"
 #include "server/app.h"
 #include "server/common/buf.h"
 #include "server/common/crypto.h"
@@ -100,15 +101,30 @@ int runner_should_abort(const struct runner_ctx *ctx)
 	return ctx->app->stopping || atomic_load(&ctx->flags->lease_lost);
 }
 
-int runner_sleep(const struct runner_ctx *ctx, long ms)
+int runner_sleep(struct runner_ctx *ctx, long ms)
 {
+	/* A pooled runner does not hold a database connection while it waits
+	 * (a rollout wait must not pin one per job in flight): it goes back to
+	 * the pool and another is taken afterwards. Waiting never spins: 50 ms
+	 * sleeps, to notice an abort. */
+	int lend = ctx->pool && ctx->conn && ms >= RUNNER_LEND_MS;
+	if (lend) {
+		db_release(ctx->pool, ctx->conn);
+		ctx->conn = NULL;
+	}
 	while (ms > 0) {
 		if (runner_should_abort(ctx))
-			return 1;
+			break;
 		long step = ms < 50 ? ms : 50;
 		struct timespec ts = { step / 1000, (step % 1000) * 1000000L };
 		nanosleep(&ts, NULL);
 		ms -= step;
+	}
+	if (lend) {
+		/* The phase needs one again whatever happened; wait for it. */
+		for (int tries = 1; !(ctx->conn = db_acquire(ctx->pool, 1000)); tries++)
+			if (tries % 10 == 0)
+				log_msg(LOG_WARN, "job %s: still waiting for a database connection", ctx->job->id);
 	}
 	return runner_should_abort(ctx);
 }
@@ -226,11 +242,14 @@ static int finish(struct runner_ctx *ctx, const char *state, const char *error)
 	return rc < 0 ? -1 : 0;
 }
 
-int runner_run_job(struct app *app, PGconn *conn, const struct db_job_claim *job,
-		   struct runner_flags *flags)
+/* The job walk; pool non-NULL lets runner_sleep() lend the connection out
+ * (see runner_run_job_pooled), and *final gets the connection held at the
+ * end. */
+static int run_job(struct app *app, PGconn *conn, const struct db_job_claim *job,
+		   struct runner_flags *flags, struct db_pool *pool, PGconn **final)
 {
 	struct log_ctx lc = { NULL, job->id, job->tenant_id };
-	struct runner_ctx ctx = { .app = app, .conn = conn, .job = job, .flags = flags };
+	struct runner_ctx ctx = { .app = app, .conn = conn, .job = job, .flags = flags, .pool = pool };
 	int rc = 0, n = 0;
 	char (*states)[16] = NULL;
 	int *attempts = NULL;
@@ -244,21 +263,21 @@ int runner_run_job(struct app *app, PGconn *conn, const struct db_job_claim *job
 	names = xcalloc((size_t)n, sizeof(*names));
 	for (int i = 0; i < n; i++)
 		names[i] = phases[i].name;
-	int ok = db_job_phases_init(conn, job->id, job->lease_token, names, n);
+	int ok = db_job_phases_init(ctx.conn, job->id, job->lease_token, names, n);
 	if (ok <= 0) {
 		rc = ok < 0 ? -1 : 0;
 		goto out;
 	}
 	states = xcalloc((size_t)n, sizeof(*states));
 	attempts = xcalloc((size_t)n, sizeof(*attempts));
-	if (db_job_phase_states(conn, job->id, n, states, attempts) < 0) {
+	if (db_job_phase_states(ctx.conn, job->id, n, states, attempts) < 0) {
 		rc = -1;
 		goto out;
 	}
 	/* The result accumulates across attempts: start from what is stored. */
 	{
 		const char *p[1] = { job->id };
-		PGresult *r = PQexecParams(conn, "SELECT result::text FROM jobs WHERE id = $1::uuid AND result IS NOT NULL",
+		PGresult *r = PQexecParams(ctx.conn, "SELECT result::text FROM jobs WHERE id = $1::uuid AND result IS NOT NULL",
 					   1, NULL, p, NULL, NULL, 0);
 		if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1) {
 			json_t *old = json_loads(PQgetvalue(r, 0, 0), 0, NULL);
@@ -281,7 +300,7 @@ int runner_run_job(struct app *app, PGconn *conn, const struct db_job_claim *job
 		int cancel = job->cancel_requested || atomic_load(&flags->cancel_requested);
 		if (!cancel) {
 			int c = 0;
-			int hb = db_job_heartbeat(conn, job->id, job->lease_token, app->cfg.lease_seconds, &c);
+			int hb = db_job_heartbeat(ctx.conn, job->id, job->lease_token, app->cfg.lease_seconds, &c);
 			if (hb == 0)
 				atomic_store(&flags->lease_lost, 1);
 			cancel = c;
@@ -296,7 +315,7 @@ int runner_run_job(struct app *app, PGconn *conn, const struct db_job_claim *job
 			goto out;
 		}
 		if (app->stopping) {
-			db_job_release(conn, job->id, job->lease_token);
+			db_job_release(ctx.conn, job->id, job->lease_token);
 			log_ctx_msg(LOG_INFO, &lc, "shutting down: released the job before phase %s", phases[i].name);
 			goto out;
 		}
@@ -307,7 +326,7 @@ int runner_run_job(struct app *app, PGconn *conn, const struct db_job_claim *job
 		ctx.retry_after_ms = 0;
 		json_decref(ctx.detail);
 		ctx.detail = json_object();
-		if (db_job_phase_start(conn, job->id, job->lease_token, i + 1) <= 0) {
+		if (db_job_phase_start(ctx.conn, job->id, job->lease_token, i + 1) <= 0) {
 			atomic_store(&flags->lease_lost, 1);
 			goto out;
 		}
@@ -317,15 +336,15 @@ int runner_run_job(struct app *app, PGconn *conn, const struct db_job_claim *job
 		if (prc == PHASE_ABORT || atomic_load(&flags->lease_lost)) {
 			/* Shutdown or takeover mid-phase: the phase re-runs later. */
 			if (!atomic_load(&flags->lease_lost) && app->stopping) {
-				db_job_phase_end(conn, job->id, job->lease_token, i + 1, "pending",
+				db_job_phase_end(ctx.conn, job->id, job->lease_token, i + 1, "pending",
 						 "interrupted by shutdown", NULL, (int)calls);
-				db_job_release(conn, job->id, job->lease_token);
+				db_job_release(ctx.conn, job->id, job->lease_token);
 				log_ctx_msg(LOG_INFO, &lc, "shutting down: released the job during phase %s", ctx.phase);
 			}
 			goto out;
 		}
 		const char *pstate = prc == PHASE_OK ? "succeeded" : "failed";
-		if (db_job_phase_end(conn, job->id, job->lease_token, i + 1, pstate,
+		if (db_job_phase_end(ctx.conn, job->id, job->lease_token, i + 1, pstate,
 				     ctx.message[0] ? ctx.message : NULL, ctx.detail, (int)calls) <= 0) {
 			atomic_store(&flags->lease_lost, 1);
 			goto out;
@@ -355,7 +374,7 @@ int runner_run_job(struct app *app, PGconn *conn, const struct db_job_claim *job
 			long delay = runner_backoff_ms(app->cfg.retry_base_ms > 0 ? app->cfg.retry_base_ms : 1000, 1);
 			runner_event(&ctx, "warn", "%s; on_failure: retry %d of %d in %ld ms", ctx.message,
 				     ctx.phase_attempt, lifecycle_retries(job), delay);
-			if (db_job_defer(conn, job->id, job->lease_token, delay) < 0)
+			if (db_job_defer(ctx.conn, job->id, job->lease_token, delay) < 0)
 				rc = -1;
 			goto out;
 		}
@@ -376,7 +395,7 @@ int runner_run_job(struct app *app, PGconn *conn, const struct db_job_claim *job
 				delay = ctx.retry_after_ms;
 			runner_event(&ctx, "warn", "attempt %d of %d failed: %s; retrying in %ld ms",
 				     ctx.phase_attempt, max, ctx.message, delay);
-			if (db_job_defer(conn, job->id, job->lease_token, delay) < 0)
+			if (db_job_defer(ctx.conn, job->id, job->lease_token, delay) < 0)
 				rc = -1;
 			goto out;
 		}
@@ -398,5 +417,19 @@ out:
 	free(states);
 	free(attempts);
 	free(names);
+	if (final)
+		*final = ctx.conn;
 	return rc;
+}
+
+int runner_run_job(struct app *app, PGconn *conn, const struct db_job_claim *job,
+		   struct runner_flags *flags)
+{
+	return run_job(app, conn, job, flags, NULL, NULL);
+}
+
+int runner_run_job_pooled(struct app *app, struct db_pool *pool, PGconn **conn,
+			  const struct db_job_claim *job, struct runner_flags *flags)
+{
+	return run_job(app, *conn, job, flags, pool, conn);
 }

@@ -39,6 +39,7 @@
 #include "db/jobs.h"
 
 struct app;
+struct db_pool;
 struct kube_client;
 
 /* Shared between the runner and the worker's heartbeat thread. */
@@ -69,6 +70,9 @@ struct runner_ctx {
 				       * (a 429/503 Retry-After), 0 = backoff only */
 	/* The cluster's API client, created by runner_kube() on first use. */
 	struct kube_client *kube;
+	/* Set by runner_run_job_pooled(): conn came from this pool and
+	 * runner_sleep() gives it back while waiting (conn may change). */
+	struct db_pool *pool;
 };
 
 typedef enum phase_rc (*phase_fn)(struct runner_ctx *ctx);
@@ -88,6 +92,13 @@ const struct phase_def *runner_phases(const struct app *app, const char *kind,
  * error (the lease then simply expires and the job is taken over). */
 int runner_run_job(struct app *app, PGconn *conn, const struct db_job_claim *job,
 		   struct runner_flags *flags);
+/* The same for a connection *conn taken from pool (the workers'): waits of
+ * RUNNER_LEND_MS and more give it back to the pool and take one again, so a
+ * job waiting on a rollout holds no database connection. On return *conn is
+ * the connection to release to pool (possibly not the one given). */
+#define RUNNER_LEND_MS 100
+int runner_run_job_pooled(struct app *app, struct db_pool *pool, PGconn **conn,
+			  const struct db_job_claim *job, struct runner_flags *flags);
 
 /* For phases: */
 /* The cluster's Kubernetes client (stored credentials decrypted with the
@@ -97,7 +108,7 @@ struct kube_client *runner_kube(struct runner_ctx *ctx);
 /* 1 when the phase should give up now (process stopping, lease lost). */
 int runner_should_abort(const struct runner_ctx *ctx);
 /* Sleep up to ms, waking early (returning 1) when the phase should abort. */
-int runner_sleep(const struct runner_ctx *ctx, long ms);
+int runner_sleep(struct runner_ctx *ctx, long ms);
 /* Append to the job's event log under the current phase. */
 void runner_event(struct runner_ctx *ctx, const char *level, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));

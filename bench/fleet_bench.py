@@ -1,0 +1,83 @@
+#!/usr/bin/env python3
+"""The driver of bench/fleet_bench.sh (see there). Prints key value lines."""
+import math
+import os
+import statistics
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.join(os.environ["FERRY_SRC"], "tests", "integration"))
+from apitest import Ferry, Kubesim  # noqa: E402
+
+N = int(os.environ.get("FLEET_BENCH_CLUSTERS", "1000"))
+MIF = int(os.environ.get("FLEET_BENCH_MIF", "100"))
+charts = os.path.join(os.environ["FERRY_SHARED"], "charts")
+
+ks = Kubesim(["--clusters", str(N), "--scenario", "tke-fresh", "--ready-delay-ms", "50"], ["fleet_bench"],
+             prefix="fleet-bench-ks-")
+f = Ferry("bench", workers=MIF, extra_args=["--charts-dir", charts, "--lease-seconds", "60"])
+op = f.token(f.tenant("bench"), "operator")
+t0 = time.time()
+for c in ks.info["clusters"]:
+    r = f.post("/v1/clusters", {"name": c["name"], "profile": "tke", "labels": {"fleet": "bench"},
+                                "kubeconfig": open(c["kubeconfig"]).read()}, op)
+    assert r.status == 201, r
+print("register_s %.1f" % (time.time() - t0), flush=True)
+
+peak_conns = [0]
+stop = [False]
+
+
+def sample():
+    while not stop[0]:
+        try:
+            n = int(f.sql("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                          " AND pid <> pg_backend_pid()"))
+            peak_conns[0] = max(peak_conns[0], n)
+        except Exception:
+            pass
+        time.sleep(0.5)
+
+
+def campaign(kind, version):
+    r = f.post("/v1/campaigns", {"name": "%s %s" % (kind, version), "selector": "fleet=bench", "kind": kind,
+                                 "params": {"chart_version": version},
+                                 "strategy": {"canary": 0, "max_in_flight": MIF, "max_failures": N}}, op)
+    assert r.status == 201, r
+    cid = r.json()["id"]
+    start = time.time()
+    while True:
+        r = f.get("/v1/campaigns/" + cid, op, timeout=120)
+        if r.status != 200:  # a busy server may answer 503: ask again
+            print("# GET campaign: %r" % r, flush=True)
+        elif r.json()["state"] in ("succeeded", "failed", "cancelled"):
+            return cid, r.json(), time.time() - start
+        time.sleep(1)
+
+
+cid, c, wall = campaign("install", "1.18.2")
+print("install_campaign_s %.1f state %s counts %s" % (wall, c["state"], c["counts"]), flush=True)
+th = threading.Thread(target=sample)
+th.start()
+cid, c, wall = campaign("upgrade", "1.18.3")
+stop[0] = True
+th.join()
+durs = [float(x) for x in f.sql(
+    "SELECT extract(epoch from j.finished_at - j.started_at) FROM campaign_clusters x JOIN jobs j ON j.id = x.job_id"
+    " WHERE x.campaign_id = '%s'" % cid).split()]
+one = statistics.median(durs)
+ideal = math.ceil(N / MIF) * one
+calls = f.sql("SELECT sum(p.api_calls) FROM campaign_clusters x JOIN job_phases p ON p.job_id = x.job_id"
+              " WHERE x.campaign_id = '%s'" % cid)
+hwm = [line.split()[1] for line in open("/proc/%d/status" % f.proc.pid) if line.startswith("VmHWM")][0]
+print("clusters %d max_in_flight %d" % (N, MIF))
+print("upgrade_state %s counts %s" % (c["state"], c["counts"]))
+print("upgrade_wall_s %.1f" % wall)
+print("one_upgrade_median_s %.2f (p90 %.2f)" % (one, sorted(durs)[int(len(durs) * 0.9)]))
+print("ideal_s %.1f ratio %.2f" % (ideal, wall / ideal))
+print("ferryd_peak_rss_mb %.1f" % (int(hwm) / 1024))
+print("pg_connections_peak %d" % peak_conns[0])
+print("api_calls_per_cluster %.1f" % (int(calls or 0) / N))
+f.stop()
+ks.stop()
