@@ -14,7 +14,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from apitest import check, check_eq, finish, is_problem, new_uuid, run_test, start  # noqa: E402
 
 TESTS = ["campaign_bad_input", "campaign_membership_and_waves", "campaign_idempotency",
-         "campaign_controls", "campaign_cancel", "campaign_tenancy_roles", "campaign_audit",
+         "campaign_on_failure_rollback", "campaign_controls", "campaign_cancel", "campaign_tenancy_roles", "campaign_audit",
          "campaign_list_pages", "campaign_openapi", "campaign_metrics"]
 
 charts = os.path.join(os.environ.get("FERRY_SHARED", "../shared"), "charts")
@@ -56,7 +56,7 @@ def t_bad_input():
         (camp(selector=""), 400, "selector"),
         (camp(selector="env=nowhere"), 422, "matches no cluster"),
         (camp(kind="frobnicate"), 400, "kind"),
-        (camp(kind="uninstall"), 422, "not available"),
+        (camp(kind="upgrade", params={"chart_verison": "1.18.3"}), 422, "chart_verison"),
         (camp(name=""), 400, "name"),
         (camp(params=[1]), 400, "params"),
         (camp(strategy={"max_in_flight": "0%"}), 400, "percentage"),
@@ -76,7 +76,7 @@ def t_bad_input():
          400, "time zone"),
         (camp(strategy={"window": {"cron": "0 0 31 2 *", "duration": "4h"}}), 422, "never opens"),
         (camp(kind="upgrade", params={"chart_version": "9.9.9"}), 422, "9.9.9"),
-        (camp(on_failure="rollback", kind="upgrade"), 422, "rollback"),
+        (camp(on_failure="rollback", kind="preflight"), 422, "rollback"),
         (camp(on_failure="retry"), 400, "on_failure"),
         (camp(extra=1), 400, "extra"),
     ]
@@ -119,6 +119,16 @@ def t_idempotency():
     check_eq(f.sql("SELECT count(*) FROM campaigns WHERE idempotency_key = 'fleet-2026-12-07'"), "1", "one row")
     r3 = f.post("/v1/campaigns", camp(name="i"), OTHER, headers=key)
     check_eq(r3.status, 201, "another tenant's key is its own")
+
+
+def t_on_failure():
+    # The campaign's on_failure is the job-level remediation of every member.
+    r = f.post("/v1/campaigns", camp(name="rb", kind="upgrade", on_failure="rollback",
+                                     params={"chart_version": "1.18.3"}), OP)
+    check_eq(r.status, 201, "create %r" % r)
+    check_eq(r.json()["params"].get("on_failure"), "rollback", "members' jobs carry on_failure")
+    stored = f.sql("SELECT params->>'on_failure' FROM campaigns WHERE id = '%s'" % r.json()["id"])
+    check_eq(stored, "rollback", "stored with the campaign")
 
 
 def t_controls():
@@ -241,7 +251,7 @@ def t_metrics():
     check('ferry_campaign_clusters{state="skipped"} 0\n' in text, "every state present")
 
 
-for name, fn in zip(TESTS, [t_bad_input, t_membership, t_idempotency, t_controls, t_cancel, t_tenancy,
+for name, fn in zip(TESTS, [t_bad_input, t_membership, t_idempotency, t_on_failure, t_controls, t_cancel, t_tenancy,
                             t_audit, t_pages, t_openapi, t_metrics]):
     run_test(name, fn)
 finish(f)
