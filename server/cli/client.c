@@ -575,14 +575,29 @@ void table_print(struct table *t)
 	free(w);
 }
 
+/* "drifted: 3 in sync, 1 drifted, 0 missing at T (job ID)"; caller frees. */
+static char *last_check_cell(const json_t *lc)
+{
+	struct buf b = BUF_INIT;
+	const char *k[] = { "outcome", "in_sync", "drifted", "missing", "at", "job_id" };
+	char *v[6];
+	for (int i = 0; i < 6; i++)
+		v[i] = cell(json_object_get(lc, k[i]));
+	buf_printf(&b, "%s: %s in sync, %s drifted, %s missing at %s (job %s)", v[0], v[1], v[2], v[3], v[4], v[5]);
+	for (int i = 0; i < 6; i++)
+		free(v[i]);
+	return buf_steal(&b);
+}
+
 static void print_cluster(const json_t *cl)
 {
 	static const char *const keys[] = { "id", "name", "profile", "api_server", "tls_server_name", "auth",
 					    "has_ca_bundle", "kube_version", "node_count", "cilium_version",
-					    "release_revision", "last_contact_at", "active_job_id", "created_at",
-					    "updated_at", NULL };
+					    "release_revision", "release_status", "last_success_at", "last_check",
+					    "last_contact_at", "active_job_id", "created_at", "updated_at", NULL };
 	for (int i = 0; keys[i]; i++) {
-		char *s = cell(json_object_get(cl, keys[i]));
+		const json_t *v = json_object_get(cl, keys[i]);
+		char *s = json_is_object(v) && !strcmp(keys[i], "last_check") ? last_check_cell(v) : cell(v);
 		printf("%-17s %s\n", keys[i], s);
 		free(s);
 	}
