@@ -60,7 +60,7 @@ struct api_req {
 	const char *path;
 	const char *route;                 /* matched pattern, "" if none */
 	char request_id[37];
-	char params[API_MAX_PARAMS][37];   /* {id} path parameters (UUIDs), in order */
+	char params[API_MAX_PARAMS][37];   /* {id} (UUID) and {revision} (digits) path parameters, in order */
 	const char *body;                  /* request body (NUL-terminated) or NULL */
 	size_t body_len;
 	struct api_auth auth;

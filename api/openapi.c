@@ -57,12 +57,14 @@ static const char schemas_json[] =
 	" \"auth\":{\"enum\":[\"token\",\"client-certificate\"]},\"insecure_skip_tls_verify\":{\"type\":\"boolean\"},"
 	" \"kube_version\":{\"type\":[\"string\",\"null\"]},\"node_count\":{\"type\":[\"integer\",\"null\"]},"
 	" \"cilium_version\":{\"type\":[\"string\",\"null\"]},\"release_revision\":{\"type\":[\"integer\",\"null\"]},"
+	" \"release_status\":{\"type\":[\"string\",\"null\"]},\"last_success_at\":{\"type\":[\"string\",\"null\"]},"
+	" \"last_check\":{\"type\":[\"object\",\"null\"],\"description\":\"{at, job_id, outcome: in_sync|drifted, in_sync, drifted, missing}\"},"
 	" \"last_contact_at\":{\"type\":[\"string\",\"null\"]},\"created_at\":{\"type\":\"string\"},\"updated_at\":{\"type\":\"string\"},"
 	" \"active_job_id\":{\"type\":[\"string\",\"null\"]}}},"
 	"\"ClusterPage\":{\"type\":\"object\",\"properties\":{\"items\":{\"type\":\"array\",\"items\":{\"$ref\":\"#/components/schemas/Cluster\"}},"
 	" \"next_cursor\":{\"type\":[\"string\",\"null\"]}}},"
 	"\"JobCreate\":{\"type\":\"object\",\"required\":[\"kind\"],\"additionalProperties\":false,"
-	" \"properties\":{\"kind\":{\"enum\":[\"install\",\"upgrade\",\"rollback\",\"uninstall\",\"adopt\",\"preflight\"]},"
+	" \"properties\":{\"kind\":{\"enum\":[\"install\",\"upgrade\",\"rollback\",\"uninstall\",\"adopt\",\"preflight\",\"check\",\"repair\"]},"
 	"  \"params\":{\"type\":\"object\"}}},"
 	"\"Phase\":{\"type\":\"object\",\"properties\":{\"seq\":{\"type\":\"integer\"},\"name\":{\"type\":\"string\"},"
 	" \"state\":{\"enum\":[\"pending\",\"running\",\"succeeded\",\"failed\",\"skipped\"]},\"attempts\":{\"type\":\"integer\"},"
@@ -78,6 +80,16 @@ static const char schemas_json[] =
 	" \"next_cursor\":{\"type\":[\"string\",\"null\"]}}},"
 	"\"Event\":{\"type\":\"object\",\"properties\":{\"id\":{\"type\":\"integer\"},\"at\":{\"type\":\"string\"},"
 	" \"level\":{\"enum\":[\"debug\",\"info\",\"warn\",\"error\"]},\"phase\":{\"type\":[\"string\",\"null\"]},\"message\":{\"type\":\"string\"}}},"
+	"\"Revision\":{\"type\":\"object\",\"properties\":{\"revision\":{\"type\":\"integer\"},"
+	" \"status\":{\"enum\":[\"unknown\",\"deployed\",\"uninstalled\",\"superseded\",\"failed\",\"uninstalling\","
+	"  \"pending-install\",\"pending-upgrade\",\"pending-rollback\"]},\"release_name\":{\"type\":\"string\"},"
+	" \"namespace\":{\"type\":\"string\"},\"chart_name\":{\"type\":\"string\"},\"chart_version\":{\"type\":\"string\"},"
+	" \"app_version\":{\"type\":[\"string\",\"null\"]},\"description\":{\"type\":\"string\"},"
+	" \"job_id\":{\"type\":[\"string\",\"null\"]},\"started_by\":{\"type\":[\"string\",\"null\"]},"
+	" \"created_at\":{\"type\":\"string\"},\"updated_at\":{\"type\":\"string\"}}},"
+	"\"RevisionList\":{\"type\":\"object\",\"properties\":{\"items\":{\"type\":\"array\",\"items\":{\"$ref\":\"#/components/schemas/Revision\"}}}},"
+	"\"RevisionFull\":{\"allOf\":[{\"$ref\":\"#/components/schemas/Revision\"},{\"type\":\"object\","
+	" \"properties\":{\"values\":{\"type\":\"object\"},\"manifest\":{\"type\":\"string\"},\"surroundings\":{\"type\":\"object\"}}}]},"
 	"\"EventPage\":{\"type\":\"object\",\"properties\":{\"items\":{\"type\":\"array\",\"items\":{\"$ref\":\"#/components/schemas/Event\"}}}}"
 	"}";
 
@@ -107,6 +119,8 @@ static json_t *operation(const struct api_route *rt)
 	json_t *params = json_array();
 	if (strstr(rt->pattern, "{id}"))
 		json_array_append_new(params, param("id", "path", "object id (UUID)", 1));
+	if (strstr(rt->pattern, "{revision}"))
+		json_array_append_new(params, param("revision", "path", "release revision number", 1));
 	if (!strcmp(rt->method, "GET") && strstr(rt->pattern, "/v1/") &&
 	    (!strcmp(rt->pattern, "/v1/tenants") || !strcmp(rt->pattern, "/v1/tokens") ||
 	     !strcmp(rt->pattern, "/v1/clusters") || !strcmp(rt->pattern, "/v1/jobs"))) {

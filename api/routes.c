@@ -5,6 +5,7 @@
  */
 #include "api/api.h"
 #include "api/charts.h"
+#include "api/revisions.h"
 
 #include <stddef.h>
 
@@ -44,6 +45,11 @@ const struct api_route api_routes[] = {
 	  "Update a cluster (merge patch; If-Match honoured)", "ClusterPatch", "Cluster", 200 },
 	{ "DELETE", "/v1/clusters/{id}", api_clusters_delete, API_SCOPE_TENANT, API_ROLE_OPERATOR,
 	  "Delete a cluster (409 while a job is active)", NULL, NULL, 204 },
+
+	{ "GET", "/v1/clusters/{id}/revisions", api_revisions_list, API_SCOPE_TENANT, API_ROLE_VIEWER,
+	  "A cluster's release history, newest first", NULL, "RevisionList", 200 },
+	{ "GET", "/v1/clusters/{id}/revisions/{revision}", api_revisions_get, API_SCOPE_TENANT, API_ROLE_VIEWER,
+	  "One release revision with its user values and manifest", NULL, "RevisionFull", 200 },
 
 	{ "POST", "/v1/clusters/{id}/jobs", api_jobs_create, API_SCOPE_TENANT, API_ROLE_OPERATOR,
 	  "Start a job on a cluster (202 + Location; Idempotency-Key honoured)", "JobCreate", "Job", 202 },

@@ -25,6 +25,8 @@
 	" 'insecure_skip_tls_verify', c.insecure_skip_tls_verify," \
 	" 'kube_version', c.kube_version, 'node_count', c.node_count," \
 	" 'cilium_version', c.cilium_version, 'release_revision', c.release_revision," \
+	" 'release_status', c.release_status, 'last_success_at', ferry_ts(c.last_success_at)," \
+	" 'last_check', c.last_check," \
 	" 'last_contact_at', ferry_ts(c.last_contact_at), 'created_at', ferry_ts(c.created_at)," \
 	" 'updated_at', ferry_ts(c.updated_at)," \
 	" 'active_job_id', (SELECT j.id FROM jobs j WHERE j.cluster_id = c.id" \

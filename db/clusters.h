@@ -4,8 +4,9 @@
  *
  * Cluster JSON (the REST representation): {id, name, profile, labels,
  * api_server, tls_server_name, has_ca_bundle, auth, kube_version,
- * node_count, cilium_version, release_revision, last_contact_at,
- * created_at, updated_at, active_job_id}. Never the CA text, never the
+ * node_count, cilium_version, release_revision, release_status,
+ * last_success_at, last_check, last_contact_at, created_at, updated_at,
+ * active_job_id}. The release facts are written by jobs (db/releases.h). Never the CA text, never the
  * credentials (sealed in the row with AES-256-GCM by the caller, see
  * server/common/crypto.h). version (the ETag) is returned separately.
  *

@@ -121,7 +121,8 @@ static int request_id_ok(const char *s)
 
 /* ---- routing ----------------------------------------------------------- */
 
-/* Does path match pattern? {id} segments must be UUIDs and are captured. */
+/* Does path match pattern? {id} segments must be UUIDs, {revision}
+ * segments decimal numbers; both are captured. */
 static int route_match(const char *pattern, const char *path,
 		       char params[API_MAX_PARAMS][37])
 {
@@ -136,7 +137,16 @@ static int route_match(const char *pattern, const char *path,
 		const char *se = strchr(s, '/');
 		size_t pl = pe ? (size_t)(pe - p) : strlen(p);
 		size_t sl = se ? (size_t)(se - s) : strlen(s);
-		if (pl >= 2 && p[0] == '{' && p[pl - 1] == '}') {
+		if (pl == 10 && !memcmp(p, "{revision}", 10)) {
+			/* A release revision: 1-9 decimal digits, no leading 0. */
+			if (sl < 1 || sl > 9 || s[0] == '0' || np >= API_MAX_PARAMS)
+				return 0;
+			for (size_t i = 0; i < sl; i++)
+				if (s[i] < '0' || s[i] > '9')
+					return 0;
+			memcpy(params[np], s, sl);
+			params[np++][sl] = '\0';
+		} else if (pl >= 2 && p[0] == '{' && p[pl - 1] == '}') {
 			if (sl != 36 || np >= API_MAX_PARAMS)
 				return 0;
 			char seg[64];

@@ -6,17 +6,33 @@
  *    FERRY_CHARTS_DIR/cilium-<version>.tgz) and compute the user values
  *    (values.c).
  * 2. Read the release's Helm records to find the revision: 1 for a first
- *    install, last + 1 otherwise (an upgrade for the templates).
+ *    install, last + 1 otherwise (an upgrade for the templates). A record
+ *    another tool left pending (pending-install/-upgrade/-rollback) is a
+ *    Helm operation in flight: refused. A pending record ferry wrote (a job
+ *    killed mid-write) is resumed: its revision number is reused. A record
+ *    not written by ferry is accepted only when PostgreSQL holds it (an
+ *    adopt job recorded it).
  * 3. Render with k8sServiceHost/Port from preflight, the cluster's
  *    version, and a live `lookup` (so certificates the chart generated on
- *    an earlier install are reused instead of regenerated).
- * 4. Apply every object in install order with server-side apply
+ *    an earlier install are reused instead of regenerated). The user
+ *    values follow Helm 3.14+'s reuse rules (values.h).
+ * 4. Unless the render equals the deployed revision (same chart, config
+ *    and manifest), write revision N as pending-install / pending-upgrade
+ *    first (Secret and PostgreSQL), as Helm does, so that a concurrent
+ *    `helm upgrade` is refused by Helm.
+ * 5. Apply every object in install order with server-side apply
  *    (fieldManager ferry, force), each carrying Helm's ownership tags, and
- *    note which were created, changed or unchanged.
- * 5. Record the release: a new revision "deployed" and the previous one
- *    "superseded" — unless nothing changed at all (same chart, same config,
- *    same manifest, every object unchanged): then the current revision
- *    stays, and a second install is a true no-op (zero writes).
+ *    note which were created, changed or unchanged. A refused apply marks
+ *    revision N "failed" (description and job.result.release.failed_objects
+ *    name the object); a transient failure leaves it pending for the retry.
+ * 6. Delete what the deployed revision's manifest has and the new one does
+ *    not (after the applies, in reverse order), except objects annotated
+ *    helm.sh/resource-policy: keep (relstore_delete_absent).
+ * 7. Record revision N "deployed" and the previous one "superseded", then
+ *    delete the release records beyond params.max_history (default 10).
+ *    Unless nothing changed at all (same chart, same config, same manifest,
+ *    every object unchanged): then the current revision stays, and a second
+ *    install is a true no-op (zero writes).
  *    This is a deliberate difference from `helm upgrade --install`, which
  *    writes revision N+1 even when nothing changed: re-running a job must
  *    leave the cluster unchanged, and the records `helm history` shows stay
@@ -25,6 +41,13 @@
  *    exactly as helm upgrade would; first_deployed is carried over.
  *    (tests/integration/test_install_phases: install_second_run_no_changes,
  *    install_followups_upgrade.)
+ * The Cilium charts' only hooks are the certgen Jobs (post-install,
+ *    post-upgrade) rendered with tls.auto.method=cronJob; the chart engine
+ *    keeps hooks apart and this phase does not run them (ferry's default
+ *    tls.auto.method is helm, which renders none).
+ * Every revision written is also recorded in PostgreSQL (db/releases.h),
+ *    which keeps the cluster's cilium_version / release_revision /
+ *    release_status.
  * In a dry run the applies carry dryRun=All and no record is written; the
  *    per-object outcome goes to job.result.dry_run.objects.
  */
@@ -34,6 +57,8 @@
 #include "server/common/buf.h"
 #include "server/install/chartsource.h"
 #include "server/install/phases.h"
+#include "server/install/relstore.h"
+#include "db/releases.h"
 #include "server/install/release.h"
 #include "server/install/values.h"
 #include "server/kube/ops.h"
@@ -87,43 +112,6 @@ static void tag_for_helm(json_t *obj, const char *release, const char *ns)
 	json_object_set_new(ann, "meta.helm.sh/release-namespace", json_string(ns));
 }
 
-static const char *label_of(const json_t *obj, const char *key)
-{
-	return json_string_value(json_object_get(
-		json_object_get(json_object_get(obj, "metadata"), "labels"), key));
-}
-
-/* Find the latest record and the deployed one among the release Secrets. */
-struct release_state {
-	int latest;              /* highest revision, 0 = none */
-	const char *latest_status;
-	int latest_ours;
-	const json_t *deployed;  /* Secret with status=deployed (highest) */
-};
-
-static void scan_records(const json_t *secrets, struct release_state *rs)
-{
-	memset(rs, 0, sizeof(*rs));
-	int deployed_rev = 0;
-	size_t i;
-	const json_t *s;
-	json_array_foreach(secrets, i, s) {
-		const char *v = label_of(s, "version");
-		const char *st = label_of(s, "status");
-		int rev = v ? atoi(v) : 0;
-		if (rev > rs->latest) {
-			rs->latest = rev;
-			rs->latest_status = st;
-			const char *m = label_of(s, RELEASE_MANAGED_LABEL);
-			rs->latest_ours = m && !strcmp(m, "true");
-		}
-		if (st && !strcmp(st, "deployed") && rev > deployed_rev) {
-			deployed_rev = rev;
-			rs->deployed = s;
-		}
-	}
-}
-
 static json_t *chart_metadata(const struct chart *ch)
 {
 	json_t *m = json_object();
@@ -153,27 +141,72 @@ static int same_release(const json_t *prev, const json_t *values, const char *ma
 	       !strcmp(str_or_empty(pver), version);
 }
 
-/* PUT a release record with a new status (superseded). */
-static int restatus(struct install_run *run, const json_t *secret, const char *status)
+/* A release record: the release JSON for revision ri (new reference). */
+static json_t *build_record(struct install_run *run, const struct chart *ch, struct chart_render *rd,
+			    const json_t *prev, const json_t *values, int revision, const char *status,
+			    const char *description)
 {
-	char err[256];
-	json_t *rel = release_from_secret(secret, err, sizeof err);
-	if (!rel) {
-		runner_event(run->ctx, "warn", "cannot read the previous release record: %s", err);
-		return 0;
+	json_t *meta = chart_metadata(ch);
+	char now[48];
+	release_now_rfc3339(now, sizeof now);
+	const char *first = json_string_value(json_object_get(json_object_get(prev, "info"), "first_deployed"));
+	struct release_info ri = {
+		.name = run->release, .namespace_ = run->ns, .revision = revision,
+		.status = status, .description = description,
+		.first_deployed = first ? first : now, .last_deployed = now,
+		.chart_metadata = meta, .chart_values = chart_render_values(rd),
+		.config = values, .manifest = chart_render_manifest(rd),
+	};
+	json_t *rel = release_build(&ri);
+	json_decref(meta);
+	return rel;
+}
+
+/* Write a record to the cluster and to PostgreSQL. */
+static enum phase_rc write_record(struct install_run *run, const json_t *rel, const char *what)
+{
+	int st = relstore_write(run, rel);
+	if (st < 200 || st >= 300)
+		return install_call_failed(run, st, what);
+	return relstore_save_db(run, rel, 0);
+}
+
+/* The revision PostgreSQL holds for an adopted (hand-made) record. */
+static int adopted_in_db(struct install_run *run, int revision)
+{
+	char err[128];
+	json_t *r = db_release_get_for_job(run->ctx->conn, run->ctx->job, revision, err, sizeof err);
+	int ok = r != NULL;
+	json_decref(r);
+	return ok;
+}
+
+/* params.max_history: Helm's --history-max (default 10, 0 = unlimited). */
+int install_max_history(const json_t *params)
+{
+	const json_t *m = json_object_get(params, "max_history");
+	return json_is_integer(m) && json_integer_value(m) >= 0 ? (int)json_integer_value(m) : 10;
+}
+
+/* The refusal for a release another tool or a human wrote (message set). */
+static int refuse_foreign(struct install_run *run, const struct relstore_state *rs)
+{
+	struct runner_ctx *ctx = run->ctx;
+	if (relstore_is_pending(rs->latest_status) && !rs->latest_ours) {
+		snprintf(ctx->message, sizeof ctx->message,
+			 "release %s revision %d is %s: another Helm operation is in progress on this "
+			 "release (helm install/upgrade/rollback); wait until it finishes, or if it died, "
+			 "roll the release back with helm, then run the job again",
+			 run->release, rs->latest, rs->latest_status);
+		return 1;
 	}
-	json_object_set_new(json_object_get(rel, "info"), "status", json_string(status));
-	json_t *sec = release_secret(rel, 0, (long long)time(NULL));
-	const char *created = label_of(secret, "createdAt");
-	if (created)
-		json_object_set_new(json_object_get(json_object_get(sec, "metadata"), "labels"),
-				    "createdAt", json_string(created));
-	char *coll = NULL, *item = NULL;
-	int st = kube_ops_object_paths(run->ops, sec, run->ns, &coll, &item) == 0
-			 ? kube_ops_replace(run->ops, item, sec, NULL) : 400;
-	free(coll), free(item);
-	json_decref(sec), json_decref(rel);
-	return st;
+	if (rs->latest && !rs->latest_ours && !adopted_in_db(run, rs->latest)) {
+		snprintf(ctx->message, sizeof ctx->message,
+			 "release %s revision %d was not written by ferry; use an adopt job first",
+			 run->release, rs->latest);
+		return 1;
+	}
+	return 0;
 }
 
 enum phase_rc phase_cilium(struct runner_ctx *ctx)
@@ -185,9 +218,8 @@ enum phase_rc phase_cilium(struct runner_ctx *ctx)
 	char err[1024] = "";
 	struct chart *ch = NULL;
 	struct chart_render *rd = NULL;
-	json_t *values = NULL, *secrets = NULL, *prev = NULL, *meta = NULL, *rel = NULL;
-	json_t *sec = NULL, *workloads = json_array();
-	char *coll = NULL;
+	json_t *values = NULL, *secrets = NULL, *prev = NULL, *rel = NULL;
+	json_t *old_objs = NULL, *new_objs = NULL, *workloads = json_array();
 	const char *version = install_chart_version(run.params);
 	struct chartsource_archive arc = { 0 };
 	struct chartsource_cfg scfg;
@@ -219,27 +251,26 @@ enum phase_rc phase_cilium(struct runner_ctx *ctx)
 	}
 
 	/* The release's history. */
-	char sel[128];
-	snprintf(sel, sizeof sel, "owner=helm,name=%s", run.release);
-	kube_ops_paths(run.ops, "v1", "Secret", run.ns, NULL, &coll, NULL);
-	int st = kube_ops_list(run.ops, coll, sel, NULL, 100, &secrets);
+	int st = relstore_list(&run, &secrets);
 	if (st != 200) {
 		rc = install_call_failed(&run, st, "list release records");
 		goto out;
 	}
-	struct release_state rs;
-	scan_records(secrets, &rs);
-	if (rs.latest && !rs.latest_ours) {
-		snprintf(ctx->message, sizeof ctx->message,
-			 "release %s revision %d was not written by ferry; use an adopt job first",
-			 run.release, rs.latest);
+	struct relstore_state rs;
+	relstore_scan(secrets, &rs);
+	if (refuse_foreign(&run, &rs)) {
 		rc = PHASE_FAIL;
 		goto out;
 	}
-	int revision = rs.latest + 1;
+	/* Our own pending record (this job, killed mid-write): resume it. */
+	int resume = relstore_is_pending(rs.latest_status) && rs.latest_ours;
+	int revision = resume ? rs.latest : rs.latest + 1;
 	int is_upgrade = rs.deployed != NULL;
 	if (rs.deployed)
 		prev = release_from_secret(rs.deployed, err, sizeof err);
+	if (resume)
+		runner_event(ctx, "info", "resuming release %s revision %d left %s", run.release, revision,
+			     rs.latest_status);
 
 	/* Render. */
 	const char *kube_version = json_string_value(json_object_get(run.preflight, "kube_version"));
@@ -263,8 +294,32 @@ enum phase_rc phase_cilium(struct runner_ctx *ctx)
 		"resolve", (json_int_t)(t_load - t_resolve), "load", (json_int_t)(t_render - t_load),
 		"render", (json_int_t)(t_rendered - t_render)));
 	const json_t *docs = chart_render_documents(rd);
+	const char *manifest = chart_render_manifest(rd);
 	runner_event(ctx, "info", "rendered chart cilium %s: %zu objects (revision %d%s)", version,
 		     json_array_size(docs), revision, run.dry_run ? ", dry run" : "");
+	/* The same release as deployed: at most drift to repair, no pending
+	 * record and no new revision unless an object changes. */
+	int same = prev && !resume && same_release(prev, values, manifest, version);
+	if (prev && !same) {
+		old_objs = relstore_manifest_objects(&run, json_string_value(json_object_get(prev, "manifest")),
+						     err, sizeof err);
+		new_objs = relstore_manifest_objects(&run, manifest, err, sizeof err);
+		if (!old_objs || !new_objs) {
+			snprintf(ctx->message, sizeof ctx->message, "cannot read a release manifest: %.400s", err);
+			rc = PHASE_FAIL;
+			goto out;
+		}
+	}
+	if (!same) {
+		rel = build_record(&run, ch, rd, prev, values, revision,
+				   is_upgrade ? "pending-upgrade" : "pending-install",
+				   is_upgrade ? "Preparing upgrade" : "Initial install underway");
+		rc = run.dry_run ? PHASE_OK : write_record(&run, rel, "write the pending release record");
+		json_decref(rel);
+		rel = NULL;
+		if (rc != PHASE_OK)
+			goto out;
+	}
 
 	/* Apply in install order. */
 	long created = 0, changed = 0, unchanged = 0;
@@ -285,6 +340,24 @@ enum phase_rc phase_cilium(struct runner_ctx *ctx)
 			char what[256];
 			snprintf(what, sizeof what, "apply %s %s", kind ? kind : "?", name ? name : "?");
 			rc = install_call_failed(&run, st, what);
+			if (rc == PHASE_FAIL && !same && !run.dry_run) {
+				/* Helm's failed upgrade: the revision stays, "failed". */
+				json_t *rr = install_result_obj(ctx, "release");
+				json_object_set_new(rr, "revision", json_integer(revision));
+				json_object_set_new(rr, "status", json_string("failed"));
+				json_object_set_new(rr, "failed_objects", json_pack("[{s:s, s:s, s:s}]",
+					"kind", kind ? kind : "", "name", name ? name : "", "error", ctx->message));
+				char desc[700];
+				snprintf(desc, sizeof desc, "%s \"%s\" failed: %s", is_upgrade ? "Upgrade" : "Release",
+					 run.release, ctx->message);
+				char keep[sizeof ctx->message];
+				memcpy(keep, ctx->message, sizeof keep);
+				rel = build_record(&run, ch, rd, prev, values, revision, "failed", desc);
+				if (write_record(&run, rel, "mark the release failed") != PHASE_OK)
+					runner_event(ctx, "warn", "could not mark revision %d failed: %s", revision,
+						     ctx->message);
+				memcpy(ctx->message, keep, sizeof keep);
+			}
 			json_decref(fields), json_decref(obj);
 			goto out;
 		}
@@ -310,13 +383,28 @@ enum phase_rc phase_cilium(struct runner_ctx *ctx)
 	workloads = NULL;
 	json_object_set_new(ctx->detail, "chart_version", json_string(version));
 	json_object_set_new(ctx->detail, "namespace", json_string(run.ns));
-	json_object_set_new(ctx->detail, "counts", json_pack("{s:I, s:I, s:I}", "created", (json_int_t)created,
-							     "changed", (json_int_t)changed,
-							     "unchanged", (json_int_t)unchanged));
+
+	/* What the deployed revision had and this one does not. */
+	long deleted = 0, kept = 0;
+	if (old_objs) {
+		char what[300] = "";
+		st = relstore_delete_absent(&run, old_objs, new_objs, 0, &deleted, &kept, what, sizeof what);
+		if (st != 200) {
+			rc = install_call_failed(&run, st, what);
+			goto out;
+		}
+	}
+	json_object_set_new(ctx->detail, "counts", json_pack("{s:I, s:I, s:I, s:I, s:I}",
+		"created", (json_int_t)created, "changed", (json_int_t)changed,
+		"unchanged", (json_int_t)unchanged, "deleted", (json_int_t)deleted, "kept", (json_int_t)kept));
 
 	/* Nothing changed and the record already says so: keep the revision. */
-	const char *manifest = chart_render_manifest(rd);
-	if (prev && !created && !changed && same_release(prev, values, manifest, version)) {
+	if (same && !created && !changed) {
+		/* PostgreSQL knows the current revision (a release from before
+		 * revisions were recorded gets its row now). */
+		rc = adopted_in_db(&run, rs.latest) ? PHASE_OK : relstore_save_db(&run, prev, 0);
+		if (rc != PHASE_OK)
+			goto out;
 		json_object_set_new(ctx->detail, "revision", json_integer(rs.latest));
 		json_object_set_new(install_result_obj(ctx, "release"), "revision", json_integer(rs.latest));
 		snprintf(ctx->message, sizeof ctx->message,
@@ -326,41 +414,27 @@ enum phase_rc phase_cilium(struct runner_ctx *ctx)
 		goto out;
 	}
 
-	/* The release record. */
-	meta = chart_metadata(ch);
-	char now[48];
-	release_now_rfc3339(now, sizeof now);
-	const char *first = json_string_value(json_object_get(json_object_get(prev, "info"), "first_deployed"));
-	struct release_info ri = {
-		.name = run.release, .namespace_ = run.ns, .revision = revision,
-		.status = "deployed", .description = is_upgrade ? "Upgrade complete" : "Install complete",
-		.first_deployed = first ? first : now, .last_deployed = now,
-		.chart_metadata = meta, .chart_values = chart_render_values(rd),
-		.config = values, .manifest = manifest,
-	};
-	rel = release_build(&ri);
-	sec = release_secret(rel, (long long)time(NULL), 0);
-	char *scoll = NULL, *sitem = NULL;
-	kube_ops_object_paths(run.ops, sec, run.ns, &scoll, &sitem);
-	if (run.dry_run) {
-		install_record_object(&run, sec, "created", NULL);
-		st = 201;
-	} else {
-		st = kube_ops_create(run.ops, scoll, sec, NULL);
-		if (st == 409)   /* a crashed attempt already wrote it */
-			st = kube_ops_replace(run.ops, sitem, sec, NULL);
-	}
-	free(scoll), free(sitem);
-	if (st < 200 || st >= 300) {
-		rc = install_call_failed(&run, st, "write the Helm release record");
+	/* The release record: N deployed, the previous one superseded. */
+	rel = build_record(&run, ch, rd, prev, values, revision, "deployed",
+			   is_upgrade ? "Upgrade complete" : "Install complete");
+	rc = write_record(&run, rel, "write the Helm release record");
+	if (rc != PHASE_OK)
 		goto out;
-	}
-	if (rs.deployed && !run.dry_run) {
-		st = restatus(&run, rs.deployed, "superseded");
+	if (rs.deployed && rs.deployed_rev != revision && !run.dry_run) {
+		st = relstore_restatus(&run, rs.deployed, "superseded", NULL);
 		if (st != 0 && (st < 200 || st >= 300)) {
 			rc = install_call_failed(&run, st, "mark the previous revision superseded");
 			goto out;
 		}
+	}
+	if (!run.dry_run) {
+		json_t *now_secrets = NULL;
+		if (relstore_list(&run, &now_secrets) == 200) {
+			st = relstore_prune_history(&run, now_secrets, install_max_history(run.params));
+			if (st != 200)
+				runner_event(ctx, "warn", "could not prune the release history (status %d)", st);
+		}
+		json_decref(now_secrets);
 	}
 	json_object_set_new(ctx->detail, "revision", json_integer(revision));
 	json_t *rr = install_result_obj(ctx, "release");
@@ -368,16 +442,16 @@ enum phase_rc phase_cilium(struct runner_ctx *ctx)
 	json_object_set_new(rr, "namespace", json_string(run.ns));
 	json_object_set_new(rr, "revision", json_integer(revision));
 	json_object_set_new(rr, "chart_version", json_string(version));
+	json_object_set_new(rr, "status", json_string("deployed"));
 	snprintf(ctx->message, sizeof ctx->message,
-		 "%scilium %s: %ld created, %ld changed, %ld unchanged; release revision %d",
-		 run.dry_run ? "dry run: " : "", version, created, changed, unchanged, revision);
+		 "%scilium %s: %ld created, %ld changed, %ld unchanged, %ld deleted; release revision %d",
+		 run.dry_run ? "dry run: " : "", version, created, changed, unchanged, deleted, revision);
 	rc = PHASE_OK;
 out:
 	chart_render_free(rd);
 	chart_free(ch);
-	json_decref(values), json_decref(secrets), json_decref(prev), json_decref(meta);
-	json_decref(rel), json_decref(sec), json_decref(workloads);
-	free(coll);
+	json_decref(values), json_decref(secrets), json_decref(prev);
+	json_decref(rel), json_decref(workloads), json_decref(old_objs), json_decref(new_objs);
 	chartsource_archive_clear(&arc);
 	install_run_end(&run);
 	return rc;

@@ -111,6 +111,9 @@ enum phase_rc install_wait_rollout(struct install_run *run, const char *path, co
 /* params.wait_timeout_s in ms (default 600 s). */
 long install_wait_timeout_ms(const json_t *params);
 
+/* params.max_history: Helm's --history-max (default 10, 0 = keep all). */
+int install_max_history(const json_t *params);
+
 /* Non-virtual nodes in the cluster now (-1 on failure). */
 long install_count_nodes(struct install_run *run);
 

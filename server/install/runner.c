@@ -24,6 +24,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "db/releases.h"
 #include "server/app.h"
 #include "server/common/buf.h"
 #include "server/common/crypto.h"
@@ -220,8 +221,21 @@ out:
 
 /* ---- the walk -------------------------------------------------------------- */
 
+/* Kinds whose success changes the cluster or its release (the cluster's
+ * last_success_at); preflight and check only read. */
+static int kind_writes(const struct db_job_claim *job)
+{
+	return strcmp(job->kind, "preflight") && strcmp(job->kind, "check") &&
+	       !json_is_true(json_object_get(job->params, "dry_run"));
+}
+
 static int finish(struct runner_ctx *ctx, const char *state, const char *error)
 {
+	if (!strcmp(state, "succeeded") && kind_writes(ctx->job)) {
+		char err[256] = "";
+		if (db_release_note_success(ctx->conn, ctx->job, err, sizeof err) < 0)
+			log_msg(LOG_WARN, "job %s: could not record last_success_at: %s", ctx->job->id, err);
+	}
 	int rc = db_job_finish(ctx->conn, ctx->job->id, ctx->job->lease_token, state, error,
 			       ctx->result);
 	struct log_ctx lc = { NULL, ctx->job->id, ctx->job->tenant_id };

@@ -7,6 +7,7 @@
 #include "server/chart/chart.h"
 #include "server/common/buf.h"
 #include "server/common/yamljson.h"
+#include "db/releases.h"
 #include "server/install/phases.h"
 
 #include <stdio.h>
@@ -33,6 +34,8 @@ json_t *install_values_build(const struct install_values_in *in, char *err, size
 	n++;
 	if (json_is_true(json_object_get(in->params, "image_mirror")))
 		layers[n++] = profile_image_mirror_values(in->chart_defaults);
+	if (json_is_object(in->previous))
+		layers[n++] = json_deep_copy(in->previous);
 	const json_t *user = json_object_get(in->params, "values_yaml");
 	if (user && !json_is_array(user)) {
 		snprintf(err, errlen, "values_yaml must be a list of YAML strings");
@@ -93,9 +96,44 @@ out:
 	return out;
 }
 
+int install_values_reuse(const json_t *params)
+{
+	if (json_is_true(json_object_get(params, "reset_values")))
+		return 0;
+	if (json_is_true(json_object_get(params, "reuse_values")) ||
+	    json_is_true(json_object_get(params, "reset_then_reuse_values")))
+		return 1;
+	return json_array_size(json_object_get(params, "values_yaml")) == 0 &&
+	       json_array_size(json_object_get(params, "set")) == 0;
+}
+
+/* The user values of the cluster's newest deployed revision (new
+ * reference) or NULL. */
+static json_t *previous_values(struct install_run *run)
+{
+	char err[256];
+	json_t *list = db_release_list_for_job(run->ctx->conn, run->ctx->job, err, sizeof err);
+	json_t *out = NULL;
+	size_t i;
+	const json_t *r;
+	json_array_foreach(list, i, r) {
+		const char *st = json_string_value(json_object_get(r, "status"));
+		if (st && !strcmp(st, "deployed")) {
+			json_t *full = db_release_get_for_job(run->ctx->conn, run->ctx->job,
+				(int)json_integer_value(json_object_get(r, "revision")), err, sizeof err);
+			out = json_incref(json_object_get(full, "values"));
+			json_decref(full);
+			break;
+		}
+	}
+	json_decref(list);
+	return out;
+}
+
 json_t *install_user_values(struct install_run *run, const json_t *chart_defaults,
 			    char *err, size_t errlen)
 {
+	json_t *previous = install_values_reuse(run->params) ? previous_values(run) : NULL;
 	const json_t *port = json_object_get(run->preflight, "k8s_service_port");
 	struct install_values_in in = {
 		.profile = run->profile,
@@ -104,6 +142,9 @@ json_t *install_user_values(struct install_run *run, const json_t *chart_default
 		.k8s_service_port = json_is_integer(port) ? (int)json_integer_value(port) : 0,
 		.chart_version = install_chart_version(run->params),
 		.chart_defaults = chart_defaults,
+		.previous = previous,
 	};
-	return install_values_build(&in, err, errlen);
+	json_t *out = install_values_build(&in, err, errlen);
+	json_decref(previous);
+	return out;
 }

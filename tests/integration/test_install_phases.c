@@ -1141,11 +1141,15 @@ static void test_worker_killed_mid_cilium(void)
 	waitpid(pid, &wst, 0);
 	check(WIFSIGNALED(wst));
 	kubesim_proc_admin(ks, "PUT", "/_sim/clusters/killed/faults", "{}", &status, NULL);
-	/* What the dead worker left: some chart objects, no release record. */
+	/* What the dead worker left: some chart objects and its own
+	 * pending-install record (Helm's lock), which the takeover resumes. */
 	json_t *left = sim_object("killed", "core/configmaps", "kube-system", "cilium-config");
 	check(left != NULL);
 	json_decref(left);
-	check(sim_release_count("killed") == 0);
+	check(sim_release_count("killed") == 1);
+	json_t *pending = sim_release("killed", 1, NULL);
+	check_str(json_string_value(json_object_get(json_object_get(pending, "info"), "status")), "pending-install");
+	json_decref(pending);
 	db_job_claim_clear(&claim);
 
 	/* Takeover after the lease expires, as another worker would. */

@@ -1,0 +1,648 @@
+/*
+ * Integration test of the release lifecycle (issue 10) against kubesim and
+ * a real PostgreSQL (tests/run provides both): upgrades as helm upgrade
+ * does them (values reuse modes, objects no longer rendered deleted, keep
+ * annotations honoured, previous revision superseded, max_history, a failed
+ * apply leaving the revision failed, Helm's pending-state lock), the
+ * revisions recorded in PostgreSQL and the cluster's release facts.
+ *
+ * Jobs run through the real runner (runner_run_job) exactly as a worker
+ * runs them: enqueue, claim, run until the job is finished (a deferred
+ * retry is claimed again after its short backoff). The charts are the real
+ * archives of $FERRY_SHARED/charts.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include "db/clusters.h"
+#include "db/dbq.h"
+#include "db/jobs.h"
+#include "db/releases.h"
+#include "server/app.h"
+#include "server/common/buf.h"
+#include "server/common/crypto.h"
+#include "server/common/yamljson.h"
+#include "server/install/phases.h"
+#include "server/install/release.h"
+#include "server/install/runner.h"
+#include "server/kube/client.h"
+#include "tests/integration/coredb.h"
+#include "tests/kubesim/kubesim_proc.h"
+#include "tests/unit/testlib.h"
+
+#include <stdarg.h>
+#include <time.h>
+#include <unistd.h>
+
+static struct kubesim_proc *ks;
+static PGconn *conn;
+static struct app app;
+/* The release namespace of the cluster under test (the profile's). */
+static const char *rns = "kube-system";
+static char tenant_id[DB_ID_LEN], other_tenant[DB_ID_LEN];
+
+/* A cluster row for kubesim cluster name with profile. */
+static int make_cluster(const char *name, const char *profile, char id[DB_ID_LEN])
+{
+	char *server = kubesim_proc_server_url(ks, name);
+	char *token = kubesim_proc_read(ks, name, "token");
+	char *ca = kubesim_proc_read(ks, "", "ca.crt");
+	int ok = -1;
+	if (server && token && ca) {
+		token[strcspn(token, "\r\n")] = 0;
+		json_t *cred = json_pack("{s:s}", "token", token);
+		char *plain = json_dumps(cred, JSON_COMPACT);
+		char *sealed = crypto_seal(app.keys, plain, strlen(plain));
+		const char *p[7] = { tenant_id, name, profile, server, ca, sealed, keyring_current_id(app.keys) };
+		PGresult *r = PQexecParams(conn,
+			"INSERT INTO clusters (tenant_id, name, profile, api_server, ca_bundle, credentials, credentials_key_id) "
+			"VALUES ($1::uuid, $2, $3, $4, $5, $6, $7) RETURNING id", 7, NULL, p, NULL, NULL, 0);
+		if (PQresultStatus(r) == PGRES_TUPLES_OK) {
+			snprintf(id, DB_ID_LEN, "%s", PQgetvalue(r, 0, 0));
+			ok = 0;
+		} else {
+			printf("# insert cluster: %s", PQerrorMessage(conn));
+		}
+		PQclear(r);
+		free(plain), free(sealed), json_decref(cred);
+	}
+	free(server), free(token), free(ca);
+	return ok;
+}
+
+/* A finished job: state, error, result. */
+struct job_out {
+	char id[DB_ID_LEN];
+	char state[16];
+	char error[1024];
+	json_t *result;
+};
+
+static void job_out_clear(struct job_out *o)
+{
+	json_decref(o->result);
+	memset(o, 0, sizeof(*o));
+}
+
+/* Enqueue a job and run it through the real runner until it finishes. */
+static int run_job(const char *cluster_id, const char *kind, const char *params_json, struct job_out *out)
+{
+	memset(out, 0, sizeof(*out));
+	json_t *params = json_loads(params_json, 0, NULL);
+	struct db_job_new req = { .tenant_id = tenant_id, .cluster_id = cluster_id, .kind = kind,
+				  .params = params };
+	char active[DB_ID_LEN], err[256];
+	int e = db_job_enqueue(conn, &req, out->id, active, err, sizeof err);
+	json_decref(params);
+	if (e != DB_JOB_CREATED) {
+		printf("# enqueue %s: %d %s\n", kind, e, err);
+		return -1;
+	}
+	for (int round = 0; round < 200; round++) {
+		struct db_job_claim claim;
+		int got = db_job_claim(conn, "test", 300, &claim, err, sizeof err);
+		if (got == 1) {
+			struct runner_flags flags;
+			atomic_init(&flags.lease_lost, 0);
+			atomic_init(&flags.cancel_requested, 0);
+			runner_run_job(&app, conn, &claim, &flags);
+			db_job_claim_clear(&claim);
+		}
+		char q[200];
+		snprintf(q, sizeof q, "SELECT state FROM jobs WHERE id = '%s'", out->id);
+		coredb_value(conn, q, out->state, sizeof out->state);
+		if (!strcmp(out->state, "succeeded") || !strcmp(out->state, "failed") ||
+		    !strcmp(out->state, "cancelled"))
+			break;
+		struct timespec ts = { 0, 50000000L };
+		nanosleep(&ts, NULL);
+	}
+	json_t *job = db_job_get_json(conn, tenant_id, out->id, err, sizeof err);
+	const char *error = json_string_value(json_object_get(job, "error"));
+	snprintf(out->error, sizeof out->error, "%s", error ? error : "");
+	out->result = json_incref(json_object_get(job, "result"));
+	json_decref(job);
+	if (strcmp(out->state, "succeeded"))
+		printf("# job %s %s: %s\n", kind, out->state, out->error);
+	return 0;
+}
+
+static long sim_writes(const char *cluster)
+{
+	char path[200];
+	snprintf(path, sizeof path, "/_sim/clusters/%s/stats", cluster);
+	long status = 0, w = -1;
+	char *body = NULL;
+	if (kubesim_proc_admin(ks, "GET", path, NULL, &status, &body) == 0 && status == 200) {
+		json_t *j = json_loads(body, 0, NULL);
+		w = (long)json_integer_value(json_object_get(j, "writes"));
+		json_decref(j);
+	}
+	free(body);
+	return w;
+}
+
+/* Every object of group/resource on cluster: {"ns/name": obj} (new ref). */
+static json_t *sim_dump(const char *cluster, const char *group_res)
+{
+	char path[300];
+	snprintf(path, sizeof path, "/_sim/clusters/%s/objects/%s", cluster, group_res);
+	long status = 0;
+	char *body = NULL;
+	json_t *j = NULL;
+	if (kubesim_proc_admin(ks, "GET", path, NULL, &status, &body) == 0 && status == 200)
+		j = json_loads(body, 0, NULL);
+	free(body);
+	return j ? j : json_object();
+}
+
+static json_t *sim_object(const char *cluster, const char *group_res, const char *ns, const char *name)
+{
+	json_t *all = sim_dump(cluster, group_res);
+	char key[300];
+	snprintf(key, sizeof key, "%s/%s", ns ? ns : "", name);
+	json_t *o = json_incref(json_object_get(all, key));
+	json_decref(all);
+	return o;
+}
+
+/* "group/resources" of apiVersion/kind as kubesim's dump names them. */
+static void group_resource(const char *api_version, const char *kind, char *out, size_t len)
+{
+	char group[128] = "core";
+	const char *slash = strchr(api_version, '/');
+	if (slash)
+		snprintf(group, sizeof group, "%.*s", (int)(slash - api_version), api_version);
+	char res[128];
+	size_t k = 0;
+	for (; kind[k] && k < sizeof res - 4; k++)
+		res[k] = (char)(kind[k] >= 'A' && kind[k] <= 'Z' ? kind[k] - 'A' + 'a' : kind[k]);
+	res[k] = 0;
+	if (k > 0 && res[k - 1] == 'y')
+		snprintf(res + k - 1, sizeof res - k + 1, "ies");
+	else if (k > 0 && res[k - 1] == 's')
+		snprintf(res + k, sizeof res - k, "es");
+	else
+		snprintf(res + k, sizeof res - k, "s");
+	snprintf(out, len, "%s/%s", group, res);
+}
+
+static int cluster_scoped(const char *kind)
+{
+	static const char *const k[] = { "ClusterRole", "ClusterRoleBinding", "Namespace",
+					 "CustomResourceDefinition", "FlowSchema",
+					 "PriorityLevelConfiguration", NULL };
+	for (int i = 0; k[i]; i++)
+		if (!strcmp(kind, k[i]))
+			return 1;
+	return 0;
+}
+
+/* The live copy of a manifest document (NULL when absent). */
+static json_t *sim_get(const char *cluster, const json_t *doc)
+{
+	const char *av = json_string_value(json_object_get(doc, "apiVersion"));
+	const char *kind = json_string_value(json_object_get(doc, "kind"));
+	const json_t *meta = json_object_get(doc, "metadata");
+	const char *name = json_string_value(json_object_get(meta, "name"));
+	const char *ns = json_string_value(json_object_get(meta, "namespace"));
+	if (!av || !kind || !name)
+		return NULL;
+	char gr[300];
+	group_resource(av, kind, gr, sizeof gr);
+	return sim_object(cluster, gr, cluster_scoped(kind) ? "" : (ns ? ns : rns), name);
+}
+
+/* The decoded release record of revision rev (NULL if none). */
+static json_t *sim_release(const char *cluster, int rev)
+{
+	char name[80], err[200];
+	snprintf(name, sizeof name, "sh.helm.release.v1.cilium.v%d", rev);
+	json_t *sec = sim_object(cluster, "core/secrets", rns, name);
+	json_t *rel = sec ? release_from_secret(sec, err, sizeof err) : NULL;
+	json_decref(sec);
+	return rel;
+}
+
+static const char *rel_status(const json_t *rel)
+{
+	return json_string_value(json_object_get(json_object_get(rel, "info"), "status"));
+}
+
+/* Revisions of cluster's release Secrets, as a bit set (1 << rev). */
+static long sim_release_revs(const char *cluster)
+{
+	json_t *all = sim_dump(cluster, "core/secrets");
+	const char *k;
+	json_t *s;
+	long bits = 0;
+	json_object_foreach(all, k, s) {
+		const json_t *labels = json_object_get(json_object_get(s, "metadata"), "labels");
+		const char *owner = json_string_value(json_object_get(labels, "owner"));
+		const char *v = json_string_value(json_object_get(labels, "version"));
+		if (owner && !strcmp(owner, "helm") && v)
+			bits |= 1L << atoi(v);
+	}
+	json_decref(all);
+	return bits;
+}
+
+/* A Kubernetes request on cluster with its own token (a person with
+ * kubectl). Returns the status. */
+static long kube_call(const char *cluster, const char *method, const char *path, const char *ctype,
+		      const char *body)
+{
+	char *server = kubesim_proc_server_url(ks, cluster);
+	char *token = kubesim_proc_read(ks, cluster, "token");
+	char *ca = kubesim_proc_read(ks, "", "ca.crt");
+	token[strcspn(token, "\r\n")] = 0;
+	struct kube_client_config cfg = { .server = server, .ca_pem = ca, .token = token };
+	char err[256];
+	struct kube_client *kc = kube_client_new(&cfg, err, sizeof err);
+	struct kube_response resp;
+	memset(&resp, 0, sizeof resp);
+	long st = -1;
+	if (kc && kube_request(kc, method, path, ctype, body, body ? strlen(body) : 0, &resp) == 0)
+		st = resp.status;
+	kube_response_free(&resp);
+	kube_client_free(kc);
+	free(server), free(token), free(ca);
+	return st;
+}
+
+/* The cluster as the API shows it (GET /v1/clusters/{id}). */
+static json_t *cluster_json(const char *id)
+{
+	json_t *c = NULL;
+	int version = 0;
+	char err[200];
+	db_cluster_get(conn, tenant_id, id, &c, &version, err, sizeof err);
+	return c;
+}
+
+/* GET /v1/clusters/{id}/revisions as the API answers it. */
+static json_t *revisions(const char *id)
+{
+	json_t *out = NULL;
+	char err[200];
+	db_release_list_json(conn, tenant_id, id, &out, err, sizeof err);
+	return out;
+}
+
+static const json_t *rev_item(const json_t *list, size_t i)
+{
+	return json_array_get(json_object_get(list, "items"), i);
+}
+
+static const char *jstr(const json_t *o, const char *k)
+{
+	const char *s = json_string_value(json_object_get(o, k));
+	return s ? s : "";
+}
+
+/* ---- upgrade ------------------------------------------------------------ */
+
+#define MEDIUM "\"values_yaml\": [\"bpf:\\n  monitorAggregation: medium\\n\"]"
+#define INSTALL_182 "{\"chart_version\": \"1.18.2\", " MEDIUM ", " \
+	"\"set\": [\"hubble.relay.enabled=true\", \"hubble.ui.enabled=true\"]}"
+#define UPGRADE_183 "{\"chart_version\": \"1.18.3\", \"reuse_values\": true, " \
+	"\"set\": [\"hubble.ui.enabled=false\"]}"
+#define FRESH_183 "{\"chart_version\": \"1.18.3\", " MEDIUM ", " \
+	"\"set\": [\"hubble.relay.enabled=true\", \"hubble.ui.enabled=false\"]}"
+
+/* "Kind/name" of every document of a release's manifest, as an object
+ * (key -> document). */
+static json_t *manifest_set(const json_t *rel)
+{
+	const char *m = json_string_value(json_object_get(rel, "manifest"));
+	char err[200];
+	json_t *docs = m ? yaml_stream_to_json(m, strlen(m), err, sizeof err) : NULL;
+	json_t *set = json_object();
+	size_t i;
+	json_t *d;
+	json_array_foreach(docs, i, d) {
+		if (!json_is_object(d))
+			continue;
+		char key[300];
+		snprintf(key, sizeof key, "%s/%s", jstr(d, "kind"),
+			 jstr(json_object_get(d, "metadata"), "name"));
+		json_object_set(set, key, d);
+	}
+	json_decref(docs);
+	return set;
+}
+
+static const json_t *config_at(const json_t *rel, const char *a, const char *b)
+{
+	const json_t *c = json_object_get(json_object_get(rel, "config"), a);
+	return b ? json_object_get(c, b) : c;
+}
+
+static const char *ds_image(const char *cluster)
+{
+	static char img[300];
+	json_t *ds = sim_object(cluster, "apps/daemonsets", rns, "cilium");
+	const json_t *c = json_array_get(json_object_get(json_object_get(json_object_get(
+		json_object_get(ds, "spec"), "template"), "spec"), "containers"), 0);
+	snprintf(img, sizeof img, "%s", jstr(c, "image"));
+	json_decref(ds);
+	return img;
+}
+
+static char upg_id[4][DB_ID_LEN];
+
+/* install 1.18.2 -> upgrade 1.18.3 (reuse_values, hubble UI turned off,
+ * one UI object annotated keep by hand) on cluster, compared with a fresh
+ * 1.18.3 install with the same values on fresh. */
+static void upgrade_case(int slot, const char *cluster, const char *fresh, const char *profile)
+{
+	char *id = upg_id[slot], fid[DB_ID_LEN], path[300];
+	rns = !strcmp(profile, "k3s") ? "cilium" : "kube-system";
+	check(make_cluster(cluster, profile, id) == 0);
+	struct job_out o;
+	check(run_job(id, "install", INSTALL_182, &o) == 0);
+	check_str(o.state, "succeeded");
+	job_out_clear(&o);
+	json_t *rel1 = sim_release(cluster, 1);
+	check_str(rel_status(rel1), "deployed");
+	json_t *revs = revisions(id);
+	check(json_array_size(json_object_get(revs, "items")) == 1);
+	check(json_integer_value(json_object_get(rev_item(revs, 0), "revision")) == 1);
+	check_str(jstr(rev_item(revs, 0), "status"), "deployed");
+	check_str(jstr(rev_item(revs, 0), "chart_version"), "1.18.2");
+	json_decref(revs);
+	json_t *c = cluster_json(id);
+	check_str(jstr(c, "cilium_version"), "1.18.2");
+	check(json_integer_value(json_object_get(c, "release_revision")) == 1);
+	check_str(jstr(c, "release_status"), "deployed");
+	check(json_is_string(json_object_get(c, "last_success_at")));
+	json_decref(c);
+	json_t *ui = sim_object(cluster, "apps/deployments", rns, "hubble-ui");
+	check(ui != NULL);
+	json_decref(ui);
+
+	/* Someone marks one UI object keep, as Helm users do. */
+	snprintf(path, sizeof path, "/api/v1/namespaces/%s/configmaps/hubble-ui-nginx", rns);
+	check(kube_call(cluster, "PATCH", path,
+			"application/merge-patch+json",
+			"{\"metadata\":{\"annotations\":{\"helm.sh/resource-policy\":\"keep\"}}}") == 200);
+
+	check(run_job(id, "upgrade", UPGRADE_183, &o) == 0);
+	check_str(o.state, "succeeded");
+	check(json_integer_value(json_object_get(json_object_get(o.result, "release"), "revision")) == 2);
+	job_out_clear(&o);
+	json_t *rel2 = sim_release(cluster, 2);
+	json_decref(rel1);
+	rel1 = sim_release(cluster, 1);
+	check_str(rel_status(rel2), "deployed");
+	check_str(rel_status(rel1), "superseded");
+	/* Values reused, the new one on top. */
+	check_str(json_string_value(config_at(rel2, "bpf", "monitorAggregation")), "medium");
+	check(json_is_true(json_object_get(config_at(rel2, "hubble", "relay"), "enabled")));
+	check(json_is_false(json_object_get(config_at(rel2, "hubble", "ui"), "enabled")));
+
+	/* A fresh 1.18.3 install with the same values renders the same set of
+	 * objects, and the upgraded cluster holds exactly those (plus the
+	 * keep one). */
+	check(make_cluster(fresh, profile, fid) == 0);
+	check(run_job(fid, "install", FRESH_183, &o) == 0);
+	check_str(o.state, "succeeded");
+	job_out_clear(&o);
+	json_t *relf = sim_release(fresh, 1);
+	json_t *s1 = manifest_set(rel1), *s2 = manifest_set(rel2), *sf = manifest_set(relf);
+	check(json_object_size(sf) > 20);
+	check(json_object_size(s2) == json_object_size(sf));
+	const char *k;
+	json_t *d;
+	json_object_foreach(sf, k, d)
+		if (!json_object_get(s2, k)) {
+			printf("# %s: %s not in the upgraded release\n", cluster, k);
+			check(0);
+		}
+	json_object_update(s1, s2);   /* every object either revision rendered */
+	int gone = 0;
+	json_object_foreach(s1, k, d) {
+		json_t *live = sim_get(cluster, d);
+		int want = json_object_get(sf, k) != NULL || !strcmp(k, "ConfigMap/hubble-ui-nginx");
+		if ((live != NULL) != want) {
+			printf("# %s: %s is %s\n", cluster, k, live ? "left over" : "missing");
+			check(0);
+		}
+		if (!live)
+			gone++;
+		json_decref(live);
+	}
+	check(gone >= 4);   /* the UI's Deployment, Service, ClusterRole(Binding), ServiceAccount */
+	json_t *keep = sim_object(cluster, "core/configmaps", rns, "hubble-ui-nginx");
+	check(keep != NULL);
+	json_decref(keep);
+	check_str(ds_image(cluster), ds_image(fresh));
+	check(strstr(ds_image(cluster), "v1.18.3") != NULL);
+
+	/* PostgreSQL and the cluster row follow. */
+	revs = revisions(id);
+	check(json_array_size(json_object_get(revs, "items")) == 2);
+	check(json_integer_value(json_object_get(rev_item(revs, 0), "revision")) == 2);
+	check_str(jstr(rev_item(revs, 0), "status"), "deployed");
+	check_str(jstr(rev_item(revs, 0), "chart_version"), "1.18.3");
+	check_str(jstr(rev_item(revs, 1), "status"), "superseded");
+	json_decref(revs);
+	json_t *full = NULL;
+	char err[200];
+	check(db_release_get_json(conn, tenant_id, id, 2, &full, err, sizeof err) == DB_OK);
+	check_str(json_string_value(json_object_get(json_object_get(json_object_get(full, "values"), "bpf"),
+						    "monitorAggregation")), "medium");
+	check(strstr(jstr(full, "manifest"), "kind: DaemonSet") != NULL);
+	json_decref(full);
+	c = cluster_json(id);
+	check_str(jstr(c, "cilium_version"), "1.18.3");
+	check(json_integer_value(json_object_get(c, "release_revision")) == 2);
+	json_decref(c);
+	json_decref(s1), json_decref(s2), json_decref(sf);
+	json_decref(rel1), json_decref(rel2), json_decref(relf);
+}
+
+static void test_upgrade_tke(void) { upgrade_case(0, "up-tke", "fresh-tke", "tke"); }
+static void test_upgrade_k3s(void) { upgrade_case(1, "up-k3s", "fresh-k3s", "k3s"); }
+static void test_upgrade_generic(void) { upgrade_case(2, "up-gen", "fresh-gen", "generic"); }
+
+/* Helm's default values mode: an upgrade without values reuses the
+ * previous ones, so nothing changes and no revision is written. */
+static void test_upgrade_default_reuses(void)
+{
+	rns = "kube-system";
+	long w0 = sim_writes("up-tke");
+	struct job_out o;
+	check(run_job(upg_id[0], "upgrade", "{\"chart_version\": \"1.18.3\"}", &o) == 0);
+	check_str(o.state, "succeeded");
+	check(json_integer_value(json_object_get(json_object_get(o.result, "release"), "revision")) == 2);
+	job_out_clear(&o);
+	check(sim_writes("up-tke") - w0 == 0);
+	/* reset_values: only the given values (the profile's stay). */
+	check(run_job(upg_id[0], "upgrade", "{\"chart_version\": \"1.18.3\", \"reset_values\": true, "
+		      "\"dry_run\": true}", &o) == 0);
+	check_str(o.state, "succeeded");
+	/* The dry run would delete hubble-relay (no longer enabled). */
+	int relay_deleted = 0;
+	size_t i;
+	json_t *x;
+	json_array_foreach(json_object_get(json_object_get(o.result, "dry_run"), "objects"), i, x)
+		if (!strcmp(jstr(x, "action"), "deleted") && !strcmp(jstr(x, "name"), "hubble-relay") &&
+		    !strcmp(jstr(x, "kind"), "Deployment"))
+			relay_deleted = 1;
+	check(relay_deleted);
+	job_out_clear(&o);
+	check(sim_writes("up-tke") - w0 == 0);
+}
+
+/* max_history: older release records are deleted, in the cluster and in
+ * PostgreSQL. */
+static void test_max_history(void)
+{
+	struct job_out o;
+	check(run_job(upg_id[0], "upgrade", "{\"chart_version\": \"1.18.3\", \"reuse_values\": true, "
+		      "\"set\": [\"operator.replicas=1\"], \"max_history\": 2}", &o) == 0);
+	check_str(o.state, "succeeded");
+	job_out_clear(&o);
+	check(sim_release_revs("up-tke") == ((1L << 2) | (1L << 3)));
+	json_t *revs = revisions(upg_id[0]);
+	check(json_array_size(json_object_get(revs, "items")) == 2);
+	check(json_integer_value(json_object_get(rev_item(revs, 0), "revision")) == 3);
+	check(json_integer_value(json_object_get(rev_item(revs, 1), "revision")) == 2);
+	json_decref(revs);
+}
+
+/* A refused apply: the revision ends "failed" naming the object; the next
+ * upgrade continues with the following revision. */
+static void test_failed_apply(void)
+{
+	rns = "kube-system";
+	char id[DB_ID_LEN];
+	check(make_cluster("failing", "tke", id) == 0);
+	struct job_out o;
+	check(run_job(id, "install", INSTALL_182, &o) == 0);
+	check_str(o.state, "succeeded");
+	job_out_clear(&o);
+	long status = 0;
+	kubesim_proc_admin(ks, "PUT", "/_sim/clusters/failing/faults",
+			   "{\"fail_next\": 1, \"error_codes\": [422], \"verbs\": [\"patch\"], "
+			   "\"path_contains\": \"/deployments/cilium-operator\"}", &status, NULL);
+	check(status == 200);
+	check(run_job(id, "upgrade", "{\"chart_version\": \"1.18.3\"}", &o) == 0);
+	check_str(o.state, "failed");
+	check(strstr(o.error, "cilium-operator") != NULL);
+	const json_t *rr = json_object_get(o.result, "release");
+	check_str(jstr(rr, "status"), "failed");
+	const json_t *fo = json_array_get(json_object_get(rr, "failed_objects"), 0);
+	check_str(jstr(fo, "kind"), "Deployment");
+	check_str(jstr(fo, "name"), "cilium-operator");
+	job_out_clear(&o);
+	json_t *r2 = sim_release("failing", 2), *r1 = sim_release("failing", 1);
+	check_str(rel_status(r2), "failed");
+	check_str(rel_status(r1), "deployed");
+	check(strstr(jstr(json_object_get(r2, "info"), "description"), "cilium-operator") != NULL);
+	json_decref(r1), json_decref(r2);
+	json_t *c = cluster_json(id);
+	check_str(jstr(c, "release_status"), "failed");
+	check_str(jstr(c, "cilium_version"), "1.18.2");
+	json_decref(c);
+	kubesim_proc_admin(ks, "PUT", "/_sim/clusters/failing/faults", "{}", &status, NULL);
+	check(run_job(id, "upgrade", "{\"chart_version\": \"1.18.3\"}", &o) == 0);
+	check_str(o.state, "succeeded");
+	check(json_integer_value(json_object_get(json_object_get(o.result, "release"), "revision")) == 3);
+	job_out_clear(&o);
+	json_t *r3 = sim_release("failing", 3);
+	r1 = sim_release("failing", 1);
+	check_str(rel_status(r3), "deployed");
+	check_str(rel_status(r1), "superseded");
+	json_decref(r1), json_decref(r3);
+}
+
+/* Another tool's pending record (a helm upgrade in flight): refused,
+ * nothing written. */
+static void test_foreign_pending_refused(void)
+{
+	char id[DB_ID_LEN];
+	check(make_cluster("pending", "tke", id) == 0);
+	struct job_out o;
+	check(run_job(id, "install", INSTALL_182, &o) == 0);
+	check_str(o.state, "succeeded");
+	job_out_clear(&o);
+	/* helm upgrade's pending-upgrade record, as Helm labels it. */
+	check(kube_call("pending", "POST", "/api/v1/namespaces/kube-system/secrets", "application/json",
+			"{\"apiVersion\":\"v1\",\"kind\":\"Secret\",\"type\":\"helm.sh/release.v1\","
+			"\"metadata\":{\"name\":\"sh.helm.release.v1.cilium.v2\",\"labels\":{\"name\":\"cilium\","
+			"\"owner\":\"helm\",\"status\":\"pending-upgrade\",\"version\":\"2\"}},"
+			"\"data\":{\"release\":\"e30=\"}}") == 201);
+	long w0 = sim_writes("pending");
+	check(run_job(id, "upgrade", "{\"chart_version\": \"1.18.3\"}", &o) == 0);
+	check_str(o.state, "failed");
+	check(strstr(o.error, "pending-upgrade") != NULL);
+	check(strstr(o.error, "another Helm operation") != NULL);
+	job_out_clear(&o);
+	check(sim_writes("pending") - w0 == 0);
+}
+
+/* Tenant scope of the revision queries. */
+static void test_revisions_scoped(void)
+{
+	json_t *out = NULL;
+	char err[200];
+	check(db_release_list_json(conn, other_tenant, upg_id[0], &out, err, sizeof err) == DB_NOT_FOUND);
+	check(db_release_get_json(conn, other_tenant, upg_id[0], 3, &out, err, sizeof err) == DB_NOT_FOUND);
+	check(db_release_get_json(conn, tenant_id, upg_id[0], 99, &out, err, sizeof err) == DB_NOT_FOUND);
+	check(db_release_get_json(conn, tenant_id, upg_id[0], 3, &out, err, sizeof err) == DB_OK);
+	json_decref(out);
+}
+
+int main(void)
+{
+	char url[512], why[512];
+	if (coredb_create("ferry_lifecycle", url, sizeof url, why, sizeof why) < 0) {
+		test_skip("lifecycle", why);
+		return test_summary();
+	}
+	conn = PQconnectdb(url);
+	if (PQstatus(conn) != CONNECTION_OK || coredb_migrate(conn, why, sizeof why) < 0) {
+		printf("FAIL: lifecycle: database setup: %s\n", why);
+		return 1;
+	}
+	kube_global_init();
+	setenv("FERRY_KUBE_RETRY_DEADLINE_MS", "20000", 1);
+	char err[256];
+	ks = kubesim_proc_start(&(struct kubesim_opts){
+		.named = { "up-tke=tke-fresh", "fresh-tke=tke-fresh", "up-k3s=k3s", "fresh-k3s=k3s",
+			   "up-gen=generic", "fresh-gen=generic", "failing=tke-fresh", "pending=tke-fresh", NULL },
+		.ready_delay_ms = 50 }, err, sizeof err);
+	if (!ks) {
+		test_skip("lifecycle", err);
+		PQfinish(conn);
+		coredb_drop(url);
+		return test_summary();
+	}
+	app.keys = keyring_parse("k1:000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f", err, sizeof err);
+	app.cfg.node_id = "test";
+	app.cfg.lease_seconds = 300;
+	app.cfg.retry_base_ms = 20;
+	app.cfg.max_phase_attempts = 5;
+	static char charts_dir[600];
+	if (getenv("FERRY_CHARTS_DIR"))
+		snprintf(charts_dir, sizeof charts_dir, "%s", getenv("FERRY_CHARTS_DIR"));
+	else if (getenv("FERRY_SHARED"))
+		snprintf(charts_dir, sizeof charts_dir, "%s/charts", getenv("FERRY_SHARED"));
+	app.cfg.charts_dir = charts_dir[0] ? charts_dir : NULL;
+	coredb_value(conn, "INSERT INTO tenants (name) VALUES ('lifecycle') RETURNING id", tenant_id, sizeof tenant_id);
+	coredb_value(conn, "INSERT INTO tenants (name) VALUES ('other') RETURNING id", other_tenant, sizeof other_tenant);
+
+	test_run("lifecycle_upgrade_tke", test_upgrade_tke);
+	test_run("lifecycle_upgrade_k3s", test_upgrade_k3s);
+	test_run("lifecycle_upgrade_generic", test_upgrade_generic);
+	test_run("lifecycle_upgrade_default_reuses_values", test_upgrade_default_reuses);
+	test_run("lifecycle_max_history", test_max_history);
+	test_run("lifecycle_failed_apply", test_failed_apply);
+	test_run("lifecycle_foreign_pending_refused", test_foreign_pending_refused);
+	test_run("lifecycle_revisions_tenant_scoped", test_revisions_scoped);
+
+	kubesim_proc_stop(ks);
+	PQfinish(conn);
+	coredb_drop(url);
+	return test_summary();
+}
