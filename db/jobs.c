@@ -73,7 +73,8 @@ static json_t *parse_json(const char *text, char *err, size_t errlen)
 	return j;
 }
 
-static const char *const job_kinds[] = { "install", "upgrade", "rollback", "uninstall", "adopt", "preflight" };
+static const char *const job_kinds[] = { "install", "upgrade", "rollback", "uninstall", "adopt", "preflight",
+					 "check", "repair" };
 static const char *const job_states[] = { "queued", "running", "succeeded", "failed", "cancelled" };
 
 static int in_list(const char *s, const char *const *list, size_t n)
@@ -260,8 +261,9 @@ enum db_job_enqueue_result db_job_enqueue(PGconn *conn, const struct db_job_new 
 	const char *key = req->idempotency_key && *req->idempotency_key ? req->idempotency_key : NULL;
 	if (err && errlen)
 		err[0] = 0;
-	if (!in_list(req->kind, job_kinds, 6)) {
-		snprintf(err, errlen, "kind must be one of install, upgrade, rollback, uninstall, adopt, preflight");
+	if (!in_list(req->kind, job_kinds, 8)) {
+		snprintf(err, errlen, "kind must be one of install, upgrade, rollback, uninstall, adopt, preflight, "
+			 "check, repair");
 		return DB_JOB_BAD_KIND;
 	}
 	if (!dbq_is_uuid(req->tenant_id) || !dbq_is_uuid(req->cluster_id)) {

@@ -57,7 +57,7 @@
 struct db_job_new {
 	const char *tenant_id;        /* required: the cluster's tenant */
 	const char *cluster_id;       /* required */
-	const char *kind;             /* install|upgrade|rollback|uninstall|adopt|preflight */
+	const char *kind;             /* install|upgrade|rollback|uninstall|adopt|preflight|check|repair */
 	const json_t *params;         /* object or NULL (= {}) */
 	const char *idempotency_key;  /* NULL or "" = none */
 	const char *created_by;       /* token id or NULL */
@@ -70,7 +70,7 @@ enum db_job_enqueue_result {
 	DB_JOB_CONFLICT = 2,   /* another job is queued or running on the cluster;
 				* its id is in active_job_id */
 	DB_JOB_NO_CLUSTER = 3, /* no such cluster in that tenant */
-	DB_JOB_BAD_KIND = 4,   /* kind not one of the six */
+	DB_JOB_BAD_KIND = 4,   /* kind not one of the eight */
 	DB_JOB_DB_ERROR = -1
 };
 

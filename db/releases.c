@@ -233,6 +233,22 @@ json_t *db_release_list_for_job(PGconn *conn, const struct db_job_claim *job, ch
 	return st == DB_OK ? out : NULL;
 }
 
+int db_release_namespace_for_job(PGconn *conn, const struct db_job_claim *job, char *out, size_t len)
+{
+	const char *p[2] = { job->cluster_id, job->tenant_id };
+	PGresult *r = PQexecParams(conn, "SELECT namespace FROM release_revisions WHERE cluster_id = $1::uuid"
+				   " AND tenant_id = $2::uuid ORDER BY revision DESC LIMIT 1",
+				   2, NULL, p, NULL, NULL, 0);
+	int rc = -1;
+	if (PQresultStatus(r) == PGRES_TUPLES_OK) {
+		rc = PQntuples(r) == 1;
+		if (rc)
+			snprintf(out, len, "%s", PQgetvalue(r, 0, 0));
+	}
+	PQclear(r);
+	return rc;
+}
+
 int db_release_note_success(PGconn *conn, const struct db_job_claim *job, char *err, size_t errlen)
 {
 	char tok[32];

@@ -87,6 +87,10 @@ json_t *db_release_get_for_job(PGconn *conn, const struct db_job_claim *job, int
 json_t *db_release_list_for_job(PGconn *conn, const struct db_job_claim *job,
 				char *err, size_t errlen);
 
+/* The release namespace of the job's cluster's newest revision into out:
+ * 1 found, 0 none, -1 error. */
+int db_release_namespace_for_job(PGconn *conn, const struct db_job_claim *job, char *out, size_t len);
+
 /* last_success_at = now() on the job's cluster. */
 int db_release_note_success(PGconn *conn, const struct db_job_claim *job, char *err, size_t errlen);
 

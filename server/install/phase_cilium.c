@@ -90,28 +90,6 @@ static json_t *live_lookup(void *arg, const char *api_version, const char *kind,
 	return out ? out : json_object();
 }
 
-static void tag_for_helm(json_t *obj, const char *release, const char *ns)
-{
-	json_t *meta = json_object_get(obj, "metadata");
-	if (!json_is_object(meta)) {
-		meta = json_object();
-		json_object_set_new(obj, "metadata", meta);
-	}
-	json_t *labels = json_object_get(meta, "labels");
-	if (!json_is_object(labels)) {
-		labels = json_object();
-		json_object_set_new(meta, "labels", labels);
-	}
-	json_object_set_new(labels, "app.kubernetes.io/managed-by", json_string("Helm"));
-	json_t *ann = json_object_get(meta, "annotations");
-	if (!json_is_object(ann)) {
-		ann = json_object();
-		json_object_set_new(meta, "annotations", ann);
-	}
-	json_object_set_new(ann, "meta.helm.sh/release-name", json_string(release));
-	json_object_set_new(ann, "meta.helm.sh/release-namespace", json_string(ns));
-}
-
 static json_t *chart_metadata(const struct chart *ch)
 {
 	json_t *m = json_object();
@@ -171,42 +149,11 @@ static enum phase_rc write_record(struct install_run *run, const json_t *rel, co
 	return relstore_save_db(run, rel, 0);
 }
 
-/* The revision PostgreSQL holds for an adopted (hand-made) record. */
-static int adopted_in_db(struct install_run *run, int revision)
-{
-	char err[128];
-	json_t *r = db_release_get_for_job(run->ctx->conn, run->ctx->job, revision, err, sizeof err);
-	int ok = r != NULL;
-	json_decref(r);
-	return ok;
-}
-
 /* params.max_history: Helm's --history-max (default 10, 0 = unlimited). */
 int install_max_history(const json_t *params)
 {
 	const json_t *m = json_object_get(params, "max_history");
 	return json_is_integer(m) && json_integer_value(m) >= 0 ? (int)json_integer_value(m) : 10;
-}
-
-/* The refusal for a release another tool or a human wrote (message set). */
-static int refuse_foreign(struct install_run *run, const struct relstore_state *rs)
-{
-	struct runner_ctx *ctx = run->ctx;
-	if (relstore_is_pending(rs->latest_status) && !rs->latest_ours) {
-		snprintf(ctx->message, sizeof ctx->message,
-			 "release %s revision %d is %s: another Helm operation is in progress on this "
-			 "release (helm install/upgrade/rollback); wait until it finishes, or if it died, "
-			 "roll the release back with helm, then run the job again",
-			 run->release, rs->latest, rs->latest_status);
-		return 1;
-	}
-	if (rs->latest && !rs->latest_ours && !adopted_in_db(run, rs->latest)) {
-		snprintf(ctx->message, sizeof ctx->message,
-			 "release %s revision %d was not written by ferry; use an adopt job first",
-			 run->release, rs->latest);
-		return 1;
-	}
-	return 0;
 }
 
 enum phase_rc phase_cilium(struct runner_ctx *ctx)
@@ -258,7 +205,7 @@ enum phase_rc phase_cilium(struct runner_ctx *ctx)
 	}
 	struct relstore_state rs;
 	relstore_scan(secrets, &rs);
-	if (refuse_foreign(&run, &rs)) {
+	if (relstore_refuse_foreign(&run, &rs)) {
 		rc = PHASE_FAIL;
 		goto out;
 	}
@@ -330,7 +277,7 @@ enum phase_rc phase_cilium(struct runner_ctx *ctx)
 		if (!json_is_object(o))
 			continue;
 		json_t *obj = json_deep_copy(o);
-		tag_for_helm(obj, run.release, run.ns);
+		relstore_tag_for_helm(obj, run.release, run.ns);
 		json_t *fields = json_array();
 		const char *action;
 		st = install_apply(&run, obj, &action, fields);
@@ -402,7 +349,7 @@ enum phase_rc phase_cilium(struct runner_ctx *ctx)
 	if (same && !created && !changed) {
 		/* PostgreSQL knows the current revision (a release from before
 		 * revisions were recorded gets its row now). */
-		rc = adopted_in_db(&run, rs.latest) ? PHASE_OK : relstore_save_db(&run, prev, 0);
+		rc = relstore_in_db(&run, rs.latest) ? PHASE_OK : relstore_save_db(&run, prev, 0);
 		if (rc != PHASE_OK)
 			goto out;
 		json_object_set_new(ctx->detail, "revision", json_integer(rs.latest));

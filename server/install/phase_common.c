@@ -7,6 +7,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include "server/install/phases.h"
+#include "db/releases.h"
 #include "server/app.h"
 #include "server/common/buf.h"
 #include "server/install/preflight_rules.h"
@@ -74,6 +75,8 @@ enum phase_rc install_run_begin(struct runner_ctx *ctx, struct install_run *run)
 		return PHASE_RETRY;
 	}
 	run->ns = profile_release_namespace(run->profile);
+	if (db_release_namespace_for_job(ctx->conn, ctx->job, run->ns_buf, sizeof run->ns_buf) == 1)
+		run->ns = run->ns_buf;
 	run->kc = runner_kube(ctx);
 	if (!run->kc)
 		return PHASE_FAIL;   /* runner_kube() wrote the message */

@@ -12,6 +12,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "server/install/l2.h"
 #include "server/install/phases.h"
+#include "server/install/relstore.h"
 #include "server/install/preflight_rules.h"
 #include "server/kube/ops.h"
 
@@ -87,6 +88,9 @@ enum phase_rc phase_install_preflight(struct runner_ctx *ctx)
 		.release_secrets = secrets, .release_name = run.release,
 		.karpenter_installed = karpenter,
 	};
+	struct relstore_state rs;
+	relstore_scan(secrets, &rs);
+	in.adopted = rs.latest > 0 && relstore_in_db(&run, rs.latest);
 	int refusals = preflight_evaluate(&in, &res);
 	size_t i;
 	const json_t *w;

@@ -6,6 +6,8 @@
 #include "server/install/l2.h"
 #include "server/install/phases.h"
 
+#include <string.h>
+
 static const struct phase_def install_phases[] = {
 	{ "preflight", phase_install_preflight },
 	{ "eni-agent", phase_eni_agent },
@@ -16,8 +18,49 @@ static const struct phase_def install_phases[] = {
 	{ "retire-tke-components", phase_retire },
 	{ "apf", phase_apf },
 	{ "nodepool", phase_nodepool },
+	{ "surroundings", phase_record_surroundings },
 	{ "verify", phase_verify },
 };
+
+/* rollback and uninstall (phase_lifecycle.c). The rollback's apply phase is
+ * named "cilium" so that the wait phase finds the workloads it applied. */
+static const struct phase_def rollback_phases[] = {
+	{ "preflight", phase_preflight },
+	{ "cilium", phase_rollback_release },
+	{ "wait", phase_wait },
+	{ "surroundings", phase_restore_surroundings },
+	{ "verify", phase_verify },
+};
+
+static const struct phase_def uninstall_phases[] = {
+	{ "preflight", phase_preflight },
+	{ "uninstall", phase_uninstall_release },
+	{ "wait-pods-gone", phase_uninstall_wait },
+	{ "surroundings", phase_restore_surroundings },
+};
+
+static const struct phase_def adopt_phases[] = {
+	{ "preflight", phase_preflight },
+	{ "adopt", phase_adopt },
+};
+
+const struct phase_def *lifecycle_phase_table(const char *kind, int *n)
+{
+	if (!strcmp(kind, "adopt")) {
+		*n = (int)(sizeof(adopt_phases) / sizeof(adopt_phases[0]));
+		return adopt_phases;
+	}
+	if (!strcmp(kind, "rollback")) {
+		*n = (int)(sizeof(rollback_phases) / sizeof(rollback_phases[0]));
+		return rollback_phases;
+	}
+	if (!strcmp(kind, "uninstall")) {
+		*n = (int)(sizeof(uninstall_phases) / sizeof(uninstall_phases[0]));
+		return uninstall_phases;
+	}
+	*n = 0;
+	return NULL;
+}
 
 const struct phase_def *install_phase_table(int *n)
 {

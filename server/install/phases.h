@@ -16,7 +16,10 @@
  *   retire-tke-components  kube-proxy, tke-cni-agent, ip-masq-agent
  *   apf                FlowSchema + PriorityLevelConfiguration
  *   nodepool           Karpenter NodePool + TKEMachineNodeClass (optional)
+ *   surroundings       snapshot of the objects around the release, kept
+ *                      with the revision for a rollback (surroundings.h)
  *   verify             pod table
+ * Rollback and uninstall jobs: lifecycle_phase_table() (phase_lifecycle.c).
  *
  * Every phase is idempotent (reads first, writes only what differs), logs
  * into the job's event log, and honours params.dry_run (writes carry
@@ -44,6 +47,10 @@ struct kube_ops;
 /* The phases of an install job (static table), *n set. */
 const struct phase_def *install_phase_table(int *n);
 
+/* The phases of a rollback or uninstall job (phase_lifecycle.c); NULL and
+ * *n = 0 for another kind. */
+const struct phase_def *lifecycle_phase_table(const char *kind, int *n);
+
 enum phase_rc phase_install_preflight(struct runner_ctx *ctx);
 enum phase_rc phase_eni_agent(struct runner_ctx *ctx);
 enum phase_rc phase_cni_config(struct runner_ctx *ctx);
@@ -53,6 +60,12 @@ enum phase_rc phase_retire(struct runner_ctx *ctx);
 enum phase_rc phase_apf(struct runner_ctx *ctx);
 enum phase_rc phase_nodepool(struct runner_ctx *ctx);
 enum phase_rc phase_verify(struct runner_ctx *ctx);
+enum phase_rc phase_record_surroundings(struct runner_ctx *ctx);
+enum phase_rc phase_rollback_release(struct runner_ctx *ctx);
+enum phase_rc phase_restore_surroundings(struct runner_ctx *ctx);
+enum phase_rc phase_uninstall_release(struct runner_ctx *ctx);
+enum phase_rc phase_uninstall_wait(struct runner_ctx *ctx);
+enum phase_rc phase_adopt(struct runner_ctx *ctx);
 
 /* ---- shared by the phases (phase_common.c) ---- */
 
@@ -63,7 +76,11 @@ struct install_run {
 	enum profile_kind profile;
 	const json_t *params;       /* the job's params (borrowed) */
 	int dry_run;
-	const char *ns;             /* release namespace */
+	const char *ns;             /* release namespace: the one ferry recorded
+				     * for the cluster's release (an adopted
+				     * release may live elsewhere), else the
+				     * profile's */
+	char ns_buf[64];
 	const char *release;        /* release name */
 	json_t *preflight;          /* preflight facts (own reference), {} if none */
 	json_t *dry_namespaces;     /* dry run: namespaces this phase would have

@@ -294,7 +294,7 @@ static int release_state(const struct preflight_input *in, int *foreign)
 static void rule_cilium(const struct preflight_input *in, struct preflight_result *out)
 {
 	int foreign = 0;
-	out->release_exists = release_state(in, &foreign);
+	out->release_exists = release_state(in, &foreign) || in->adopted;
 	const json_t *ds = find_cilium(in->daemonsets);
 	if (out->release_exists)
 		return;

@@ -49,6 +49,8 @@ struct preflight_input {
 	const json_t *release_secrets;/* release namespace Secrets labelled
 				       * owner=helm,name=<release> (list or array) */
 	const char *release_name;     /* "cilium" */
+	int adopted;                  /* the release's newest record is recorded in
+				       * PostgreSQL (an adopt job took it over): ours */
 	int karpenter_installed;      /* CRD nodepools.karpenter.sh exists */
 };
 

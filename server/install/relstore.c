@@ -345,3 +345,54 @@ int relstore_delete_absent(struct install_run *run, const json_t *old_objs, cons
 	}
 	return 200;
 }
+
+void relstore_tag_for_helm(json_t *obj, const char *release, const char *ns)
+{
+	json_t *meta = json_object_get(obj, "metadata");
+	if (!json_is_object(meta)) {
+		meta = json_object();
+		json_object_set_new(obj, "metadata", meta);
+	}
+	json_t *labels = json_object_get(meta, "labels");
+	if (!json_is_object(labels)) {
+		labels = json_object();
+		json_object_set_new(meta, "labels", labels);
+	}
+	json_object_set_new(labels, "app.kubernetes.io/managed-by", json_string("Helm"));
+	json_t *ann = json_object_get(meta, "annotations");
+	if (!json_is_object(ann)) {
+		ann = json_object();
+		json_object_set_new(meta, "annotations", ann);
+	}
+	json_object_set_new(ann, "meta.helm.sh/release-name", json_string(release));
+	json_object_set_new(ann, "meta.helm.sh/release-namespace", json_string(ns));
+}
+
+int relstore_in_db(struct install_run *run, int revision)
+{
+	char err[128];
+	json_t *r = db_release_get_for_job(run->ctx->conn, run->ctx->job, revision, err, sizeof err);
+	int ok = r != NULL;
+	json_decref(r);
+	return ok;
+}
+
+int relstore_refuse_foreign(struct install_run *run, const struct relstore_state *rs)
+{
+	struct runner_ctx *ctx = run->ctx;
+	if (relstore_is_pending(rs->latest_status) && !rs->latest_ours) {
+		snprintf(ctx->message, sizeof ctx->message,
+			 "release %s revision %d is %s: another Helm operation is in progress on this "
+			 "release (helm install/upgrade/rollback); wait until it finishes, or if it died, "
+			 "roll the release back with helm, then run the job again",
+			 run->release, rs->latest, rs->latest_status);
+		return 1;
+	}
+	if (rs->latest && !rs->latest_ours && !relstore_in_db(run, rs->latest)) {
+		snprintf(ctx->message, sizeof ctx->message,
+			 "release %s revision %d was not written by ferry; use an adopt job first",
+			 run->release, rs->latest);
+		return 1;
+	}
+	return 0;
+}

@@ -77,4 +77,17 @@ json_t *relstore_manifest_objects(struct install_run *run, const char *manifest,
 int relstore_delete_absent(struct install_run *run, const json_t *old_objs, const json_t *new_objs,
 			   int skip_crds, long *deleted, long *kept, char *what, size_t whatlen);
 
+/* Helm's ownership tags on a chart object: label
+ * app.kubernetes.io/managed-by=Helm, annotations meta.helm.sh/release-name
+ * and -namespace. */
+void relstore_tag_for_helm(json_t *obj, const char *release, const char *ns);
+
+/* Whether PostgreSQL holds revision of the job's cluster. */
+int relstore_in_db(struct install_run *run, int revision);
+
+/* 1 (message set) when the release's newest record belongs to someone
+ * else: another tool's pending record (a Helm operation in flight), or a
+ * record neither written by ferry nor adopted (in PostgreSQL). */
+int relstore_refuse_foreign(struct install_run *run, const struct relstore_state *rs);
+
 #endif

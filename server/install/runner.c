@@ -39,7 +39,7 @@ static enum phase_rc phase_unavailable(struct runner_ctx *ctx)
 {
 	snprintf(ctx->message, sizeof(ctx->message),
 		 "job kind \"%s\" is not available in this version of ferry "
-		 "(available: install, upgrade, preflight)", ctx->job->kind);
+		 "(available: install, upgrade, rollback, uninstall, adopt, preflight)", ctx->job->kind);
 	return PHASE_FAIL;
 }
 
@@ -88,7 +88,7 @@ const struct phase_def *runner_phases(const struct app *app, const char *kind,
 {
 	/* Kinds the schema knows but this build cannot run yet: they fail with a
 	 * clear message after the connection check (the API refuses them too). */
-	static const char *const kinds[] = { "rollback", "uninstall", "adopt" };
+	static const char *const kinds[] = { "check", "repair" };
 	if (app && app->cfg.test_mode && json_object_get(params, "test_sleep_ms")) {
 		*n = 3;
 		return test_phases;
@@ -104,6 +104,9 @@ const struct phase_def *runner_phases(const struct app *app, const char *kind,
 	 * release revision. */
 	if (!strcmp(kind, "install") || !strcmp(kind, "upgrade"))
 		return install_phase_table(n);
+	const struct phase_def *lc = lifecycle_phase_table(kind, n);
+	if (lc)
+		return lc;
 	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
 		if (!strcmp(kind, kinds[i])) {
 			*n = 2;

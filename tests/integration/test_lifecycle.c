@@ -17,6 +17,7 @@
 #include "db/jobs.h"
 #include "db/releases.h"
 #include "server/app.h"
+#include "server/chart/chart.h"
 #include "server/common/buf.h"
 #include "server/common/crypto.h"
 #include "server/common/yamljson.h"
@@ -24,6 +25,7 @@
 #include "server/install/release.h"
 #include "server/install/runner.h"
 #include "server/kube/client.h"
+#include "server/kube/ops.h"
 #include "tests/integration/coredb.h"
 #include "tests/kubesim/kubesim_proc.h"
 #include "tests/unit/testlib.h"
@@ -39,9 +41,18 @@ static struct app app;
 static const char *rns = "kube-system";
 static char tenant_id[DB_ID_LEN], other_tenant[DB_ID_LEN];
 
-/* A cluster row for kubesim cluster name with profile. */
+/* A new kubesim cluster name (the profile's scenario: tke-fresh, k3s,
+ * generic) and its cluster row. */
 static int make_cluster(const char *name, const char *profile, char id[DB_ID_LEN])
 {
+	char body[200];
+	long status = 0;
+	snprintf(body, sizeof body, "{\"name\": \"%s\", \"scenario\": \"%s\"}", name,
+		 !strcmp(profile, "tke") ? "tke-fresh" : profile);
+	if (kubesim_proc_admin(ks, "POST", "/_sim/clusters", body, &status, NULL) != 0 || status != 201) {
+		printf("# kubesim cluster %s: %ld\n", name, status);
+		return -1;
+	}
 	char *server = kubesim_proc_server_url(ks, name);
 	char *token = kubesim_proc_read(ks, name, "token");
 	char *ca = kubesim_proc_read(ks, "", "ca.crt");
@@ -593,6 +604,417 @@ static void test_revisions_scoped(void)
 	json_decref(out);
 }
 
+/* ---- rollback and uninstall ------------------------------------------------- */
+
+static int retired(const char *cluster, const char *ds_name)
+{
+	json_t *ds = sim_object(cluster, "apps/daemonsets", "kube-system", ds_name);
+	const char *v = json_string_value(json_object_get(json_object_get(json_object_get(json_object_get(
+		json_object_get(ds, "spec"), "template"), "spec"), "nodeSelector"), "label-not-exist"));
+	int r = ds ? (v && !strcmp(v, "node-not-exist")) : -1;
+	json_decref(ds);
+	return r;
+}
+
+static const char *eni_image(const char *cluster)
+{
+	static char img[300];
+	json_t *ds = sim_object(cluster, "apps/daemonsets", "kube-system", "tke-eni-agent");
+	const json_t *c = json_array_get(json_object_get(json_object_get(json_object_get(
+		json_object_get(ds, "spec"), "template"), "spec"), "containers"), 0);
+	snprintf(img, sizeof img, "%s", jstr(c, "image"));
+	json_decref(ds);
+	return img;
+}
+
+/* Objects in the cluster carrying the release's annotation. */
+static long release_objects_left(const char *cluster)
+{
+	static const char *const res[] = { "apps/daemonsets", "apps/deployments", "core/configmaps", "core/secrets",
+		"core/services", "core/serviceaccounts", "rbac.authorization.k8s.io/clusterroles",
+		"rbac.authorization.k8s.io/clusterrolebindings", "rbac.authorization.k8s.io/roles",
+		"rbac.authorization.k8s.io/rolebindings", NULL };
+	long n = 0;
+	for (int i = 0; res[i]; i++) {
+		json_t *all = sim_dump(cluster, res[i]);
+		const char *k;
+		json_t *o;
+		json_object_foreach(all, k, o) {
+			const char *rn = jstr(json_object_get(json_object_get(o, "metadata"), "annotations"),
+					      "meta.helm.sh/release-name");
+			const json_t *labels = json_object_get(json_object_get(o, "metadata"), "labels");
+			if (!strcmp(rn, "cilium") || !strcmp(jstr(labels, "owner"), "helm")) {
+				printf("# %s: %s %s left\n", cluster, res[i], k);
+				n++;
+			}
+		}
+		json_decref(all);
+	}
+	return n;
+}
+
+/* The issue's sequence: install 1.18.2 -> upgrade 1.18.3 -> rollback to 1
+ * (revision 3, from the stored manifest with no chart archive reachable)
+ * -> uninstall -> install again. */
+static void sequence_case(const char *cluster, const char *profile)
+{
+	char id[DB_ID_LEN];
+	rns = !strcmp(profile, "k3s") ? "cilium" : "kube-system";
+	int tke = !strcmp(profile, "tke");
+	check(make_cluster(cluster, profile, id) == 0);
+	struct job_out o;
+	check(run_job(id, "install", "{\"chart_version\": \"1.18.2\", " MEDIUM "}", &o) == 0);
+	check_str(o.state, "succeeded");
+	job_out_clear(&o);
+	char img182[300];
+	snprintf(img182, sizeof img182, "%s", ds_image(cluster));
+	check(strstr(img182, "v1.18.2") != NULL);
+	json_t *full = NULL;
+	char err[200];
+	/* The install recorded its surroundings with revision 1. */
+	check(db_release_get_json(conn, tenant_id, id, 1, &full, err, sizeof err) == DB_OK);
+	const json_t *sur = json_object_get(full, "surroundings");
+	if (tke) {
+		check(json_array_size(json_object_get(sur, "retired")) >= 2);
+		check_str(jstr(sur, "eni_agent_image"), "ccr.ccs.tencentyun.com/tkeimages/tke-eni-agent:v3.8.0-rc.0");
+		check_str(jstr(sur, "eni_agent_image_before"), "ccr.ccs.tencentyun.com/tkeimages/tke-eni-agent:v3.7.5");
+		check(json_is_object(json_object_get(sur, "cni_config")));
+	}
+	check(json_is_object(json_object_get(sur, "apf")));
+	json_decref(full);
+
+	check(run_job(id, "upgrade", "{\"chart_version\": \"1.18.3\"}", &o) == 0);
+	check_str(o.state, "succeeded");
+	job_out_clear(&o);
+	check(strstr(ds_image(cluster), "v1.18.3") != NULL);
+	if (tke) {
+		/* Someone changes the surroundings by hand. */
+		check(kube_call(cluster, "PATCH", "/apis/apps/v1/namespaces/kube-system/daemonsets/kube-proxy",
+				"application/json-patch+json",
+				"[{\"op\":\"remove\",\"path\":\"/spec/template/spec/nodeSelector/label-not-exist\"}]") == 200);
+		check(retired(cluster, "kube-proxy") == 0);
+	}
+
+	/* Bad input first: nothing written. */
+	long w0 = sim_writes(cluster);
+	check(run_job(id, "rollback", "{\"revision\": 7}", &o) == 0);
+	check_str(o.state, "failed");
+	check(strstr(o.error, "no revision 7") && strstr(o.error, "revisions: 2, 1"));
+	job_out_clear(&o);
+	check(sim_writes(cluster) == w0);
+
+	/* Rollback to 1 with no chart archive anywhere. */
+	const char *charts = app.cfg.charts_dir;
+	app.cfg.charts_dir = "/nonexistent";
+	check(run_job(id, "rollback", "{\"revision\": 1}", &o) == 0);
+	app.cfg.charts_dir = charts;
+	check_str(o.state, "succeeded");
+	const json_t *rr = json_object_get(o.result, "release");
+	check(json_integer_value(json_object_get(rr, "revision")) == 3);
+	check(json_integer_value(json_object_get(rr, "rolled_back_to")) == 1);
+	job_out_clear(&o);
+	check_str(ds_image(cluster), img182);
+	json_t *r3 = sim_release(cluster, 3), *r2 = sim_release(cluster, 2), *r1 = sim_release(cluster, 1);
+	check_str(rel_status(r3), "deployed");
+	check_str(rel_status(r2), "superseded");
+	check_str(jstr(json_object_get(r3, "info"), "description"), "Rollback to 1");
+	check_str(json_string_value(config_at(r3, "bpf", "monitorAggregation")), "medium");
+	check_str(jstr(r3, "manifest"), jstr(r1, "manifest"));
+	json_decref(r1), json_decref(r2), json_decref(r3);
+	json_t *revs = revisions(id);
+	check(json_array_size(json_object_get(revs, "items")) == 3);
+	check(json_integer_value(json_object_get(rev_item(revs, 0), "revision")) == 3);
+	check_str(jstr(rev_item(revs, 0), "status"), "deployed");
+	check_str(jstr(rev_item(revs, 0), "chart_version"), "1.18.2");
+	check_str(jstr(rev_item(revs, 0), "description"), "Rollback to 1");
+	json_decref(revs);
+	json_t *c = cluster_json(id);
+	check_str(jstr(c, "cilium_version"), "1.18.2");
+	check(json_integer_value(json_object_get(c, "release_revision")) == 3);
+	json_decref(c);
+	if (tke)
+		check(retired(cluster, "kube-proxy") == 1);   /* back as at revision 1 */
+
+	/* Uninstall. */
+	if (!tke) {
+		/* Cilium is the only pod network here: refused without force. */
+		w0 = sim_writes(cluster);
+		check(run_job(id, "uninstall", "{}", &o) == 0);
+		check_str(o.state, "failed");
+		check(strstr(o.error, "only pod network") && strstr(o.error, "force"));
+		job_out_clear(&o);
+		check(sim_writes(cluster) == w0);
+	}
+	check(run_job(id, "uninstall", tke ? "{\"restore_eni_agent\": true}" : "{\"force\": true}", &o) == 0);
+	check_str(o.state, "succeeded");
+	job_out_clear(&o);
+	check(release_objects_left(cluster) == 0);
+	check(sim_release_revs(cluster) == 0);
+	json_t *cm = sim_object(cluster, "core/configmaps", "kube-system", "cni-config");
+	check(cm == NULL);
+	json_decref(cm);
+	json_t *fs = sim_object(cluster, "flowcontrol.apiserver.k8s.io/flowschemas", "", "cilium");
+	check(fs == NULL);
+	json_decref(fs);
+	if (tke) {
+		check(retired(cluster, "kube-proxy") == 0);
+		check(retired(cluster, "tke-cni-agent") == 0);
+		check(retired(cluster, "ip-masq-agent") == 0);
+		check_str(eni_image(cluster), "ccr.ccs.tencentyun.com/tkeimages/tke-eni-agent:v3.7.5");
+	}
+	revs = revisions(id);
+	check(json_array_size(json_object_get(revs, "items")) == 0);
+	json_decref(revs);
+	c = cluster_json(id);
+	check(json_is_null(json_object_get(c, "cilium_version")));
+	check(json_is_null(json_object_get(c, "release_revision")));
+	json_decref(c);
+
+	/* Uninstall and rollback of a cluster with no release: clear errors,
+	 * nothing written. */
+	w0 = sim_writes(cluster);
+	check(run_job(id, "uninstall", "{\"force\": true}", &o) == 0);
+	check_str(o.state, "failed");
+	check(strstr(o.error, "no release cilium") != NULL);
+	job_out_clear(&o);
+	check(run_job(id, "rollback", "{}", &o) == 0);
+	check_str(o.state, "failed");
+	check(strstr(o.error, "no release cilium") != NULL);
+	job_out_clear(&o);
+	check(sim_writes(cluster) == w0);
+
+	/* Install again. */
+	check(run_job(id, "install", "{\"chart_version\": \"1.18.3\"}", &o) == 0);
+	check_str(o.state, "succeeded");
+	check(json_integer_value(json_object_get(json_object_get(o.result, "release"), "revision")) == 1);
+	job_out_clear(&o);
+	check(strstr(ds_image(cluster), "v1.18.3") != NULL);
+	if (tke)
+		check(retired(cluster, "kube-proxy") == 1);
+}
+
+static void test_sequence_tke(void) { sequence_case("seq-tke", "tke"); }
+static void test_sequence_k3s(void) { sequence_case("seq-k3s", "k3s"); }
+static void test_sequence_generic(void) { sequence_case("seq-gen", "generic"); }
+
+/* uninstall with keep_history keeps the records, the newest "uninstalled". */
+static void test_uninstall_keep_history(void)
+{
+	char id[DB_ID_LEN];
+	rns = "kube-system";
+	check(make_cluster("keephist", "tke", id) == 0);
+	struct job_out o;
+	check(run_job(id, "install", "{\"chart_version\": \"1.18.3\"}", &o) == 0);
+	check_str(o.state, "succeeded");
+	job_out_clear(&o);
+	check(run_job(id, "uninstall", "{\"keep_history\": true}", &o) == 0);
+	check_str(o.state, "succeeded");
+	job_out_clear(&o);
+	json_t *r1 = sim_release("keephist", 1);
+	check_str(rel_status(r1), "uninstalled");
+	json_decref(r1);
+	json_t *revs = revisions(id);
+	check_str(jstr(rev_item(revs, 0), "status"), "uninstalled");
+	json_decref(revs);
+	json_t *c = cluster_json(id);
+	check_str(jstr(c, "release_status"), "uninstalled");
+	check(json_is_null(json_object_get(c, "cilium_version")));
+	json_decref(c);
+	json_t *ds = sim_object("keephist", "apps/daemonsets", "kube-system", "cilium");
+	check(ds == NULL);
+	json_decref(ds);
+}
+
+/* ---- adopt ------------------------------------------------------------------ */
+
+static struct kube_client *client_for(const char *cluster)
+{
+	char *server = kubesim_proc_server_url(ks, cluster);
+	char *token = kubesim_proc_read(ks, cluster, "token");
+	char *ca = kubesim_proc_read(ks, "", "ca.crt");
+	token[strcspn(token, "\r\n")] = 0;
+	struct kube_client_config cfg = { .server = server, .ca_pem = ca, .token = token };
+	char err[256];
+	struct kube_client *kc = kube_client_new(&cfg, err, sizeof err);
+	free(server), free(token), free(ca);
+	return kc;
+}
+
+/* The seed procedure by hand: render the chart, apply every object with
+ * server-side apply under field manager "helm" with Helm's ownership tags,
+ * then the release Secret revision 1 (no ferry.io/managed label), with
+ * chart_name as the chart's name and status as its status. */
+static int hand_install(const char *cluster, const char *ns, const char *version, const char *values_json,
+			const char *chart_name_, const char *status)
+{
+	char path[700], err[512];
+	snprintf(path, sizeof path, "%s/cilium-%s.tgz", app.cfg.charts_dir, version);
+	size_t len = 0;
+	char *tgz = read_file_all(path, &len);
+	struct chart *ch = tgz ? chart_load_archive(tgz, len, err, sizeof err) : NULL;
+	free(tgz);
+	if (!ch)
+		return -1;
+	json_t *values = json_loads(values_json, 0, NULL);
+	struct chart_render_opts ro = { .release_name = "cilium", .namespace_ = ns, .revision = 1 };
+	struct chart_render *rd = chart_render(ch, values, &ro, err, sizeof err);
+	struct kube_client *kc = client_for(cluster);
+	struct kube_ops *ops = kube_ops_new(kc, NULL);
+	int bad = !rd;
+	size_t i;
+	const json_t *d;
+	json_array_foreach(rd ? chart_render_documents(rd) : NULL, i, d) {
+		json_t *obj = json_deep_copy(json_object_get(d, "object"));
+		json_t *meta = json_object_get(obj, "metadata");
+		if (!json_object_get(meta, "labels"))
+			json_object_set_new(meta, "labels", json_object());
+		if (!json_object_get(meta, "annotations"))
+			json_object_set_new(meta, "annotations", json_object());
+		json_object_set_new(json_object_get(meta, "labels"), "app.kubernetes.io/managed-by", json_string("Helm"));
+		json_object_set_new(json_object_get(meta, "annotations"), "meta.helm.sh/release-name", json_string("cilium"));
+		json_object_set_new(json_object_get(meta, "annotations"), "meta.helm.sh/release-namespace", json_string(ns));
+		char *coll = NULL, *item = NULL;
+		if (kube_ops_object_paths(ops, obj, ns, &coll, &item) == 0) {
+			char url[800];
+			snprintf(url, sizeof url, "%s?fieldManager=helm&force=true", item);
+			char *body = json_dumps(obj, JSON_COMPACT);
+			struct kube_response resp;
+			memset(&resp, 0, sizeof resp);
+			if (kube_request(kc, "PATCH", url, "application/apply-patch+yaml", body, strlen(body), &resp) != 0 ||
+			    resp.status >= 300) {
+				printf("# hand install: %s: %ld\n", item, resp.status);
+				bad = 1;
+			}
+			kube_response_free(&resp);
+			free(body);
+		}
+		free(coll), free(item);
+		json_decref(obj);
+	}
+	if (!bad) {
+		json_t *meta = json_pack("{s:s, s:s, s:s, s:s}", "name", chart_name_, "version", version,
+					 "appVersion", version, "apiVersion", "v2");
+		struct release_info ri = { .name = "cilium", .namespace_ = ns, .revision = 1, .status = status,
+			.description = "Install complete", .chart_metadata = meta,
+			.chart_values = chart_render_values(rd), .config = values,
+			.manifest = chart_render_manifest(rd) };
+		json_t *rel = release_build(&ri);
+		json_t *sec = release_secret(rel, (long long)time(NULL), 0);
+		json_object_del(json_object_get(json_object_get(sec, "metadata"), "labels"), RELEASE_MANAGED_LABEL);
+		char *body = json_dumps(sec, JSON_COMPACT);
+		char url[300];
+		snprintf(url, sizeof url, "/api/v1/namespaces/%s/secrets", ns);
+		bad = kube_call(cluster, "POST", url, "application/json", body) != 201;
+		free(body);
+		json_decref(rel), json_decref(sec), json_decref(meta);
+	}
+	kube_ops_free(ops);
+	kube_client_free(kc);
+	chart_render_free(rd);
+	chart_free(ch);
+	json_decref(values);
+	return bad ? -1 : 0;
+}
+
+#define HAND_VALUES "{\"bpf\": {\"monitorAggregation\": \"medium\"}, \"operator\": {\"replicas\": 1}}"
+
+static void test_adopt(void)
+{
+	char id[DB_ID_LEN];
+	rns = "kube-system";
+	check(make_cluster("adopt", "generic", id) == 0);
+	check(hand_install("adopt", "kube-system", "1.18.2", HAND_VALUES, "cilium", "deployed") == 0);
+	/* Before adopting, an install is refused and names adopt. */
+	struct job_out o;
+	check(run_job(id, "upgrade", "{\"chart_version\": \"1.18.3\"}", &o) == 0);
+	check_str(o.state, "failed");
+	check(strstr(o.error, "adopt") != NULL);
+	job_out_clear(&o);
+	long w0 = sim_writes("adopt");
+	check(run_job(id, "adopt", "{}", &o) == 0);
+	check_str(o.state, "succeeded");
+	check(json_integer_value(json_object_get(json_object_get(o.result, "release"), "revision")) == 1);
+	job_out_clear(&o);
+	check(sim_writes("adopt") == w0);   /* zero writes to the cluster */
+	json_t *revs = revisions(id);
+	check(json_array_size(json_object_get(revs, "items")) == 1);
+	check_str(jstr(rev_item(revs, 0), "status"), "deployed");
+	check_str(jstr(rev_item(revs, 0), "chart_version"), "1.18.2");
+	check(json_is_null(json_object_get(rev_item(revs, 0), "started_by")));
+	json_decref(revs);
+	json_t *c = cluster_json(id);
+	check_str(jstr(c, "cilium_version"), "1.18.2");
+	check(json_integer_value(json_object_get(c, "release_revision")) == 1);
+	json_decref(c);
+	/* The next upgrade continues Helm's numbering with the adopted values. */
+	check(run_job(id, "upgrade", "{\"chart_version\": \"1.18.3\"}", &o) == 0);
+	check_str(o.state, "succeeded");
+	check(json_integer_value(json_object_get(json_object_get(o.result, "release"), "revision")) == 2);
+	job_out_clear(&o);
+	json_t *r2 = sim_release("adopt", 2), *r1 = sim_release("adopt", 1);
+	check_str(rel_status(r2), "deployed");
+	check_str(rel_status(r1), "superseded");
+	check_str(json_string_value(config_at(r2, "bpf", "monitorAggregation")), "medium");
+	check(json_number_value(config_at(r2, "operator", "replicas")) == 1);
+	json_decref(r1), json_decref(r2);
+	check(strstr(ds_image("adopt"), "v1.18.3") != NULL);
+}
+
+/* Adopt refusals: clear errors, zero writes. */
+static void test_adopt_refusals(void)
+{
+	char id[DB_ID_LEN];
+	struct job_out o;
+	check(make_cluster("adopt-none", "generic", id) == 0);
+	long w0 = sim_writes("adopt-none");
+	check(run_job(id, "adopt", "{}", &o) == 0);
+	check_str(o.state, "failed");
+	check(strstr(o.error, "no Helm release cilium found") != NULL);
+	job_out_clear(&o);
+	check(sim_writes("adopt-none") == w0);
+
+	/* A release in another namespace. */
+	check(make_cluster("adopt-ns", "generic", id) == 0);
+	check(kube_call("adopt-ns", "POST", "/api/v1/namespaces", "application/json",
+			"{\"apiVersion\":\"v1\",\"kind\":\"Namespace\",\"metadata\":{\"name\":\"net\"}}") == 201);
+	check(hand_install("adopt-ns", "net", "1.18.2", HAND_VALUES, "cilium", "deployed") == 0);
+	w0 = sim_writes("adopt-ns");
+	check(run_job(id, "adopt", "{}", &o) == 0);
+	check_str(o.state, "failed");
+	check(strstr(o.error, "namespace net") && strstr(o.error, "params.namespace"));
+	job_out_clear(&o);
+	check(sim_writes("adopt-ns") == w0);
+	/* ... adopted there when asked; later jobs use that namespace. */
+	check(run_job(id, "adopt", "{\"namespace\": \"net\"}", &o) == 0);
+	check_str(o.state, "succeeded");
+	job_out_clear(&o);
+	check(sim_writes("adopt-ns") == w0);
+	json_t *full = NULL;
+	char err[200];
+	check(db_release_get_json(conn, tenant_id, id, 1, &full, err, sizeof err) == DB_OK);
+	check_str(jstr(full, "namespace"), "net");
+	json_decref(full);
+
+	/* Not Cilium. */
+	check(make_cluster("adopt-other", "generic", id) == 0);
+	check(hand_install("adopt-other", "kube-system", "1.18.2", HAND_VALUES, "mycilium", "deployed") == 0);
+	w0 = sim_writes("adopt-other");
+	check(run_job(id, "adopt", "{}", &o) == 0);
+	check_str(o.state, "failed");
+	check(strstr(o.error, "not Cilium") != NULL);
+	job_out_clear(&o);
+
+	/* A Helm operation in flight. */
+	check(make_cluster("adopt-pend", "generic", id) == 0);
+	check(hand_install("adopt-pend", "kube-system", "1.18.2", HAND_VALUES, "cilium", "pending-install") == 0);
+	w0 = sim_writes("adopt-pend");
+	check(run_job(id, "adopt", "{}", &o) == 0);
+	check_str(o.state, "failed");
+	check(strstr(o.error, "pending-install") && strstr(o.error, "in flight"));
+	job_out_clear(&o);
+	check(sim_writes("adopt-pend") == w0);
+}
+
 int main(void)
 {
 	char url[512], why[512];
@@ -609,8 +1031,7 @@ int main(void)
 	setenv("FERRY_KUBE_RETRY_DEADLINE_MS", "20000", 1);
 	char err[256];
 	ks = kubesim_proc_start(&(struct kubesim_opts){
-		.named = { "up-tke=tke-fresh", "fresh-tke=tke-fresh", "up-k3s=k3s", "fresh-k3s=k3s",
-			   "up-gen=generic", "fresh-gen=generic", "failing=tke-fresh", "pending=tke-fresh", NULL },
+		.clusters = 0,
 		.ready_delay_ms = 50 }, err, sizeof err);
 	if (!ks) {
 		test_skip("lifecycle", err);
@@ -640,6 +1061,12 @@ int main(void)
 	test_run("lifecycle_failed_apply", test_failed_apply);
 	test_run("lifecycle_foreign_pending_refused", test_foreign_pending_refused);
 	test_run("lifecycle_revisions_tenant_scoped", test_revisions_scoped);
+	test_run("lifecycle_sequence_tke", test_sequence_tke);
+	test_run("lifecycle_sequence_k3s", test_sequence_k3s);
+	test_run("lifecycle_sequence_generic", test_sequence_generic);
+	test_run("lifecycle_uninstall_keep_history", test_uninstall_keep_history);
+	test_run("lifecycle_adopt_then_upgrade", test_adopt);
+	test_run("lifecycle_adopt_refusals", test_adopt_refusals);
 
 	kubesim_proc_stop(ks);
 	PQfinish(conn);
