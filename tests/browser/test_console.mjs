@@ -362,7 +362,7 @@ async function lifecycleChecks(page, fx) {
   const lc = fx.lc || { error: 'no fixtures' };
   const visibleText = async (sel) => (await page.locator(sel).innerText()).trim();
   const names = ['release_history_shown', 'check_drift_table', 'lifecycle_buttons_confirm_first',
-    'rollback_from_console', 'uninstall_dry_run_from_console', 'check_from_console'];
+    'rollback_from_console', 'uninstall_dry_run_from_console', 'adopt_refused_from_console', 'check_from_console'];
   if (lc.error) {
     for (const n of names) fail(n, `lifecycle fixtures: ${lc.error}`);
     return;
@@ -467,6 +467,24 @@ async function lifecycleChecks(page, fx) {
     assert(objs.some((o) => o.action === 'deleted'), 'the dry run lists no deletion');
     await page.locator('#dry-run-table table').waitFor();
     assert((await visibleText('#dry-run-table')).includes('deleted'), 'deleted rows not shown');
+  });
+
+  await check('adopt_refused_from_console', async () => {
+    // the first cluster has no Cilium release (its install was a dry run):
+    // adopt fails with the server's reason, shown on the job page
+    await page.evaluate((id) => { location.hash = `#/clusters/${id}`; }, fx.cluster.id);
+    await page.locator('#action-adopt').waitFor();
+    await page.click('#action-adopt');
+    await page.fill('#confirm-namespace', 'kube-system');
+    await page.click('#confirm-submit');
+    await waitFor('job page', async () => /#\/jobs\/[0-9a-f-]{36}$/.test(await page.evaluate(() => location.hash)));
+    const jobId = (await page.evaluate(() => location.hash)).split('/').pop();
+    const done = await waitJobDone(base, fx.token, jobId, 120000);
+    assert(done.kind === 'adopt' && JSON.stringify(done.params) === JSON.stringify({ namespace: 'kube-system' }),
+      `job ${done.kind} ${JSON.stringify(done.params)}`);
+    assert(done.state === 'failed' && done.error, `adopt without a release ${done.state}`);
+    await waitFor('the error on the page', async () => (await visibleText('#job-error')).includes(done.error.slice(0, 40)), 15000, 200);
+    return done.error.slice(0, 100);
   });
 
   await check('check_from_console', async () => {
