@@ -26,7 +26,7 @@ void client_usage(FILE *f)
 	      "  check CLUSTER [--ignore [KIND[/NAME]:]PATH]...   (drift report; --wait prints it)\n"
 	      "  repair CLUSTER [--ignore [KIND[/NAME]:]PATH]...\n"
 	      "      (each job command also takes --dry-run, --idempotency-key K and --wait)\n"
-	      "  history CLUSTER         the release revisions, newest first\n"
+	      "  history CLUSTER [--revision N]   the release revisions, newest first (N: one in full)\n"
 	      "  preflight CLUSTER [--connection-only] [--idempotency-key K] [--wait]\n"
 	      "  jobs list [--state S] [--cluster NAME|ID] [--limit N]\n"
 	      "  jobs get ID | jobs wait ID | jobs cancel ID\n"

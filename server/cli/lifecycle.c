@@ -255,20 +255,61 @@ static int cmd_repair(struct client *c, int argc, char **argv, struct globals *g
 
 /* ---------------------------------------------------------------- history */
 
-/* The revision history, newest first: every page of GET …/revisions. */
+/* One revision (GET …/revisions/{n}): its facts, user values and manifest. */
+static int show_revision(struct client *c, const char *cluster_id, long long rev)
+{
+	char path[160];
+	json_t *r;
+	snprintf(path, sizeof path, "/v1/clusters/%s/revisions/%lld", cluster_id, rev);
+	int rc = api(c, "GET", path, NULL, NULL, 2, &r);
+	if (rc)
+		return rc;
+	if (c->json_out) {
+		print_json(r);
+	} else {
+		static const char *const keys[] = { "revision", "status", "chart_name", "chart_version", "app_version",
+						    "description", "job_id", "started_by", "created_at", "updated_at",
+						    NULL };
+		for (int i = 0; keys[i]; i++) {
+			char *s = cell(json_object_get(r, keys[i]));
+			printf("%-14s %s\n", keys[i], s);
+			free(s);
+		}
+		char *v = json_dumps(json_object_get(r, "values"), JSON_INDENT(2) | JSON_SORT_KEYS | JSON_ENCODE_ANY);
+		printf("\nvalues:\n%s\n", v ? v : "null");
+		free(v);
+		const char *m = json_string_value(json_object_get(r, "manifest"));
+		if (m)
+			printf("\nmanifest:\n%s%s", m, *m && m[strlen(m) - 1] != '\n' ? "\n" : "");
+	}
+	json_decref(r);
+	return EXIT_OK;
+}
+
+/* The revision history, newest first: every page of GET …/revisions; with
+ * --revision N that one revision in full. */
 static int cmd_history(struct client *c, int argc, char **argv, struct globals *g)
 {
 	const char *cluster = NULL;
+	long long rev = 0;
 	for (int i = 0; i < argc; i++) {
-		int k = global_opt(argc, argv, &i, g);
+		int k = global_opt(argc, argv, &i, g), missing = 0;
 		if (k < 0)
 			return EXIT_USAGE;
 		if (k > 0 || !strcmp(argv[i], "--"))
 			continue;
-		if (argv[i][0] == '-' && argv[i][1]) {
+		const char *v = opt_value(argc, argv, &i, "--revision", &missing);
+		if (v) {
+			if (lifecycle_parse_count(v, &rev) != 0 || rev < 1) {
+				errorf("--revision must be a whole number of 1 or more");
+				return EXIT_USAGE;
+			}
+			continue;
+		}
+		if (missing || (argv[i][0] == '-' && argv[i][1])) {
 			char name[64];
 			flag_name(argv[i], name, sizeof name);
-			errorf("unknown flag %s", name);
+			errorf("%s %s", missing ? "a value is missing after" : "unknown flag", name);
 			return EXIT_USAGE;
 		}
 		if (cluster) {
@@ -278,13 +319,15 @@ static int cmd_history(struct client *c, int argc, char **argv, struct globals *
 		cluster = argv[i];
 	}
 	if (!cluster) {
-		errorf("usage: ferry history CLUSTER");
+		errorf("usage: ferry history CLUSTER [--revision N]");
 		return EXIT_USAGE;
 	}
 	char id[64];
 	int rc = resolve_cluster(c, cluster, id, sizeof id);
 	if (rc)
 		return rc;
+	if (rev)
+		return show_revision(c, id, rev);
 	json_t *items = json_array();
 	char *cursor = NULL;
 	for (;;) {

@@ -7,7 +7,9 @@
  *   ferry check CLUSTER [--ignore [KIND[/NAME]:]PATH]...
  *   ferry repair CLUSTER [--ignore [KIND[/NAME]:]PATH]...
  *     each also takes --wait, --dry-run, --idempotency-key K
- *   ferry history CLUSTER            (table, or --output json)
+ *   ferry history CLUSTER [--revision N]   (table, or --output json; with
+ *                                          --revision one revision's facts,
+ *                                          values and manifest)
  *
  * Each job command is one POST /v1/clusters/{id}/jobs with its kind and
  * params (docs/API.md); the exit statuses are client.h's. After a waited-for

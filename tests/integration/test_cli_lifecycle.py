@@ -170,6 +170,17 @@ def t_install_history():
     check_eq([(i["revision"], i["status"], i["chart_version"]) for i in items], [(1, "deployed", "1.18.2")],
              "one revision")
     check(items[0]["started_by"] and items[0]["started_by"] in r.out, "started_by shown: %r" % r.out)
+    check_eq(items[0]["started_by"], "pipeline", "started_by is the token's name")
+    # one revision in full: facts, values, manifest
+    r = ferry("history", "lc-1", "--revision", "1")
+    check_eq(r.rc, 0, "history --revision %r" % r)
+    check("chart_version  1.18.2" in r.out and "\nvalues:\n" in r.out, "facts and values %r" % r.out[:600])
+    check("\nmanifest:\n" in r.out and "kind: DaemonSet" in r.out, "manifest printed")
+    one = f.get("/v1/clusters/%s/revisions/1" % IDS["lc"], OP).json()
+    r = ferry("history", "lc-1", "--revision", "1", "-o", "json")
+    check_eq(json.loads(r.out), one, "json is the API's revision")
+    r = ferry("history", "lc-1", "--revision", "7")
+    check(r.rc == 2 and "(HTTP 404)" in r.err, "missing revision: %r" % r)
 
 
 def t_upgrade():
