@@ -14,7 +14,7 @@
 #include "db/jobs.h"
 
 static const char *const kinds[] = { "install", "upgrade", "rollback", "uninstall", "adopt",
-				     "preflight", NULL };
+				     "preflight", "check", "repair", NULL };
 
 /* The caller's job id as JSON (new reference), or NULL after answering 404
  * (no such job in the caller's tenant) or 500. */
@@ -62,19 +62,9 @@ void api_jobs_create(struct api_req *r)
 	if (!kind_ok) {
 		api_problem_errors(r, 400, "Invalid request",
 				   json_pack("[{s:s,s:s}]", "field", "kind", "message",
-					     "one of install, upgrade, rollback, uninstall, adopt, preflight"),
-				   "kind is required: install, upgrade, rollback, uninstall, adopt or preflight");
-		goto out;
-	}
-	/* The schema knows every lifecycle kind; this build runs these. */
-	if (strcmp(json_string_value(kind), "install") && strcmp(json_string_value(kind), "upgrade") &&
-	    strcmp(json_string_value(kind), "preflight")) {
-		api_problem_errors(r, 422, "Unsupported job kind",
-				   json_pack("[{s:s,s:s}]", "field", "kind", "message",
-					     "not available in this version of ferry"),
-				   "job kind '%s' is not available in this version of ferry; "
-				   "available kinds: install, upgrade, preflight",
-				   json_string_value(kind));
+					     "one of install, upgrade, rollback, uninstall, adopt, preflight, check, repair"),
+				   "kind is required: install, upgrade, rollback, uninstall, adopt, preflight, check "
+				   "or repair");
 		goto out;
 	}
 	if (params && !json_is_object(params) && !json_is_null(params)) {

@@ -32,9 +32,12 @@ void api_revisions_get(struct api_req *r)
 	int revision = atoi(r->params[1]);
 	json_t *out = NULL;
 	char err[256] = "";
-	int st = db_release_get_json(db, r->auth.tenant_id, r->params[0], revision, &out, err, sizeof err);
-	if (st == DB_NOT_FOUND)
-		api_problem(r, 404, "Not found", "no revision %d of cluster %s", revision, r->params[0]);
+	int found = 0;
+	int st = db_release_get_json(db, r->auth.tenant_id, r->params[0], revision, &out, &found, err, sizeof err);
+	if (st == DB_NOT_FOUND && !found)
+		api_problem(r, 404, "Not found", "no cluster %s", r->params[0]);
+	else if (st == DB_NOT_FOUND)
+		api_problem(r, 404, "Not found", "the cluster has no release revision %d", revision);
 	else if (st != DB_OK)
 		api_db_error(r, err);
 	else

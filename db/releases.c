@@ -309,10 +309,17 @@ int db_release_list_json(PGconn *conn, const char *tenant_id, const char *cluste
 }
 
 int db_release_get_json(PGconn *conn, const char *tenant_id, const char *cluster_id,
-			int revision, json_t **out, char *err, size_t errlen)
+			int revision, json_t **out, int *cluster_found, char *err, size_t errlen)
 {
 	*out = NULL;
-	if (!tenant_id || !dbq_is_uuid(tenant_id) || !dbq_is_uuid(cluster_id) || revision < 1)
+	if (cluster_found)
+		*cluster_found = 0;
+	int st = cluster_visible(conn, tenant_id, cluster_id, err, errlen);
+	if (st != DB_OK)
+		return st;
+	if (cluster_found)
+		*cluster_found = 1;
+	if (revision < 1)
 		return DB_NOT_FOUND;
 	char num[16];
 	snprintf(num, sizeof num, "%d", revision);

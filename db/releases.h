@@ -106,8 +106,9 @@ int db_release_list_json(PGconn *conn, const char *tenant_id, const char *cluste
 			 json_t **out, char *err, size_t errlen);
 
 /* *out = the revision in full form; DB_NOT_FOUND when the cluster is not
- * the tenant's or has no such revision. */
+ * the tenant's (*cluster_found 0) or has no such revision (*cluster_found
+ * 1). cluster_found may be NULL. */
 int db_release_get_json(PGconn *conn, const char *tenant_id, const char *cluster_id,
-			int revision, json_t **out, char *err, size_t errlen);
+			int revision, json_t **out, int *cluster_found, char *err, size_t errlen);
 
 #endif

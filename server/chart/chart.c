@@ -1566,6 +1566,31 @@ static void add_doc(void *vctx, const char *s, size_t len)
 	d->seq = *c->n;
 }
 
+/* A stored release manifest back into objects, with the YAML rules the
+ * render used (chart.h). */
+json_t *chart_manifest_objects(const char *manifest, size_t len, char *err, size_t errlen)
+{
+	struct doc *docs = NULL;
+	size_t ndocs = 0, cap = 0;
+	struct split_ctx sc = { &docs, &ndocs, &cap, "manifest" };
+	split_docs(manifest, len, add_doc, &sc);
+	struct cv_arena *a = cv_arena_new();
+	json_t *out = json_array();
+	for (size_t i = 0; i < ndocs; i++) {
+		cv obj;
+		if (!out || cv_from_yaml_doc(a, docs[i].text, docs[i].len + 1, &obj, 1, err, errlen)) {
+			json_decref(out);
+			out = NULL;
+		} else if (obj.kind == CV_MAP) {
+			json_array_append_new(out, cv_to_jansson(obj));
+		}
+		free(docs[i].text);
+	}
+	free(docs);
+	cv_arena_free(a);
+	return out;
+}
+
 static const char *map_str(cv m, const char *key)
 {
 	if (m.kind != CV_MAP)

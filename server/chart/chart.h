@@ -96,6 +96,12 @@ const json_t *chart_render_hooks(const struct chart_render *);
 const char *chart_render_manifest(const struct chart_render *);
 /* what `helm template` prints: the manifest trimmed, then the hooks */
 const char *chart_render_output(const struct chart_render *);
+/* A release manifest as chart_render_manifest() wrote it (stored in a
+ * release record), split as Helm splits manifests and parsed with the same
+ * YAML rules the render used (so e.g. "defaultMode: 0400" is 256, as the
+ * API server got it): an array of the objects (comments-only documents
+ * skipped). NULL + err on a document that does not parse. */
+json_t *chart_manifest_objects(const char *manifest, size_t len, char *err, size_t errlen);
 /* the coalesced values (.Values) */
 const json_t *chart_render_values(const struct chart_render *);
 void chart_render_free(struct chart_render *);

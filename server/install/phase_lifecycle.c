@@ -37,7 +37,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include "db/releases.h"
-#include "server/common/yamljson.h"
+#include "server/chart/chart.h"
 #include "server/install/phases.h"
 #include "server/install/release.h"
 #include "server/install/relstore.h"
@@ -195,6 +195,14 @@ enum phase_rc phase_rollback_release(struct runner_ctx *ctx)
 	int resume = rs.latest_ours && rs.latest_status && !strcmp(rs.latest_status, "pending-rollback");
 	int revision = resume ? rs.latest : rs.latest + 1;
 	int target = 0;
+	if (!resume && relstore_is_pending(rs.latest_status) && !run.dry_run) {
+		/* An install or upgrade of ours that never finished: it failed. */
+		st = relstore_restatus(&run, rs.latest_secret, "failed", "Interrupted, superseded by a rollback");
+		char e2[256];
+		if ((st == 0 || (st >= 200 && st < 300)) &&
+		    db_release_set_status(ctx->conn, ctx->job, rs.latest, "failed", NULL, e2, sizeof e2) < 0)
+			runner_event(ctx, "warn", "could not record revision %d as failed: %s", rs.latest, e2);
+	}
 	const json_t *want = json_object_get(run.params, "revision");
 	if (resume) {
 		/* Our own interrupted rollback: its target is in the description. */
@@ -229,7 +237,7 @@ enum phase_rc phase_rollback_release(struct runner_ctx *ctx)
 	}
 	if (rs.deployed)
 		prev = release_from_secret(rs.deployed, err, sizeof err);
-	docs = yaml_stream_to_json(t.manifest, strlen(t.manifest), err, sizeof err);
+	docs = chart_manifest_objects(t.manifest, strlen(t.manifest), err, sizeof err);
 	if (!docs) {
 		snprintf(ctx->message, sizeof ctx->message, "revision %d's manifest does not parse: %.300s",
 			 target, err);
@@ -881,4 +889,75 @@ out:
 	json_decref(secrets), json_decref(deployed), json_decref(snap);
 	install_run_end(&run);
 	return rc;
+}
+
+/* ---- remediation (params.on_failure: rollback) ----------------------------- */
+
+int lifecycle_wants_remediation(const struct db_job_claim *job)
+{
+	const char *of = json_string_value(json_object_get(job->params, "on_failure"));
+	return (!strcmp(job->kind, "upgrade") || !strcmp(job->kind, "install")) && of &&
+	       !strcmp(of, "rollback") && !json_is_true(json_object_get(job->params, "dry_run"));
+}
+
+int lifecycle_retries(const struct db_job_claim *job)
+{
+	const json_t *r = json_object_get(job->params, "retries");
+	return json_is_integer(r) && json_integer_value(r) > 0 && json_integer_value(r) <= 10
+		       ? (int)json_integer_value(r) : 0;
+}
+
+int lifecycle_remediate(struct runner_ctx *ctx, char *outcome, size_t len)
+{
+	char err[256] = "";
+	json_t *list = db_release_list_for_job(ctx->conn, ctx->job, err, sizeof err);
+	int target = 0;
+	size_t i;
+	const json_t *r;
+	json_array_foreach(list, i, r) {
+		const char *st = json_string_value(json_object_get(r, "status"));
+		if (st && !strcmp(st, "deployed")) {
+			target = (int)json_integer_value(json_object_get(r, "revision"));
+			break;
+		}
+	}
+	json_decref(list);
+	json_t *rem = json_object();
+	json_object_set_new(ctx->result, "remediation", rem);
+	json_object_set_new(rem, "action", json_string("rollback"));
+	if (!target) {
+		snprintf(outcome, len, "no deployed revision to roll back to");
+		json_object_set_new(rem, "state", json_string("skipped"));
+		json_object_set_new(rem, "message", json_string(outcome));
+		return -1;
+	}
+	/* The rollback phase, run for this job with params {revision: target}. */
+	struct db_job_claim sub = *ctx->job;
+	sub.params = json_pack("{s:i}", "revision", target);
+	const json_t *mh = json_object_get(ctx->job->params, "max_history");
+	if (mh)
+		json_object_set(sub.params, "max_history", (json_t *)mh);
+	snprintf(sub.kind, sizeof sub.kind, "rollback");
+	struct runner_ctx rc2 = *ctx;
+	rc2.job = &sub;
+	rc2.phase = "remediation";
+	rc2.message[0] = 0;
+	rc2.detail = json_object();
+	runner_event(&rc2, "warn", "on_failure: rolling back to revision %d", target);
+	enum phase_rc prc = phase_rollback_release(&rc2);
+	json_object_set_new(rem, "to_revision", json_integer(target));
+	if (prc == PHASE_OK) {
+		json_object_set(rem, "revision", json_object_get(rc2.detail, "revision"));
+		json_object_set_new(rem, "state", json_string("succeeded"));
+		snprintf(outcome, len, "rolled back to revision %d as revision %lld", target,
+			 (long long)json_integer_value(json_object_get(rc2.detail, "revision")));
+	} else {
+		json_object_set_new(rem, "state", json_string("failed"));
+		snprintf(outcome, len, "the rollback to revision %d failed too: %s", target, rc2.message);
+	}
+	json_object_set_new(rem, "message", json_string(outcome));
+	runner_event(&rc2, prc == PHASE_OK ? "info" : "error", "on_failure: %s", outcome);
+	json_decref(rc2.detail);
+	json_decref(sub.params);
+	return prc == PHASE_OK ? 0 : -1;
 }

@@ -44,8 +44,26 @@ static const struct phase_def adopt_phases[] = {
 	{ "adopt", phase_adopt },
 };
 
+static const struct phase_def check_phases[] = {
+	{ "preflight", phase_preflight },
+	{ "check", phase_check },
+};
+
+static const struct phase_def repair_phases[] = {
+	{ "preflight", phase_preflight },
+	{ "repair", phase_repair },
+};
+
 const struct phase_def *lifecycle_phase_table(const char *kind, int *n)
 {
+	if (!strcmp(kind, "check")) {
+		*n = 2;
+		return check_phases;
+	}
+	if (!strcmp(kind, "repair")) {
+		*n = 2;
+		return repair_phases;
+	}
 	if (!strcmp(kind, "adopt")) {
 		*n = (int)(sizeof(adopt_phases) / sizeof(adopt_phases[0]));
 		return adopt_phases;

@@ -19,7 +19,8 @@
  *   surroundings       snapshot of the objects around the release, kept
  *                      with the revision for a rollback (surroundings.h)
  *   verify             pod table
- * Rollback and uninstall jobs: lifecycle_phase_table() (phase_lifecycle.c).
+ * Rollback, uninstall, adopt, check and repair jobs: lifecycle_phase_table()
+ * (phase_lifecycle.c, phase_drift.c).
  *
  * Every phase is idempotent (reads first, writes only what differs), logs
  * into the job's event log, and honours params.dry_run (writes carry
@@ -47,8 +48,8 @@ struct kube_ops;
 /* The phases of an install job (static table), *n set. */
 const struct phase_def *install_phase_table(int *n);
 
-/* The phases of a rollback or uninstall job (phase_lifecycle.c); NULL and
- * *n = 0 for another kind. */
+/* The phases of a rollback, uninstall, adopt, check or repair job; NULL
+ * and *n = 0 for another kind. */
 const struct phase_def *lifecycle_phase_table(const char *kind, int *n);
 
 enum phase_rc phase_install_preflight(struct runner_ctx *ctx);
@@ -66,6 +67,22 @@ enum phase_rc phase_restore_surroundings(struct runner_ctx *ctx);
 enum phase_rc phase_uninstall_release(struct runner_ctx *ctx);
 enum phase_rc phase_uninstall_wait(struct runner_ctx *ctx);
 enum phase_rc phase_adopt(struct runner_ctx *ctx);
+enum phase_rc phase_check(struct runner_ctx *ctx);
+enum phase_rc phase_repair(struct runner_ctx *ctx);
+
+/* ---- remediation (phase_lifecycle.c), used by the runner ---- */
+
+/* The job is an install/upgrade with params.on_failure "rollback" (not a
+ * dry run). */
+int lifecycle_wants_remediation(const struct db_job_claim *job);
+/* params.retries (0..10, default 0): how many times a failed phase of such
+ * a job is tried again before the remediation. */
+int lifecycle_retries(const struct db_job_claim *job);
+/* Roll the job's cluster back to its newest deployed revision (the rollback
+ * job's cilium phase, run inside this job); result.remediation = {action,
+ * to_revision, revision, state: succeeded|failed|skipped, message}.
+ * outcome gets a sentence for the job's error. 0 rolled back, -1 not. */
+int lifecycle_remediate(struct runner_ctx *ctx, char *outcome, size_t len);
 
 /* ---- shared by the phases (phase_common.c) ---- */
 

@@ -5,7 +5,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "server/install/relstore.h"
 #include "db/releases.h"
-#include "server/common/yamljson.h"
+#include "server/chart/chart.h"
 #include "server/install/release.h"
 #include "server/kube/ops.h"
 
@@ -262,7 +262,7 @@ static char *object_key(struct install_run *run, const json_t *obj, char **item_
 
 json_t *relstore_manifest_objects(struct install_run *run, const char *manifest, char *err, size_t errlen)
 {
-	json_t *docs = yaml_stream_to_json(manifest ? manifest : "", manifest ? strlen(manifest) : 0,
+	json_t *docs = chart_manifest_objects(manifest ? manifest : "", manifest ? strlen(manifest) : 0,
 					   err, errlen);
 	if (!docs)
 		return NULL;

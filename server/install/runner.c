@@ -33,16 +33,6 @@
 
 /* ---- phase tables ------------------------------------------------------- */
 
-/* The API refuses these kinds (422); a row that reaches a worker anyway
- * (written by an older or newer ferryd sharing the database) fails clearly. */
-static enum phase_rc phase_unavailable(struct runner_ctx *ctx)
-{
-	snprintf(ctx->message, sizeof(ctx->message),
-		 "job kind \"%s\" is not available in this version of ferry "
-		 "(available: install, upgrade, rollback, uninstall, adopt, preflight)", ctx->job->kind);
-	return PHASE_FAIL;
-}
-
 static enum phase_rc phase_test(struct runner_ctx *ctx)
 {
 	long ms = (long)json_integer_value(json_object_get(ctx->job->params, "test_sleep_ms"));
@@ -72,11 +62,6 @@ static const struct phase_def connection_phases[] = {
 	{ "preflight", phase_preflight },
 };
 
-static const struct phase_def unavailable_phases[] = {
-	{ "preflight", phase_preflight },
-	{ "unavailable", phase_unavailable },
-};
-
 static const struct phase_def test_phases[] = {
 	{ "test-1", phase_test },
 	{ "test-2", phase_test },
@@ -86,9 +71,6 @@ static const struct phase_def test_phases[] = {
 const struct phase_def *runner_phases(const struct app *app, const char *kind,
 				      const json_t *params, int *n)
 {
-	/* Kinds the schema knows but this build cannot run yet: they fail with a
-	 * clear message after the connection check (the API refuses them too). */
-	static const char *const kinds[] = { "check", "repair" };
 	if (app && app->cfg.test_mode && json_object_get(params, "test_sleep_ms")) {
 		*n = 3;
 		return test_phases;
@@ -107,12 +89,6 @@ const struct phase_def *runner_phases(const struct app *app, const char *kind,
 	const struct phase_def *lc = lifecycle_phase_table(kind, n);
 	if (lc)
 		return lc;
-	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
-		if (!strcmp(kind, kinds[i])) {
-			*n = 2;
-			return unavailable_phases;
-		}
-	}
 	*n = 0;
 	return NULL;
 }
@@ -359,10 +335,34 @@ int runner_run_job(struct app *app, PGconn *conn, const struct db_job_claim *job
 				     ctx.message[0] ? ": " : "", ctx.message);
 			continue;
 		}
-		char error[700];
+		char error[1400];
 		snprintf(error, sizeof(error), "phase %s: %s", ctx.phase,
 			 ctx.message[0] ? ctx.message : "failed");
 		int max = app->cfg.max_phase_attempts > 0 ? app->cfg.max_phase_attempts : 5;
+		/* on_failure: rollback (Flux's upgrade remediation): a phase past
+		 * preflight that failed for good is tried params.retries more
+		 * times, then the release is rolled back and the job fails with
+		 * both outcomes. */
+		int remediate = lifecycle_wants_remediation(job) && strcmp(ctx.phase, "preflight") &&
+				(prc == PHASE_FAIL || ctx.phase_attempt >= max);
+		if (remediate && ctx.phase_attempt <= lifecycle_retries(job)) {
+			long delay = runner_backoff_ms(app->cfg.retry_base_ms > 0 ? app->cfg.retry_base_ms : 1000, 1);
+			runner_event(&ctx, "warn", "%s; on_failure: retry %d of %d in %ld ms", ctx.message,
+				     ctx.phase_attempt, lifecycle_retries(job), delay);
+			if (db_job_defer(conn, job->id, job->lease_token, delay) < 0)
+				rc = -1;
+			goto out;
+		}
+		if (remediate) {
+			char outcome[600];
+			runner_event(&ctx, "error", "%s", ctx.message[0] ? ctx.message : "failed");
+			lifecycle_remediate(&ctx, outcome, sizeof outcome);
+			size_t u = strlen(error);
+			snprintf(error + u, sizeof(error) - u, "; on_failure: %s", outcome);
+			ctx.phase = NULL;
+			rc = finish(&ctx, "failed", error);
+			goto out;
+		}
 		if (prc == PHASE_RETRY && ctx.phase_attempt < max) {
 			long delay = runner_backoff_ms(app->cfg.retry_base_ms > 0 ? app->cfg.retry_base_ms : 1000,
 						       ctx.phase_attempt);

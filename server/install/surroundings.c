@@ -314,12 +314,12 @@ int surroundings_restore(struct install_run *run, const json_t *want, const json
 	return 200;
 }
 
-static void compare_one(json_t *out, const char *name, const json_t *want, const json_t *now,
-			const char *detail)
+static void compare_one(json_t *out, const char *member, const char *name, const json_t *want,
+			const json_t *now, const char *detail)
 {
 	int same = json_equal(want ? want : json_null(), now ? now : json_null()) ||
 		   (!want && !now);
-	json_array_append_new(out, json_pack("{s:s, s:s, s:s}", "name", name,
+	json_array_append_new(out, json_pack("{s:s, s:s, s:s, s:s}", "name", name, "member", member,
 		"state", same ? "in_sync" : "drifted", "detail", same ? "" : detail));
 }
 
@@ -327,10 +327,10 @@ json_t *surroundings_compare(const json_t *want, const json_t *now)
 {
 	json_t *out = json_array();
 	if (json_is_string(json_object_get(want, "eni_agent_image")))
-		compare_one(out, "tke-eni-agent image", json_object_get(want, "eni_agent_image"),
+		compare_one(out, "eni_agent_image", "tke-eni-agent image", json_object_get(want, "eni_agent_image"),
 			    json_object_get(now, "eni_agent_image"), "the tke-eni-agent image differs");
 	if (json_object_get(want, "cni_config"))
-		compare_one(out, "cni-config", json_object_get(want, "cni_config"),
+		compare_one(out, "cni_config", "cni-config", json_object_get(want, "cni_config"),
 			    json_object_get(now, "cni_config"), "the CNI ConfigMap differs or is missing");
 	const json_t *wr = json_object_get(want, "retired"), *nr = json_object_get(now, "retired");
 	for (int i = 0; surroundings_retirable[i] && json_is_array(wr); i++) {
@@ -342,11 +342,11 @@ json_t *surroundings_compare(const json_t *want, const json_t *now)
 		snprintf(detail, sizeof detail, "%s %s", surroundings_retirable[i],
 			 w ? "schedules again (ferry's nodeSelector is gone)" : "is retired but should run");
 		json_t *a = json_boolean(w), *b = json_boolean(n);
-		compare_one(out, name, a, b, detail);
+		compare_one(out, "retired", name, a, b, detail);
 		json_decref(a), json_decref(b);
 	}
 	if (json_object_get(want, "apf"))
-		compare_one(out, "APF objects", json_object_get(want, "apf"), json_object_get(now, "apf"),
+		compare_one(out, "apf", "APF objects", json_object_get(want, "apf"), json_object_get(now, "apf"),
 			    "the FlowSchema / PriorityLevelConfiguration cilium differ or are missing");
 	return out;
 }

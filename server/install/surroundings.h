@@ -43,7 +43,8 @@ int surroundings_restore(struct install_run *run, const json_t *want, const json
 			 long *changes, char *what, size_t whatlen);
 
 /* Compare want with now member by member: an array of
- * {name, state: in_sync|drifted, detail} (drift check). */
+ * {name, member (the snapshot member compared), state: in_sync|drifted,
+ * detail} (drift check). */
 json_t *surroundings_compare(const json_t *want, const json_t *now);
 
 #endif

@@ -606,8 +606,26 @@ static int ignored_meta(const char *key)
 	return 0;
 }
 
+/* One path step: ".key" / "[i]", or JSON pointer "/key" (~ and / escaped) / "/i". */
+static void step_key(struct buf *path, const char *key, int pointer)
+{
+	if (!pointer) {
+		buf_printf(path, ".%s", key);
+		return;
+	}
+	buf_putc(path, '/');
+	for (const char *k = key; *k; k++) {
+		if (*k == '~')
+			buf_puts(path, "~0");
+		else if (*k == '/')
+			buf_puts(path, "~1");
+		else
+			buf_putc(path, *k);
+	}
+}
+
 static long diff_rec(const json_t *a, const json_t *b, struct buf *path, int depth,
-		     json_t *paths, long max, long found)
+		     json_t *paths, long max, long found, int pointer)
 {
 	if (json_equal(a, b))
 		return found;
@@ -618,10 +636,10 @@ static long diff_rec(const json_t *a, const json_t *b, struct buf *path, int dep
 		json_object_foreach((json_t *)a, key, v) {
 			if (depth == 0 && !strcmp(key, "status"))
 				continue;
-			if (depth == 1 && !strcmp(buf_cstr(path), ".metadata") && ignored_meta(key))
+			if (depth == 1 && !strcmp(buf_cstr(path) + 1, "metadata") && ignored_meta(key))
 				continue;
-			buf_printf(path, ".%s", key);
-			found = diff_rec(v, json_object_get(b, key), path, depth + 1, paths, max, found);
+			step_key(path, key, pointer);
+			found = diff_rec(v, json_object_get(b, key), path, depth + 1, paths, max, found, pointer);
 			path->len = mark;
 			path->data[mark] = '\0';
 		}
@@ -630,10 +648,10 @@ static long diff_rec(const json_t *a, const json_t *b, struct buf *path, int dep
 				continue;
 			if (depth == 0 && !strcmp(key, "status"))
 				continue;
-			if (depth == 1 && !strcmp(buf_cstr(path), ".metadata") && ignored_meta(key))
+			if (depth == 1 && !strcmp(buf_cstr(path) + 1, "metadata") && ignored_meta(key))
 				continue;
-			buf_printf(path, ".%s", key);
-			found = diff_rec(NULL, v, path, depth + 1, paths, max, found);
+			step_key(path, key, pointer);
+			found = diff_rec(NULL, v, path, depth + 1, paths, max, found, pointer);
 			path->len = mark;
 			path->data[mark] = '\0';
 		}
@@ -642,16 +660,16 @@ static long diff_rec(const json_t *a, const json_t *b, struct buf *path, int dep
 	if (json_is_array(a) && json_is_array(b) && json_array_size(a) == json_array_size(b) && depth < 64) {
 		size_t mark = path->len;
 		for (size_t i = 0; i < json_array_size(a); i++) {
-			buf_printf(path, "[%zu]", i);
+			buf_printf(path, pointer ? "/%zu" : "[%zu]", i);
 			found = diff_rec(json_array_get(a, i), json_array_get(b, i), path, depth + 1,
-					 paths, max, found);
+					 paths, max, found, pointer);
 			path->len = mark;
 			path->data[mark] = '\0';
 		}
 		return found;
 	}
 	if (found < max)
-		json_array_append_new(paths, json_string(path->len ? buf_cstr(path) : "."));
+		json_array_append_new(paths, json_string(path->len ? buf_cstr(path) : pointer ? "" : "."));
 	return found + 1;
 }
 
@@ -659,7 +677,16 @@ long kube_ops_diff(const json_t *before, const json_t *after, json_t *paths, lon
 {
 	struct buf path = BUF_INIT;
 	buf_puts(&path, "");
-	long n = diff_rec(before, after, &path, 0, paths, max, 0);
+	long n = diff_rec(before, after, &path, 0, paths, max, 0, 0);
+	buf_free(&path);
+	return n;
+}
+
+long kube_ops_diff_pointers(const json_t *before, const json_t *after, json_t *paths, long max)
+{
+	struct buf path = BUF_INIT;
+	buf_puts(&path, "");
+	long n = diff_rec(before, after, &path, 0, paths, max, 0, 1);
 	buf_free(&path);
 	return n;
 }

@@ -126,5 +126,8 @@ int kube_ops_apply(struct kube_ops *ops, const char *item, const json_t *obj, in
  * Appends strings to paths (an array); at most max entries. Returns the
  * number of differences found (may exceed max). */
 long kube_ops_diff(const json_t *before, const json_t *after, json_t *paths, long max);
+/* The same with RFC 6901 JSON pointers ("/data/enable-ipv4",
+ * "/metadata/labels/app.kubernetes.io~1name", "/spec/x/0/image"). */
+long kube_ops_diff_pointers(const json_t *before, const json_t *after, json_t *paths, long max);
 
 #endif

@@ -52,6 +52,8 @@ def t_every_route():
         ("DELETE", "/v1/clusters/" + CID, None, {"If-Match": ETAG}),
         ("POST", "/v1/clusters/%s/jobs" % CID, {"kind": "preflight"}, {}),
         ("POST", "/v1/clusters/%s/jobs" % CID, {"kind": "preflight"}, {"Idempotency-Key": "k1"}),
+        ("GET", "/v1/clusters/%s/revisions" % CID, None, {}),
+        ("GET", "/v1/clusters/%s/revisions/1" % CID, None, {}),
         ("GET", "/v1/jobs/" + JID, None, {}),
         ("GET", "/v1/jobs/%s/events" % JID, None, {}),
         ("GET", "/v1/jobs/%s/events/stream" % JID, None, {}),

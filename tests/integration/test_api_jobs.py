@@ -15,7 +15,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from apitest import (check, check_eq, finish, is_problem, run_test, start)  # noqa: E402
 
-TESTS = ["api_jobs_create_and_get", "api_jobs_idempotency", "api_jobs_concurrent_one_active",
+TESTS = ["api_jobs_create_and_get", "api_jobs_revisions", "api_jobs_idempotency", "api_jobs_concurrent_one_active",
          "api_jobs_list_filters", "api_jobs_cancel", "api_jobs_events", "api_jobs_sse_stream",
          "api_openapi_every_route", "api_metrics", "api_static_console"]
 f = start("jobs", TESTS)
@@ -45,13 +45,44 @@ def t_create_get():
     check_eq(g.status, 200, "viewer reads job")
     check_eq(g.json()["id"], job["id"], "same job")
     check_eq(f.get("/v1/clusters/" + cid, VIEW).json()["active_job_id"], job["id"], "active job")
-    # Lifecycle kinds this build cannot run are refused up front, not queued.
-    other = new_cluster("j1-kinds")
-    for kind in ("rollback", "uninstall", "adopt"):
-        r = f.post("/v1/clusters/%s/jobs" % other, {"kind": kind}, OP)
-        is_problem(r, 422)
-        check("not available" in r.json()["detail"], "detail names the reason: %r" % r.json())
-    check_eq(f.get("/v1/clusters/" + other, VIEW).json()["active_job_id"], None, "nothing queued")
+    # Every lifecycle kind is accepted and queued (one cluster each: one
+    # active job per cluster).
+    for kind in ("rollback", "uninstall", "adopt", "check", "repair"):
+        other = new_cluster("j1-" + kind)
+        r = f.post("/v1/clusters/%s/jobs" % other, {"kind": kind, "params": {"dry_run": True}}, OP)
+        check_eq(r.status, 202, "%s accepted: %r" % (kind, r))
+        check_eq(r.json()["kind"], kind, "kind")
+        check_eq(f.get("/v1/clusters/" + other, VIEW).json()["active_job_id"], r.json()["id"], "queued")
+    r = f.post("/v1/clusters/%s/jobs" % cid, {"kind": "destroy"}, OP)
+    is_problem(r, 400)
+    check("check" in r.json()["detail"] and "repair" in r.json()["detail"], "the kinds are named: %r" % r.json())
+
+
+def t_revisions():
+    cid = new_cluster("j-rev")
+    r = f.get("/v1/clusters/%s/revisions" % cid, VIEW)
+    check_eq(r.status, 200, "viewer lists revisions %r" % r)
+    check_eq(r.json(), {"items": []}, "no revisions yet")
+    tid = f.sql("SELECT tenant_id FROM clusters WHERE id = '%s'" % cid)
+    f.sql("INSERT INTO release_revisions (tenant_id, cluster_id, revision, release_name, namespace, status,"
+          " chart_name, chart_version, app_version, description, values, manifest) VALUES"
+          " ('%s', '%s', 1, 'cilium', 'kube-system', 'superseded', 'cilium', '1.18.2', '1.18.2', 'Install complete',"
+          " '{\"a\": 1}', 'm1'), ('%s', '%s', 2, 'cilium', 'kube-system', 'deployed', 'cilium', '1.18.3',"
+          " '1.18.3', 'Upgrade complete', '{\"a\": 2}', 'm2')" % (tid, cid, tid, cid))
+    r = f.get("/v1/clusters/%s/revisions" % cid, VIEW)
+    items = r.json()["items"]
+    check_eq([i["revision"] for i in items], [2, 1], "newest first")
+    for k in ("status", "chart_name", "chart_version", "app_version", "description", "job_id", "started_by",
+              "created_at", "updated_at"):
+        check(k in items[0], "item has %s" % k)
+    check("manifest" not in items[0] and "values" not in items[0], "the list is short")
+    r = f.get("/v1/clusters/%s/revisions/2" % cid, VIEW)
+    check_eq(r.status, 200, "one revision")
+    check_eq((r.json()["values"], r.json()["manifest"], r.json()["status"]), ({"a": 2}, "m2", "deployed"), "full form")
+    is_problem(f.get("/v1/clusters/%s/revisions/3" % cid, VIEW), 404)
+    is_problem(f.get("/v1/clusters/%s/revisions/0" % cid, VIEW), 404)
+    is_problem(f.get("/v1/clusters/%s/revisions/x1" % cid, VIEW), 404)
+    is_problem(f.post("/v1/clusters/%s/revisions" % cid, {}, OP), 405)
 
 
 def t_idempotency():
@@ -254,7 +285,8 @@ def t_openapi():
                 ("delete", "/v1/clusters/{id}"), ("post", "/v1/clusters/{id}/jobs"), ("get", "/v1/jobs"),
                 ("get", "/v1/jobs/{id}"), ("get", "/v1/jobs/{id}/events"),
                 ("get", "/v1/jobs/{id}/events/stream"), ("post", "/v1/jobs/{id}/cancel"),
-                ("get", "/healthz"), ("get", "/readyz"), ("get", "/metrics"), ("get", "/v1/openapi.json")]
+                ("get", "/healthz"), ("get", "/readyz"), ("get", "/metrics"), ("get", "/v1/openapi.json"),
+                ("get", "/v1/clusters/{id}/revisions"), ("get", "/v1/clusters/{id}/revisions/{revision}")]
     for method, path in expected:
         check(path in doc["paths"] and method in doc["paths"][path], "openapi lacks %s %s" % (method, path))
     # Every $ref resolves.
@@ -308,6 +340,7 @@ def t_static():
 
 
 run_test("api_jobs_create_and_get", t_create_get)
+run_test("api_jobs_revisions", t_revisions)
 run_test("api_jobs_idempotency", t_idempotency)
 run_test("api_jobs_concurrent_one_active", t_concurrent)
 run_test("api_jobs_list_filters", t_list_filters)

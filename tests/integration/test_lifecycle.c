@@ -458,7 +458,7 @@ static void upgrade_case(int slot, const char *cluster, const char *fresh, const
 	json_decref(revs);
 	json_t *full = NULL;
 	char err[200];
-	check(db_release_get_json(conn, tenant_id, id, 2, &full, err, sizeof err) == DB_OK);
+	check(db_release_get_json(conn, tenant_id, id, 2, &full, NULL, err, sizeof err) == DB_OK);
 	check_str(json_string_value(json_object_get(json_object_get(json_object_get(full, "values"), "bpf"),
 						    "monitorAggregation")), "medium");
 	check(strstr(jstr(full, "manifest"), "kind: DaemonSet") != NULL);
@@ -598,9 +598,9 @@ static void test_revisions_scoped(void)
 	json_t *out = NULL;
 	char err[200];
 	check(db_release_list_json(conn, other_tenant, upg_id[0], &out, err, sizeof err) == DB_NOT_FOUND);
-	check(db_release_get_json(conn, other_tenant, upg_id[0], 3, &out, err, sizeof err) == DB_NOT_FOUND);
-	check(db_release_get_json(conn, tenant_id, upg_id[0], 99, &out, err, sizeof err) == DB_NOT_FOUND);
-	check(db_release_get_json(conn, tenant_id, upg_id[0], 3, &out, err, sizeof err) == DB_OK);
+	check(db_release_get_json(conn, other_tenant, upg_id[0], 3, &out, NULL, err, sizeof err) == DB_NOT_FOUND);
+	check(db_release_get_json(conn, tenant_id, upg_id[0], 99, &out, NULL, err, sizeof err) == DB_NOT_FOUND);
+	check(db_release_get_json(conn, tenant_id, upg_id[0], 3, &out, NULL, err, sizeof err) == DB_OK);
 	json_decref(out);
 }
 
@@ -672,7 +672,7 @@ static void sequence_case(const char *cluster, const char *profile)
 	json_t *full = NULL;
 	char err[200];
 	/* The install recorded its surroundings with revision 1. */
-	check(db_release_get_json(conn, tenant_id, id, 1, &full, err, sizeof err) == DB_OK);
+	check(db_release_get_json(conn, tenant_id, id, 1, &full, NULL, err, sizeof err) == DB_OK);
 	const json_t *sur = json_object_get(full, "surroundings");
 	if (tke) {
 		check(json_array_size(json_object_get(sur, "retired")) >= 2);
@@ -991,7 +991,7 @@ static void test_adopt_refusals(void)
 	check(sim_writes("adopt-ns") == w0);
 	json_t *full = NULL;
 	char err[200];
-	check(db_release_get_json(conn, tenant_id, id, 1, &full, err, sizeof err) == DB_OK);
+	check(db_release_get_json(conn, tenant_id, id, 1, &full, NULL, err, sizeof err) == DB_OK);
 	check_str(jstr(full, "namespace"), "net");
 	json_decref(full);
 
@@ -1013,6 +1013,175 @@ static void test_adopt_refusals(void)
 	check(strstr(o.error, "pending-install") && strstr(o.error, "in flight"));
 	job_out_clear(&o);
 	check(sim_writes("adopt-pend") == w0);
+}
+
+/* ---- drift check and repair -------------------------------------------------- */
+
+static const json_t *check_entry(const json_t *result, const char *list, const char *name)
+{
+	size_t i;
+	const json_t *e;
+	json_array_foreach(json_object_get(json_object_get(result, "check"), list), i, e)
+		if (!strcmp(jstr(e, "name"), name) && (strcmp(list, "objects") || !strcmp(jstr(e, "kind"), "ConfigMap")))
+			return e;
+	return NULL;
+}
+
+/* Print what a check found out of sync (for a failing test's log). */
+static void note_drift(const json_t *result)
+{
+	const char *lists[2] = { "objects", "surroundings" };
+	for (int l = 0; l < 2; l++) {
+		size_t i;
+		const json_t *e;
+		json_array_foreach(json_object_get(json_object_get(result, "check"), lists[l]), i, e) {
+			if (!strcmp(jstr(e, "state"), "in_sync"))
+				continue;
+			char *f = json_dumps(e, JSON_COMPACT);
+			printf("# drift: %s\n", f);
+			free(f);
+		}
+	}
+}
+
+static long summary(const json_t *result, const char *key)
+{
+	note_drift(result);
+	return (long)json_integer_value(json_object_get(json_object_get(json_object_get(result, "check"), "summary"), key));
+}
+
+/* Exactly the two hand edits are reported, nothing written; repair puts
+ * both back. */
+static void test_drift(void)
+{
+	char id[DB_ID_LEN];
+	rns = "kube-system";
+	check(make_cluster("drift", "tke", id) == 0);
+	struct job_out o;
+	check(run_job(id, "install", "{\"chart_version\": \"1.18.3\"}", &o) == 0);
+	check_str(o.state, "succeeded");
+	job_out_clear(&o);
+	long w0 = sim_writes("drift");
+	check(run_job(id, "check", "{}", &o) == 0);
+	check_str(o.state, "succeeded");
+	check(summary(o.result, "drifted") == 0 && summary(o.result, "missing") == 0);
+	check(summary(o.result, "in_sync") > 20);
+	job_out_clear(&o);
+	check(sim_writes("drift") == w0);
+
+	/* Two edits by hand. */
+	check(kube_call("drift", "PATCH", "/api/v1/namespaces/kube-system/configmaps/cilium-config",
+			"application/merge-patch+json", "{\"data\":{\"enable-ipv4\":\"false\"}}") == 200);
+	check(kube_call("drift", "PATCH", "/apis/apps/v1/namespaces/kube-system/daemonsets/kube-proxy",
+			"application/json-patch+json",
+			"[{\"op\":\"remove\",\"path\":\"/spec/template/spec/nodeSelector/label-not-exist\"}]") == 200);
+	w0 = sim_writes("drift");
+	check(run_job(id, "check", "{}", &o) == 0);
+	check_str(o.state, "succeeded");
+	check(summary(o.result, "drifted") == 2);
+	check(summary(o.result, "missing") == 0);
+	const json_t *cm = check_entry(o.result, "objects", "cilium-config");
+	check_str(jstr(cm, "state"), "drifted");
+	check(json_array_size(json_object_get(cm, "fields")) == 1);
+	check_str(json_string_value(json_array_get(json_object_get(cm, "fields"), 0)), "/data/enable-ipv4");
+	const json_t *kp = check_entry(o.result, "surroundings", "kube-proxy retired");
+	check_str(jstr(kp, "state"), "drifted");
+	/* Every other object and surrounding is in sync. */
+	size_t i;
+	const json_t *e;
+	long other = 0;
+	json_array_foreach(json_object_get(json_object_get(o.result, "check"), "objects"), i, e)
+		if (strcmp(jstr(e, "state"), "in_sync") && e != cm)
+			other++;
+	check(other == 0);
+	job_out_clear(&o);
+	check(sim_writes("drift") == w0);
+	json_t *c = cluster_json(id);
+	const json_t *lc = json_object_get(c, "last_check");
+	check_str(jstr(lc, "outcome"), "drifted");
+	check(json_integer_value(json_object_get(lc, "drifted")) == 2);
+	check(json_is_string(json_object_get(lc, "at")) && json_is_string(json_object_get(lc, "job_id")));
+	json_decref(c);
+
+	/* An ignore rule for a field another controller owns. */
+	check(run_job(id, "check", "{\"ignore\": [{\"path\": \"/data/enable-ipv4\", \"kind\": \"ConfigMap\", "
+		      "\"name\": \"cilium-config\"}]}", &o) == 0);
+	check_str(o.state, "succeeded");
+	check(summary(o.result, "drifted") == 1);
+	check_str(jstr(check_entry(o.result, "objects", "cilium-config"), "state"), "in_sync");
+	job_out_clear(&o);
+	check(run_job(id, "check", "{\"ignore\": [{\"kind\": \"ConfigMap\"}]}", &o) == 0);
+	check_str(o.state, "failed");
+	check(strstr(o.error, "params.ignore[0]") != NULL);
+	job_out_clear(&o);
+	check(sim_writes("drift") == w0);
+
+	/* Repair. */
+	check(run_job(id, "repair", "{}", &o) == 0);
+	check_str(o.state, "succeeded");
+	check(json_integer_value(json_object_get(json_object_get(o.result, "repair"), "repaired")) == 2);
+	job_out_clear(&o);
+	check(retired("drift", "kube-proxy") == 1);
+	json_t *cfg = sim_object("drift", "core/configmaps", "kube-system", "cilium-config");
+	check_str(jstr(json_object_get(cfg, "data"), "enable-ipv4"), "true");
+	json_decref(cfg);
+	check(run_job(id, "check", "{}", &o) == 0);
+	check(summary(o.result, "drifted") == 0 && summary(o.result, "missing") == 0);
+	job_out_clear(&o);
+	c = cluster_json(id);
+	check_str(jstr(json_object_get(c, "last_check"), "outcome"), "in_sync");
+	json_decref(c);
+
+	/* A deleted object is "missing". */
+	check(kube_call("drift", "DELETE", "/api/v1/namespaces/kube-system/configmaps/cilium-config", NULL, NULL) == 200);
+	check(run_job(id, "check", "{}", &o) == 0);
+	check(summary(o.result, "missing") == 1);
+	check_str(jstr(check_entry(o.result, "objects", "cilium-config"), "state"), "missing");
+	job_out_clear(&o);
+}
+
+/* ---- remediation ---------------------------------------------------------- */
+
+/* on_failure: rollback with one retry: the upgrade fails twice (revisions 2
+ * and 3 failed), the cluster is rolled back to revision 1 (revision 4),
+ * the job fails naming both. */
+static void test_on_failure_rollback(void)
+{
+	char id[DB_ID_LEN];
+	rns = "kube-system";
+	check(make_cluster("remedy", "tke", id) == 0);
+	struct job_out o;
+	check(run_job(id, "install", INSTALL_182, &o) == 0);
+	check_str(o.state, "succeeded");
+	job_out_clear(&o);
+	char img[300];
+	snprintf(img, sizeof img, "%s", ds_image("remedy"));
+	long status = 0;
+	kubesim_proc_admin(ks, "PUT", "/_sim/clusters/remedy/faults",
+			   "{\"fail_next\": 2, \"error_codes\": [422], \"verbs\": [\"patch\"], "
+			   "\"path_contains\": \"/deployments/cilium-operator\"}", &status, NULL);
+	check(status == 200);
+	check(run_job(id, "upgrade", "{\"chart_version\": \"1.18.3\", \"on_failure\": \"rollback\", \"retries\": 1}",
+		      &o) == 0);
+	check_str(o.state, "failed");
+	check(strstr(o.error, "cilium-operator") != NULL);
+	check(strstr(o.error, "on_failure: rolled back to revision 1 as revision 4") != NULL);
+	const json_t *rem = json_object_get(o.result, "remediation");
+	check_str(jstr(rem, "state"), "succeeded");
+	check(json_integer_value(json_object_get(rem, "to_revision")) == 1);
+	job_out_clear(&o);
+	check_str(ds_image("remedy"), img);
+	json_t *r2 = sim_release("remedy", 2), *r3 = sim_release("remedy", 3), *r4 = sim_release("remedy", 4);
+	check_str(rel_status(r2), "failed");
+	check_str(rel_status(r3), "failed");
+	check_str(rel_status(r4), "deployed");
+	check_str(jstr(json_object_get(r4, "info"), "description"), "Rollback to 1");
+	json_decref(r2), json_decref(r3), json_decref(r4);
+	json_t *c = cluster_json(id);
+	check_str(jstr(c, "cilium_version"), "1.18.2");
+	check(json_integer_value(json_object_get(c, "release_revision")) == 4);
+	json_decref(c);
+	kubesim_proc_admin(ks, "PUT", "/_sim/clusters/remedy/faults", "{}", &status, NULL);
 }
 
 int main(void)
@@ -1067,6 +1236,8 @@ int main(void)
 	test_run("lifecycle_uninstall_keep_history", test_uninstall_keep_history);
 	test_run("lifecycle_adopt_then_upgrade", test_adopt);
 	test_run("lifecycle_adopt_refusals", test_adopt_refusals);
+	test_run("lifecycle_drift_check_and_repair", test_drift);
+	test_run("lifecycle_on_failure_rollback", test_on_failure_rollback);
 
 	kubesim_proc_stop(ks);
 	PQfinish(conn);
