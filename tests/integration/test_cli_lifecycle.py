@@ -12,7 +12,9 @@ drifted with its field (and --ignore turning into the ignore rule), `repair
 1.18.2, a rollback to a revision that does not exist failing with exit 1,
 `uninstall --dry-run --wait` listing deletions and writing nothing,
 `uninstall --keep-history --wait` removing the release; on a second cluster `adopt` with
-no release failing with exit 1; the Idempotency-Key and --timeout exit 3 on
+no release failing with exit 1; on a third, a release written by another
+manager (another tenant's ferry: Helm's own release Secrets) adopted with
+zero writes and then upgraded as revision 2; the Idempotency-Key and --timeout exit 3 on
 a lifecycle command; usage errors (exit 2, flag values never echoed).
 Standard library only.
 """
@@ -31,7 +33,7 @@ from apitest import (Kubesim, check, check_eq, finish, run_test, skip_all, start
 TESTS = ["cli_lifecycle_usage_errors", "cli_install_and_history", "cli_upgrade_value_flags",
          "cli_check_clean", "cli_check_reports_drift", "cli_repair", "cli_rollback",
          "cli_rollback_missing_revision_fails", "cli_uninstall_dry_run", "cli_uninstall",
-         "cli_adopt_without_release_fails", "cli_lifecycle_idempotency_and_timeout"]
+         "cli_adopt_without_release_fails", "cli_adopt_then_upgrade", "cli_lifecycle_idempotency_and_timeout"]
 
 build = os.environ.get("FERRY_BUILD", "")
 FERRY = os.path.join(build, "ferry")
@@ -42,7 +44,7 @@ charts = os.path.join(shared, "charts")
 if not os.path.isdir(charts):
     skip_all(TESTS, "no chart archives in %s" % charts)
 
-ks = Kubesim(["--clusters", "2"], TESTS, prefix="ferry-clilc-kubesim-")
+ks = Kubesim(["--clusters", "3"], TESTS, prefix="ferry-clilc-kubesim-")
 os.environ["FERRY_CHARTS_DIR"] = charts
 f = start("clilc", TESTS, workers=2)
 acme = f.tenant("acme")
@@ -326,6 +328,41 @@ def t_adopt_none():
         check_eq(writes("c2"), before, "adopt wrote nothing")
 
 
+def t_adopt():
+    """A release another manager made (here: ferry of another tenant, which
+    writes Helm's own release Secrets) is adopted with zero writes, then
+    upgraded as revision 2."""
+    beta = f.tenant("beta")
+    bt = f.token(beta, "operator", name="other-team")
+    r = f.post("/v1/clusters", {"name": "legacy", "profile": "tke",
+                                "kubeconfig": open(ks.cluster("c3")["kubeconfig"]).read()}, bt)
+    check_eq(r.status, 201, "register in beta %r" % r)
+    j = f.post("/v1/clusters/%s/jobs" % r.json()["id"], {"kind": "install", "params": {"chart_version": "1.18.2"}},
+               bt)
+    check_eq(j.status, 202, "install in beta %r" % j)
+    deadline = time.time() + 300
+    while f.get("/v1/jobs/" + j.json()["id"], bt).json()["state"] in ("queued", "running"):
+        check(time.time() < deadline, "beta install did not finish")
+        time.sleep(0.5)
+    check_eq(f.get("/v1/jobs/" + j.json()["id"], bt).json()["state"], "succeeded", "beta install")
+    IDS["legacy"] = register("legacy-3", "c3")
+    check_eq(history("legacy-3"), [], "nothing recorded for acme before the adopt")
+    before = writes("c3")
+    r = ferry("adopt", "legacy-3", "--wait")
+    check_eq(r.rc, 0, "adopt %r" % r)
+    check_eq(job_of(r)["params"], {}, "params")
+    if before is not None:
+        check_eq(writes("c3"), before, "adopt wrote nothing to the cluster")
+    items = history("legacy-3")
+    check_eq([(i["revision"], i["status"], i["chart_version"]) for i in items], [(1, "deployed", "1.18.2")],
+             "adopted history")
+    r = ferry("upgrade", "legacy-3", "--version", "1.18.3", "--wait")
+    check_eq(r.rc, 0, "upgrade after adopt %r" % r)
+    items = history("legacy-3")
+    check_eq([(i["revision"], i["status"], i["chart_version"]) for i in items[:2]],
+             [(2, "deployed", "1.18.3"), (1, "superseded", "1.18.2")], "Helm's numbering continued")
+
+
 def t_idem_timeout():
     r1 = ferry("check", "bare-1", "--idempotency-key", "drift-nightly-1")
     check_eq(r1.rc, 0, "first %r" % r1)
@@ -358,6 +395,7 @@ try:
     run_test("cli_uninstall_dry_run", t_uninstall_dry_run)
     run_test("cli_uninstall", t_uninstall)
     run_test("cli_adopt_without_release_fails", t_adopt_none)
+    run_test("cli_adopt_then_upgrade", t_adopt)
     run_test("cli_lifecycle_idempotency_and_timeout", t_idem_timeout)
 finally:
     ks.stop()
