@@ -140,15 +140,6 @@ static json_t *build_record(struct install_run *run, const struct chart *ch, str
 	return rel;
 }
 
-/* Write a record to the cluster and to PostgreSQL. */
-static enum phase_rc write_record(struct install_run *run, const json_t *rel, const char *what)
-{
-	int st = relstore_write(run, rel);
-	if (st < 200 || st >= 300)
-		return install_call_failed(run, st, what);
-	return relstore_save_db(run, rel, 0);
-}
-
 /* params.max_history: Helm's --history-max (default 10, 0 = unlimited). */
 int install_max_history(const json_t *params)
 {
@@ -261,7 +252,7 @@ enum phase_rc phase_cilium(struct runner_ctx *ctx)
 		rel = build_record(&run, ch, rd, prev, values, revision,
 				   is_upgrade ? "pending-upgrade" : "pending-install",
 				   is_upgrade ? "Preparing upgrade" : "Initial install underway");
-		rc = run.dry_run ? PHASE_OK : write_record(&run, rel, "write the pending release record");
+		rc = run.dry_run ? PHASE_OK : relstore_write_record(&run, rel, resume, "write the pending release record");
 		json_decref(rel);
 		rel = NULL;
 		if (rc != PHASE_OK)
@@ -300,7 +291,7 @@ enum phase_rc phase_cilium(struct runner_ctx *ctx)
 				char keep[sizeof ctx->message];
 				memcpy(keep, ctx->message, sizeof keep);
 				rel = build_record(&run, ch, rd, prev, values, revision, "failed", desc);
-				if (write_record(&run, rel, "mark the release failed") != PHASE_OK)
+				if (relstore_write_record(&run, rel, 1, "mark the release failed") != PHASE_OK)
 					runner_event(ctx, "warn", "could not mark revision %d failed: %s", revision,
 						     ctx->message);
 				memcpy(ctx->message, keep, sizeof keep);
@@ -364,7 +355,7 @@ enum phase_rc phase_cilium(struct runner_ctx *ctx)
 	/* The release record: N deployed, the previous one superseded. */
 	rel = build_record(&run, ch, rd, prev, values, revision, "deployed",
 			   is_upgrade ? "Upgrade complete" : "Install complete");
-	rc = write_record(&run, rel, "write the Helm release record");
+	rc = relstore_write_record(&run, rel, !same || resume, "write the Helm release record");
 	if (rc != PHASE_OK)
 		goto out;
 	if (rs.deployed && rs.deployed_rev != revision && !run.dry_run) {

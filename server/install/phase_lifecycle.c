@@ -154,14 +154,6 @@ static json_t *rollback_record(struct install_run *run, const struct rev_content
 	return release_build(&ri);
 }
 
-static enum phase_rc write_record(struct install_run *run, const json_t *rel, const char *what)
-{
-	int st = relstore_write(run, rel);
-	if (st < 200 || st >= 300)
-		return install_call_failed(run, st, what);
-	return relstore_save_db(run, rel, 0);
-}
-
 /* ---- rollback --------------------------------------------------------- */
 
 enum phase_rc phase_rollback_release(struct runner_ctx *ctx)
@@ -264,7 +256,7 @@ enum phase_rc phase_rollback_release(struct runner_ctx *ctx)
 	json_object_set_new(ctx->detail, "revision", json_integer(revision));
 	if (!run.dry_run) {
 		rel = rollback_record(&run, &t, prev, revision, "pending-rollback", desc);
-		rc = write_record(&run, rel, "write the pending-rollback record");
+		rc = relstore_write_record(&run, rel, resume, "write the pending-rollback record");
 		json_decref(rel);
 		rel = NULL;
 		if (rc != PHASE_OK)
@@ -292,7 +284,7 @@ enum phase_rc phase_rollback_release(struct runner_ctx *ctx)
 				memcpy(keep, ctx->message, sizeof keep);
 				snprintf(fdesc, sizeof fdesc, "Rollback \"%s\" failed: %s", run.release, ctx->message);
 				rel = rollback_record(&run, &t, prev, revision, "failed", fdesc);
-				if (write_record(&run, rel, "mark the rollback failed") != PHASE_OK)
+				if (relstore_write_record(&run, rel, 1, "mark the rollback failed") != PHASE_OK)
 					runner_event(ctx, "warn", "could not mark revision %d failed", revision);
 				memcpy(ctx->message, keep, sizeof keep);
 				json_object_set_new(install_result_obj(ctx, "release"), "failed_objects",
@@ -332,7 +324,7 @@ enum phase_rc phase_rollback_release(struct runner_ctx *ctx)
 		"created", (json_int_t)created, "changed", (json_int_t)changed,
 		"unchanged", (json_int_t)unchanged, "deleted", (json_int_t)deleted, "kept", (json_int_t)kept));
 	rel = rollback_record(&run, &t, prev, revision, "deployed", desc);
-	rc = write_record(&run, rel, "write the Helm release record");
+	rc = relstore_write_record(&run, rel, 1, "write the Helm release record");
 	if (rc != PHASE_OK)
 		goto out;
 	if (rs.deployed && rs.deployed_rev != revision && !run.dry_run) {

@@ -88,7 +88,7 @@ static int ensure_namespace(struct install_run *run)
 	return st >= 200 && st < 300 ? 0 : -1;
 }
 
-int relstore_write(struct install_run *run, const json_t *rel)
+int relstore_write(struct install_run *run, const json_t *rel, int existing)
 {
 	json_t *sec = release_secret(rel, (long long)time(NULL), 0);
 	char *coll = NULL, *item = NULL;
@@ -98,7 +98,10 @@ int relstore_write(struct install_run *run, const json_t *rel)
 			install_record_object(run, sec, "created", NULL);
 			st = 201;
 		} else {
-			st = kube_ops_create(run->ops, coll, sec, NULL);
+			/* The pending record this phase wrote: replace it. */
+			st = existing ? kube_ops_replace(run->ops, item, sec, NULL) : 404;
+			if (st == 404)
+				st = kube_ops_create(run->ops, coll, sec, NULL);
 			if (st == 404 && ensure_namespace(run) == 0)
 				st = kube_ops_create(run->ops, coll, sec, NULL);
 			if (st == 409)   /* a crashed attempt of this job already wrote it */
@@ -108,6 +111,14 @@ int relstore_write(struct install_run *run, const json_t *rel)
 	free(coll), free(item);
 	json_decref(sec);
 	return st;
+}
+
+enum phase_rc relstore_write_record(struct install_run *run, const json_t *rel, int existing, const char *what)
+{
+	int st = relstore_write(run, rel, existing);
+	if (st < 200 || st >= 300)
+		return install_call_failed(run, st, what);
+	return relstore_save_db(run, rel, 0);
 }
 
 int relstore_restatus(struct install_run *run, const json_t *secret, const char *status,

@@ -45,8 +45,14 @@ int relstore_is_pending(const char *status);
 
 /* Write a release (Helm release JSON) as a Secret: create (first creating
  * the release namespace when it does not exist), or replace when it exists
- * (a resumed job rewriting its own record). HTTP status or -1. */
-int relstore_write(struct install_run *run, const json_t *rel);
+ * (a resumed job rewriting its own record). existing: the record is known
+ * to exist (the pending record of the same revision), so replace first.
+ * HTTP status or -1. */
+int relstore_write(struct install_run *run, const json_t *rel, int existing);
+
+/* relstore_write() then relstore_save_db(): the record in the cluster and
+ * in PostgreSQL. A failed write is install_call_failed(what). */
+enum phase_rc relstore_write_record(struct install_run *run, const json_t *rel, int existing, const char *what);
 
 /* PUT the record in secret with a new status (and description when
  * non-NULL). HTTP status, 0 when the record is unreadable (warned). */

@@ -32,10 +32,13 @@
 
 #include <stdarg.h>
 #include <time.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static struct kubesim_proc *ks;
 static PGconn *conn;
+static char db_url[512];
 static struct app app;
 /* The release namespace of the cluster under test (the profile's). */
 static const char *rns = "kube-system";
@@ -590,6 +593,37 @@ static void test_foreign_pending_refused(void)
 	check(strstr(o.error, "another Helm operation") != NULL);
 	job_out_clear(&o);
 	check(sim_writes("pending") - w0 == 0);
+}
+
+/* Dry runs of rollback and uninstall: what would change, nothing written. */
+static void test_dry_runs(void)
+{
+	rns = "kube-system";
+	long w0 = sim_writes("up-tke");
+	struct job_out o;
+	check(run_job(upg_id[0], "rollback", "{\"revision\": 2, \"dry_run\": true}", &o) == 0);
+	check_str(o.state, "succeeded");
+	long changed = 0;
+	size_t i;
+	const json_t *x;
+	json_array_foreach(json_object_get(json_object_get(o.result, "dry_run"), "objects"), i, x)
+		if (!strcmp(jstr(x, "action"), "changed"))
+			changed++;
+	check(changed >= 1);   /* operator.replicas goes back */
+	job_out_clear(&o);
+	check(run_job(upg_id[0], "uninstall", "{\"dry_run\": true}", &o) == 0);
+	check_str(o.state, "succeeded");
+	long deleted = 0;
+	json_array_foreach(json_object_get(json_object_get(o.result, "dry_run"), "objects"), i, x)
+		if (!strcmp(jstr(x, "action"), "deleted"))
+			deleted++;
+	check(deleted > 20);
+	job_out_clear(&o);
+	check(sim_writes("up-tke") == w0);
+	json_t *revs = revisions(upg_id[0]);
+	check(json_integer_value(json_object_get(rev_item(revs, 0), "revision")) == 3);
+	check_str(jstr(rev_item(revs, 0), "status"), "deployed");
+	json_decref(revs);
 }
 
 /* Tenant scope of the revision queries. */
@@ -1184,6 +1218,147 @@ static void test_on_failure_rollback(void)
 	kubesim_proc_admin(ks, "PUT", "/_sim/clusters/remedy/faults", "{}", &status, NULL);
 }
 
+/* ---- kill -9 in the write phases -------------------------------------------- */
+
+static long faults_injected(const char *cluster)
+{
+	char path[200], *body = NULL;
+	long status = 0;
+	snprintf(path, sizeof path, "/_sim/clusters/%s/stats", cluster);
+	kubesim_proc_admin(ks, "GET", path, NULL, &status, &body);
+	json_t *st = json_loads(body ? body : "{}", 0, NULL);
+	long n = (long)json_integer_value(json_object_get(st, "faults_injected"));
+	json_decref(st);
+	free(body);
+	return n;
+}
+
+/* A worker runs the job in a child process; the request matching fault
+ * hangs, the child is SIGKILLed there, and after its lease expires this
+ * process takes the job over as another worker would and runs it to the
+ * end. Returns the job's final state in out. */
+static void killed_mid_job(const char *cluster, const char *cluster_id, const char *kind, const char *params_json,
+			   const char *fault, struct job_out *out)
+{
+	char err[256], path[200];
+	long status = 0;
+	memset(out, 0, sizeof(*out));
+	snprintf(path, sizeof path, "/_sim/clusters/%s/faults", cluster);
+	kubesim_proc_admin(ks, "PUT", path, fault, &status, NULL);
+	check(status == 200);
+	long before = faults_injected(cluster);
+	json_t *params = json_loads(params_json, 0, NULL);
+	struct db_job_new req = { .tenant_id = tenant_id, .cluster_id = cluster_id, .kind = kind, .params = params };
+	char active[DB_ID_LEN];
+	check(db_job_enqueue(conn, &req, out->id, active, err, sizeof err) == DB_JOB_CREATED);
+	json_decref(params);
+	struct db_job_claim claim;
+	check(db_job_claim(conn, "worker-a", 2, &claim, err, sizeof err) == 1);
+	fflush(stdout);
+	pid_t pid = fork();
+	if (pid == 0) {
+		PGconn *c2 = PQconnectdb(db_url);
+		struct runner_flags flags;
+		atomic_init(&flags.lease_lost, 0);
+		atomic_init(&flags.cancel_requested, 0);
+		app.cfg.lease_seconds = 2;
+		runner_run_job(&app, c2, &claim, &flags);
+		_exit(0);   /* not reached while the request hangs */
+	}
+	long injected = before;
+	for (int i = 0; i < 600 && injected == before; i++) {
+		struct timespec ts = { 0, 50000000L };
+		nanosleep(&ts, NULL);
+		injected = faults_injected(cluster);
+	}
+	check(injected > before);
+	kill(pid, SIGKILL);
+	int wst = 0;
+	waitpid(pid, &wst, 0);
+	check(WIFSIGNALED(wst));
+	kubesim_proc_admin(ks, "PUT", path, "{}", &status, NULL);
+	db_job_claim_clear(&claim);
+	/* Takeover after the lease expired. */
+	struct db_job_claim c2;
+	int got = 0;
+	for (int i = 0; i < 100 && got != 1; i++) {
+		got = db_job_claim(conn, "worker-b", 300, &c2, err, sizeof err);
+		if (got != 1) {
+			struct timespec ts = { 0, 100000000L };
+			nanosleep(&ts, NULL);
+		}
+	}
+	check(got == 1);
+	if (got != 1)
+		return;
+	check_str(c2.id, out->id);
+	struct runner_flags flags;
+	atomic_init(&flags.lease_lost, 0);
+	atomic_init(&flags.cancel_requested, 0);
+	check(runner_run_job(&app, conn, &c2, &flags) == 0);
+	db_job_claim_clear(&c2);
+	json_t *job = db_job_get_json(conn, tenant_id, out->id, err, sizeof err);
+	snprintf(out->state, sizeof out->state, "%s", jstr(job, "state"));
+	snprintf(out->error, sizeof out->error, "%s", jstr(job, "error"));
+	out->result = json_incref(json_object_get(job, "result"));
+	json_decref(job);
+	if (strcmp(out->state, "succeeded"))
+		printf("# %s after the kill: %s %s\n", kind, out->state, out->error);
+}
+
+#define HANG(verb, what) "{\"hang_next\": 1, \"verbs\": [\"" verb "\"], \"path_contains\": \"" what "\"}"
+
+static void test_killed_rollback_uninstall_repair(void)
+{
+	char id[DB_ID_LEN];
+	rns = "kube-system";
+	check(make_cluster("killed", "tke", id) == 0);
+	struct job_out o;
+	check(run_job(id, "install", "{\"chart_version\": \"1.18.2\"}", &o) == 0);
+	check_str(o.state, "succeeded");
+	job_out_clear(&o);
+	char img182[300];
+	snprintf(img182, sizeof img182, "%s", ds_image("killed"));
+	check(run_job(id, "upgrade", "{\"chart_version\": \"1.18.3\"}", &o) == 0);
+	check_str(o.state, "succeeded");
+	job_out_clear(&o);
+
+	/* Rollback killed while applying: the takeover resumes its own
+	 * pending-rollback revision 3 (no revision 4). */
+	killed_mid_job("killed", id, "rollback", "{\"revision\": 1}",
+		       HANG("patch", "/deployments/cilium-operator"), &o);
+	check_str(o.state, "succeeded");
+	check(json_integer_value(json_object_get(json_object_get(o.result, "release"), "revision")) == 3);
+	job_out_clear(&o);
+	check(sim_release_revs("killed") == ((1L << 1) | (1L << 2) | (1L << 3)));
+	json_t *r3 = sim_release("killed", 3);
+	check_str(rel_status(r3), "deployed");
+	json_decref(r3);
+	check_str(ds_image("killed"), img182);
+
+	/* Repair killed mid-apply. */
+	check(kube_call("killed", "PATCH", "/api/v1/namespaces/kube-system/configmaps/cilium-config",
+			"application/merge-patch+json", "{\"data\":{\"enable-ipv4\":\"false\"}}") == 200);
+	killed_mid_job("killed", id, "repair", "{}", HANG("patch", "/configmaps/cilium-config"), &o);
+	check_str(o.state, "succeeded");
+	job_out_clear(&o);
+	json_t *cfg = sim_object("killed", "core/configmaps", "kube-system", "cilium-config");
+	check_str(jstr(json_object_get(cfg, "data"), "enable-ipv4"), "true");
+	json_decref(cfg);
+
+	/* Uninstall killed while deleting: the takeover finishes it. */
+	killed_mid_job("killed", id, "uninstall", "{}", HANG("delete", "/deployments/cilium-operator"), &o);
+	check_str(o.state, "succeeded");
+	job_out_clear(&o);
+	check(release_objects_left("killed") == 0);
+	check(sim_release_revs("killed") == 0);
+	check(retired("killed", "kube-proxy") == 0);
+	json_t *revs = revisions(id);
+	check(json_array_size(json_object_get(revs, "items")) == 0);
+	json_decref(revs);
+	app.cfg.lease_seconds = 300;
+}
+
 int main(void)
 {
 	char url[512], why[512];
@@ -1191,6 +1366,7 @@ int main(void)
 		test_skip("lifecycle", why);
 		return test_summary();
 	}
+	snprintf(db_url, sizeof db_url, "%s", url);
 	conn = PQconnectdb(url);
 	if (PQstatus(conn) != CONNECTION_OK || coredb_migrate(conn, why, sizeof why) < 0) {
 		printf("FAIL: lifecycle: database setup: %s\n", why);
@@ -1229,6 +1405,7 @@ int main(void)
 	test_run("lifecycle_max_history", test_max_history);
 	test_run("lifecycle_failed_apply", test_failed_apply);
 	test_run("lifecycle_foreign_pending_refused", test_foreign_pending_refused);
+	test_run("lifecycle_dry_run_rollback_uninstall", test_dry_runs);
 	test_run("lifecycle_revisions_tenant_scoped", test_revisions_scoped);
 	test_run("lifecycle_sequence_tke", test_sequence_tke);
 	test_run("lifecycle_sequence_k3s", test_sequence_k3s);
@@ -1238,6 +1415,7 @@ int main(void)
 	test_run("lifecycle_adopt_refusals", test_adopt_refusals);
 	test_run("lifecycle_drift_check_and_repair", test_drift);
 	test_run("lifecycle_on_failure_rollback", test_on_failure_rollback);
+	test_run("lifecycle_killed_rollback_uninstall_repair", test_killed_rollback_uninstall_repair);
 
 	kubesim_proc_stop(ks);
 	PQfinish(conn);
