@@ -20,7 +20,6 @@
 
 enum flag_type {
 	FT_BOOL,    /* --flag → param true */
-	FT_COUNT,   /* --flag N, N >= 0 → integer param */
 	FT_REV,     /* --flag N, N >= 1 → integer param */
 	FT_STRING,  /* --flag S → string param */
 	FT_IGNORE,  /* --flag [KIND[/NAME]:]PATH, repeated → [{path, kind, name}] */
@@ -129,10 +128,9 @@ static int command_flag(const struct job_command *cmd, int argc, char **argv, in
 			continue;
 		long long n;
 		switch (f->type) {
-		case FT_COUNT:
 		case FT_REV:
-			if (lifecycle_parse_count(v, &n) != 0 || (f->type == FT_REV && n < 1)) {
-				errorf("%s must be a whole number%s", f->name, f->type == FT_REV ? " of 1 or more" : "");
+			if (lifecycle_parse_count(v, &n) != 0 || n < 1) {
+				errorf("%s must be a whole number of 1 or more", f->name);
 				return -1;
 			}
 			json_object_set_new(params, f->param, json_integer(n));
