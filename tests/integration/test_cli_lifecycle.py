@@ -11,7 +11,8 @@ drifted with its field (and --ignore turning into the ignore rule), `repair
 --wait` putting it back, `rollback --revision 1 --wait` giving revision 3 at
 1.18.2, a rollback to a revision that does not exist failing with exit 1,
 `uninstall --dry-run --wait` listing deletions and writing nothing,
-`uninstall --keep-history --wait` removing the release; on a second cluster `adopt` with
+`uninstall --keep-history --wait` removing the release; on k3s (Cilium the
+only CNI) uninstall refused with exit 1 until --force, --delete-crds; on a second cluster `adopt` with
 no release failing with exit 1; on a third, a release written by another
 manager (another tenant's ferry: Helm's own release Secrets) adopted with
 zero writes and then upgraded as revision 2; the Idempotency-Key and --timeout exit 3 on
@@ -44,7 +45,7 @@ charts = os.path.join(shared, "charts")
 if not os.path.isdir(charts):
     skip_all(TESTS, "no chart archives in %s" % charts)
 
-ks = Kubesim(["--clusters", "3"], TESTS, prefix="ferry-clilc-kubesim-")
+ks = Kubesim(["--clusters", "3", "--cluster", "k3=k3s"], TESTS, prefix="ferry-clilc-kubesim-")
 os.environ["FERRY_CHARTS_DIR"] = charts
 f = start("clilc", TESTS, workers=2)
 acme = f.tenant("acme")
@@ -78,8 +79,8 @@ def job_of(r):
     return f.get("/v1/jobs/" + jid, OP).json()
 
 
-def register(name, simname):
-    r = f.post("/v1/clusters", {"name": name, "profile": "tke",
+def register(name, simname, profile="tke"):
+    r = f.post("/v1/clusters", {"name": name, "profile": profile,
                                 "kubeconfig": open(ks.cluster(simname)["kubeconfig"]).read()}, OP)
     check_eq(r.status, 201, "register %s: %r" % (name, r))
     return r.json()["id"]
@@ -318,6 +319,28 @@ def t_uninstall():
               (i["revision"], i["status"]) for i in items])
 
 
+def t_uninstall_force():
+    """On k3s Cilium is the only CNI: uninstall is refused (exit 1, the
+    reason and the way through named) until --force; --delete-crds removes
+    Cilium's CRDs too."""
+    register("edge-k3s", "k3", profile="k3s")
+    r = ferry("install", "edge-k3s", "--version", "1.18.3", "--wait")
+    check_eq(r.rc, 0, "install on k3s %r" % r)
+    before = writes("k3")
+    r = ferry("uninstall", "edge-k3s", "--wait")
+    check_eq(r.rc, 1, "refused %r" % r)
+    check("only pod network" in r.err and "force" in r.err, "reason and way through: %r" % r.err)
+    if before is not None:
+        check_eq(writes("k3"), before, "a refusal writes nothing")
+    r = ferry("uninstall", "edge-k3s", "--force", "--delete-crds", "--wait")
+    check_eq(r.rc, 0, "forced %r" % r)
+    check_eq(job_of(r)["params"], {"force": True, "delete_crds": True}, "params")
+    crds = kube("k3", "GET", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions")["items"]
+    left = [c["metadata"]["name"] for c in crds if c["metadata"]["name"].endswith(".cilium.io")]
+    check_eq(left, [], "Cilium CRDs deleted")
+    check_eq(history("edge-k3s"), [], "release records deleted (no --keep-history)")
+
+
 def t_adopt_none():
     before = writes("c2")
     r = ferry("adopt", "bare-1", "--namespace", "kube-system", "--wait")
@@ -394,6 +417,7 @@ try:
     run_test("cli_rollback_missing_revision_fails", t_rollback_missing)
     run_test("cli_uninstall_dry_run", t_uninstall_dry_run)
     run_test("cli_uninstall", t_uninstall)
+    run_test("cli_uninstall_only_cni_needs_force", t_uninstall_force)
     run_test("cli_adopt_without_release_fails", t_adopt_none)
     run_test("cli_adopt_then_upgrade", t_adopt)
     run_test("cli_lifecycle_idempotency_and_timeout", t_idem_timeout)
