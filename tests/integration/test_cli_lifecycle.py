@@ -4,19 +4,20 @@ database, two workers) installing the real Cilium charts into kubesim,
 driven through the real `ferry` binary as a pipeline would drive it.
 
 Checked, in order on one TKE cluster: install 1.18.2 --wait, `history`
-(table and json), upgrade to 1.18.3 with --reuse-values/--max-history (the
-flags become job params, revision 2 deployed, 1 superseded), `check --wait`
-printing a clean report, then a hand edit of cilium-config reported as
-drifted with its field (and --ignore turning into the ignore rule), `repair
---wait` putting it back, `rollback --revision 1 --wait` giving revision 3 at
-1.18.2, a rollback to a revision that does not exist failing with exit 1,
-`uninstall --dry-run --wait` listing deletions and writing nothing,
-`uninstall --keep-history --wait` removing the release; on k3s (Cilium the
-only CNI) uninstall refused with exit 1 until --force, --delete-crds; on a second cluster `adopt` with
-no release failing with exit 1; on a third, a release written by another
-manager (another tenant's ferry: Helm's own release Secrets) adopted with
-zero writes and then upgraded as revision 2; the Idempotency-Key and --timeout exit 3 on
-a lifecycle command; usage errors (exit 2, flag values never echoed).
+(table, json, --revision N), upgrade to 1.18.3 with --reuse-values and
+--max-history (the flags become job params, revision 2 deployed, 1
+superseded), `check --wait` printing a clean report, a hand edit of
+cilium-config reported as drifted with its field (and --ignore sent as the
+ignore rule), `repair --wait` putting it back, `rollback --revision 1
+--wait` giving revision 3 at 1.18.2, a rollback to a revision that does not
+exist failing with exit 1, `uninstall --dry-run --wait` listing deletions
+and writing nothing, `uninstall --keep-history --wait`. On k3s (Cilium the
+only CNI) uninstall refused with exit 1 until --force, and --delete-crds.
+On a second cluster `adopt` with no release failing with exit 1; on a
+third, a release written by another manager (another tenant's ferry, which
+writes Helm's own release Secrets) adopted with zero writes, then upgraded
+as revision 2. The Idempotency-Key and --timeout exit 3 on a lifecycle
+command; usage errors (exit 2, flag values never echoed).
 Standard library only.
 """
 import json
