@@ -478,6 +478,57 @@ static void test_upgrade_tke(void) { upgrade_case(0, "up-tke", "fresh-tke", "tke
 static void test_upgrade_k3s(void) { upgrade_case(1, "up-k3s", "fresh-k3s", "k3s"); }
 static void test_upgrade_generic(void) { upgrade_case(2, "up-gen", "fresh-gen", "generic"); }
 
+/* 1.15.1 -> 1.18.2 -> 1.18.3: the cluster ends with exactly the objects a
+ * fresh 1.18.3 install renders, none left over from the older charts. */
+static void chain_case(const char *cluster, const char *fresh, const char *profile)
+{
+	char id[DB_ID_LEN], fid[DB_ID_LEN];
+	rns = !strcmp(profile, "k3s") ? "cilium" : "kube-system";
+	check(make_cluster(cluster, profile, id) == 0);
+	struct job_out o;
+	static const char *const versions[] = { "1.15.1", "1.18.2", "1.18.3" };
+	json_t *seen = json_object();   /* every object any revision rendered */
+	for (int v = 0; v < 3; v++) {
+		char params[200];
+		snprintf(params, sizeof params, "{\"chart_version\": \"%s\"}", versions[v]);
+		check(run_job(id, v ? "upgrade" : "install", params, &o) == 0);
+		check_str(o.state, "succeeded");
+		check(json_integer_value(json_object_get(json_object_get(o.result, "release"), "revision")) == v + 1);
+		job_out_clear(&o);
+		json_t *rel = sim_release(cluster, v + 1);
+		json_t *set = manifest_set(rel);
+		json_object_update(seen, set);
+		json_decref(set), json_decref(rel);
+	}
+	check(make_cluster(fresh, profile, fid) == 0);
+	check(run_job(fid, "install", "{\"chart_version\": \"1.18.3\"}", &o) == 0);
+	check_str(o.state, "succeeded");
+	job_out_clear(&o);
+	json_t *relf = sim_release(fresh, 1);
+	json_t *sf = manifest_set(relf);
+	check(json_object_size(sf) > 20);
+	const char *k;
+	json_t *d;
+	int old_only = 0;
+	json_object_foreach(seen, k, d) {
+		json_t *live = sim_get(cluster, d);
+		int want = json_object_get(sf, k) != NULL;
+		if (!want)
+			old_only++;
+		if ((live != NULL) != want) {
+			printf("# %s: %s is %s\n", cluster, k, live ? "left over" : "missing");
+			check(0);
+		}
+		json_decref(live);
+	}
+	printf("# %s: %d object(s) of the older charts are gone\n", cluster, old_only);
+	check_str(ds_image(cluster), ds_image(fresh));
+	json_decref(seen), json_decref(sf), json_decref(relf);
+}
+
+static void test_chain_k3s(void) { chain_case("chain-k3s", "chain-k3s-fresh", "k3s"); }
+static void test_chain_generic(void) { chain_case("chain-gen", "chain-gen-fresh", "generic"); }
+
 /* Helm's default values mode: an upgrade without values reuses the
  * previous ones, so nothing changes and no revision is written. */
 static void test_upgrade_default_reuses(void)
@@ -1308,7 +1359,7 @@ static void killed_mid_job(const char *cluster, const char *cluster_id, const ch
 
 #define HANG(verb, what) "{\"hang_next\": 1, \"verbs\": [\"" verb "\"], \"path_contains\": \"" what "\"}"
 
-static void test_killed_rollback_uninstall_repair(void)
+static void test_killed_upgrade_rollback_uninstall_repair(void)
 {
 	char id[DB_ID_LEN];
 	rns = "kube-system";
@@ -1319,9 +1370,19 @@ static void test_killed_rollback_uninstall_repair(void)
 	job_out_clear(&o);
 	char img182[300];
 	snprintf(img182, sizeof img182, "%s", ds_image("killed"));
-	check(run_job(id, "upgrade", "{\"chart_version\": \"1.18.3\"}", &o) == 0);
+	/* Upgrade killed while applying: its own pending-upgrade revision 2 is
+	 * resumed (no revision 3). */
+	killed_mid_job("killed", id, "upgrade", "{\"chart_version\": \"1.18.3\"}",
+		       HANG("patch", "/deployments/cilium-operator"), &o);
 	check_str(o.state, "succeeded");
+	check(json_integer_value(json_object_get(json_object_get(o.result, "release"), "revision")) == 2);
 	job_out_clear(&o);
+	check(sim_release_revs("killed") == ((1L << 1) | (1L << 2)));
+	json_t *r2 = sim_release("killed", 2), *r1 = sim_release("killed", 1);
+	check_str(rel_status(r2), "deployed");
+	check_str(rel_status(r1), "superseded");
+	json_decref(r1), json_decref(r2);
+	check(strstr(ds_image("killed"), "v1.18.3") != NULL);
 
 	/* Rollback killed while applying: the takeover resumes its own
 	 * pending-rollback revision 3 (no revision 4). */
@@ -1401,6 +1462,8 @@ int main(void)
 	test_run("lifecycle_upgrade_tke", test_upgrade_tke);
 	test_run("lifecycle_upgrade_k3s", test_upgrade_k3s);
 	test_run("lifecycle_upgrade_generic", test_upgrade_generic);
+	test_run("lifecycle_upgrade_chain_k3s", test_chain_k3s);
+	test_run("lifecycle_upgrade_chain_generic", test_chain_generic);
 	test_run("lifecycle_upgrade_default_reuses_values", test_upgrade_default_reuses);
 	test_run("lifecycle_max_history", test_max_history);
 	test_run("lifecycle_failed_apply", test_failed_apply);
@@ -1415,7 +1478,7 @@ int main(void)
 	test_run("lifecycle_adopt_refusals", test_adopt_refusals);
 	test_run("lifecycle_drift_check_and_repair", test_drift);
 	test_run("lifecycle_on_failure_rollback", test_on_failure_rollback);
-	test_run("lifecycle_killed_rollback_uninstall_repair", test_killed_rollback_uninstall_repair);
+	test_run("lifecycle_killed_upgrade_rollback_repair_uninstall", test_killed_upgrade_rollback_uninstall_repair);
 
 	kubesim_proc_stop(ks);
 	PQfinish(conn);
