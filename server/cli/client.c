@@ -374,7 +374,7 @@ static int timeout_exit(struct client *c)
  * GETs and POSTs carrying an Idempotency-Key).
  */
 int api(struct client *c, const char *method, const char *path, const json_t *body, const char *idem_key,
-	       int retries, json_t **out)
+	int retries, json_t **out)
 {
 	struct resp r;
 	int rc = EXIT_USAGE;
@@ -1138,7 +1138,7 @@ static char *random_key(void)
 }
 
 int create_job(struct client *c, const char *cluster, const char *kind, json_t *params, const char *idem,
-		      int wait)
+	       int wait)
 {
 	char id[64], path[160];
 	int rc = resolve_cluster(c, cluster, id, sizeof id);
