@@ -425,18 +425,20 @@
       el('div', { class: 'field check' }, dry, el('label', { for: 'job-dry-run', text: 'Dry run (show what would change, change nothing)' })),
       el('div', { class: 'field check' }, allow, el('label', { for: 'job-allow-existing', text: 'Allow existing nodes' })));
     const submit = el('button', { type: 'submit', id: 'job-submit', text: 'Start job' });
+    const upgrade = upgradeOptions();
     const form = el('form', { class: 'card job-form', id: 'job-form' },
       el('h2', { text: 'Start a job' }),
       el('div', { class: 'field' }, el('label', { for: 'job-kind', text: 'Kind' }), kind),
-      installOnly, submit);
+      installOnly, upgrade.node, submit);
     const installLike = () => kind.value === 'install' || kind.value === 'upgrade';
-    const sync = () => { installOnly.hidden = !installLike(); };
+    const sync = () => { installOnly.hidden = !installLike(); upgrade.node.hidden = kind.value !== 'upgrade'; };
     kind.addEventListener('change', sync);
     sync();
     /* One idempotency key per form instance: a double click or a retried
      * request after a network error returns the same job. */
     let idemKey = newKey();
     for (const inp of [kind, version, values, dry, allow]) inp.addEventListener('change', () => { idemKey = newKey(); });
+    upgrade.node.addEventListener('change', () => { idemKey = newKey(); });
     form.addEventListener('submit', async (ev) => {
       ev.preventDefault();
       hideError();
@@ -452,6 +454,7 @@
           if (dry.checked) params.dry_run = true;
           if (allow.checked) params.allow_existing_nodes = true;
         }
+        if (kind.value === 'upgrade') upgrade.read(params);
         const r = await api('POST', `/v1/clusters/${encodeURIComponent(c.id)}/jobs`,
           { kind: jobKind, params }, { 'Idempotency-Key': idemKey });
         const job = r.data || {};
@@ -619,6 +622,31 @@
     append(panel, [el('h3', { text: a.label }), el('p', { class: 'question', text: a.question }), opts,
       el('div', { class: 'actions' }, submit, ' ', cancel)]);
     panel.hidden = false;
+  }
+
+  /* The upgrade-only part of the job form: Helm's value modes and Flux's
+   * remediation. Returns {node, read(params)}; read() adds only what is set. */
+  function upgradeOptions() {
+    const mode = el('select', { id: 'job-values-mode', name: 'values_mode' },
+      el('option', { value: '', text: 'Helm\'s default (reuse the previous values when none are given)' }),
+      el('option', { value: 'reuse_values', text: 'reuse the previous values, merge the given ones' }),
+      el('option', { value: 'reset_values', text: 'reset to the chart\'s defaults, then the given ones' }),
+      el('option', { value: 'reset_then_reuse_values', text: 'chart defaults, then the previous values, then the given ones' }));
+    const onFailure = el('input', { id: 'job-on-failure', type: 'checkbox' });
+    const retries = el('input', { id: 'job-retries', type: 'number', min: '0', step: '1', placeholder: '0' });
+    const maxHistory = el('input', { id: 'job-max-history', type: 'number', min: '0', step: '1', placeholder: '10' });
+    const node = el('div', { class: 'upgrade-only' },
+      el('div', { class: 'field' }, el('label', { for: 'job-values-mode', text: 'Values' }), mode),
+      el('div', { class: 'field check' }, onFailure, el('label', { for: 'job-on-failure', text: 'Roll back if the upgrade fails' })),
+      el('div', { class: 'field' }, el('label', { for: 'job-retries', text: 'Retries before that' }), retries),
+      el('div', { class: 'field' }, el('label', { for: 'job-max-history', text: 'Revisions kept' }), maxHistory));
+    const read = (params) => {
+      if (mode.value) params[mode.value] = true;
+      if (onFailure.checked) params.on_failure = 'rollback';
+      if (retries.value !== '') params.retries = Number(retries.value);
+      if (maxHistory.value !== '') params.max_history = Number(maxHistory.value);
+    };
+    return { node, read };
   }
 
   /* "/p", "Kind:/p" or "Kind/name:/p" → {path, kind, name} (as `ferry check --ignore`). */

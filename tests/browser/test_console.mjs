@@ -362,7 +362,8 @@ async function lifecycleChecks(page, fx) {
   const lc = fx.lc || { error: 'no fixtures' };
   const visibleText = async (sel) => (await page.locator(sel).innerText()).trim();
   const names = ['release_history_shown', 'check_drift_table', 'lifecycle_buttons_confirm_first',
-    'rollback_from_console', 'uninstall_dry_run_from_console', 'adopt_refused_from_console', 'check_from_console'];
+    'rollback_from_console', 'uninstall_dry_run_from_console', 'upgrade_options_from_form', 'adopt_refused_from_console',
+    'check_from_console'];
   if (lc.error) {
     for (const n of names) fail(n, `lifecycle fixtures: ${lc.error}`);
     return;
@@ -467,6 +468,32 @@ async function lifecycleChecks(page, fx) {
     assert(objs.some((o) => o.action === 'deleted'), 'the dry run lists no deletion');
     await page.locator('#dry-run-table table').waitFor();
     assert((await visibleText('#dry-run-table')).includes('deleted'), 'deleted rows not shown');
+  });
+
+  await check('upgrade_options_from_form', async () => {
+    // Helm's value mode and the remediation reach the job; a dry run so the
+    // history stays as it is
+    await clusterPage();
+    await page.selectOption('#job-kind', 'upgrade');
+    assert(await page.locator('#job-values-mode').isVisible(), 'upgrade options hidden for an upgrade');
+    await page.fill('#job-version', '1.18.3');
+    await page.selectOption('#job-values-mode', 'reuse_values');
+    await page.check('#job-on-failure');
+    await page.fill('#job-retries', '2');
+    await page.fill('#job-max-history', '5');
+    await page.check('#job-dry-run');
+    await page.click('#job-submit');
+    await waitFor('job page', async () => /#\/jobs\/[0-9a-f-]{36}$/.test(await page.evaluate(() => location.hash)));
+    const jobId = (await page.evaluate(() => location.hash)).split('/').pop();
+    const done = await finishOnPage(jobId);
+    const want = { chart_version: '1.18.3', dry_run: true, reuse_values: true, on_failure: 'rollback', retries: 2, max_history: 5 };
+    const got = done.params || {};
+    assert(done.kind === 'upgrade' && Object.keys(want).every((k) => got[k] === want[k]) && Object.keys(got).length === Object.keys(want).length,
+      `job ${done.kind} ${JSON.stringify(got)}`);
+    assert(done.state === 'succeeded', `dry-run upgrade ${done.state}: ${done.error}`);
+    await clusterPage();
+    await page.selectOption('#job-kind', 'install');
+    assert(await page.locator('#job-values-mode').isHidden(), 'upgrade options shown for an install');
   });
 
   await check('adopt_refused_from_console', async () => {
