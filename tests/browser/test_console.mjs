@@ -429,7 +429,9 @@ async function lifecycleChecks(page, fx) {
     assert(drifted.some((o) => (o.fields || []).includes(lc.driftField)), `the edited field ${lc.driftField} is not reported`);
     const sum = lc.checkJob.result.check.summary;
     assert((await visibleText('#check-summary')).includes(`${sum.drifted} drifted`), 'summary');
-    return `${drifted.length} drifted of ${lc.checkJob.result.check.objects.length}`;
+    const shot = SCREENSHOT.replace(/\.png$/, '-drift.png');
+    await page.screenshot({ path: shot, fullPage: true });
+    return `${drifted.length} drifted of ${lc.checkJob.result.check.objects.length}, screenshot ${shot}`;
   });
 
   await check('lifecycle_buttons_confirm_first', async () => {
@@ -439,6 +441,7 @@ async function lifecycleChecks(page, fx) {
       await page.click(`#action-${kind}`);
       await page.locator('#confirm-panel').waitFor({ state: 'visible' });
       assert(await page.evaluate(() => document.getElementById('confirm-panel').dataset.kind) === kind, `panel for ${kind}`);
+      if (kind === 'uninstall') await page.screenshot({ path: SCREENSHOT.replace(/\.png$/, '-confirm.png'), fullPage: true });
       await page.click('#confirm-cancel');
       await page.locator('#confirm-panel').waitFor({ state: 'hidden' });
     }
