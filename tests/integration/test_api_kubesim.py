@@ -19,12 +19,15 @@ from apitest import (Kubesim, check, check_eq, finish, make_ca, run_test, start)
 
 TESTS = ["api_kubesim_kubeconfig_token", "api_kubesim_kubeconfig_cert_context",
          "api_kubesim_explicit_fields", "api_kubesim_wrong_ca", "api_kubesim_wrong_token",
-         "api_kubesim_preflight_refuses_global_router"]
+         "api_kubesim_preflight_refuses_global_router", "api_kubesim_lifecycle"]
 
-ks = Kubesim(["--clusters", "2", "--cluster", "gr=tke-globalrouter"], TESTS, prefix="ferry-api-kubesim-")
+ks = Kubesim(["--clusters", "2", "--cluster", "gr=tke-globalrouter", "--cluster", "lc=tke-fresh"], TESTS,
+             prefix="ferry-api-kubesim-")
 info, simdir = ks.info, ks.dir
 
-f = start("kubesim", TESTS, workers=2)
+CHARTS = os.path.join(os.environ.get("FERRY_SHARED") or os.path.join(os.environ.get("FERRY_SRC", "."), "..", "shared"),
+                      "charts")
+f = start("kubesim", TESTS, workers=2, extra_args=["--charts-dir", CHARTS])
 acme = f.tenant("acme")
 OP = f.token(acme, "operator")
 c1 = ks.cluster("c1")
@@ -42,7 +45,11 @@ def sim_node_count(cluster):
 
 
 def run_preflight(cid, timeout=60):
-    r = f.post("/v1/clusters/%s/jobs" % cid, {"kind": "preflight"}, OP)
+    return run_kind(cid, "preflight", {}, timeout)
+
+
+def run_kind(cid, kind, params, timeout=60):
+    r = f.post("/v1/clusters/%s/jobs" % cid, {"kind": kind, "params": params}, OP)
     check_eq(r.status, 202, "job %r" % r)
     jid = r.json()["id"]
     deadline = time.time() + timeout
@@ -124,6 +131,41 @@ def t_global_router():
     check_eq(stats["writes"], 0, "preflight wrote nothing")
 
 
+def t_lifecycle():
+    """Through the API with real workers: install, upgrade, the history and
+    the cluster's release fields, a drift check, a rollback."""
+    lc = ks.cluster("lc")
+    r = f.post("/v1/clusters", {"name": "sim-lc", "profile": "tke", "kubeconfig": open(lc["kubeconfig"]).read()}, OP)
+    check_eq(r.status, 201, "create: %r" % r)
+    cid = r.json()["id"]
+    job = run_kind(cid, "install", {"chart_version": "1.18.2"}, 240)
+    check_eq(job["state"], "succeeded", "install: %s" % job.get("error"))
+    job = run_kind(cid, "upgrade", {"chart_version": "1.18.3"}, 240)
+    check_eq(job["state"], "succeeded", "upgrade: %s" % job.get("error"))
+    revs = f.get("/v1/clusters/%s/revisions" % cid, OP).json()["items"]
+    check_eq([(x["revision"], x["status"], x["chart_version"]) for x in revs],
+             [(2, "deployed", "1.18.3"), (1, "superseded", "1.18.2")], "history")
+    check_eq(revs[0]["job_id"], job["id"], "the upgrade job wrote revision 2")
+    check_eq(revs[0]["started_by"], "t", "started by the operator token (its name)")
+    one = f.get("/v1/clusters/%s/revisions/1" % cid, OP).json()
+    check("kind: DaemonSet" in one["manifest"] and isinstance(one["values"], dict), "full revision")
+    c = f.get("/v1/clusters/" + cid, OP).json()
+    check_eq((c["cilium_version"], c["release_revision"], c["release_status"]), ("1.18.3", 2, "deployed"), "cluster")
+    check(c["last_success_at"], "last_success_at")
+    check_eq(c["last_check"], None, "no check yet")
+    job = run_kind(cid, "check", {}, 120)
+    check_eq(job["state"], "succeeded", "check: %s" % job.get("error"))
+    summary = job["result"]["check"]["summary"]
+    check_eq((summary["drifted"], summary["missing"]), (0, 0), "in sync: %r" % summary)
+    lcheck = f.get("/v1/clusters/" + cid, OP).json()["last_check"]
+    check_eq((lcheck["outcome"], lcheck["job_id"]), ("in_sync", job["id"]), "last_check")
+    job = run_kind(cid, "rollback", {"revision": 1}, 240)
+    check_eq(job["state"], "succeeded", "rollback: %s" % job.get("error"))
+    check_eq(job["result"]["release"]["revision"], 3, "Helm's numbering")
+    c = f.get("/v1/clusters/" + cid, OP).json()
+    check_eq((c["cilium_version"], c["release_revision"]), ("1.18.2", 3), "cluster after the rollback")
+
+
 try:
     run_test("api_kubesim_kubeconfig_token", t_kc_token)
     run_test("api_kubesim_kubeconfig_cert_context", t_kc_cert)
@@ -131,6 +173,7 @@ try:
     run_test("api_kubesim_wrong_ca", t_wrong_ca)
     run_test("api_kubesim_wrong_token", t_wrong_token)
     run_test("api_kubesim_preflight_refuses_global_router", t_global_router)
+    run_test("api_kubesim_lifecycle", t_lifecycle)
 finally:
     ks.stop()
 finish(f)

@@ -740,6 +740,30 @@ static void test_real_charts(void)
 		if (r) {
 			check(json_array_size(chart_render_documents(r)) >= 10);
 			check(strstr(chart_render_manifest(r), "kind: DaemonSet") != NULL);
+			/* The stored manifest reads back into the very objects the
+			 * render produced (octal modes, numbers, block scalars). */
+			const char *m = chart_render_manifest(r);
+			json_t *back = chart_manifest_objects(m, strlen(m), err, sizeof(err));
+			const json_t *docs = chart_render_documents(r);
+			check(back != NULL && json_array_size(back) == json_array_size(docs));
+			for (size_t k = 0; back && k < json_array_size(docs); k++)
+				if (!json_equal(json_array_get(back, k),
+						json_object_get(json_array_get(docs, k), "object"))) {
+					printf("  %s: document %zu differs when read back\n", charts[i], k);
+					check(0);
+					break;
+				}
+			json_decref(back);
+		}
+		if (i == 0) {
+			const char *bad = "---\n# Source: x\nkind: A\n---\na: [1,\n";
+			err[0] = 0;
+			check(chart_manifest_objects(bad, strlen(bad), err, sizeof(err)) == NULL && err[0]);
+			const char *two = "---\n# Source: a\nkind: A\nmode: 0400\n---\n# Source: only a comment\n";
+			json_t *t = chart_manifest_objects(two, strlen(two), err, sizeof(err));
+			check(json_array_size(t) == 1);
+			check(json_integer_value(json_object_get(json_array_get(t, 0), "mode")) == 256);
+			json_decref(t);
 		}
 		chart_render_free(r);
 		chart_free(c);
