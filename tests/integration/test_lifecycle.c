@@ -619,6 +619,28 @@ static void test_failed_apply(void)
 	check_str(rel_status(r3), "deployed");
 	check_str(rel_status(r1), "superseded");
 	json_decref(r1), json_decref(r3);
+
+	/* A refused apply during a rollback: revision 4 "failed", 3 stays
+	 * deployed. */
+	kubesim_proc_admin(ks, "PUT", "/_sim/clusters/failing/faults",
+			   "{\"fail_next\": 1, \"error_codes\": [422], \"verbs\": [\"patch\"], "
+			   "\"path_contains\": \"/deployments/cilium-operator\"}", &status, NULL);
+	check(run_job(id, "rollback", "{\"revision\": 1}", &o) == 0);
+	check_str(o.state, "failed");
+	const json_t *f0 = json_array_get(json_object_get(json_object_get(o.result, "release"), "failed_objects"), 0);
+	check_str(jstr(f0, "name"), "cilium-operator");
+	job_out_clear(&o);
+	kubesim_proc_admin(ks, "PUT", "/_sim/clusters/failing/faults", "{}", &status, NULL);
+	json_t *r4 = sim_release("failing", 4);
+	r3 = sim_release("failing", 3);
+	check_str(rel_status(r4), "failed");
+	check(strstr(jstr(json_object_get(r4, "info"), "description"), "Rollback \"cilium\" failed") != NULL);
+	check_str(rel_status(r3), "deployed");
+	json_decref(r3), json_decref(r4);
+	c = cluster_json(id);
+	check_str(jstr(c, "release_status"), "failed");
+	check_str(jstr(c, "cilium_version"), "1.18.3");
+	json_decref(c);
 }
 
 /* Another tool's pending record (a helm upgrade in flight): refused,
