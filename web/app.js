@@ -390,6 +390,7 @@
     fact('Kubernetes', dash(c.kube_version));
     fact('Nodes', dash(c.node_count));
     fact('Cilium', c.cilium_version ? `${c.cilium_version}${c.release_revision ? ` (release revision ${c.release_revision})` : ''}` : 'not installed by ferry');
+    releaseFacts(c, fact);
     fact('Last contact', timeEl(c.last_contact_at));
     fact('Created', timeEl(c.created_at));
     fact('Updated', timeEl(c.updated_at));
@@ -402,6 +403,7 @@
       el('h1', { id: 'cluster-title', text: c.name }),
       el('section', { class: 'card' }, dl),
       canWrite() ? jobForm(c) : el('p', { class: 'muted', text: 'Your role is read-only: starting jobs needs an operator or admin token.' }),
+      releaseSection(c, gen),
       el('h2', { text: 'Jobs' }),
       jobsHolder,
     ]);
@@ -424,18 +426,20 @@
       el('div', { class: 'field check' }, dry, el('label', { for: 'job-dry-run', text: 'Dry run (show what would change, change nothing)' })),
       el('div', { class: 'field check' }, allow, el('label', { for: 'job-allow-existing', text: 'Allow existing nodes' })));
     const submit = el('button', { type: 'submit', id: 'job-submit', text: 'Start job' });
+    const upgrade = upgradeOptions();
     const form = el('form', { class: 'card job-form', id: 'job-form' },
       el('h2', { text: 'Start a job' }),
       el('div', { class: 'field' }, el('label', { for: 'job-kind', text: 'Kind' }), kind),
-      installOnly, submit);
+      installOnly, upgrade.node, submit);
     const installLike = () => kind.value === 'install' || kind.value === 'upgrade';
-    const sync = () => { installOnly.hidden = !installLike(); };
+    const sync = () => { installOnly.hidden = !installLike(); upgrade.node.hidden = kind.value !== 'upgrade'; };
     kind.addEventListener('change', sync);
     sync();
     /* One idempotency key per form instance: a double click or a retried
      * request after a network error returns the same job. */
     let idemKey = newKey();
     for (const inp of [kind, version, values, dry, allow]) inp.addEventListener('change', () => { idemKey = newKey(); });
+    upgrade.node.addEventListener('change', () => { idemKey = newKey(); });
     form.addEventListener('submit', async (ev) => {
       ev.preventDefault();
       hideError();
@@ -451,6 +455,7 @@
           if (dry.checked) params.dry_run = true;
           if (allow.checked) params.allow_existing_nodes = true;
         }
+        if (kind.value === 'upgrade') upgrade.read(params);
         const r = await api('POST', `/v1/clusters/${encodeURIComponent(c.id)}/jobs`,
           { kind: jobKind, params }, { 'Idempotency-Key': idemKey });
         const job = r.data || {};
@@ -471,6 +476,217 @@
     const b = new Uint8Array(16);
     crypto.getRandomValues(b);
     return 'console-' + Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
+  }
+
+  /* ---------------------------------------------------- release lifecycle */
+
+  /* The release facts of a cluster page: revision and its status, the last
+   * successful job, the last drift check (with a link to its job). */
+  function releaseFacts(c, fact) {
+    fact('Release', c.release_revision
+      ? el('span', { id: 'release-fact' }, `revision ${c.release_revision} `, badge(c.release_status || 'unknown'))
+      : el('span', { id: 'release-fact', text: 'no release recorded' }));
+    fact('Last success', timeEl(c.last_success_at));
+    const lc = c.last_check;
+    if (lc && typeof lc === 'object') {
+      const counts = `${dash(lc.in_sync)} in sync, ${dash(lc.drifted)} drifted, ${dash(lc.missing)} missing`;
+      fact('Last check', el('span', { id: 'last-check' }, badge(lc.outcome), ` ${counts} · `, timeEl(lc.at),
+        lc.job_id ? [' · ', el('a', { href: `#/jobs/${encodeURIComponent(lc.job_id)}`, text: 'report' })] : null));
+    } else {
+      fact('Last check', el('span', { id: 'last-check', text: 'never checked' }));
+    }
+  }
+
+  /* What each lifecycle button does: the job kind, the question the
+   * confirmation asks, and its options (built per open, read on submit). */
+  const LIFECYCLE_ACTIONS = [
+    { kind: 'check', label: 'Check drift', danger: false,
+      question: 'Compare every object of the current revision and the surroundings with the live cluster? This writes nothing.' },
+    { kind: 'repair', label: 'Repair', danger: false,
+      question: 'Put every drifted or missing object of the current revision back as ferry applied it?' },
+    { kind: 'rollback', label: 'Rollback', danger: true,
+      question: 'Roll the release back to an earlier revision? Its manifest and values are applied as a new revision.' },
+    { kind: 'adopt', label: 'Adopt', danger: false,
+      question: 'Take over a Cilium release installed by hand with Helm? ferry records it and changes nothing in the cluster.' },
+    { kind: 'uninstall', label: 'Uninstall', danger: true,
+      question: 'Uninstall Cilium from this cluster? Every object of the release is deleted and the install\'s changes are undone.' },
+  ];
+
+  /* The "Release history" part of a cluster page: lifecycle buttons
+   * (operators and admins), their confirmation panel, and the revisions. */
+  function releaseSection(c, gen) {
+    const history = el('div', { id: 'revision-history' }, el('p', { class: 'muted', text: 'Loading…' }));
+    const panel = el('div', { id: 'confirm-panel', class: 'card confirm', hidden: true });
+    let revisions = [];
+    const buttons = canWrite() ? el('div', { class: 'actions lifecycle-actions', id: 'lifecycle-actions' },
+      LIFECYCLE_ACTIONS.map((a) => el('button', { type: 'button', id: `action-${a.kind}`,
+        class: a.danger ? 'danger' : 'secondary', text: a.label,
+        onclick: () => openConfirm(panel, c, a, revisions) }))) : null;
+    const load = async () => {
+      try {
+        const r = await api('GET', `/v1/clusters/${encodeURIComponent(c.id)}/revisions`);
+        if (gen !== state.gen) return;
+        revisions = (r.data && r.data.items) || [];
+        clear(history).appendChild(revisionTable(revisions, c));
+      } catch (e) {
+        if (gen !== state.gen) return;
+        clear(history).appendChild(el('p', { class: 'muted', text: `Revision history unavailable: ${e.message}` }));
+      }
+    };
+    load();
+    return el('section', { id: 'release' }, el('h2', { text: 'Release history' }), buttons, panel, history);
+  }
+
+  function revisionTable(items, c) {
+    const rows = items.map((rv) => el('tr', { dataset: { revision: String(rv.revision) },
+      class: rv.revision === c.release_revision ? 'current' : null },
+      el('td', { class: 'rev', text: dash(rv.revision) }),
+      el('td', null, badge(rv.status)),
+      el('td', { text: rv.chart_version ? `${rv.chart_name || 'cilium'} ${rv.chart_version}` : '—' }),
+      el('td', { text: dash(rv.app_version) }),
+      el('td', null, timeEl(rv.updated_at || rv.created_at)),
+      el('td', { class: 'started-by', text: dash(rv.started_by) }),
+      el('td', { text: dash(rv.description) }),
+      el('td', null, rv.job_id ? el('a', { href: `#/jobs/${encodeURIComponent(rv.job_id)}`, text: 'job' }) : '—')));
+    return table(['Revision', 'Status', 'Chart', 'App version', 'Date', 'Started by', 'Description', 'Job'],
+      rows, 'No revisions: ferry has not installed or adopted a release here.');
+  }
+
+  /* Opens the confirmation panel for action `a`: nothing is sent before
+   * "Confirm" is pressed. The job page opens once the job is created. */
+  function openConfirm(panel, c, a, revisions) {
+    hideError();
+    clear(panel);
+    panel.dataset.kind = a.kind;
+    const opts = el('div', { class: 'confirm-options' });
+    const read = [];  /* functions adding the options to params */
+    const checkbox = (id, param, text) => {
+      const box = el('input', { type: 'checkbox', id });
+      opts.appendChild(el('div', { class: 'field check' }, box, el('label', { for: id, text })));
+      read.push((p) => { if (box.checked) p[param] = true; });
+    };
+    const textField = (id, param, text, placeholder) => {
+      const inp = el('input', { type: 'text', id, placeholder, spellcheck: 'false' });
+      opts.appendChild(el('div', { class: 'field' }, el('label', { for: id, text }), inp));
+      read.push((p) => { if (inp.value.trim()) p[param] = inp.value.trim(); });
+    };
+    if (a.kind === 'rollback') {
+      /* every revision but the one deployed now; the default is the
+       * previous one (Helm's) */
+      const targets = revisions.filter((rv) => rv.status !== 'deployed');
+      const sel = el('select', { id: 'confirm-revision' },
+        el('option', { value: '', text: 'previous revision (default)' }),
+        targets.map((rv) => el('option', { value: String(rv.revision),
+          text: `${rv.revision}: ${rv.chart_version || '?'} (${rv.status}, ${fmtTime(rv.updated_at || rv.created_at)})` })));
+      opts.appendChild(el('div', { class: 'field' }, el('label', { for: 'confirm-revision', text: 'Revision' }), sel));
+      read.push((p) => { if (sel.value) p.revision = Number(sel.value); });
+    } else if (a.kind === 'uninstall') {
+      checkbox('confirm-keep-history', 'keep_history', 'Keep the release history (status uninstalled)');
+      checkbox('confirm-delete-crds', 'delete_crds', 'Also delete Cilium\'s CRDs');
+      checkbox('confirm-restore-eni-agent', 'restore_eni_agent', 'Restore the tke-eni-agent image');
+      checkbox('confirm-force', 'force', 'Force: Cilium carries the only pod network (pods lose networking until another CNI runs)');
+    } else if (a.kind === 'adopt') {
+      textField('confirm-namespace', 'namespace', 'Release namespace', 'the profile\'s (kube-system)');
+      textField('confirm-release-name', 'release_name', 'Release name', 'cilium');
+    } else if (a.kind === 'check' || a.kind === 'repair') {
+      const ign = el('textarea', { id: 'confirm-ignore', rows: 2, spellcheck: 'false',
+        placeholder: 'one per line: /json/pointer, Kind:/pointer or Kind/name:/pointer' });
+      opts.appendChild(el('div', { class: 'field' }, el('label', { for: 'confirm-ignore', text: 'Ignore fields (optional)' }), ign));
+      read.push((p) => {
+        const rules = ign.value.split('\n').map((l) => l.trim()).filter(Boolean).map(ignoreRule);
+        if (rules.length) p.ignore = rules;
+      });
+    }
+    checkbox('confirm-dry-run', 'dry_run', 'Dry run (report what would change, change nothing)');
+    const submit = el('button', { type: 'button', id: 'confirm-submit', class: a.danger ? 'danger' : null,
+      text: `Confirm ${a.label.toLowerCase()}` });
+    const cancel = el('button', { type: 'button', id: 'confirm-cancel', class: 'secondary', text: 'Cancel' });
+    cancel.addEventListener('click', () => { panel.hidden = true; clear(panel); });
+    const idemKey = newKey();  /* one per opened confirmation: a double click starts one job */
+    submit.addEventListener('click', async () => {
+      hideError();
+      submit.disabled = true;
+      try {
+        const params = {};
+        for (const f of read) f(params);
+        const r = await api('POST', `/v1/clusters/${encodeURIComponent(c.id)}/jobs`,
+          { kind: a.kind, params }, { 'Idempotency-Key': idemKey });
+        let jid = r.data && r.data.id;
+        const loc = r.headers.get('Location');
+        if (!jid && loc) jid = loc.split('/').pop();
+        go(`#/jobs/${encodeURIComponent(jid)}`);
+      } catch (e) {
+        showError(e);
+        submit.disabled = false;
+      }
+    });
+    append(panel, [el('h3', { text: a.label }), el('p', { class: 'question', text: a.question }), opts,
+      el('div', { class: 'actions' }, submit, ' ', cancel)]);
+    panel.hidden = false;
+  }
+
+  /* The upgrade-only part of the job form: Helm's value modes and Flux's
+   * remediation. Returns {node, read(params)}; read() adds only what is set. */
+  function upgradeOptions() {
+    const mode = el('select', { id: 'job-values-mode', name: 'values_mode' },
+      el('option', { value: '', text: 'Helm\'s default (reuse the previous values when none are given)' }),
+      el('option', { value: 'reuse_values', text: 'reuse the previous values, merge the given ones' }),
+      el('option', { value: 'reset_values', text: 'reset to the chart\'s defaults, then the given ones' }),
+      el('option', { value: 'reset_then_reuse_values', text: 'chart defaults, then the previous values, then the given ones' }));
+    const onFailure = el('input', { id: 'job-on-failure', type: 'checkbox' });
+    const retries = el('input', { id: 'job-retries', type: 'number', min: '0', step: '1', placeholder: '0' });
+    const maxHistory = el('input', { id: 'job-max-history', type: 'number', min: '0', step: '1', placeholder: '10' });
+    const node = el('div', { class: 'upgrade-only' },
+      el('div', { class: 'field' }, el('label', { for: 'job-values-mode', text: 'Values' }), mode),
+      el('div', { class: 'field check' }, onFailure, el('label', { for: 'job-on-failure', text: 'Roll back if the upgrade fails' })),
+      el('div', { class: 'field' }, el('label', { for: 'job-retries', text: 'Retries before that' }), retries),
+      el('div', { class: 'field' }, el('label', { for: 'job-max-history', text: 'Revisions kept' }), maxHistory));
+    const read = (params) => {
+      if (mode.value) params[mode.value] = true;
+      if (onFailure.checked) params.on_failure = 'rollback';
+      if (retries.value !== '') params.retries = Number(retries.value);
+      if (maxHistory.value !== '') params.max_history = Number(maxHistory.value);
+    };
+    return { node, read };
+  }
+
+  /* "/p", "Kind:/p" or "Kind/name:/p" → {path, kind, name} (as `ferry check --ignore`). */
+  function ignoreRule(line) {
+    const m = /^(?:([^/:]+)(?:\/([^:]+))?:)?(\/.*)$/.exec(line);
+    if (!m) return { path: line };  /* the server explains what is wrong */
+    const rule = { path: m[3] };
+    if (m[1]) rule.kind = m[1];
+    if (m[2]) rule.name = m[2];
+    return rule;
+  }
+
+  /* The result tables of lifecycle jobs on the job page: the drift report
+   * of a check (or repair). Appended after renderResults(). */
+  function renderLifecycleResults(box, job) {
+    const chk = job.result && job.result.check;
+    if (!chk || typeof chk !== 'object') return;
+    const sum = chk.summary || {};
+    const objects = Array.isArray(chk.objects) ? chk.objects : [];
+    const order = { missing: 0, drifted: 1, in_sync: 2 };
+    const sorted = objects.slice().sort((x, y) => (order[x.state] ?? 9) - (order[y.state] ?? 9));
+    box.appendChild(el('h2', { text: 'Drift check' }));
+    box.appendChild(el('p', { class: 'muted', id: 'check-summary',
+      text: `${dash(sum.in_sync)} in sync, ${dash(sum.drifted)} drifted, ${dash(sum.missing)} missing` }));
+    const cls = (v) => String(v || '').replace(/[^a-z_]/g, '').replace(/_/g, '-');
+    box.appendChild(el('div', { id: 'check-table' }, table(['State', 'Kind', 'Namespace', 'Name', 'Drifted fields'],
+      sorted.map((o) => el('tr', { class: `drift-${cls(o.state)}`, dataset: { kind: o.kind || '', name: o.name || '' } },
+        el('td', null, el('span', { class: `badge drift-${cls(o.state)}`, text: dash(o.state) })),
+        el('td', { text: dash(o.kind) }), el('td', { text: dash(o.namespace) }), el('td', { text: dash(o.name) }),
+        el('td', { class: 'fields', text: Array.isArray(o.fields) ? o.fields.join(', ') : '' }))),
+      'The check found no objects.')));
+    const sur = Array.isArray(chk.surroundings) ? chk.surroundings : [];
+    if (sur.length) {
+      box.appendChild(el('div', { id: 'check-surroundings' }, table(['Surrounding', 'State', 'Detail'],
+        sur.map((x) => el('tr', { class: `drift-${cls(x.state)}` },
+          el('td', { text: dash(x.name) }),
+          el('td', null, el('span', { class: `badge drift-${cls(x.state)}`, text: dash(x.state) })),
+          el('td', { text: dash(x.detail) }))))));
+    }
   }
 
   /* --------------------------------------------------------- job list */
@@ -545,6 +761,7 @@
       renderSummary(summary, job, cancel);
       clear(phases).appendChild(phaseTable(job.phases || []));
       renderResults(results, job);
+      renderLifecycleResults(results, job);
     };
 
     const addEvents = (items) => {

@@ -21,6 +21,7 @@
 #define _GNU_SOURCE
 #include "server/cli/client.h"
 #include "server/cli/client_internal.h"
+#include "server/cli/lifecycle.h"
 #include "server/common/buf.h"
 
 #include <curl/curl.h>
@@ -38,20 +39,8 @@
 #define PACKAGE_VERSION "0.1.0"
 #endif
 
-enum { EXIT_OK = 0, EXIT_JOB_FAILED = 1, EXIT_USAGE = 2, EXIT_TIMEOUT = 3 };
-
 #define REQUEST_TIMEOUT_MS 30000L
 #define TRANSIENT_RETRY_MS 60000.0
-
-struct client {
-	const char *server;   /* base URL without trailing slash (owned: server_buf) */
-	char *server_buf;
-	char *token;          /* owned; never printed */
-	int json_out;         /* --output json */
-	double deadline;      /* monotonic ms; 0 = none */
-	double timeout_s;
-	CURL *curl;
-};
 
 struct resp {
 	long status;
@@ -66,8 +55,7 @@ static double now_ms(void)
 	return (double)t.tv_sec * 1e3 + (double)t.tv_nsec / 1e6;
 }
 
-static void errorf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void errorf(const char *fmt, ...)
+void errorf(const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
@@ -80,7 +68,7 @@ static void errorf(const char *fmt, ...)
 /* ---------------------------------------------------------------- options */
 
 /* The flag's name without any "=value", for messages that must not echo values. */
-static void flag_name(const char *arg, char *out, size_t outlen)
+void flag_name(const char *arg, char *out, size_t outlen)
 {
 	size_t n = strcspn(arg, "=");
 	if (n >= outlen)
@@ -90,7 +78,7 @@ static void flag_name(const char *arg, char *out, size_t outlen)
 }
 
 /* --flag value or --flag=value; *missing set when the value is absent. */
-static const char *opt_value(int argc, char **argv, int *i, const char *name, int *missing)
+const char *opt_value(int argc, char **argv, int *i, const char *name, int *missing)
 {
 	size_t nl = strlen(name);
 	if (!strncmp(argv[*i], name, nl) && argv[*i][nl] == '=')
@@ -126,12 +114,8 @@ static int parse_duration(const char *s, double *out)
 	return 0;
 }
 
-struct globals {
-	const char *server, *token_file, *output, *timeout;
-};
-
 /* Consumes a global option at argv[*i]: 1 consumed, 0 not global, -1 error. */
-static int global_opt(int argc, char **argv, int *i, struct globals *g)
+int global_opt(int argc, char **argv, int *i, struct globals *g)
 {
 	int missing = 0;
 	const char *v;
@@ -389,8 +373,8 @@ static int timeout_exit(struct client *c)
  * retries > 0 transport errors and 502/503/504 are retried (only safe for
  * GETs and POSTs carrying an Idempotency-Key).
  */
-static int api(struct client *c, const char *method, const char *path, const json_t *body, const char *idem_key,
-	       int retries, json_t **out)
+int api(struct client *c, const char *method, const char *path, const json_t *body, const char *idem_key,
+	int retries, json_t **out)
 {
 	struct resp r;
 	int rc = EXIT_USAGE;
@@ -427,7 +411,7 @@ out:
 	return rc;
 }
 
-static char *escape(struct client *c, const char *s)
+char *escape(struct client *c, const char *s)
 {
 	char *e = curl_easy_escape(c->curl, s, 0);
 	char *copy = xstrdup(e ? e : "");
@@ -435,7 +419,7 @@ static char *escape(struct client *c, const char *s)
 	return copy;
 }
 
-static int looks_like_uuid(const char *s)
+int looks_like_uuid(const char *s)
 {
 	if (strlen(s) != 36)
 		return 0;
@@ -487,7 +471,7 @@ static int list_all(struct client *c, const char *path, size_t max, json_t **ite
 }
 
 /* CLUSTER (a name or an id) → id in out. */
-static int resolve_cluster(struct client *c, const char *name_or_id, char *out, size_t outlen)
+int resolve_cluster(struct client *c, const char *name_or_id, char *out, size_t outlen)
 {
 	if (looks_like_uuid(name_or_id)) {
 		snprintf(out, outlen, "%s", name_or_id);
@@ -517,7 +501,7 @@ static int resolve_cluster(struct client *c, const char *name_or_id, char *out, 
 
 /* ---------------------------------------------------------------- output */
 
-static void print_json(const json_t *v)
+void print_json(const json_t *v)
 {
 	char *s = json_dumps(v, JSON_INDENT(2) | JSON_SORT_KEYS);
 	if (s)
@@ -526,7 +510,7 @@ static void print_json(const json_t *v)
 }
 
 /* A value as table text (owned by caller). */
-static char *cell(const json_t *v)
+char *cell(const json_t *v)
 {
 	if (!v || json_is_null(v))
 		return xstrdup("-");
@@ -560,20 +544,14 @@ static char *labels_cell(const json_t *labels)
 	return buf_steal(&b);
 }
 
-/* A simple text table: rows of ncol owned strings, the first row the header. */
-struct table {
-	size_t ncol, nrow;
-	char **cells;
-};
-
-static void table_add(struct table *t, char **row)
+void table_add(struct table *t, char **row)
 {
 	t->cells = xrealloc(t->cells, (t->nrow + 1) * t->ncol * sizeof(char *));
 	memcpy(t->cells + t->nrow * t->ncol, row, t->ncol * sizeof(char *));
 	t->nrow++;
 }
 
-static void table_print(struct table *t)
+void table_print(struct table *t)
 {
 	size_t *w = xcalloc(t->ncol, sizeof(size_t));
 	for (size_t r = 0; r < t->nrow; r++)
@@ -597,14 +575,29 @@ static void table_print(struct table *t)
 	free(w);
 }
 
+/* "drifted: 3 in sync, 1 drifted, 0 missing at T (job ID)"; caller frees. */
+static char *last_check_cell(const json_t *lc)
+{
+	struct buf b = BUF_INIT;
+	const char *k[] = { "outcome", "in_sync", "drifted", "missing", "at", "job_id" };
+	char *v[6];
+	for (int i = 0; i < 6; i++)
+		v[i] = cell(json_object_get(lc, k[i]));
+	buf_printf(&b, "%s: %s in sync, %s drifted, %s missing at %s (job %s)", v[0], v[1], v[2], v[3], v[4], v[5]);
+	for (int i = 0; i < 6; i++)
+		free(v[i]);
+	return buf_steal(&b);
+}
+
 static void print_cluster(const json_t *cl)
 {
 	static const char *const keys[] = { "id", "name", "profile", "api_server", "tls_server_name", "auth",
 					    "has_ca_bundle", "kube_version", "node_count", "cilium_version",
-					    "release_revision", "last_contact_at", "active_job_id", "created_at",
-					    "updated_at", NULL };
+					    "release_revision", "release_status", "last_success_at", "last_check",
+					    "last_contact_at", "active_job_id", "created_at", "updated_at", NULL };
 	for (int i = 0; keys[i]; i++) {
-		char *s = cell(json_object_get(cl, keys[i]));
+		const json_t *v = json_object_get(cl, keys[i]);
+		char *s = json_is_object(v) && !strcmp(keys[i], "last_check") ? last_check_cell(v) : cell(v);
 		printf("%-17s %s\n", keys[i], s);
 		free(s);
 	}
@@ -682,6 +675,9 @@ struct args {
 	const char **files, **sets;
 	size_t nfiles, nsets;
 	int image_mirror, dry_run, allow_existing, wait, upgrade, connection_only;
+	/* upgrade/install value handling and remediation (Helm's and Flux's) */
+	int reuse_values, reset_values, reset_then_reuse_values;
+	const char *max_history, *on_failure, *retries;
 };
 
 enum { F_INSTALL = 1, F_PREFLIGHT = 2, F_SELECTOR = 4, F_JOBLIST = 8 };
@@ -715,6 +711,18 @@ static int parse_args(int argc, char **argv, int flags, int maxpos, struct globa
 			a->allow_existing = 1;
 		else if ((flags & F_INSTALL) && !strcmp(arg, "--upgrade"))
 			a->upgrade = 1;
+		else if ((flags & F_INSTALL) && !strcmp(arg, "--reuse-values"))
+			a->reuse_values = 1;
+		else if ((flags & F_INSTALL) && !strcmp(arg, "--reset-values"))
+			a->reset_values = 1;
+		else if ((flags & F_INSTALL) && !strcmp(arg, "--reset-then-reuse-values"))
+			a->reset_then_reuse_values = 1;
+		else if ((flags & F_INSTALL) && (v = opt_value(argc, argv, &i, "--max-history", &missing)))
+			a->max_history = v;
+		else if ((flags & F_INSTALL) && (v = opt_value(argc, argv, &i, "--on-failure", &missing)))
+			a->on_failure = v;
+		else if ((flags & F_INSTALL) && (v = opt_value(argc, argv, &i, "--retries", &missing)))
+			a->retries = v;
 		else if ((flags & F_INSTALL) && (v = opt_value(argc, argv, &i, "--version", &missing)))
 			a->version = v;
 		else if ((flags & F_INSTALL) && ((v = opt_value(argc, argv, &i, "-f", &missing)) ||
@@ -1102,6 +1110,8 @@ static int after_create(struct client *c, json_t *job, int wait)
 	int rc = follow_job(c, id, c->json_out ? stderr : stdout, &final);
 	if (final && c->json_out)
 		print_json(final);
+	else if (final)
+		lifecycle_print_result(final);
 	json_decref(final);
 	return rc;
 }
@@ -1127,8 +1137,8 @@ static char *random_key(void)
 	return buf_steal(&b);
 }
 
-static int create_job(struct client *c, const char *cluster, const char *kind, json_t *params, const char *idem,
-		      int wait)
+int create_job(struct client *c, const char *cluster, const char *kind, json_t *params, const char *idem,
+	       int wait)
 {
 	char id[64], path[160];
 	int rc = resolve_cluster(c, cluster, id, sizeof id);
@@ -1185,17 +1195,65 @@ int client_add_values(json_t *params, const char **files, size_t nfiles, const c
 	return 0;
 }
 
-static int cmd_install(struct client *c, int argc, char **argv, struct globals *g)
+/* The install/upgrade flags that map to params one to one (reuse/reset
+ * values, max history, remediation); 0 or the usage exit status. */
+static int install_value_params(const struct args *a, json_t *params)
+{
+	if (a->reuse_values + a->reset_values + a->reset_then_reuse_values > 1) {
+		errorf("--reuse-values, --reset-values and --reset-then-reuse-values exclude each other");
+		return EXIT_USAGE;
+	}
+	if (a->reuse_values)
+		json_object_set_new(params, "reuse_values", json_true());
+	if (a->reset_values)
+		json_object_set_new(params, "reset_values", json_true());
+	if (a->reset_then_reuse_values)
+		json_object_set_new(params, "reset_then_reuse_values", json_true());
+	long long n;
+	if (a->max_history) {
+		if (lifecycle_parse_count(a->max_history, &n) != 0) {
+			errorf("--max-history must be a whole number (0: keep every revision)");
+			return EXIT_USAGE;
+		}
+		json_object_set_new(params, "max_history", json_integer(n));
+	}
+	if (a->on_failure) {
+		if (strcmp(a->on_failure, "rollback")) {
+			errorf("--on-failure takes rollback");
+			return EXIT_USAGE;
+		}
+		json_object_set_new(params, "on_failure", json_string(a->on_failure));
+	}
+	if (a->retries) {
+		if (lifecycle_parse_count(a->retries, &n) != 0) {
+			errorf("--retries must be a whole number");
+			return EXIT_USAGE;
+		}
+		json_object_set_new(params, "retries", json_integer(n));
+	}
+	return 0;
+}
+
+/* `ferry install` and `ferry upgrade` (= install --upgrade). */
+static int install_or_upgrade(struct client *c, int argc, char **argv, struct globals *g, int upgrade)
 {
 	struct args a;
 	int rc = EXIT_USAGE;
 	if (parse_args(argc, argv, F_INSTALL, 1, g, &a) != 0)
 		goto out;
 	if (a.npos != 1) {
-		errorf("usage: ferry install CLUSTER [--version V] [-f values.yaml]... [--set k=v]... [--wait] ...");
+		errorf("usage: ferry %s CLUSTER [--version V] [-f values.yaml]... [--set k=v]... [--wait] ...",
+		       upgrade ? "upgrade" : "install");
 		goto out;
 	}
+	if (upgrade)
+		a.upgrade = 1;
 	json_t *params = json_object();
+	if ((rc = install_value_params(&a, params)) != 0) {
+		json_decref(params);
+		goto out;
+	}
+	rc = EXIT_USAGE;
 	if (a.version)
 		json_object_set_new(params, "chart_version", json_string(a.version));
 	if (client_add_values(params, a.files, a.nfiles, a.sets, a.nsets) != 0) {
@@ -1212,6 +1270,16 @@ static int cmd_install(struct client *c, int argc, char **argv, struct globals *
 out:
 	args_free(&a);
 	return rc;
+}
+
+static int cmd_install(struct client *c, int argc, char **argv, struct globals *g)
+{
+	return install_or_upgrade(c, argc, argv, g, 0);
+}
+
+static int cmd_upgrade(struct client *c, int argc, char **argv, struct globals *g)
+{
+	return install_or_upgrade(c, argc, argv, g, 1);
 }
 
 static int cmd_preflight(struct client *c, int argc, char **argv, struct globals *g)
@@ -1446,13 +1514,15 @@ int client_main(int argc, char **argv)
 		fn = cmd_clusters;
 	else if (!strcmp(cmd, "install"))
 		fn = cmd_install;
+	else if (!strcmp(cmd, "upgrade"))
+		fn = cmd_upgrade;
 	else if (!strcmp(cmd, "preflight"))
 		fn = cmd_preflight;
 	else if (!strcmp(cmd, "jobs"))
 		fn = cmd_jobs;
 	else if (!strcmp(cmd, "fleet"))
 		fn = cmd_fleet;
-	else {
+	else if (!(fn = lifecycle_command(cmd))) {
 		errorf("unknown command %s", cmd);
 		client_usage(stderr);
 		return EXIT_USAGE;

@@ -6,6 +6,11 @@
  *   ferry [global options] install CLUSTER [--version V] [-f values.yaml]...
  *         [--set k=v]... [--image-mirror] [--dry-run] [--allow-existing-nodes]
  *         [--idempotency-key K] [--upgrade] [--wait]
+ *         [--reuse-values|--reset-values|--reset-then-reuse-values]
+ *         [--max-history N] [--on-failure rollback] [--retries N]
+ *   ferry [global options] upgrade CLUSTER ...   (= install --upgrade)
+ *   ferry [global options] rollback|uninstall|adopt|check|repair|history ...
+ *         (server/cli/lifecycle.h)
  *   ferry [global options] preflight CLUSTER [--connection-only] [--wait]
  *   ferry [global options] jobs list [--state S] [--cluster C] [--limit N]
  *   ferry [global options] jobs get|wait|cancel ID

@@ -17,6 +17,16 @@ void client_usage(FILE *f)
 	      "  clusters get NAME|ID\n"
 	      "  install CLUSTER [--version V] [-f values.yaml]... [--set k=v]... [--image-mirror]\n"
 	      "          [--dry-run] [--allow-existing-nodes] [--idempotency-key K] [--upgrade] [--wait]\n"
+	      "          [--reuse-values | --reset-values | --reset-then-reuse-values] [--max-history N]\n"
+	      "          [--on-failure rollback] [--retries N]\n"
+	      "  upgrade CLUSTER ...     (install --upgrade: the same flags)\n"
+	      "  rollback CLUSTER [--revision N]\n"
+	      "  uninstall CLUSTER [--keep-history] [--delete-crds] [--restore-eni-agent] [--force]\n"
+	      "  adopt CLUSTER [--namespace NS] [--release-name R]\n"
+	      "  check CLUSTER [--ignore [KIND[/NAME]:]PATH]...   (drift report; --wait prints it)\n"
+	      "  repair CLUSTER [--ignore [KIND[/NAME]:]PATH]...\n"
+	      "      (each job command also takes --dry-run, --idempotency-key K and --wait)\n"
+	      "  history CLUSTER [--revision N]   the release revisions, newest first (N: one in full)\n"
 	      "  preflight CLUSTER [--connection-only] [--idempotency-key K] [--wait]\n"
 	      "  jobs list [--state S] [--cluster NAME|ID] [--limit N]\n"
 	      "  jobs get ID | jobs wait ID | jobs cancel ID\n"
@@ -38,7 +48,9 @@ void client_usage(FILE *f)
 
 int client_handles(const char *name)
 {
-	static const char *const words[] = { "clusters", "install", "preflight", "jobs", "fleet", NULL };
+	static const char *const words[] = { "clusters", "install", "preflight", "jobs", "upgrade",
+					     "rollback", "uninstall", "adopt", "check", "repair",
+					     "history", "fleet", NULL };
 	if (!name)
 		return 0;
 	for (int i = 0; words[i]; i++)

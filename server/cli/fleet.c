@@ -34,7 +34,7 @@
 #include "server/cli/client_internal.h"
 #include "server/common/buf.h"
 
-enum { EXIT_OK = 0, EXIT_FAILED = 1, EXIT_USAGE = 2, EXIT_TIMEOUT = 3 };
+/* Exit statuses: client_internal.h (EXIT_JOB_FAILED = 1: the campaign failed). */
 
 static void ferr(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void ferr(const char *fmt, ...)
@@ -322,7 +322,7 @@ static int follow(struct client *c, const char *id)
 			} else {
 				ferr("campaign %s %s%s%s", id, st, json_is_string(json_object_get(camp, "reason")) ? ": " : "",
 				     str(camp, "reason"));
-				rc = EXIT_FAILED;
+				rc = EXIT_JOB_FAILED;
 			}
 			break;
 		}

@@ -203,9 +203,48 @@ async function setupServer() {
   const job = await must(base, 'POST', `/v1/clusters/${cluster.id}/jobs`, op.token, { kind: 'preflight', params: {} }, 202);
   const done = await waitJobDone(base, op.token, job.id);
 
+  const lc = ks ? await setupLifecycle(base, op.token, ks).catch((e) => ({ error: e.message })) : { error: 'no kubesim' };
+
   return { base, token: op.token, viewerToken: viewer.token, tenantName, cluster, xssCluster,
     xssRefusal: xssRes.status === 201 ? null : `${xssRes.status} ${JSON.stringify(xssRes.data)}`,
-    job: done, kubesim: ks, log, server: srv };
+    job: done, kubesim: ks, log, server: srv, lc };
+}
+
+/* The release lifecycle fixtures, all made by the real server on kubesim's
+ * second cluster: install 1.18.2, upgrade to 1.18.3 (two revisions), a hand
+ * edit of cilium-config, and a check job that reports it. */
+async function setupLifecycle(base, token, ks) {
+  const c2 = ks.second;
+  const cluster = await must(base, 'POST', '/v1/clusters', token, { name: 'lc-sh-3', profile: 'tke',
+    labels: { env: 'staging' }, api_server: c2.server, ca_bundle: ks.ca, token: c2.token }, 201);
+  const run = async (kind, params) => {
+    const j = await must(base, 'POST', `/v1/clusters/${cluster.id}/jobs`, token, { kind, params }, 202);
+    const done = await waitJobDone(base, token, j.id, 240000);
+    if (done.state !== 'succeeded') throw new Error(`${kind} job ${done.state}: ${done.error}`);
+    return done;
+  };
+  try {
+    await run('install', { chart_version: '1.18.2' });
+    await run('upgrade', { chart_version: '1.18.3' });
+  } catch (e) {
+    return { error: e.message };
+  }
+  const cm = kubesimKube(ks, c2, 'GET', '/api/v1/namespaces/kube-system/configmaps/cilium-config');
+  const key = Object.keys(cm.data).sort()[0];
+  kubesimKube(ks, c2, 'PATCH', '/api/v1/namespaces/kube-system/configmaps/cilium-config', { data: { [key]: 'edited-by-hand' } });
+  /* a failed check leaves the history checks standing */
+  const checkJob = await run('check', {}).catch((e) => ({ error: e.message }));
+  return { cluster, checkJob, driftField: `/data/${key}` };
+}
+
+/* A request to a simulated cluster's API server as its admin (curl with
+ * kubesim's CA); returns the JSON answer. */
+function kubesimKube(ks, c, method, p, body) {
+  const args = ['-sS', '--fail', '--cacert', ks.caFile, '-X', method, '-H', `Authorization: Bearer ${c.token}`];
+  if (body !== undefined) args.push('-H', 'Content-Type: application/merge-patch+json', '--data', JSON.stringify(body));
+  const r = spawnSync('curl', args.concat([`${c.server}${p}`]), { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`${method} ${p} on kubesim: ${r.stderr}`);
+  return JSON.parse(r.stdout);
 }
 
 async function startKubesim(tmp) {
@@ -213,7 +252,7 @@ async function startKubesim(tmp) {
   if (!fs.existsSync(bin)) return null;
   const dir = path.join(tmp, 'kubesim');
   const log = path.join(tmp, 'kubesim.log');
-  const p = startProcess(bin, ['--dir', dir, '--clusters', '1', '--scenario', 'tke-fresh', '--quiet'], process.env, log);
+  const p = startProcess(bin, ['--dir', dir, '--clusters', '2', '--scenario', 'tke-fresh', '--quiet'], process.env, log);
   cleanups.push(p.stop);
   const info = await waitFor('kubesim.json', async () => {
     if (p.exited()) throw new Error(`kubesim exited: ${tail(log)}`);
@@ -221,8 +260,11 @@ async function startKubesim(tmp) {
     return fs.existsSync(f) ? JSON.parse(fs.readFileSync(f, 'utf8')) : null;
   }, 15000, 100);
   const c = info.clusters[0];
-  return { server: c.server, token: c.token || fs.readFileSync(path.join(dir, c.name, 'token'), 'utf8').trim(),
-    ca: fs.readFileSync(info.ca, 'utf8'), name: c.name, port: info.port, adminToken: info.admin_token, caFile: info.ca };
+  const tokenOf = (x) => x.token || fs.readFileSync(path.join(dir, x.name, 'token'), 'utf8').trim();
+  const c2 = info.clusters[1];
+  return { server: c.server, token: tokenOf(c),
+    ca: fs.readFileSync(info.ca, 'utf8'), name: c.name, port: info.port, adminToken: info.admin_token, caFile: info.ca,
+    second: { server: c2.server, token: tokenOf(c2), name: c2.name } };
 }
 
 /* A call of kubesim's admin API; returns the HTTP status as a string.
@@ -316,6 +358,179 @@ async function main() {
       assert(ex && ex.code === 0, `ferryd exited ${JSON.stringify(ex)} after SIGTERM: ${tail(fx.log)}`);
     });
   }
+}
+
+/* The release lifecycle on a cluster page and a check job's page, against
+ * the fixtures setupLifecycle() made with the real server. */
+async function lifecycleChecks(page, fx) {
+  const { base } = fx;
+  const lc = fx.lc || { error: 'no fixtures' };
+  const visibleText = async (sel) => (await page.locator(sel).innerText()).trim();
+  const names = ['release_history_shown', 'check_drift_table', 'lifecycle_buttons_confirm_first',
+    'rollback_from_console', 'uninstall_dry_run_from_console', 'upgrade_options_from_form', 'adopt_refused_from_console',
+    'check_from_console'];
+  if (lc.error) {
+    for (const n of names) fail(n, `lifecycle fixtures: ${lc.error}`);
+    return;
+  }
+  const clusterPage = async () => {
+    await page.evaluate((id) => { location.hash = `#/clusters/${id}`; }, lc.cluster.id);
+    await page.locator('#cluster-title').waitFor();
+    await page.locator('#revision-history tr[data-revision]').first().waitFor();
+  };
+  const jobsOf = async () => (await must(base, 'GET', `/v1/jobs?cluster_id=${lc.cluster.id}&limit=200`, fx.token, undefined, 200)).items;
+  /* Press a lifecycle button, fill the panel, confirm; returns the job the
+   * page opened (from the API). */
+  const confirmJob = async (kind, fill) => {
+    await clusterPage();
+    await page.click(`#action-${kind}`);
+    await page.locator('#confirm-panel').waitFor({ state: 'visible' });
+    if (fill) await fill();
+    await page.click('#confirm-submit');
+    await waitFor('job page', async () => /#\/jobs\/[0-9a-f-]{36}$/.test(await page.evaluate(() => location.hash)));
+    const jobId = (await page.evaluate(() => location.hash)).split('/').pop();
+    const j = await must(base, 'GET', `/v1/jobs/${jobId}`, fx.token, undefined, 200);
+    assert(j.kind === kind && j.cluster_id === lc.cluster.id, `job ${j.kind} on ${j.cluster_id}`);
+    return j;
+  };
+  const finishOnPage = async (id) => {
+    const done = await waitJobDone(base, fx.token, id, 240000);
+    await waitFor('the page to show the end state', async () =>
+      (await visibleText('#job-state')).startsWith(done.state), 15000, 200);
+    return done;
+  };
+
+  await check('release_history_shown', async () => {
+    const revs = (await must(base, 'GET', `/v1/clusters/${lc.cluster.id}/revisions`, fx.token, undefined, 200)).items;
+    const cl = await must(base, 'GET', `/v1/clusters/${lc.cluster.id}`, fx.token, undefined, 200);
+    await clusterPage();
+    assert(await page.locator('#revision-history tr[data-revision]').count() === revs.length,
+      `rows vs API revisions ${revs.length}`);
+    for (const rv of revs) {
+      const t = await page.locator(`#revision-history tr[data-revision="${rv.revision}"]`).innerText();
+      for (const want of [rv.status, rv.chart_version, rv.started_by].filter(Boolean)) {
+        assert(t.includes(want), `revision ${rv.revision} row lacks ${want}: ${t}`);
+      }
+    }
+    const facts = await visibleText('.facts');
+    assert(facts.includes(`revision ${cl.release_revision}`) && facts.includes(cl.release_status), `release fact: ${facts}`);
+    const lastCheck = await visibleText('#last-check');
+    assert(cl.last_check ? lastCheck.includes(cl.last_check.outcome) : lastCheck === 'never checked', `last check fact: ${lastCheck}`);
+    const shot = SCREENSHOT.replace(/\.png$/, '-release.png');
+    await page.screenshot({ path: shot, fullPage: true });
+    return `${revs.length} revisions (${revs.map((r) => `${r.revision}:${r.status}`).join(', ')}), screenshot ${shot}`;
+  });
+
+  await check('check_drift_table', async () => {
+    assert(!lc.checkJob.error, `the check fixture: ${lc.checkJob.error}`);
+    await page.evaluate((id) => { location.hash = `#/jobs/${id}`; }, lc.checkJob.id);
+    await page.locator('#check-table table').waitFor();
+    const drifted = lc.checkJob.result.check.objects.filter((o) => o.state !== 'in_sync');
+    assert(drifted.length > 0, 'the recorded check found no drift');
+    for (const o of drifted) {
+      const t = await page.locator(`#check-table tr[data-kind="${o.kind}"][data-name="${o.name}"]`).innerText();
+      assert(t.includes(o.state) && (o.fields || []).every((fl) => t.includes(fl)), `row ${o.kind}/${o.name}: ${t}`);
+    }
+    assert(drifted.some((o) => (o.fields || []).includes(lc.driftField)), `the edited field ${lc.driftField} is not reported`);
+    const sum = lc.checkJob.result.check.summary;
+    assert((await visibleText('#check-summary')).includes(`${sum.drifted} drifted`), 'summary');
+    const shot = SCREENSHOT.replace(/\.png$/, '-drift.png');
+    await page.screenshot({ path: shot, fullPage: true });
+    return `${drifted.length} drifted of ${lc.checkJob.result.check.objects.length}, screenshot ${shot}`;
+  });
+
+  await check('lifecycle_buttons_confirm_first', async () => {
+    await clusterPage();
+    const before = (await jobsOf()).length;
+    for (const kind of ['check', 'repair', 'rollback', 'adopt', 'uninstall']) {
+      await page.click(`#action-${kind}`);
+      await page.locator('#confirm-panel').waitFor({ state: 'visible' });
+      assert(await page.evaluate(() => document.getElementById('confirm-panel').dataset.kind) === kind, `panel for ${kind}`);
+      if (kind === 'uninstall') await page.screenshot({ path: SCREENSHOT.replace(/\.png$/, '-confirm.png'), fullPage: true });
+      await page.click('#confirm-cancel');
+      await page.locator('#confirm-panel').waitFor({ state: 'hidden' });
+    }
+    await sleep(300);
+    assert((await jobsOf()).length === before, 'a button started a job without confirmation');
+    assert(/#\/clusters\//.test(await page.evaluate(() => location.hash)), 'left the cluster page');
+  });
+
+  await check('rollback_from_console', async () => {
+    const j = await confirmJob('rollback', async () => { await page.selectOption('#confirm-revision', '1'); });
+    assert(JSON.stringify(j.params) === JSON.stringify({ revision: 1 }), `params ${JSON.stringify(j.params)}`);
+    const done = await finishOnPage(j.id);
+    assert(done.state === 'succeeded', `rollback ${done.state}: ${done.error}`);
+    const revs = (await must(base, 'GET', `/v1/clusters/${lc.cluster.id}/revisions`, fx.token, undefined, 200)).items;
+    await clusterPage();
+    const top = await page.locator(`#revision-history tr[data-revision="${revs[0].revision}"]`).innerText();
+    assert(revs[0].chart_version === '1.18.2' && top.includes('1.18.2') && top.includes('deployed'), `new top revision: ${top}`);
+    return `revision ${revs[0].revision} at ${revs[0].chart_version}`;
+  });
+
+  await check('uninstall_dry_run_from_console', async () => {
+    const j = await confirmJob('uninstall', async () => { await page.check('#confirm-dry-run'); });
+    assert(JSON.stringify(j.params) === JSON.stringify({ dry_run: true }), `params ${JSON.stringify(j.params)}`);
+    const done = await finishOnPage(j.id);
+    assert(done.state === 'succeeded', `uninstall dry run ${done.state}: ${done.error}`);
+    const objs = (done.result && done.result.dry_run && done.result.dry_run.objects) || [];
+    assert(objs.some((o) => o.action === 'deleted'), 'the dry run lists no deletion');
+    await page.locator('#dry-run-table table').waitFor();
+    assert((await visibleText('#dry-run-table')).includes('deleted'), 'deleted rows not shown');
+  });
+
+  await check('upgrade_options_from_form', async () => {
+    // Helm's value mode and the remediation reach the job; a dry run so the
+    // history stays as it is
+    await clusterPage();
+    await page.selectOption('#job-kind', 'upgrade');
+    assert(await page.locator('#job-values-mode').isVisible(), 'upgrade options hidden for an upgrade');
+    await page.fill('#job-version', '1.18.3');
+    await page.selectOption('#job-values-mode', 'reuse_values');
+    await page.check('#job-on-failure');
+    await page.fill('#job-retries', '2');
+    await page.fill('#job-max-history', '5');
+    await page.check('#job-dry-run');
+    await page.click('#job-submit');
+    await waitFor('job page', async () => /#\/jobs\/[0-9a-f-]{36}$/.test(await page.evaluate(() => location.hash)));
+    const jobId = (await page.evaluate(() => location.hash)).split('/').pop();
+    const done = await finishOnPage(jobId);
+    const want = { chart_version: '1.18.3', dry_run: true, reuse_values: true, on_failure: 'rollback', retries: 2, max_history: 5 };
+    const got = done.params || {};
+    assert(done.kind === 'upgrade' && Object.keys(want).every((k) => got[k] === want[k]) && Object.keys(got).length === Object.keys(want).length,
+      `job ${done.kind} ${JSON.stringify(got)}`);
+    assert(done.state === 'succeeded', `dry-run upgrade ${done.state}: ${done.error}`);
+    await clusterPage();
+    await page.selectOption('#job-kind', 'install');
+    assert(await page.locator('#job-values-mode').isHidden(), 'upgrade options shown for an install');
+  });
+
+  await check('adopt_refused_from_console', async () => {
+    // the first cluster has no Cilium release (its install was a dry run):
+    // adopt fails with the server's reason, shown on the job page
+    await page.evaluate((id) => { location.hash = `#/clusters/${id}`; }, fx.cluster.id);
+    await page.locator('#action-adopt').waitFor();
+    await page.click('#action-adopt');
+    await page.fill('#confirm-namespace', 'kube-system');
+    await page.click('#confirm-submit');
+    await waitFor('job page', async () => /#\/jobs\/[0-9a-f-]{36}$/.test(await page.evaluate(() => location.hash)));
+    const jobId = (await page.evaluate(() => location.hash)).split('/').pop();
+    const done = await waitJobDone(base, fx.token, jobId, 120000);
+    assert(done.kind === 'adopt' && JSON.stringify(done.params) === JSON.stringify({ namespace: 'kube-system' }),
+      `job ${done.kind} ${JSON.stringify(done.params)}`);
+    assert(done.state === 'failed' && done.error, `adopt without a release ${done.state}`);
+    await waitFor('the error on the page', async () => (await visibleText('#job-error')).includes(done.error.slice(0, 40)), 15000, 200);
+    return done.error.slice(0, 100);
+  });
+
+  await check('check_from_console', async () => {
+    const j = await confirmJob('check', null);
+    const done = await finishOnPage(j.id);
+    assert(done.state === 'succeeded', `check ${done.state}: ${done.error}`);
+    await page.locator('#check-table table').waitFor();
+    const sum = done.result.check.summary;
+    assert((await visibleText('#check-summary')).startsWith(`${sum.in_sync} in sync`), 'summary');
+    return `${sum.in_sync} in sync, ${sum.drifted} drifted, ${sum.missing} missing`;
+  });
 }
 
 async function externalFixtures() {
@@ -681,6 +896,8 @@ async function runBrowserChecks(page, ctx, fx, pageErrors, streamRequests) {
     return `${objs.length} dry-run objects (${JSON.stringify(counts)}), ${pods.length} pods`;
   });
 
+  await lifecycleChecks(page, fx);
+
   await check('not_found_shows_problem_detail', async () => {
     await page.evaluate(() => { location.hash = '#/jobs/00000000-0000-4000-8000-000000000000'; });
     await page.locator('#error').waitFor({ state: 'visible' });
@@ -720,6 +937,12 @@ async function runBrowserChecks(page, ctx, fx, pageErrors, streamRequests) {
         await p2.evaluate((id) => { location.hash = `#/clusters/${id}`; }, fx.cluster.id);
         await p2.locator('#cluster-title').waitFor();
         assert(await p2.locator('#job-form').count() === 0, 'viewer sees the start-job form');
+        if (fx.lc && fx.lc.cluster) {
+          // the history is readable, the lifecycle buttons are not offered
+          await p2.evaluate((id) => { location.hash = `#/clusters/${id}`; }, fx.lc.cluster.id);
+          await p2.locator('#revision-history tr[data-revision]').first().waitFor();
+          assert(await p2.locator('#lifecycle-actions').count() === 0, 'viewer sees the lifecycle buttons');
+        }
       } finally {
         await p2.close();
       }
