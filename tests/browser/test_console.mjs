@@ -505,17 +505,18 @@ async function lifecycleChecks(page, fx) {
   });
 
   await check('adopt_refused_from_console', async () => {
-    // the first cluster has no Cilium release (its install was a dry run):
-    // adopt fails with the server's reason, shown on the job page
+    // no Cilium release lives in namespace "default" of the first cluster
+    // (other checks install into kube-system there): adopt from "default"
+    // fails with the server's reason, shown on the job page
     await page.evaluate((id) => { location.hash = `#/clusters/${id}`; }, fx.cluster.id);
     await page.locator('#action-adopt').waitFor();
     await page.click('#action-adopt');
-    await page.fill('#confirm-namespace', 'kube-system');
+    await page.fill('#confirm-namespace', 'default');
     await page.click('#confirm-submit');
     await waitFor('job page', async () => /#\/jobs\/[0-9a-f-]{36}$/.test(await page.evaluate(() => location.hash)));
     const jobId = (await page.evaluate(() => location.hash)).split('/').pop();
     const done = await waitJobDone(base, fx.token, jobId, 120000);
-    assert(done.kind === 'adopt' && JSON.stringify(done.params) === JSON.stringify({ namespace: 'kube-system' }),
+    assert(done.kind === 'adopt' && JSON.stringify(done.params) === JSON.stringify({ namespace: 'default' }),
       `job ${done.kind} ${JSON.stringify(done.params)}`);
     assert(done.state === 'failed' && done.error, `adopt without a release ${done.state}`);
     await waitFor('the error on the page', async () => (await visibleText('#job-error')).includes(done.error.slice(0, 40)), 15000, 200);
