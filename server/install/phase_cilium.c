@@ -372,22 +372,8 @@ enum phase_rc phase_cilium(struct runner_ctx *ctx)
 	rc = relstore_write_record(&run, rel, !same || resume, "write the Helm release record");
 	if (rc != PHASE_OK)
 		goto out;
-	if (rs.deployed && rs.deployed_rev != revision && !run.dry_run) {
-		st = relstore_restatus(&run, rs.deployed, "superseded", NULL);
-		if (st != 0 && (st < 200 || st >= 300)) {
-			rc = install_call_failed(&run, st, "mark the previous revision superseded");
-			goto out;
-		}
-	}
-	if (!run.dry_run) {
-		json_t *now_secrets = NULL;
-		if (relstore_list(&run, &now_secrets) == 200) {
-			st = relstore_prune_history(&run, now_secrets, install_max_history(run.params));
-			if (st != 200)
-				runner_event(ctx, "warn", "could not prune the release history (status %d)", st);
-		}
-		json_decref(now_secrets);
-	}
+	if ((rc = relstore_retire_previous(&run, &rs, revision)) != PHASE_OK)
+		goto out;
 	json_object_set_new(ctx->detail, "revision", json_integer(revision));
 	json_t *rr = install_result_obj(ctx, "release");
 	json_object_set_new(rr, "name", json_string(run.release));

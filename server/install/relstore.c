@@ -375,6 +375,25 @@ int relstore_in_db(struct install_run *run, int revision)
 	return ok;
 }
 
+enum phase_rc relstore_retire_previous(struct install_run *run, const struct relstore_state *rs, int revision)
+{
+	if (run->dry_run)
+		return PHASE_OK;
+	if (rs->deployed && rs->deployed_rev != revision) {
+		int st = relstore_restatus(run, rs->deployed, "superseded", NULL);
+		if (st != 0 && (st < 200 || st >= 300))
+			return install_call_failed(run, st, "mark the previous revision superseded");
+	}
+	json_t *now_secrets = NULL;
+	if (relstore_list(run, &now_secrets) == 200) {
+		int st = relstore_prune_history(run, now_secrets, install_max_history(run->params));
+		if (st != 200)
+			runner_event(run->ctx, "warn", "could not prune the release history (status %d)", st);
+	}
+	json_decref(now_secrets);
+	return PHASE_OK;
+}
+
 int relstore_refuse_foreign(struct install_run *run, const struct relstore_state *rs)
 {
 	struct runner_ctx *ctx = run->ctx;

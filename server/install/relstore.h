@@ -68,6 +68,13 @@ enum phase_rc relstore_save_db(struct install_run *run, const json_t *rel, int a
  * PostgreSQL revisions). HTTP-like status: 200, or the failing call's. */
 int relstore_prune_history(struct install_run *run, const json_t *secrets, int max_history);
 
+/* After revision was written deployed: the previously deployed record
+ * (rs->deployed) becomes superseded, and the Secrets beyond the job's
+ * max_history are pruned (a failed prune is only warned about, as Helm
+ * does). Nothing in a dry run. PHASE_OK, or the failure of the supersede
+ * call (message set). */
+enum phase_rc relstore_retire_previous(struct install_run *run, const struct relstore_state *rs, int revision);
+
 /* The objects of a manifest (YAML stream text) as an array of
  * {apiVersion, kind, namespace, name} (namespace defaulted to ns for
  * namespaced kinds; "" for cluster-scoped ones). NULL when it does not
