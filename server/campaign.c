@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "db/audit.h"
 #include "db/campaigns.h"
 #include "db/dbq.h"
 #include "db/jobs.h"
@@ -164,7 +165,11 @@ static int read_counts(PGconn *conn, const char *id, struct counts *k, char *err
 	return 0;
 }
 
-/* Move the campaign, keeping c->state in step. -1 on error. */
+/* Move the campaign, keeping c->state in step. -1 on error.
+ * What the advancer decides on its own (a pause for the failure budget,
+ * an approval gate or the window, and the campaign's end) is audited like
+ * an operator's action, in the same transaction: method "ADVANCE", path
+ * /v1/campaigns/<id>/<state>[:<pause kind>], no token. */
 static int move(PGconn *conn, struct camp *c, const char *state, const char *kind,
 		const char *reason, char *err, size_t errlen)
 {
@@ -172,6 +177,15 @@ static int move(PGconn *conn, struct camp *c, const char *state, const char *kin
 	if (m == 1) {
 		snprintf(c->state, sizeof c->state, "%s", state);
 		snprintf(c->pause_kind, sizeof c->pause_kind, "%s", kind ? kind : "");
+		if (strcmp(state, "running")) {
+			char path[160];
+			snprintf(path, sizeof path, "/v1/campaigns/%s/%s%s%s", c->id, state, kind ? ":" : "",
+				 kind ? kind : "");
+			struct db_audit_entry e = { .tenant_id = c->tenant_id, .method = "ADVANCE", .path = path,
+						    .status = 200, .target = c->id };
+			if (db_audit_write(conn, &e, err, errlen) < 0)
+				return -1;
+		}
 	}
 	return m < 0 ? -1 : 0;
 }

@@ -183,6 +183,9 @@ def t_budget():
     cid = c["id"]
     c = wait_campaign(cid, lambda c: c["state"] == "paused", 240, "budget pause")
     check_eq((c["pause_kind"], c["reason"]), ("budget", "failure budget reached: 2 of 2"), "pause")
+    audited = f.sql("SELECT count(*) FROM audit_log WHERE method = 'ADVANCE' AND target = '%s'"
+                    " AND path = '/v1/campaigns/%s/paused:budget' AND token_id IS NULL" % (cid, cid))
+    check_eq(audited, "1", "the advancer's pause is in the audit log")
     ms = members(cid)
     started = [m["position"] for m in ms if m["job_id"]]
     check_eq(started, list(range(7)), "stopped right after the second failure (position 6)")
