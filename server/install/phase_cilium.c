@@ -274,7 +274,7 @@ enum phase_rc phase_cilium(struct runner_ctx *ctx)
 	}
 
 	/* Apply in install order. */
-	long created = 0, changed = 0, unchanged = 0;
+	struct relstore_tally tally = { 0 };
 	size_t i;
 	const json_t *doc;
 	json_array_foreach(docs, i, doc) {
@@ -313,22 +313,7 @@ enum phase_rc phase_cilium(struct runner_ctx *ctx)
 			json_decref(fields), json_decref(obj);
 			goto out;
 		}
-		install_record_object(&run, obj, action, fields);
-		if (!strcmp(action, "created"))
-			created++;
-		else if (!strcmp(action, "changed"))
-			changed++;
-		else
-			unchanged++;
-		const char *kind = json_string_value(json_object_get(obj, "kind"));
-		if (kind && (!strcmp(kind, "DaemonSet") || !strcmp(kind, "Deployment"))) {
-			char *c = NULL, *item = NULL;
-			kube_ops_object_paths(run.ops, obj, run.ns, &c, &item);
-			json_array_append_new(workloads, json_pack("{s:s, s:s, s:s}", "kind", kind,
-				"name", json_string_value(json_object_get(json_object_get(obj, "metadata"), "name")),
-				"path", item ? item : ""));
-			free(c), free(item);
-		}
+		relstore_tally_applied(&run, obj, action, fields, &tally, workloads);
 		json_decref(fields), json_decref(obj);
 	}
 	json_object_set_new(ctx->detail, "workloads", workloads);
@@ -337,21 +322,18 @@ enum phase_rc phase_cilium(struct runner_ctx *ctx)
 	json_object_set_new(ctx->detail, "namespace", json_string(run.ns));
 
 	/* What the deployed revision had and this one does not. */
-	long deleted = 0, kept = 0;
 	if (old_objs) {
 		char what[300] = "";
-		st = relstore_delete_absent(&run, old_objs, new_objs, 0, &deleted, &kept, what, sizeof what);
+		st = relstore_delete_absent(&run, old_objs, new_objs, 0, &tally.deleted, &tally.kept, what, sizeof what);
 		if (st != 200) {
 			rc = install_call_failed(&run, st, what);
 			goto out;
 		}
 	}
-	json_object_set_new(ctx->detail, "counts", json_pack("{s:I, s:I, s:I, s:I, s:I}",
-		"created", (json_int_t)created, "changed", (json_int_t)changed,
-		"unchanged", (json_int_t)unchanged, "deleted", (json_int_t)deleted, "kept", (json_int_t)kept));
+	json_object_set_new(ctx->detail, "counts", relstore_tally_json(&tally));
 
 	/* Nothing changed and the record already says so: keep the revision. */
-	if (same && !created && !changed) {
+	if (same && !tally.created && !tally.changed) {
 		/* PostgreSQL knows the current revision (a release from before
 		 * revisions were recorded gets its row now). */
 		rc = relstore_in_db(&run, rs.latest) ? PHASE_OK : relstore_save_db(&run, prev, 0);
@@ -361,7 +343,7 @@ enum phase_rc phase_cilium(struct runner_ctx *ctx)
 		json_object_set_new(install_result_obj(ctx, "release"), "revision", json_integer(rs.latest));
 		snprintf(ctx->message, sizeof ctx->message,
 			 "no changes: %ld objects unchanged, release %s revision %d is current",
-			 unchanged, run.release, rs.latest);
+			 tally.unchanged, run.release, rs.latest);
 		rc = PHASE_OK;
 		goto out;
 	}
@@ -383,7 +365,7 @@ enum phase_rc phase_cilium(struct runner_ctx *ctx)
 	json_object_set_new(rr, "status", json_string("deployed"));
 	snprintf(ctx->message, sizeof ctx->message,
 		 "%scilium %s: %ld created, %ld changed, %ld unchanged, %ld deleted; release revision %d",
-		 run.dry_run ? "dry run: " : "", version, created, changed, unchanged, deleted, revision);
+		 run.dry_run ? "dry run: " : "", version, tally.created, tally.changed, tally.unchanged, tally.deleted, revision);
 	rc = PHASE_OK;
 out:
 	chart_render_free(rd);

@@ -262,7 +262,7 @@ enum phase_rc phase_rollback_release(struct runner_ctx *ctx)
 		if (rc != PHASE_OK)
 			goto out;
 	}
-	long created = 0, changed = 0, unchanged = 0, deleted = 0, kept = 0;
+	struct relstore_tally tally = { 0 };
 	size_t i;
 	const json_t *d;
 	json_array_foreach(docs, i, d) {
@@ -294,35 +294,20 @@ enum phase_rc phase_rollback_release(struct runner_ctx *ctx)
 			json_decref(fields), json_decref(obj);
 			goto out;
 		}
-		install_record_object(&run, obj, action, fields);
-		if (!strcmp(action, "created"))
-			created++;
-		else if (!strcmp(action, "changed"))
-			changed++;
-		else
-			unchanged++;
-		if (kind && (!strcmp(kind, "DaemonSet") || !strcmp(kind, "Deployment"))) {
-			char *c = NULL, *item = NULL;
-			kube_ops_object_paths(run.ops, obj, run.ns, &c, &item);
-			json_array_append_new(workloads, json_pack("{s:s, s:s, s:s}", "kind", kind,
-				"name", name ? name : "", "path", item ? item : ""));
-			free(c), free(item);
-		}
+		relstore_tally_applied(&run, obj, action, fields, &tally, workloads);
 		json_decref(fields), json_decref(obj);
 	}
 	json_object_set_new(ctx->detail, "workloads", workloads);
 	workloads = NULL;
 	if (old_objs) {
 		char what[300] = "";
-		st = relstore_delete_absent(&run, old_objs, new_objs, 0, &deleted, &kept, what, sizeof what);
+		st = relstore_delete_absent(&run, old_objs, new_objs, 0, &tally.deleted, &tally.kept, what, sizeof what);
 		if (st != 200) {
 			rc = install_call_failed(&run, st, what);
 			goto out;
 		}
 	}
-	json_object_set_new(ctx->detail, "counts", json_pack("{s:I, s:I, s:I, s:I, s:I}",
-		"created", (json_int_t)created, "changed", (json_int_t)changed,
-		"unchanged", (json_int_t)unchanged, "deleted", (json_int_t)deleted, "kept", (json_int_t)kept));
+	json_object_set_new(ctx->detail, "counts", relstore_tally_json(&tally));
 	rel = rollback_record(&run, &t, prev, revision, "deployed", desc);
 	rc = relstore_write_record(&run, rel, 1, "write the Helm release record");
 	if (rc != PHASE_OK)
@@ -338,7 +323,7 @@ enum phase_rc phase_rollback_release(struct runner_ctx *ctx)
 	json_object_set_new(rr, "status", json_string("deployed"));
 	snprintf(ctx->message, sizeof ctx->message,
 		 "%srolled back to revision %d as revision %d: %ld created, %ld changed, %ld unchanged, %ld deleted",
-		 run.dry_run ? "dry run: " : "", target, revision, created, changed, unchanged, deleted);
+		 run.dry_run ? "dry run: " : "", target, revision, tally.created, tally.changed, tally.unchanged, tally.deleted);
 	rc = PHASE_OK;
 out:
 	rev_content_clear(&t);

@@ -375,6 +375,34 @@ int relstore_in_db(struct install_run *run, int revision)
 	return ok;
 }
 
+void relstore_tally_applied(struct install_run *run, const json_t *obj, const char *action, json_t *fields,
+			    struct relstore_tally *tally, json_t *workloads)
+{
+	install_record_object(run, obj, action, fields);
+	if (!strcmp(action, "created"))
+		tally->created++;
+	else if (!strcmp(action, "changed"))
+		tally->changed++;
+	else
+		tally->unchanged++;
+	const char *kind = json_string_value(json_object_get(obj, "kind"));
+	if (kind && (!strcmp(kind, "DaemonSet") || !strcmp(kind, "Deployment"))) {
+		const char *name = json_string_value(json_object_get(json_object_get(obj, "metadata"), "name"));
+		char *coll = NULL, *item = NULL;
+		kube_ops_object_paths(run->ops, obj, run->ns, &coll, &item);
+		json_array_append_new(workloads, json_pack("{s:s, s:s, s:s}", "kind", kind, "name", name ? name : "",
+							   "path", item ? item : ""));
+		free(coll), free(item);
+	}
+}
+
+json_t *relstore_tally_json(const struct relstore_tally *tally)
+{
+	return json_pack("{s:I, s:I, s:I, s:I, s:I}", "created", (json_int_t)tally->created,
+			 "changed", (json_int_t)tally->changed, "unchanged", (json_int_t)tally->unchanged,
+			 "deleted", (json_int_t)tally->deleted, "kept", (json_int_t)tally->kept);
+}
+
 enum phase_rc relstore_retire_previous(struct install_run *run, const struct relstore_state *rs, int revision)
 {
 	if (run->dry_run)

@@ -68,6 +68,21 @@ enum phase_rc relstore_save_db(struct install_run *run, const json_t *rel, int a
  * PostgreSQL revisions). HTTP-like status: 200, or the failing call's. */
 int relstore_prune_history(struct install_run *run, const json_t *secrets, int max_history);
 
+/* What applying a revision's objects did, for the phase's detail and
+ * message. */
+struct relstore_tally {
+	long created, changed, unchanged, deleted, kept;
+};
+
+/* One applied object: recorded (install_record_object, with the changed
+ * fields), counted by action, and for a DaemonSet or Deployment noted in
+ * workloads as {kind, name, path} for the wait phase. */
+void relstore_tally_applied(struct install_run *run, const json_t *obj, const char *action, json_t *fields,
+			    struct relstore_tally *tally, json_t *workloads);
+
+/* {created, changed, unchanged, deleted, kept} (new reference). */
+json_t *relstore_tally_json(const struct relstore_tally *tally);
+
 /* After revision was written deployed: the previously deployed record
  * (rs->deployed) becomes superseded, and the Secrets beyond the job's
  * max_history are pruned (a failed prune is only warned about, as Helm
