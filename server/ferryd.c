@@ -4,7 +4,8 @@
  *   ferryd serve [--demo] [options]   HTTP API + console + workers
  *   ferryd migrate [options]          apply pending migrations and exit
  *   ferryd token create --tenant T --role R [--name N] | --platform
- *   ferryd version
+ *   ferryd rekey --new-key-file FILE [options]   re-seal stored credentials
+ *   ferryd version | --version
  *
  * Configuration comes from flags, then environment (FERRY_*), then
  * defaults; flags win. Every setting is validated before anything starts and
@@ -13,7 +14,9 @@
  * directory (server/pgembed.c). The main thread blocks SIGINT/SIGTERM before
  * starting any thread and waits for them with sigwait(); shutdown then runs
  * in order: HTTP stops accepting, workers release their leases, kubesim
- * (demo) stops, the pool closes, the embedded PostgreSQL stops.
+ * (demo) stops, the pool closes, the embedded PostgreSQL stops. Under
+ * systemd (Type=notify) `serve` sends READY=1 once the listener and the
+ * workers run, STOPPING=1 when shutdown begins (server/sdnotify.h).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -28,6 +31,7 @@
 
 #include "db/migrate.h"
 #include "db/pool.h"
+#include "db/rekey.h"
 #include "server/app.h"
 #include "server/common/buf.h"
 #include "server/common/crypto.h"
@@ -37,10 +41,19 @@
 #include "server/log.h"
 #include "server/metrics.h"
 #include "server/pgembed.h"
+#include "server/sdnotify.h"
 #include "server/worker.h"
 
 #ifndef PACKAGE_VERSION
 #define PACKAGE_VERSION "0.1.0"
+#endif
+/* Where `make install` puts the console and the programs (configure's
+ * $(pkgdatadir)/web and $(bindir), passed by server/Makefile.inc). */
+#ifndef FERRY_WEB_DIR
+#define FERRY_WEB_DIR "/usr/local/share/ferry/web"
+#endif
+#ifndef FERRY_BINDIR
+#define FERRY_BINDIR "/usr/local/bin"
 #endif
 
 /* Settings shared by the subcommands, before validation. */
@@ -57,6 +70,7 @@ struct settings {
 	const char *node_id;
 	const char *lease_seconds;
 	const char *charts_dir;
+	const char *new_key_file;   /* rekey */
 	int allow_insecure;
 	int demo;
 	int no_migrate;
@@ -92,7 +106,8 @@ static void usage_main(FILE *f)
 		"  serve          run the HTTP API, the web console and the job workers\n"
 		"  migrate        apply pending database migrations and exit\n"
 		"  token create   create an API token (bootstrap the first admin)\n"
-		"  version        print the version\n"
+		"  rekey          re-seal every stored credential under a new master key\n"
+		"  version        print the version (also --version)\n"
 		"\n"
 		"Run `ferryd <command> --help` for the options of a command.\n");
 }
@@ -117,7 +132,8 @@ static void usage_serve(FILE *f)
 		"                          or the key itself in FERRY_MASTER_KEY). With the embedded\n"
 		"                          database a key is generated in the data directory.\n"
 		"  --workers N             job worker threads, 0..256 (FERRY_WORKERS, 4)\n"
-		"  --web-root DIR          static console files (FERRY_WEB_ROOT, ./web)\n"
+		"  --web-root DIR          static console files (FERRY_WEB_ROOT; installed:\n"
+		"                          " FERRY_WEB_DIR ", in a build tree: ./web)\n"
 		"  --max-body-bytes N      request body limit (FERRY_MAX_BODY_BYTES, 1048576)\n"
 		"  --node-id NAME          lease owner name (FERRY_NODE_ID, host:pid)\n"
 		"  --lease-seconds N       job lease length (FERRY_LEASE_SECONDS, 30)\n"
@@ -145,6 +161,24 @@ static void usage_token(FILE *f)
 		"tenant is created if it does not exist.\n"
 		"\n"
 		"options:\n%s", common_opts);
+}
+
+static void usage_rekey(FILE *f)
+{
+	fprintf(f,
+		"usage: ferryd rekey --new-key-file FILE [options]\n"
+		"\n"
+		"Re-seals every stored credential (the clusters' kubeconfig tokens and client\n"
+		"keys) under the first key of FILE, in one transaction. The old key is the one\n"
+		"ferryd runs with (FERRY_MASTER_KEY, FERRY_MASTER_KEY_FILE or --master-key-file;\n"
+		"the data directory's master.key with the embedded database). If the old key\n"
+		"does not open every credential, nothing is changed (exit status 1).\n"
+		"Afterwards run every ferryd with the new key (docs/OPERATIONS.md).\n"
+		"\n"
+		"options:\n%s"
+		"  --master-key-file FILE  the old key (FERRY_MASTER_KEY_FILE / FERRY_MASTER_KEY)\n"
+		"  --new-key-file FILE     the new key \"id:hex64\" (its id must differ from the old one)\n",
+		common_opts);
 }
 
 /* Parse argv[start..] into s; unknown options are fatal. */
@@ -188,6 +222,7 @@ static void parse_flags(int argc, char **argv, int start, struct settings *s, vo
 		TAKE("--tenant", tenant)
 		TAKE("--role", role)
 		TAKE("--name", name)
+		TAKE("--new-key-file", new_key_file)
 #undef TAKE
 		if (!strcmp(a, "--demo")) { s->demo = 1; continue; }
 		if (!strcmp(a, "--no-migrate")) { s->no_migrate = 1; continue; }
@@ -212,27 +247,49 @@ static long parse_long(const char *what, const char *v, long lo, long hi, long d
 	return n;
 }
 
-static char *default_web_root(void)
+static int is_dir(const char *path)
 {
 	struct stat st;
-	if (stat("web", &st) == 0 && S_ISDIR(st.st_mode))
-		return realpath("web", NULL);
+	return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+/* The console's directory when none is configured:
+ *  - a ferryd that runs from <root>FERRY_BINDIR (installed; <root> is empty,
+ *    or the DESTDIR of `make install DESTDIR=<root>`, or wherever the
+ *    installed tree was moved as a whole) uses <root>FERRY_WEB_DIR, where
+ *    `make install` put the console;
+ *  - any other (a build directory) uses ./web (a checkout), else
+ *    <binary dir>/../web (a build directory inside the checkout), else
+ *    FERRY_WEB_DIR. */
+static char *default_web_root(void)
+{
 	char exe[PATH_MAX];
 	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	char *slash = NULL;
 	if (n > 0) {
 		exe[n] = 0;
-		char *slash = strrchr(exe, '/');
-		if (slash) {
-			*slash = 0;
+		slash = strrchr(exe, '/');
+	}
+	if (slash) {
+		*slash = 0;   /* exe is now the binary's directory */
+		size_t dl = strlen(exe), bl = strlen(FERRY_BINDIR);
+		if (dl >= bl && !strcmp(exe + dl - bl, FERRY_BINDIR)) {
 			struct buf b = BUF_INIT;
-			buf_printf(&b, "%s/../web", exe);
-			char *r = realpath(buf_cstr(&b), NULL);
-			buf_free(&b);
-			if (r)
-				return r;
+			buf_printf(&b, "%.*s%s", (int)(dl - bl), exe, FERRY_WEB_DIR);
+			return buf_steal(&b);
 		}
 	}
-	return xstrdup("web");
+	if (is_dir("web"))
+		return realpath("web", NULL);
+	if (slash) {
+		struct buf b = BUF_INIT;
+		buf_printf(&b, "%s/../web", exe);
+		char *r = realpath(buf_cstr(&b), NULL);
+		buf_free(&b);
+		if (r)
+			return r;
+	}
+	return xstrdup(FERRY_WEB_DIR);
 }
 
 /* Fill app->cfg from settings + environment; exits on a bad value. Strings
@@ -451,8 +508,8 @@ static int cmd_serve(struct settings *s)
 	const char *host = app.cfg.listen;
 	const char *colon = strrchr(host, ':');
 	buf_printf(&url, "http://%.*s:%d/", (int)(colon - host), host, http_server_port(http));
-	log_msg(LOG_INFO, "ferryd %s listening on %s (node %s, %d workers)", PACKAGE_VERSION,
-		buf_cstr(&url), app.cfg.node_id, app.cfg.workers);
+	log_msg(LOG_INFO, "ferryd %s listening on %s (node %s, %d workers, console %s)", PACKAGE_VERSION,
+		buf_cstr(&url), app.cfg.node_id, app.cfg.workers, app.cfg.web_root);
 	if (s->demo) {
 		demo = demo_setup(&app, buf_cstr(&url), err, sizeof(err));
 		if (!demo) {
@@ -466,9 +523,14 @@ static int cmd_serve(struct settings *s)
 		goto out;
 	}
 
+	/* Ready: the listener accepts and the workers run (systemd Type=notify). */
+	if (sd_notify_send("READY=1\nSTATUS=serving") < 0)
+		log_msg(LOG_WARN, "cannot notify systemd (NOTIFY_SOCKET): %s", strerror(errno));
+
 	int sig = 0;
 	sigwait(&stopset, &sig);
 	log_msg(LOG_INFO, "%s received: shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
+	sd_notify_send("STOPPING=1");
 	rc = 0;
 out:
 	app.stopping = 1;
@@ -585,6 +647,86 @@ out:
 	return rc;
 }
 
+/* A keyring from a file; exits (status 2) naming the file when it cannot
+ * be read or parsed. */
+static struct keyring *keyring_from_file(const char *what, const char *file)
+{
+	char err[256];
+	char *text = read_file_limit(file, 64 * 1024, NULL);
+	if (!text) {
+		fprintf(stderr, "ferryd: cannot read %s %s: %s\n", what, file, strerror(errno));
+		exit(2);
+	}
+	struct keyring *kr = keyring_parse(text, err, sizeof(err));
+	memset(text, 0, strlen(text));
+	free(text);
+	if (!kr) {
+		fprintf(stderr, "ferryd: %s %s: %s\n", what, file, err);
+		exit(2);
+	}
+	return kr;
+}
+
+static int cmd_rekey(struct settings *s)
+{
+	if (!s->new_key_file)
+		die("rekey needs --new-key-file FILE (the new key, \"id:<64 hex digits>\")%s", "");
+	struct app_config cfg;
+	struct buf node = BUF_INIT, pgdir = BUF_INIT, keypath = BUF_INIT;
+	char *web_root = NULL;
+	build_config(s, &cfg, &node, &web_root);
+	/* With the embedded database the old key is the generated one; never
+	 * generate a key here. */
+	if (!cfg.database_url && !s->master_key_file && !getenv("FERRY_MASTER_KEY") &&
+	    !getenv("FERRY_MASTER_KEY_FILE")) {
+		buf_printf(&keypath, "%s/master.key", cfg.data_dir);
+		s->master_key_file = buf_cstr(&keypath);
+	}
+	struct keyring *old = load_keys(s, &cfg, 0);
+	struct keyring *fresh = keyring_from_file("the new key file", s->new_key_file);
+	int rc = 1;
+	if (!strcmp(keyring_current_id(old), keyring_current_id(fresh))) {
+		fprintf(stderr, "ferryd: the new key has the id \"%s\" of the old one; give it a new id "
+			"(e.g. k2:...) so that ferryd processes holding both keys can tell them apart\n",
+			keyring_current_id(fresh));
+		keyring_free(old);
+		keyring_free(fresh);
+		exit(2);
+	}
+	struct pgembed *pg = NULL;
+	struct db_pool *pool = open_db(&cfg, 1, &pg, &pgdir);
+	PGconn *c = NULL;
+	if (run_migrations(pool, 1) < 0)
+		goto out;
+	c = db_acquire(pool, 10000);
+	if (!c) {
+		fprintf(stderr, "ferryd: no database connection\n");
+		goto out;
+	}
+	char err[1024];
+	long n = 0;
+	if (db_rekey(c, old, fresh, &n, err, sizeof(err)) != 0) {
+		fprintf(stderr, "ferryd: rekey refused, nothing changed: %s\n", err);
+		goto out;
+	}
+	fprintf(stderr, "ferryd: re-sealed %ld credential%s under key \"%s\" (was \"%s\"); now run every "
+		"ferryd with the new key\n", n, n == 1 ? "" : "s", keyring_current_id(fresh),
+		keyring_current_id(old));
+	rc = 0;
+out:
+	if (c)
+		db_release(pool, c);
+	db_pool_free(pool);
+	pgembed_stop(pg);
+	keyring_free(old);
+	keyring_free(fresh);
+	buf_free(&node);
+	buf_free(&pgdir);
+	buf_free(&keypath);
+	free(web_root);
+	return rc;
+}
+
 int main(int argc, char **argv)
 {
 	struct settings s;
@@ -625,6 +767,10 @@ int main(int argc, char **argv)
 		}
 		parse_flags(argc, argv, 3, &s, usage_token);
 		return cmd_token_create(&s);
+	}
+	if (!strcmp(cmd, "rekey")) {
+		parse_flags(argc, argv, 2, &s, usage_rekey);
+		return cmd_rekey(&s);
 	}
 	fprintf(stderr, "ferryd: unknown command \"%s\"\n", cmd);
 	usage_main(stderr);

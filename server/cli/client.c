@@ -21,8 +21,10 @@
 #define _GNU_SOURCE
 #include "server/cli/client.h"
 #include "server/cli/client_internal.h"
+#include "server/cli/config.h"
 #include "server/cli/lifecycle.h"
 #include "server/common/buf.h"
+#include "server/common/yamljson.h"
 
 #include <curl/curl.h>
 #include <errno.h>
@@ -128,6 +130,10 @@ int global_opt(int argc, char **argv, int *i, struct globals *g)
 		g->output = v;
 	else if ((v = opt_value(argc, argv, i, "--timeout", &missing)))
 		g->timeout = v;
+	else if ((v = opt_value(argc, argv, i, "--context", &missing)))
+		g->context = v;
+	else if ((v = opt_value(argc, argv, i, "--config", &missing)))
+		g->config = v;
 	else if (!missing && (!strcmp(argv[*i], "--token") || !strncmp(argv[*i], "--token=", 8))) {
 		errorf("--token is not accepted (it would show in the process list and shell history); "
 		       "set FERRY_TOKEN or use --token-file FILE");
@@ -151,56 +157,61 @@ static void trim(char *s)
 		memmove(s, s + k, n - k + 1);
 }
 
-static int client_init(struct client *c, const struct globals *g)
+/* The structured format of print_doc(): 0 JSON, 1 YAML. One command per
+ * process, so a file-level setting made once by client_init(). */
+static int doc_yaml;
+
+/* Sets up c from the settings (flag > environment > context > default,
+ * config.h); 0, or -1 after printing why. Messages name where a bad value
+ * came from and never echo a token. */
+static int client_init(struct client *c, const struct cli_settings *s)
 {
 	memset(c, 0, sizeof(*c));
-	const char *server = g->server ? g->server : getenv("FERRY_SERVER");
-	if (!server || !*server)
-		server = "http://127.0.0.1:8080";
-	if (strncmp(server, "http://", 7) && strncmp(server, "https://", 8)) {
-		errorf("--server must be an http:// or https:// URL");
+	if (strncmp(s->server, "http://", 7) && strncmp(s->server, "https://", 8)) {
+		errorf("%s must be an http:// or https:// URL", s->server_from);
 		return -1;
 	}
-	c->server_buf = xstrdup(server);
+	c->server_buf = xstrdup(s->server);
 	size_t n = strlen(c->server_buf);
 	while (n > 0 && c->server_buf[n - 1] == '/')
 		c->server_buf[--n] = 0;
 	c->server = c->server_buf;
-	if (g->token_file) {
-		c->token = read_file_limit(g->token_file, 64 * 1024, NULL);
+	if (s->output && strcmp(s->output, "table") && strcmp(s->output, "json") && strcmp(s->output, "yaml")) {
+		errorf("%s must be table, json or yaml", s->output_from);
+		return -1;
+	}
+	c->structured = s->output && strcmp(s->output, "table");
+	doc_yaml = s->output && !strcmp(s->output, "yaml");
+	if (s->timeout) {
+		if (parse_duration(s->timeout, &c->timeout_s) != 0 || c->timeout_s <= 0) {
+			errorf("%s must be a positive duration such as 90, 90s, 5m or 1h", s->timeout_from);
+			return -1;
+		}
+		c->deadline = now_ms() + c->timeout_s * 1000;
+	}
+	if (s->token_file) {
+		c->token = read_file_limit(s->token_file, 64 * 1024, NULL);
 		if (!c->token) {
-			errorf("cannot read --token-file %s: %s", g->token_file, strerror(errno));
+			errorf("cannot read the token file %s (%s): %s", s->token_file, s->token_from,
+			       strerror(errno));
 			return -1;
 		}
 		trim(c->token);
 		if (!*c->token) {
-			errorf("--token-file %s is empty", g->token_file);
+			errorf("the token file %s (%s) is empty", s->token_file, s->token_from);
 			return -1;
 		}
-	} else {
-		const char *t = getenv("FERRY_TOKEN");
-		if (!t || !*t) {
-			errorf("no token: set FERRY_TOKEN or use --token-file FILE");
-			return -1;
-		}
-		c->token = xstrdup(t);
+	} else if (s->token_env) {
+		c->token = xstrdup(getenv("FERRY_TOKEN"));
 		trim(c->token);
+	} else {
+		errorf("no token: set FERRY_TOKEN, use --token-file FILE, or a context with a token-file "
+		       "(ferry config set-context)");
+		return -1;
 	}
 	if (strpbrk(c->token, "\r\n")) {
 		errorf("the token holds a line break; a token is one line");
 		return -1;
-	}
-	if (g->output && strcmp(g->output, "table") && strcmp(g->output, "json")) {
-		errorf("--output must be table or json");
-		return -1;
-	}
-	c->json_out = g->output && !strcmp(g->output, "json");
-	if (g->timeout) {
-		if (parse_duration(g->timeout, &c->timeout_s) != 0 || c->timeout_s <= 0) {
-			errorf("--timeout must be a positive duration such as 90, 90s, 5m or 1h");
-			return -1;
-		}
-		c->deadline = now_ms() + c->timeout_s * 1000;
 	}
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0 || !(c->curl = curl_easy_init())) {
 		errorf("cannot initialise libcurl");
@@ -501,8 +512,14 @@ int resolve_cluster(struct client *c, const char *name_or_id, char *out, size_t 
 
 /* ---------------------------------------------------------------- output */
 
-void print_json(const json_t *v)
+void print_doc(const json_t *v)
 {
+	if (doc_yaml) {
+		char *y = json_to_yaml(v);
+		fputs(y, stdout);
+		free(y);
+		return;
+	}
 	char *s = json_dumps(v, JSON_INDENT(2) | JSON_SORT_KEYS);
 	if (s)
 		puts(s);
@@ -776,8 +793,8 @@ static int do_clusters_list(struct client *c, const struct args *a)
 	buf_free(&p);
 	if (rc)
 		return rc;
-	if (c->json_out) {
-		print_json(items);
+	if (c->structured) {
+		print_doc(items);
 	} else {
 		struct table t = { 8, 0, NULL };
 		char *hdr[8] = { xstrdup("NAME"), xstrdup("ID"), xstrdup("PROFILE"), xstrdup("KUBE"), xstrdup("NODES"),
@@ -809,8 +826,8 @@ static int do_clusters_get(struct client *c, const char *target)
 	json_t *cl;
 	if ((rc = api(c, "GET", path, NULL, NULL, 2, &cl)))
 		return rc;
-	if (c->json_out)
-		print_json(cl);
+	if (c->structured)
+		print_doc(cl);
 	else
 		print_cluster(cl);
 	json_decref(cl);
@@ -1096,20 +1113,20 @@ static int after_create(struct client *c, json_t *job, int wait)
 		return EXIT_USAGE;
 	}
 	if (!wait) {
-		if (c->json_out)
-			print_json(job);
+		if (c->structured)
+			print_doc(job);
 		else
 			printf("%s\n", id);
 		return EXIT_OK;
 	}
-	if (!c->json_out) {
+	if (!c->structured) {
 		printf("%s\n", id);
 		fflush(stdout);
 	}
 	json_t *final;
-	int rc = follow_job(c, id, c->json_out ? stderr : stdout, &final);
-	if (final && c->json_out)
-		print_json(final);
+	int rc = follow_job(c, id, c->structured ? stderr : stdout, &final);
+	if (final && c->structured)
+		print_doc(final);
 	else if (final)
 		lifecycle_print_result(final);
 	json_decref(final);
@@ -1336,8 +1353,8 @@ static int do_jobs_list(struct client *c, const struct args *a)
 	buf_free(&p);
 	if (rc)
 		return rc;
-	if (c->json_out) {
-		print_json(items);
+	if (c->structured) {
+		print_doc(items);
 	} else {
 		struct table t = { 7, 0, NULL };
 		char *hdr[7] = { xstrdup("ID"), xstrdup("CLUSTER"), xstrdup("KIND"), xstrdup("STATE"),
@@ -1388,8 +1405,8 @@ static int cmd_jobs(struct client *c, int argc, char **argv, struct globals *g)
 		snprintf(path, sizeof path, "/v1/jobs/%s", id);
 		if ((rc = api(c, "GET", path, NULL, NULL, 2, &job)))
 			goto out;
-		if (c->json_out)
-			print_json(job);
+		if (c->structured)
+			print_doc(job);
 		else
 			print_job(job);
 		json_decref(job);
@@ -1397,8 +1414,8 @@ static int cmd_jobs(struct client *c, int argc, char **argv, struct globals *g)
 		snprintf(path, sizeof path, "/v1/jobs/%s/cancel", id);
 		if ((rc = api(c, "POST", path, NULL, NULL, 0, &job)))
 			goto out;
-		if (c->json_out)
-			print_json(job);
+		if (c->structured)
+			print_doc(job);
 		else {
 			const char *st = json_string_value(json_object_get(job, "state"));
 			printf("cancel requested for job %s (state: %s)\n", id, st ? st : "?");
@@ -1406,9 +1423,9 @@ static int cmd_jobs(struct client *c, int argc, char **argv, struct globals *g)
 		json_decref(job);
 	} else {
 		json_t *final;
-		rc = follow_job(c, id, c->json_out ? stderr : stdout, &final);
-		if (final && c->json_out)
-			print_json(final);
+		rc = follow_job(c, id, c->structured ? stderr : stdout, &final);
+		if (final && c->structured)
+			print_doc(final);
 		json_decref(final);
 	}
 out:
@@ -1447,9 +1464,9 @@ int client_poll(struct client *c, const char *path, json_t **out)
 	return (int)poll_get(c, path, out);
 }
 
-int client_wants_json(const struct client *c)
+int client_structured(const struct client *c)
 {
-	return c->json_out;
+	return c->structured;
 }
 
 int client_timed_out(struct client *c)
@@ -1479,9 +1496,9 @@ char *client_escape(struct client *c, const char *s)
 	return escape(c, s);
 }
 
-void client_print_json(const json_t *v)
+void client_print_doc(const json_t *v)
 {
-	print_json(v);
+	print_doc(v);
 }
 
 static int cmd_fleet(struct client *c, int argc, char **argv, struct globals *g)
@@ -1509,6 +1526,13 @@ int client_main(int argc, char **argv)
 		return i >= argc ? EXIT_USAGE : EXIT_OK;
 	}
 	const char *cmd = argv[i];
+	if (!strcmp(cmd, "--version") || !strcmp(cmd, "version")) {
+		printf("ferry %s\n", PACKAGE_VERSION);
+		return EXIT_OK;
+	}
+	/* The configuration needs no server nor token. */
+	if (!strcmp(cmd, "config"))
+		return config_main(&g, argc - i - 1, argv + i + 1);
 	int (*fn)(struct client *, int, char **, struct globals *) = NULL;
 	if (!strcmp(cmd, "clusters"))
 		fn = cmd_clusters;
@@ -1542,11 +1566,16 @@ int client_main(int argc, char **argv)
 		if (global_opt(argc, argv, &k, &g2) < 0)
 			return EXIT_USAGE;
 	}
-	if (client_init(&c, &g2) != 0) {
+	struct cli_settings settings;
+	if (cli_settings_resolve(&g2, &settings) != 0)
+		return EXIT_USAGE;
+	int rc = client_init(&c, &settings);
+	cli_settings_free(&settings);
+	if (rc != 0) {
 		client_free(&c);
 		return EXIT_USAGE;
 	}
-	int rc = fn(&c, argc - i - 1, argv + i + 1, &g2);
+	rc = fn(&c, argc - i - 1, argv + i + 1, &g2);
 	client_free(&c);
 	return rc;
 }

@@ -16,10 +16,14 @@
  *   ferry [global options] jobs get|wait|cancel ID
  *   ferry [global options] fleet upgrade|preflight|list|get|clusters|pause|
  *         resume|approve|cancel ...   (campaigns: server/cli/fleet.c)
+ *   ferry [global options] config ...   (contexts: server/cli/config.h)
+ *   ferry --version
  *
- * Global options (before or after the command): --server URL (FERRY_SERVER,
- * default http://127.0.0.1:8080), --token-file FILE (else FERRY_TOKEN),
- * --output table|json, --timeout DURATION (whole command, e.g. 90, 90s, 5m).
+ * Global options (before or after the command): --server URL, --token-file
+ * FILE, --output table|json|yaml, --timeout DURATION (whole command, e.g.
+ * 90, 90s, 5m), --context NAME, --config FILE; each also comes from a
+ * FERRY_* variable or the configuration file's context (precedence flag >
+ * environment > context > default: server/cli/config.h).
  * The token is never accepted as a flag value and never printed.
  *
  * Exit status: 0 success (a waited-for job succeeded), 1 the job failed or

@@ -25,7 +25,7 @@ struct client {
 	const char *server;   /* base URL without trailing slash (owned: server_buf) */
 	char *server_buf;
 	char *token;          /* owned; never printed */
-	int json_out;         /* --output json */
+	int structured;       /* --output json or yaml: print_doc() output, progress on stderr */
 	double deadline;      /* monotonic ms; 0 = none */
 	double timeout_s;
 	CURL *curl;
@@ -33,7 +33,7 @@ struct client {
 
 /* Global options; the strings point into argv. */
 struct globals {
-	const char *server, *token_file, *output, *timeout;
+	const char *server, *token_file, *output, *timeout, *context, *config;
 };
 
 /* "ferry: " + message + newline on stderr. */
@@ -74,8 +74,9 @@ int resolve_cluster(struct client *c, const char *name_or_id, char *out, size_t 
 int create_job(struct client *c, const char *cluster, const char *kind, json_t *params, const char *idem,
 	       int wait);
 
-/* Pretty JSON of v on stdout. */
-void print_json(const json_t *v);
+/* v on stdout in the structured format --output chose: pretty JSON
+ * (--output json) or YAML (--output yaml). */
+void print_doc(const json_t *v);
 
 /* A JSON value as table text ("-" for null/absent); the caller frees it. */
 char *cell(const json_t *v);
@@ -104,7 +105,7 @@ int client_request(struct client *c, const char *method, const char *path, const
  * 2 error (printed), 3 the deadline passed. */
 int client_poll(struct client *c, const char *path, json_t **out);
 
-int client_wants_json(const struct client *c);   /* --output json */
+int client_structured(const struct client *c);   /* --output json or yaml */
 int client_timed_out(struct client *c);          /* prints, returns 3 */
 
 /* argv[*i] is a global option (already applied): 1 skip it (and its value),
@@ -115,7 +116,7 @@ int client_skip_global(int argc, char **argv, int *i);
 int client_opt(int argc, char **argv, int *i, const char *name, const char **value);
 
 char *client_escape(struct client *c, const char *s);   /* URL-escaped, malloc'd */
-void client_print_json(const json_t *v);
+void client_print_doc(const json_t *v);
 /* values_yaml from files (read here) and set from sets into params; 0, or
  * -1 after printing why. */
 int client_add_values(json_t *params, const char **files, size_t nfiles, const char **sets,

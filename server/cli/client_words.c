@@ -36,12 +36,18 @@ void client_usage(FILE *f)
 	      "        [--idempotency-key K] [--wait]          (a campaign over every matching cluster)\n"
 	      "  fleet preflight --selector S [strategy flags] [--wait]\n"
 	      "  fleet list [--state S] | fleet get|clusters|pause|resume|approve|cancel ID\n"
+	      "  config view|current-context|get-contexts|use-context|set-context|delete-context|\n"
+	      "         rename-context ...   named contexts in ~/.config/ferry/config (ferry config --help)\n"
 	      "  template ...            (see ferry template --help)\n"
-	      "global options (anywhere on the line):\n"
+	      "  version, --version      print the version\n"
+	      "global options (anywhere on the line; flag > environment > context > default):\n"
 	      "  --server URL            ferryd base URL (FERRY_SERVER, default http://127.0.0.1:8080)\n"
-	      "  --token-file FILE       file holding the bearer token (default: FERRY_TOKEN)\n"
-	      "  --output table|json     output format (default table)\n"
-	      "  --timeout DURATION      limit for the whole command: 90, 90s, 5m, 1h (exit 3 when passed)\n"
+	      "  --token-file FILE       file holding the bearer token (else FERRY_TOKEN, FERRY_TOKEN_FILE)\n"
+	      "  -o, --output FORMAT     table, json or yaml (FERRY_OUTPUT, default table)\n"
+	      "  --timeout DURATION      limit for the whole command: 90, 90s, 5m, 1h (FERRY_TIMEOUT;\n"
+	      "                          exit 3 when passed)\n"
+	      "  --context NAME          the context to use (FERRY_CONTEXT, default current-context)\n"
+	      "  --config FILE           the configuration file (FERRY_CONFIG, ~/.config/ferry/config)\n"
 	      "exit status: 0 ok, 1 job/campaign failed or cancelled (or paused by its failure budget), 2 usage/connection/HTTP error, 3 timeout\n",
 	      f);
 }
@@ -50,14 +56,15 @@ int client_handles(const char *name)
 {
 	static const char *const words[] = { "clusters", "install", "preflight", "jobs", "upgrade",
 					     "rollback", "uninstall", "adopt", "check", "repair",
-					     "history", "fleet", NULL };
+					     "history", "fleet", "config", NULL };
 	if (!name)
 		return 0;
 	for (int i = 0; words[i]; i++)
 		if (!strcmp(name, words[i]))
 			return 1;
 	return !strncmp(name, "--server", 8) || !strncmp(name, "--token", 7) || !strncmp(name, "--output", 8) ||
-	       !strncmp(name, "--timeout", 9) || !strcmp(name, "help") || !strcmp(name, "--help") ||
+	       !strncmp(name, "--timeout", 9) || !strncmp(name, "--context", 9) ||
+	       !strncmp(name, "--config", 8) || !strcmp(name, "-o") || !strcmp(name, "help") || !strcmp(name, "--help") ||
 	       !strcmp(name, "-h");
 }
 

@@ -262,12 +262,20 @@ static int exec_client(char **argv)
 	return 2;
 }
 
+#ifndef PACKAGE_VERSION
+#define PACKAGE_VERSION "0.1.0"
+#endif
+
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
 		usage(stderr);
 		client_usage(stderr);
 		return 2;
+	}
+	if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version")) {
+		printf("ferry %s\n", PACKAGE_VERSION);
+		return 0;
 	}
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		if (!strcmp(argv[1], commands[i].name))

@@ -274,7 +274,7 @@ static void report(FILE *out, const json_t *camp, json_t *clusters, json_t *seen
 /* Follow campaign id to its end (or a budget pause). */
 static int follow(struct client *c, const char *id)
 {
-	FILE *out = client_wants_json(c) ? stderr : stdout;
+	FILE *out = client_structured(c) ? stderr : stdout;
 	json_t *seen_cl = json_object(), *seen_waves = json_object(), *camp = NULL;
 	char last_state[256] = "", last_counts[256] = "";
 	int rc = EXIT_USAGE;
@@ -328,8 +328,8 @@ static int follow(struct client *c, const char *id)
 		}
 		sleep(1);
 	}
-	if (camp && client_wants_json(c))
-		client_print_json(camp);
+	if (camp && client_structured(c))
+		client_print_doc(camp);
 	json_decref(camp);
 	json_decref(seen_cl);
 	json_decref(seen_waves);
@@ -393,14 +393,14 @@ static int create(struct client *c, const char *kind, struct fargs *a)
 	char idc[64];
 	snprintf(idc, sizeof idc, "%s", id);
 	if (!a->wait) {
-		if (client_wants_json(c))
-			client_print_json(camp);
+		if (client_structured(c))
+			client_print_doc(camp);
 		else
 			printf("%s\n", idc);
 		json_decref(camp);
 		return EXIT_OK;
 	}
-	if (!client_wants_json(c)) {
+	if (!client_structured(c)) {
 		printf("campaign %s: %ld clusters, canary %ld, max in flight %ld, failure budget %ld\n", idc,
 		       num(camp, "total"), num(camp, "canary"), num(camp, "max_in_flight"),
 		       num(camp, "max_failures"));
@@ -424,8 +424,8 @@ static int show(struct client *c, const char *path, int kind)
 	int rc = client_request(c, "GET", path, NULL, NULL, 3, &v);
 	if (rc)
 		return rc;
-	if (client_wants_json(c)) {
-		client_print_json(v);
+	if (client_structured(c)) {
+		client_print_doc(v);
 	} else if (kind == 0) {
 		printf("%-36s  %-10s %5s  %9s %4s  %-24s %s\n", "ID", "STATE", "TOTAL", "DONE", "FAIL", "NAME",
 		       "REASON");
@@ -527,8 +527,8 @@ int fleet_main(struct client *c, int argc, char **argv)
 		rc = client_request(c, "POST", path, body, NULL, 0, &v);
 		json_decref(body);
 		if (rc == 0) {
-			if (client_wants_json(c))
-				client_print_json(v);
+			if (client_structured(c))
+				client_print_doc(v);
 			else
 				printf("campaign %s %s%s%s\n", id, str(v, "state"),
 				       json_is_string(json_object_get(v, "reason")) ? ": " : "", str(v, "reason"));

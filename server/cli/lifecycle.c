@@ -262,8 +262,8 @@ static int show_revision(struct client *c, const char *cluster_id, long long rev
 	int rc = api(c, "GET", path, NULL, NULL, 2, &r);
 	if (rc)
 		return rc;
-	if (c->json_out) {
-		print_json(r);
+	if (c->structured) {
+		print_doc(r);
 	} else {
 		static const char *const keys[] = { "revision", "status", "chart_name", "chart_version", "app_version",
 						    "description", "job_id", "started_by", "created_at", "updated_at",
@@ -354,8 +354,8 @@ static int cmd_history(struct client *c, int argc, char **argv, struct globals *
 		json_decref(items);
 		return rc;
 	}
-	if (c->json_out) {
-		print_json(items);
+	if (c->structured) {
+		print_doc(items);
 	} else {
 		struct table t = { 7, 0, NULL };
 		char *hdr[7] = { xstrdup("REVISION"), xstrdup("STATUS"), xstrdup("CHART"), xstrdup("APP VERSION"),

@@ -71,7 +71,9 @@ class Run:
 
 def ferry(*args, token=OP, env=None, timeout=180):
     e = dict(os.environ)
-    e.pop("FERRY_TOKEN", None)
+    for k in ("FERRY_TOKEN", "FERRY_TOKEN_FILE", "FERRY_CONTEXT", "FERRY_OUTPUT", "FERRY_TIMEOUT"):
+        e.pop(k, None)
+    e["FERRY_CONFIG"] = os.path.join(f.tmp, "no-such-config")  # not the user's contexts
     e["FERRY_SERVER"] = SERVER
     if token is not None:
         e["FERRY_TOKEN"] = token
@@ -322,8 +324,9 @@ def t_usage():
     r = ferry("--token", "s3cr3t-value", "clusters", "list")
     check_eq(r.rc, 2, "--token refused %r" % r)
     check("s3cr3t-value" not in r.err and "FERRY_TOKEN" in r.err, "refusal %r" % r.err)
-    r = ferry("clusters", "list", "--output", "yaml")
+    r = ferry("clusters", "list", "--output", "xml")
     check_eq(r.rc, 2, "bad output %r" % r)
+    check("--output must be table, json or yaml" in r.err, "names the flag %r" % r.err)
     r = ferry("jobs", "wait", "not-a-uuid")
     check_eq(r.rc, 2, "bad id %r" % r)
     r = ferry("jobs", "wait", "00000000-0000-4000-8000-000000000000")
