@@ -257,8 +257,8 @@ static int is_dir(const char *path)
  *  - a ferryd that runs from <root>FERRY_BINDIR (installed; <root> is empty,
  *    or the DESTDIR of `make install DESTDIR=<root>`, or wherever the
  *    installed tree was moved as a whole) uses <root>FERRY_WEB_DIR, where
- *    `make install` put the console;
- *  - any other (a build directory) uses ./web (a checkout), else
+ *    `make install` put the console, when it exists;
+ *  - otherwise (a build directory) it uses ./web (a checkout), else
  *    <binary dir>/../web (a build directory inside the checkout), else
  *    FERRY_WEB_DIR. */
 static char *default_web_root(void)
@@ -276,7 +276,9 @@ static char *default_web_root(void)
 		if (dl >= bl && !strcmp(exe + dl - bl, FERRY_BINDIR)) {
 			struct buf b = BUF_INIT;
 			buf_printf(&b, "%.*s%s", (int)(dl - bl), exe, FERRY_WEB_DIR);
-			return buf_steal(&b);
+			if (is_dir(buf_cstr(&b)))
+				return buf_steal(&b);
+			buf_free(&b);
 		}
 	}
 	if (is_dir("web"))
@@ -476,6 +478,9 @@ static int cmd_serve(struct settings *s)
 	build_config(s, &app.cfg, &node, &web_root);
 	int embedded = app.cfg.database_url == NULL;
 	app.keys = load_keys(s, &app.cfg, embedded);
+	if (!is_dir(app.cfg.web_root))
+		log_msg(LOG_WARN, "the console directory %s does not exist: / answers 404 "
+			"(set --web-root or FERRY_WEB_ROOT)", app.cfg.web_root);
 
 	/* Block the stop signals in every thread; main waits for them. */
 	sigset_t stopset;
