@@ -3,7 +3,7 @@
 # project's files: every file git tracks (but .gitignore/.gitkeep), plus the
 # generated autotools files, and nothing from the build tree (objects, test
 # binaries, .deps). A file missing from EXTRA_DIST breaks `make distcheck`
-# (14 min, run by .ci/run, not by this suite); this check takes seconds.
+# (about 5 min; .ci/run runs it, not this suite); this check takes seconds.
 set -u
 build=${FERRY_BUILD:?run via tests/run}
 src=${FERRY_SRC:?run via tests/run}
