@@ -75,9 +75,12 @@ def t_files():
             dst = p("share", "ferry", "web", f)
             check(os.path.isfile(dst), "console file %s installed" % f)
             check(open(src, "rb").read() == open(dst, "rb").read(), "%s installed as is" % f)
+    version = subprocess.run([os.path.join(INST["bindir"], "ferryd"), "--version"], capture_output=True,
+                             text=True).stdout.split()[-1]
     for man, sect in (("ferry.1", "man1"), ("ferryd.8", "man8")):
         text = open(p("share", "man", sect, man)).read()
         check(text.startswith(".TH "), "%s is a man page" % man)
+        check('"ferry %s"' % version in text.splitlines()[0], "%s names version %s" % (man, version))
     check("FERRY_DATABASE_URL=" in open(p("etc", "ferry", "ferryd.env.example")).read(), "example env file")
     check(os.path.isfile(p("share", "bash-completion", "completions", "ferry")), "completion installed")
     check(os.path.isfile(p("share", "doc", "ferry", "OPERATIONS.md")), "OPERATIONS.md installed")
