@@ -177,7 +177,8 @@ static void usage_rekey(FILE *f)
 		"\n"
 		"options:\n%s"
 		"  --master-key-file FILE  the old key (FERRY_MASTER_KEY_FILE / FERRY_MASTER_KEY)\n"
-		"  --new-key-file FILE     the new key \"id:hex64\" (its id must differ from the old one)\n",
+		"  --new-key-file FILE     the new key \"id:hex64\" (a new id, or the old keyring's first\n"
+		"                          key when the processes already seal with it)\n",
 		common_opts);
 }
 
@@ -690,10 +691,10 @@ static int cmd_rekey(struct settings *s)
 	struct keyring *old = load_keys(s, &cfg, 0);
 	struct keyring *fresh = keyring_from_file("the new key file", s->new_key_file);
 	int rc = 1;
-	if (!strcmp(keyring_current_id(old), keyring_current_id(fresh))) {
-		fprintf(stderr, "ferryd: the new key has the id \"%s\" of the old one; give it a new id "
-			"(e.g. k2:...) so that ferryd processes holding both keys can tell them apart\n",
-			keyring_current_id(fresh));
+	const char *clash = keyring_id_conflict(fresh, old);
+	if (clash) {
+		fprintf(stderr, "ferryd: the new key file names \"%s\" a different key than the old one does; "
+			"give the new key a new id (e.g. k2:...): an id must name one key\n", clash);
 		keyring_free(old);
 		keyring_free(fresh);
 		exit(2);

@@ -123,6 +123,16 @@ const char *keyring_current_id(const struct keyring *kr)
 	return kr->keys[0].id;
 }
 
+const char *keyring_id_conflict(const struct keyring *a, const struct keyring *b)
+{
+	for (int i = 0; i < a->n; i++)
+		for (int j = 0; j < b->n; j++)
+			if (!strcmp(a->keys[i].id, b->keys[j].id) &&
+			    CRYPTO_memcmp(a->keys[i].key, b->keys[j].key, KEY_LEN) != 0)
+				return a->keys[i].id;
+	return NULL;
+}
+
 char *crypto_seal(const struct keyring *kr, const void *plain, size_t len)
 {
 	const struct keyring_key *k = &kr->keys[0];

@@ -25,6 +25,10 @@ struct keyring;
 struct keyring *keyring_parse(const char *spec, char *err, size_t errlen);
 void keyring_free(struct keyring *kr);
 const char *keyring_current_id(const struct keyring *kr);
+/* An id that names different keys in a and b (pointing into a), or NULL:
+ * an id must name one key, or a sealed value would be opened with the
+ * wrong one. */
+const char *keyring_id_conflict(const struct keyring *a, const struct keyring *b);
 
 /* Seal plaintext (len bytes); returns the printable sealed string. */
 char *crypto_seal(const struct keyring *kr, const void *plain, size_t len);

@@ -8,9 +8,11 @@ real binary: a wrong old key (right id, wrong bytes; an unknown id) is
 refused with a clear line and changes nothing; a new key with the old id,
 or no new key, is a usage error; the right old key re-seals both
 credentials under k2 in one go (new ciphertexts, key id k2); afterwards k1
-alone no longer opens them; and a ferryd started with only k2 runs a
-preflight job against the cluster, i.e. the re-sealed credentials open to
-the same kubeconfig token. Standard library only.
+alone no longer opens them. Then the documented rotation without downtime:
+a ferryd running with "k3,k2" seals a new cluster under k3, and rekey with
+old keyring "k3,k2" and new key "k3" re-seals the rest; a ferryd started
+with only k3 runs a preflight job against every cluster, i.e. the re-sealed
+credentials open to the same kubeconfig token. Standard library only.
 """
 import os
 import re
@@ -24,7 +26,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from apitest import Kubesim, check, check_eq, finish, run_test, start  # noqa: E402
 
 TESTS = ["rekey_refuses_wrong_old_key", "rekey_usage_errors", "rekey_reseals_every_credential",
-         "rekey_new_key_runs_jobs"]
+         "rekey_online_rotation", "rekey_new_key_runs_jobs"]
 
 ks = Kubesim(["--clusters", "1"], TESTS, prefix="ferry-rekey-kubesim-")
 f = start("rekey", TESTS, workers=1)
@@ -87,7 +89,7 @@ def t_usage():
     with open(same, "w") as fh:
         fh.write("k1:" + secrets.token_hex(32))
     r = rekey(OLD, "--new-key-file", same)
-    check(r.returncode == 2 and "new id" in r.stderr, "same id refused: %r" % r.stderr)
+    check(r.returncode == 2 and 'names "k1" a different key' in r.stderr, "same id refused: %r" % r.stderr)
     bad = os.path.join(f.tmp, "bad.key")
     with open(bad, "w") as fh:
         fh.write("k2:1234")
@@ -116,9 +118,10 @@ def t_reseal():
     check_eq(creds(), after, "the refused rekey changed nothing")
 
 
-def t_new_key_runs_jobs():
+def serve(key):
+    """ferryd serve (one worker) with only `key`; sets f.proc/f.port."""
     env = dict(f.env)
-    env["FERRY_MASTER_KEY"] = NEW
+    env["FERRY_MASTER_KEY"] = key
     f.log.close()
     f.log = open(f.log_path, "w")
     f.proc = subprocess.Popen([f.ferryd, "serve", "--listen", "127.0.0.1:0", "--workers", "1"], env=env,
@@ -131,8 +134,36 @@ def t_new_key_runs_jobs():
             port = int(m.group(1))
         else:
             time.sleep(0.05)
-    check(port, "ferryd with the new key started: %s" % open(f.log_path).read()[-1500:])
+    check(port, "ferryd started: %s" % open(f.log_path).read()[-1500:])
     f.port = port
+
+
+K3 = "k3:" + secrets.token_hex(32)
+
+
+def t_online_rotation():
+    # every ferryd runs with the new key first: new credentials are sealed
+    # under k3, the older ones still open with k2
+    serve(K3 + "," + NEW)
+    r = f.post("/v1/clusters", {"name": "edge-3", "profile": "tke", "kubeconfig": KUBECONFIG}, OP)
+    check_eq(r.status, 201, "register edge-3 %r" % r)
+    IDS.append(r.json()["id"])
+    f.proc.send_signal(signal.SIGTERM)
+    check_eq(f.proc.wait(timeout=60), 0, "ferryd stopped")
+    mixed = creds()
+    check_eq((mixed.count("k2 v1:k2:"), mixed.count("k3 v1:k3:")), (2, 1), "k2 and k3 before: %r" % mixed[:80])
+    k3_file = os.path.join(f.tmp, "k3only.key")
+    with open(k3_file, "w") as fh:
+        fh.write(K3)
+    r = rekey(K3 + "," + NEW, "--new-key-file", k3_file)
+    no_sanitizer(r)
+    check_eq(r.returncode, 0, "rekey %r" % r.stderr)
+    check('re-sealed 3 credentials under key "k3" (was "k3")' in r.stderr, "summary %r" % r.stderr)
+    check_eq(creds().count("k3 v1:k3:"), 3, "all under k3")
+
+
+def t_new_key_runs_jobs():
+    serve(K3)
     for cid in IDS:
         r = f.post("/v1/clusters/%s/jobs" % cid, {"kind": "preflight", "params": {"connection_only": True}}, OP)
         check_eq(r.status, 202, "preflight queued %r" % r)
@@ -150,6 +181,7 @@ def t_new_key_runs_jobs():
 run_test("rekey_refuses_wrong_old_key", t_wrong_old_key)
 run_test("rekey_usage_errors", t_usage)
 run_test("rekey_reseals_every_credential", t_reseal)
+run_test("rekey_online_rotation", t_online_rotation)
 run_test("rekey_new_key_runs_jobs", t_new_key_runs_jobs)
 ks.stop()
 finish(f)

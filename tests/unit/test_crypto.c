@@ -170,6 +170,32 @@ static void test_sha256_base64_vectors(void)
 	check(memcmp(r1, r2, sizeof(r1)) != 0);
 }
 
+/* keyring_id_conflict: an id may appear in both keyrings only for the
+ * same key (ferryd rekey refuses anything else). */
+static void test_id_conflict(void)
+{
+	char err[256];
+	const char *a1 = "k1:1111111111111111111111111111111111111111111111111111111111111111";
+	const char *b1 = "k1:2222222222222222222222222222222222222222222222222222222222222222";
+	const char *k2 = "k2:3333333333333333333333333333333333333333333333333333333333333333";
+	char both[256];
+	snprintf(both, sizeof(both), "%s,%s", k2, a1);
+	struct keyring *old = keyring_parse(both, err, sizeof(err));
+	struct keyring *same = keyring_parse(k2, err, sizeof(err));
+	struct keyring *other = keyring_parse(b1, err, sizeof(err));
+	struct keyring *fresh = keyring_parse(a1, err, sizeof(err));
+	check(old && same && other && fresh);
+	check(keyring_id_conflict(same, old) == NULL);     /* k2 is k2 in both */
+	check(keyring_id_conflict(fresh, old) == NULL);    /* k1 is k1 in both */
+	check_str(keyring_id_conflict(other, old), "k1");  /* k1 names two keys */
+	check_str(keyring_id_conflict(old, other), "k1");
+	check(keyring_id_conflict(other, same) == NULL);   /* no shared id */
+	keyring_free(old);
+	keyring_free(same);
+	keyring_free(other);
+	keyring_free(fresh);
+}
+
 int main(void)
 {
 	test_run("crypto_seal_roundtrip", test_seal_roundtrip);
@@ -178,5 +204,6 @@ int main(void)
 	test_run("crypto_keyring_errors", test_keyring_errors);
 	test_run("crypto_tokens", test_tokens);
 	test_run("crypto_sha256_base64_vectors", test_sha256_base64_vectors);
+	test_run("crypto_keyring_id_conflict", test_id_conflict);
 	return test_summary();
 }
