@@ -28,12 +28,13 @@ def c_statement(func):
         raise SystemExit("queue_bench: %s not found in db/jobs.c" % func)
     macros = dict(re.findall(r'#define (DB_\w+_CHANNEL) "([^"]*)"', open(os.path.join(SRC, "db", "jobs.h")).read()))
     body = text[m.end():]
+    body = body[:body.index("\n}\n")]
     tok = re.compile(r'\s*(?:"((?:[^"\\]|\\.)*)"|(DB_\w+_CHANNEL)|(/\*.*?\*/))', re.S)
     pos = 0
     while True:
         s = body.find('"', pos)
         if s < 0:
-            raise SystemExit("queue_bench: no statement in %s" % func)
+            return None
         parts, p = [], s
         while True:
             t = tok.match(body, p)
@@ -57,10 +58,15 @@ def bind(sql, values):
 
 def pgbench_script(workers):
     claim = bind(c_statement("db_job_claim_fair"), {
-        1: "('queuebench/w' || :client_id)", 2: "'30'", 3: "'%d'" % max(1, workers - 1), 4: "'queuebench'"})
-    finish = bind(c_statement("db_job_finish"), {
-        1: ":id", 2: ":lease_token", 3: "'succeeded'", 4: "NULL::text",
-        5: "'{\"kube_version\": \"v1.30.0\", \"node_count\": 0}'"})
+        1: "('queuebench/w' || :client_id)", 2: "'30'", 3: "'%d'" % max(1, workers - 1), 4: "'queuebench'", 5: "'{}'"})
+    result = "'{\"kube_version\": \"v1.30.0\", \"node_count\": 0}'"
+    finish = c_statement("db_job_finish")
+    if finish:  # before issue 14
+        finish = bind(finish, {1: ":id", 2: ":lease_token", 3: "'succeeded'", 4: "NULL::text", 5: result})
+    else:  # db_job_finish is db_job_step with a finish only
+        finish = bind(c_statement("db_job_step"), {
+            1: ":id", 2: ":lease_token", 3: "'0'", 4: "NULL", 5: "NULL", 6: "NULL", 7: "'0'", 8: "NULL", 9: "NULL",
+            10: "NULL", 11: "'0'", 12: "'0'", 13: "'succeeded'", 14: "NULL", 15: result, 16: "NULL"})
     script = claim.strip() + "\n\\gset\n" + finish.strip() + ";\n"
     if "pg_notify" not in finish:
         # db/jobs.c notifies in a transaction of its own after the commit

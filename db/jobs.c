@@ -626,22 +626,9 @@ int db_job_phase_end(PGconn *conn, const char *job_id, long long token, int seq,
 		     const char *state, const char *message, const json_t *detail,
 		     int api_calls)
 {
-	char tok[32], s[16], calls[16];
-	snprintf(tok, sizeof(tok), "%lld", token);
-	snprintf(s, sizeof(s), "%d", seq);
-	snprintf(calls, sizeof(calls), "%d", api_calls);
-	char *det = detail ? json_dumps(detail, JSON_COMPACT) : NULL;
-	const char *params[7] = { job_id, tok, s, state, message, det, calls };
-	int rc = run_count(conn,
-		GUARD ", u AS (UPDATE job_phases SET state = $4, finished_at = now(), message = $5, "
-		"  detail = $6::jsonb, api_calls = api_calls + $7::int "
-		"  WHERE job_id = $1::uuid AND seq = $3::int AND EXISTS (SELECT 1 FROM g) RETURNING 1) "
-		"SELECT count(*) FROM g",
-		7, params);
-	free(det);
-	if (rc > 0)
-		notify_events(conn, job_id);
-	return rc < 0 ? -1 : rc > 0;
+	struct db_job_step st = { .end_seq = seq, .end_state = state, .end_message = message,
+				  .end_detail = detail, .api_calls = api_calls };
+	return db_job_step(conn, job_id, token, &st, NULL, NULL);
 }
 
 int db_job_event(PGconn *conn, const char *job_id, long long token,
@@ -664,57 +651,22 @@ int db_job_event(PGconn *conn, const char *job_id, long long token,
 	return rc < 0 ? -1 : rc > 0;
 }
 
-static int requeue(PGconn *conn, const char *job_id, long long token, long delay_ms)
-{
-	char tok[32], ms[32];
-	snprintf(tok, sizeof(tok), "%lld", token);
-	snprintf(ms, sizeof(ms), "%ld", delay_ms < 0 ? 0 : delay_ms);
-	const char *params[3] = { job_id, tok, ms };
-	PGresult *r = run(conn,
-		"UPDATE jobs SET state = 'queued', lease_owner = NULL, lease_expires_at = NULL, "
-		"  run_after = now() + make_interval(secs => ($3::bigint / 1000.0)::float8), updated_at = now() "
-		"WHERE id = $1::uuid AND lease_token = $2::bigint AND state = 'running' "
-		"RETURNING 1",
-		3, params, NULL, 0);
-	if (!r)
-		return -1;
-	int ok = PQntuples(r) == 1;
-	PQclear(r);
-	if (ok)
-		notify(conn, DB_JOBS_CHANNEL, DB_JOB_EVENTS_CHANNEL, job_id);
-	return ok;
-}
-
 int db_job_defer(PGconn *conn, const char *job_id, long long token, long delay_ms)
 {
-	return requeue(conn, job_id, token, delay_ms);
+	struct db_job_step st = { .requeue = 1, .requeue_ms = delay_ms };
+	return db_job_step(conn, job_id, token, &st, NULL, NULL);
 }
 
 int db_job_release(PGconn *conn, const char *job_id, long long token)
 {
-	return requeue(conn, job_id, token, 0);
+	return db_job_defer(conn, job_id, token, 0);
 }
 
 int db_job_finish(PGconn *conn, const char *job_id, long long token,
 		  const char *state, const char *error, const json_t *result)
 {
-	char tok[32];
-	snprintf(tok, sizeof(tok), "%lld", token);
-	char *res = result ? json_dumps(result, JSON_COMPACT) : NULL;
-	const char *params[5] = { job_id, tok, state, error, res };
-	int rc = run_count(conn,
-		"WITH f AS (UPDATE jobs SET state = $3, error = $4, result = $5::jsonb, "
-		"  finished_at = now(), lease_owner = NULL, lease_expires_at = NULL, updated_at = now() "
-		"  WHERE id = $1::uuid AND lease_token = $2::bigint AND state = 'running' RETURNING id), "
-		"e AS (INSERT INTO job_events (job_id, level, message) "
-		"  SELECT id, CASE $3 WHEN 'succeeded' THEN 'info' WHEN 'cancelled' THEN 'warn' ELSE 'error' END, "
-		"    'job ' || $3 || COALESCE(': ' || $4, '') FROM f RETURNING 1) "
-		"SELECT count(*) FROM f",
-		5, params);
-	free(res);
-	if (rc > 0)
-		notify_events(conn, job_id);
-	return rc < 0 ? -1 : rc > 0;
+	struct db_job_step st = { .finish_state = state, .finish_error = error, .result = result };
+	return db_job_step(conn, job_id, token, &st, NULL, NULL);
 }
 
 int db_job_begin(PGconn *conn, const char *job_id, long long token, const char *const *names, int n,

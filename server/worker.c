@@ -164,7 +164,6 @@ static int claim(struct worker_slot *slot, PGconn *conn, const char *owner, stru
 	return got;
 }
 
-
 static void *worker_main(void *arg)
 {
 	struct worker_slot *slot = arg;
