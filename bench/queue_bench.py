@@ -98,12 +98,20 @@ def psql(q):
     return api.sql(q)
 
 
-def reset_and_enqueue():
+# preflight: params.connection_only against kubesim (GET /version, list
+# nodes: two HTTPS requests on a new TLS connection). noop: the runner's three
+# synthetic test phases with test_sleep_ms 0 (FERRY_TEST_MODE=1): no cluster
+# I/O, only the queue and the runner's records.
+KINDS = os.environ.get("QUEUE_BENCH_KINDS", "preflight noop").split()
+PARAMS = {"preflight": '{"connection_only": true}', "noop": '{"test_sleep_ms": 0}'}
+
+
+def reset_and_enqueue(kind="preflight"):
     for q in ("DELETE FROM job_events", "DELETE FROM job_phases", "DELETE FROM jobs",
               "VACUUM ANALYZE jobs", "VACUUM ANALYZE job_phases", "VACUUM ANALYZE job_events", "CHECKPOINT"):
         psql(q)
     psql("INSERT INTO jobs (tenant_id, cluster_id, kind, params) SELECT tenant_id, id, 'preflight',"
-         " '{\"connection_only\": true}' FROM clusters WHERE name LIKE 'q%%' ORDER BY random() LIMIT %d" % N)
+         " '%s' FROM clusters WHERE name LIKE 'q%%' ORDER BY random() LIMIT %d" % (PARAMS[kind], N))
     psql("ANALYZE jobs")
 
 
@@ -191,14 +199,15 @@ def cpu_ms(pid):
     return (int(f[11]) + int(f[12])) * 1000.0 / os.sysconf("SC_CLK_TCK")
 
 
-def run_ferry(workers):
-    reset_and_enqueue()
-    log = open(os.path.join(api.tmp, "ferryd-w%d.log" % workers), "w")
+def run_ferry(workers, kind):
+    reset_and_enqueue(kind)
+    env = dict(api.env, FERRY_TEST_MODE="1" if kind == "noop" else "0")
+    log = open(os.path.join(api.tmp, "ferryd-%s-w%d.log" % (kind, workers)), "w")
     c0 = db_counters()
     smp = Sampler()
     p = subprocess.Popen([api.ferryd, "serve", "--listen", "127.0.0.1:0", "--workers", str(workers),
                           "--web-root", os.path.join(SRC, "web"), "--log-level", "warn"],
-                         env=api.env, stdout=log, stderr=subprocess.STDOUT)
+                         env=env, stdout=log, stderr=subprocess.STDOUT)
     deadline = time.time() + max(600, N / 2)
     while time.time() < deadline:
         left = int(psql("SELECT count(*) FROM jobs WHERE state IN ('queued', 'running')"))
@@ -212,7 +221,7 @@ def run_ferry(workers):
     log.close()
     commits = db_counters() - c0
     ok, total, r = rate()
-    print("# ferry %d workers: job ms median %s, phase ms median %s, claim lag ms median %s" % (workers, psql(
+    print("# ferry %s %d workers: job ms median %s, phase ms median %s, claim lag ms median %s" % (kind, workers, psql(
         "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM finished_at - started_at) * 1000)"
         " FROM jobs"), psql(
         "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM finished_at - started_at) * 1000)"
@@ -236,17 +245,19 @@ for w in WORKERS:
         b = run_pgbench(w)
     print("# pgbench %d clients: %.0f jobs/s, %.1f commits/job, %.1f NOTIFY/job; waits: %s"
           % (w, b["rate"], b["commits"], b["notifies"], b["waits"]), flush=True)
-    f = run_ferry(w)
-    print("# ferry %d workers: %.0f jobs/s, %.1f commits/job, %.1f NOTIFY/job, ferryd CPU %.2f ms/job; waits: %s"
-          % (w, f["rate"], f["commits"], f["notifies"], f["cpu"], f["waits"]), flush=True)
-    rows.append((w, f, b))
+    for kind in KINDS:
+        f = run_ferry(w, kind)
+        print("# ferry %s %d workers: %.0f jobs/s, %.1f commits/job, %.1f NOTIFY/job, ferryd CPU %.2f ms/job;"
+              " waits: %s" % (kind, w, f["rate"], f["commits"], f["notifies"], f["cpu"], f["waits"]), flush=True)
+        rows.append((kind, w, f, b))
 
 print()
-print("| workers | ferry jobs/s | commits/job | NOTIFY/job | ferryd CPU ms/job "
+print("| job | workers | ferry jobs/s | commits/job | NOTIFY/job | ferryd CPU ms/job "
       "| pgbench claim+complete jobs/s (same clients) | ratio |")
-print("|---|---|---|---|---|---|---|")
-for w, f, b in rows:
-    print("| %d | %.0f | %.1f | %.1f | %.2f | %.0f | %.2f |"
-          % (w, f["rate"], f["commits"], f["notifies"], f["cpu"], b["rate"], f["rate"] / b["rate"] if b["rate"] else 0))
+print("|---|---|---|---|---|---|---|---|")
+for kind, w, f, b in rows:
+    print("| %s | %d | %.0f | %.1f | %.1f | %.2f | %.0f | %.2f |"
+          % (kind, w, f["rate"], f["commits"], f["notifies"], f["cpu"], b["rate"],
+             f["rate"] / b["rate"] if b["rate"] else 0))
 api.stop()
 ks.stop()
