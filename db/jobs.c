@@ -64,6 +64,33 @@ static int run_count(PGconn *c, const char *sql, int n, const char *const *param
 	return v;
 }
 
+/* Wake the listeners of channel (and channel2 when non-NULL) with the job
+ * id as payload, after the change was committed. Outside a transaction
+ * block this is a transaction of its own with synchronous_commit off: a
+ * notification carries no data to lose (listeners re-read the rows, and a
+ * crash ends their sessions anyway), and PostgreSQL holds its database-wide
+ * NOTIFY lock from the notifying transaction's commit until its WAL flush,
+ * so a NOTIFY inside a durable commit serialises every job's commits behind
+ * one another. Inside the caller's transaction block it is an ordinary
+ * pg_notify, delivered at the caller's commit (which stays synchronous).
+ * Failures are ignored: listeners also poll. */
+static void notify(PGconn *c, const char *channel, const char *channel2, const char *job_id)
+{
+	int in_tx = PQtransactionStatus(c) == PQTRANS_INTRANS;
+	const char *params[3] = { channel, job_id, channel2 };
+	PGresult *r = PQexecParams(c, in_tx
+		? "SELECT pg_notify($1, $2), CASE WHEN $3::text IS NOT NULL THEN pg_notify($3, $2) END"
+		: "SELECT set_config('synchronous_commit', 'off', true), pg_notify($1, $2), "
+		  "CASE WHEN $3::text IS NOT NULL THEN pg_notify($3, $2) END",
+		3, NULL, params, NULL, NULL, 0);
+	PQclear(r);
+}
+
+static void notify_events(PGconn *c, const char *job_id)
+{
+	notify(c, DB_JOB_EVENTS_CHANNEL, NULL, job_id);
+}
+
 static json_t *parse_json(const char *text, char *err, size_t errlen)
 {
 	json_error_t je;
@@ -308,13 +335,15 @@ enum db_job_enqueue_result db_job_enqueue(PGconn *conn, const struct db_job_new 
 			"  WHERE c.id = $2::uuid AND c.tenant_id = $1::uuid "
 			"  FOR KEY SHARE OF c "   /* a concurrent DELETE waits, or we see it gone */
 			"  RETURNING id) "
-			"SELECT id, pg_notify('" DB_JOBS_CHANNEL "', id::text), "
-			"       pg_notify('" DB_JOB_EVENTS_CHANNEL "', id::text) FROM ins",
+			"SELECT id FROM ins",
 			6, NULL, p, NULL, NULL, 0);
 		if (PQresultStatus(r) == PGRES_TUPLES_OK) {
 			if (PQntuples(r) == 1) {
 				snprintf(job_id, DB_ID_LEN, "%s", PQgetvalue(r, 0, 0));
 				rc = DB_JOB_CREATED;
+				PQclear(r);
+				notify(conn, DB_JOBS_CHANNEL, DB_JOB_EVENTS_CHANNEL, job_id);
+				goto out;
 			} else {
 				snprintf(err, errlen, "no such cluster");
 				rc = DB_JOB_NO_CLUSTER;
@@ -379,13 +408,14 @@ enum db_job_cancel_result db_job_cancel(PGconn *conn, const char *tenant_id,
 		"e AS (INSERT INTO job_events (job_id, level, message) "
 		"  SELECT id, 'warn', CASE WHEN state = 'cancelled' THEN 'job cancelled while queued' "
 		"    ELSE 'cancel requested; the job stops at the next phase boundary' END FROM c) "
-		"SELECT state, pg_notify('" DB_JOB_EVENTS_CHANNEL "', id::text) FROM c",
+		"SELECT state FROM c",
 		2, params, err, errlen);
 	if (!r)
 		return DB_CANCEL_DB_ERROR;
 	if (PQntuples(r) == 1) {
 		int done = !strcmp(PQgetvalue(r, 0, 0), "cancelled");
 		PQclear(r);
+		notify_events(conn, job_id);
 		return done ? DB_CANCEL_DONE : DB_CANCEL_REQUESTED;
 	}
 	PQclear(r);
@@ -422,21 +452,28 @@ json_t *db_job_stats_json(PGconn *conn)
 int db_job_claim(PGconn *conn, const char *owner, int lease_seconds,
 		 struct db_job_claim *out, char *err, size_t errlen)
 {
-	return db_job_claim_fair(conn, owner, NULL, lease_seconds, 0, out, err, errlen);
+	return db_job_claim_fair(conn, owner, NULL, lease_seconds, 0, NULL, 0, out, err, errlen);
 }
 
 int db_job_claim_fair(PGconn *conn, const char *owner, const char *group, int lease_seconds,
-		      int tenant_cap, struct db_job_claim *out, char *err, size_t errlen)
+		      int tenant_cap, const char *const *full_tenants, int nfull,
+		      struct db_job_claim *out, char *err, size_t errlen)
 {
 	char secs[16], cap[16];
 	snprintf(secs, sizeof(secs), "%d", lease_seconds);
 	if (!group || tenant_cap <= 0)
 		tenant_cap = 0, group = "";
 	snprintf(cap, sizeof(cap), "%d", tenant_cap);
-	const char *params[4] = { owner, secs, cap, group };
+	struct buf full = BUF_INIT;
+	buf_putc(&full, '{');
+	for (int i = 0; i < nfull; i++)
+		if (dbq_is_uuid(full_tenants[i]))
+			buf_printf(&full, "%s%s", full.len > 1 ? "," : "", full_tenants[i]);
+	buf_putc(&full, '}');
+	const char *params[5] = { owner, secs, cap, group, buf_cstr(&full) };
 	/* With a cap, a job is claimable only while its tenant has fewer
 	 * running jobs (live leases) held by the group's workers than the
-	 * cap (the caller serialises the group's claims, see jobs.h). */
+	 * cap and is not one of full_tenants (see jobs.h). */
 	PGresult *r = run(conn,
 		"UPDATE jobs SET state = 'running', lease_owner = $1, "
 		"  lease_token = lease_token + 1, attempt = attempt + 1, "
@@ -445,13 +482,15 @@ int db_job_claim_fair(PGconn *conn, const char *owner, const char *group, int le
 		"WHERE id = (SELECT id FROM jobs j "
 		"  WHERE ((j.state = 'queued' AND j.run_after <= now()) "
 		"     OR (j.state = 'running' AND j.lease_expires_at < now())) "
+		"    AND NOT (j.tenant_id = ANY ($5::uuid[])) "
 		"    AND ($3::int = 0 OR (SELECT count(*) FROM jobs r WHERE r.tenant_id = j.tenant_id "
 		"         AND r.state = 'running' AND r.lease_expires_at >= now() "
 		"         AND left(r.lease_owner, length($4) + 1) = $4 || '/') < $3::int) "
 		"  ORDER BY j.run_after, j.created_at LIMIT 1 FOR UPDATE SKIP LOCKED) "
 		"RETURNING id, tenant_id, cluster_id, kind, params::text, attempt, lease_token, "
-		"  cancel_requested, pg_notify('" DB_JOB_EVENTS_CHANNEL "', id::text)",
-		4, params, err, errlen);
+		"  cancel_requested",
+		5, params, err, errlen);
+	buf_free(&full);
 	if (!r)
 		return -1;
 	if (PQntuples(r) == 0) {
@@ -506,24 +545,30 @@ int db_job_heartbeat(PGconn *conn, const char *job_id, long long token,
 #define GUARD "WITH g AS (SELECT id FROM jobs WHERE id = $1::uuid AND lease_token = $2::bigint " \
 	"AND state = 'running' FOR SHARE)"
 
+/* names as a text[] literal; phase names are plain identifiers but quote
+ * anyway. */
+static void text_array(struct buf *arr, const char *const *names, int n)
+{
+	buf_putc(arr, '{');
+	for (int i = 0; i < n; i++) {
+		buf_puts(arr, i ? ",\"" : "\"");
+		for (const char *p = names[i]; *p; p++) {
+			if (*p == '"' || *p == '\\')
+				buf_putc(arr, '\\');
+			buf_putc(arr, *p);
+		}
+		buf_putc(arr, '"');
+	}
+	buf_putc(arr, '}');
+}
+
 int db_job_phases_init(PGconn *conn, const char *job_id, long long token,
 		       const char *const *names, int n)
 {
 	char tok[32];
 	snprintf(tok, sizeof(tok), "%lld", token);
-	/* A text[] literal; phase names are plain identifiers but quote anyway. */
 	struct buf arr = BUF_INIT;
-	buf_putc(&arr, '{');
-	for (int i = 0; i < n; i++) {
-		buf_puts(&arr, i ? ",\"" : "\"");
-		for (const char *p = names[i]; *p; p++) {
-			if (*p == '"' || *p == '\\')
-				buf_putc(&arr, '\\');
-			buf_putc(&arr, *p);
-		}
-		buf_putc(&arr, '"');
-	}
-	buf_putc(&arr, '}');
+	text_array(&arr, names, n);
 	const char *params[3] = { job_id, tok, buf_cstr(&arr) };
 	int rc = run_count(conn,
 		GUARD ", ins AS (INSERT INTO job_phases (job_id, seq, name) "
@@ -570,8 +615,10 @@ int db_job_phase_start(PGconn *conn, const char *job_id, long long token, int se
 		GUARD ", u AS (UPDATE job_phases SET state = 'running', attempts = attempts + 1, "
 		"  started_at = COALESCE(started_at, now()), finished_at = NULL "
 		"  WHERE job_id = $1::uuid AND seq = $3::int AND EXISTS (SELECT 1 FROM g) RETURNING 1) "
-		"SELECT count(*), pg_notify('" DB_JOB_EVENTS_CHANNEL "', $1::uuid::text) FROM g",
+		"SELECT count(*) FROM g",
 		3, params);
+	if (rc > 0)
+		notify_events(conn, job_id);
 	return rc < 0 ? -1 : rc > 0;
 }
 
@@ -579,20 +626,9 @@ int db_job_phase_end(PGconn *conn, const char *job_id, long long token, int seq,
 		     const char *state, const char *message, const json_t *detail,
 		     int api_calls)
 {
-	char tok[32], s[16], calls[16];
-	snprintf(tok, sizeof(tok), "%lld", token);
-	snprintf(s, sizeof(s), "%d", seq);
-	snprintf(calls, sizeof(calls), "%d", api_calls);
-	char *det = detail ? json_dumps(detail, JSON_COMPACT) : NULL;
-	const char *params[7] = { job_id, tok, s, state, message, det, calls };
-	int rc = run_count(conn,
-		GUARD ", u AS (UPDATE job_phases SET state = $4, finished_at = now(), message = $5, "
-		"  detail = $6::jsonb, api_calls = api_calls + $7::int "
-		"  WHERE job_id = $1::uuid AND seq = $3::int AND EXISTS (SELECT 1 FROM g) RETURNING 1) "
-		"SELECT count(*), pg_notify('" DB_JOB_EVENTS_CHANNEL "', $1::uuid::text) FROM g",
-		7, params);
-	free(det);
-	return rc < 0 ? -1 : rc > 0;
+	struct db_job_step st = { .end_seq = seq, .end_state = state, .end_message = message,
+				  .end_detail = detail, .api_calls = api_calls };
+	return db_job_step(conn, job_id, token, &st, NULL, NULL);
 }
 
 int db_job_event(PGconn *conn, const char *job_id, long long token,
@@ -600,62 +636,142 @@ int db_job_event(PGconn *conn, const char *job_id, long long token,
 {
 	char tok[32];
 	snprintf(tok, sizeof(tok), "%lld", token);
-	const char *params[5] = { job_id, tok, level, phase, message };
+	/* A log line: outside the caller's transaction block it commits
+	 * asynchronously, with its NOTIFY in the same transaction (see jobs.h). */
+	const char *async = PQtransactionStatus(conn) == PQTRANS_INTRANS ? "f" : "t";
+	const char *params[6] = { job_id, tok, level, phase, message, async };
 	int rc = run_count(conn,
 		"WITH g AS (SELECT id FROM jobs WHERE id = $1::uuid AND ($2::bigint = 0 OR "
 		"  (lease_token = $2::bigint AND state = 'running')) FOR SHARE), "
 		"i AS (INSERT INTO job_events (job_id, level, phase, message) "
 		"  SELECT id, $3, $4, $5 FROM g RETURNING 1) "
-		"SELECT count(*), pg_notify('" DB_JOB_EVENTS_CHANNEL "', $1::uuid::text) FROM g",
-		5, params);
+		"SELECT count(*), CASE WHEN $6::bool THEN set_config('synchronous_commit', 'off', true) END, "
+		"  pg_notify('" DB_JOB_EVENTS_CHANNEL "', $1::uuid::text) FROM g",
+		6, params);
 	return rc < 0 ? -1 : rc > 0;
-}
-
-static int requeue(PGconn *conn, const char *job_id, long long token, long delay_ms)
-{
-	char tok[32], ms[32];
-	snprintf(tok, sizeof(tok), "%lld", token);
-	snprintf(ms, sizeof(ms), "%ld", delay_ms < 0 ? 0 : delay_ms);
-	const char *params[3] = { job_id, tok, ms };
-	PGresult *r = run(conn,
-		"UPDATE jobs SET state = 'queued', lease_owner = NULL, lease_expires_at = NULL, "
-		"  run_after = now() + make_interval(secs => ($3::bigint / 1000.0)::float8), updated_at = now() "
-		"WHERE id = $1::uuid AND lease_token = $2::bigint AND state = 'running' "
-		"RETURNING pg_notify('" DB_JOBS_CHANNEL "', $1::uuid::text), pg_notify('" DB_JOB_EVENTS_CHANNEL "', $1::uuid::text)",
-		3, params, NULL, 0);
-	if (!r)
-		return -1;
-	int ok = PQntuples(r) == 1;
-	PQclear(r);
-	return ok;
 }
 
 int db_job_defer(PGconn *conn, const char *job_id, long long token, long delay_ms)
 {
-	return requeue(conn, job_id, token, delay_ms);
+	struct db_job_step st = { .requeue = 1, .requeue_ms = delay_ms };
+	return db_job_step(conn, job_id, token, &st, NULL, NULL);
 }
 
 int db_job_release(PGconn *conn, const char *job_id, long long token)
 {
-	return requeue(conn, job_id, token, 0);
+	return db_job_defer(conn, job_id, token, 0);
 }
 
 int db_job_finish(PGconn *conn, const char *job_id, long long token,
 		  const char *state, const char *error, const json_t *result)
 {
+	struct db_job_step st = { .finish_state = state, .finish_error = error, .result = result };
+	return db_job_step(conn, job_id, token, &st, NULL, NULL);
+}
+
+int db_job_begin(PGconn *conn, const char *job_id, long long token, const char *const *names, int n,
+		 int start_first, const char *message, int *started)
+{
 	char tok[32];
 	snprintf(tok, sizeof(tok), "%lld", token);
-	char *res = result ? json_dumps(result, JSON_COMPACT) : NULL;
-	const char *params[5] = { job_id, tok, state, error, res };
-	int rc = run_count(conn,
-		"WITH f AS (UPDATE jobs SET state = $3, error = $4, result = $5::jsonb, "
-		"  finished_at = now(), lease_owner = NULL, lease_expires_at = NULL, updated_at = now() "
-		"  WHERE id = $1::uuid AND lease_token = $2::bigint AND state = 'running' RETURNING id), "
+	struct buf arr = BUF_INIT;
+	text_array(&arr, names, n);
+	const char *params[5] = { job_id, tok, buf_cstr(&arr), start_first ? "t" : "f", message };
+	PGresult *r = run(conn,
+		GUARD ", ins AS (INSERT INTO job_phases (job_id, seq, name, state, attempts, started_at) "
+		"  SELECT $1::uuid, s.i, s.name, "
+		"    CASE WHEN s.i = 1 AND $4::bool THEN 'running' ELSE 'pending' END, "
+		"    CASE WHEN s.i = 1 AND $4::bool THEN 1 ELSE 0 END, "
+		"    CASE WHEN s.i = 1 AND $4::bool THEN now() END "
+		"  FROM unnest($3::text[]) WITH ORDINALITY AS s(name, i) "
+		"  WHERE EXISTS (SELECT 1 FROM g) ON CONFLICT (job_id, seq) DO NOTHING RETURNING state), "
 		"e AS (INSERT INTO job_events (job_id, level, message) "
-		"  SELECT id, CASE $3 WHEN 'succeeded' THEN 'info' WHEN 'cancelled' THEN 'warn' ELSE 'error' END, "
-		"    'job ' || $3 || COALESCE(': ' || $4, '') FROM f RETURNING 1) "
-		"SELECT count(*), pg_notify('" DB_JOB_EVENTS_CHANNEL "', $1::uuid::text) FROM f",
-		5, params);
+		"  SELECT id, 'info', $5 FROM g WHERE $5::text IS NOT NULL RETURNING 1) "
+		"SELECT (SELECT count(*) FROM g), (SELECT count(*) FROM ins WHERE state = 'running')",
+		5, params, NULL, 0);
+	buf_free(&arr);
+	if (!r)
+		return -1;
+	int ok = atoi(PQgetvalue(r, 0, 0)) > 0;
+	if (started)
+		*started = ok && atoi(PQgetvalue(r, 0, 1)) > 0;
+	PQclear(r);
+	if (ok && PQtransactionStatus(conn) != PQTRANS_INTRANS)
+		notify_events(conn, job_id);
+	return ok;
+}
+
+void db_job_notify(PGconn *conn, const char *job_id)
+{
+	notify_events(conn, job_id);
+}
+
+int db_job_step(PGconn *conn, const char *job_id, long long token, const struct db_job_step *st,
+		int *cancel_requested, int *started)
+{
+	char tok[32], end_seq[16], calls[16], start_seq[16], lease[16], requeue_ms[32];
+	snprintf(tok, sizeof(tok), "%lld", token);
+	snprintf(end_seq, sizeof(end_seq), "%d", st->end_seq);
+	snprintf(calls, sizeof(calls), "%d", st->api_calls);
+	snprintf(start_seq, sizeof(start_seq), "%d", st->start_seq);
+	snprintf(lease, sizeof(lease), "%d", st->lease_seconds);
+	snprintf(requeue_ms, sizeof(requeue_ms), "%ld", st->requeue_ms < 0 ? 0 : st->requeue_ms);
+	char *det = st->end_detail ? json_dumps(st->end_detail, JSON_COMPACT) : NULL;
+	char *res = st->result ? json_dumps(st->result, JSON_COMPACT) : NULL;
+	const char *params[16] = {
+		job_id, tok, end_seq, st->end_state, st->end_message, det, calls,
+		st->event_message ? st->event_level : NULL, st->event_phase, st->event_message,
+		start_seq, lease, st->finish_state, st->finish_error, res,
+		st->requeue ? requeue_ms : NULL,
+	};
+	/* One transaction. $13 = finish state, $16 = requeue delay: either ends
+	 * the lease; a phase is started ($11) only when the job goes on and no
+	 * cancel was requested. The two events are inserted in order (ids). */
+	PGresult *r = run(conn,
+		"WITH g AS (SELECT id, cancel_requested FROM jobs WHERE id = $1::uuid "
+		"  AND lease_token = $2::bigint AND state = 'running' FOR UPDATE), "
+		"pe AS (UPDATE job_phases SET state = $4, finished_at = now(), message = $5, "
+		"  detail = $6::jsonb, api_calls = api_calls + $7::int "
+		"  WHERE job_id = $1::uuid AND seq = $3::int AND EXISTS (SELECT 1 FROM g) RETURNING 1), "
+		"ps AS (UPDATE job_phases SET state = 'running', attempts = attempts + 1, "
+		"  started_at = COALESCE(started_at, now()), finished_at = NULL "
+		"  WHERE job_id = $1::uuid AND seq = $11::int AND $13::text IS NULL AND $16::bigint IS NULL "
+		"    AND EXISTS (SELECT 1 FROM g WHERE NOT g.cancel_requested) RETURNING 1), "
+		"j AS (UPDATE jobs SET "
+		"  state = CASE WHEN $13::text IS NOT NULL THEN $13 WHEN $16::bigint IS NOT NULL THEN 'queued' "
+		"    ELSE state END, "
+		"  lease_expires_at = CASE WHEN $13::text IS NOT NULL OR $16::bigint IS NOT NULL THEN NULL "
+		"    WHEN $12::int > 0 THEN now() + make_interval(secs => $12::int) ELSE lease_expires_at END, "
+		"  lease_owner = CASE WHEN $13::text IS NOT NULL OR $16::bigint IS NOT NULL THEN NULL "
+		"    ELSE lease_owner END, "
+		"  error = CASE WHEN $13::text IS NOT NULL THEN $14 ELSE error END, "
+		"  result = CASE WHEN $13::text IS NOT NULL THEN $15::jsonb ELSE result END, "
+		"  finished_at = CASE WHEN $13::text IS NOT NULL THEN now() ELSE finished_at END, "
+		"  run_after = CASE WHEN $16::bigint IS NOT NULL "
+		"    THEN now() + make_interval(secs => ($16::bigint / 1000.0)::float8) ELSE run_after END, "
+		"  updated_at = now() "
+		"  WHERE id IN (SELECT id FROM g) "
+		"    AND ($12::int > 0 OR $13::text IS NOT NULL OR $16::bigint IS NOT NULL) RETURNING 1), "
+		"e AS (INSERT INTO job_events (job_id, level, phase, message) "
+		"  SELECT g.id, v.level, v.phase, v.message FROM g, (VALUES "
+		"    (1, $8::text, $9::text, $10::text), "
+		"    (2, CASE $13::text WHEN 'succeeded' THEN 'info' WHEN 'cancelled' THEN 'warn' ELSE 'error' END, "
+		"        NULL, 'job ' || $13::text || COALESCE(': ' || $14::text, ''))) AS v(o, level, phase, message) "
+		"  WHERE v.message IS NOT NULL ORDER BY v.o RETURNING 1) "
+		"SELECT (SELECT count(*) FROM g), (SELECT bool_or(cancel_requested) FROM g), "
+		"  (SELECT count(*) FROM ps)",
+		16, params, NULL, 0);
+	free(det);
 	free(res);
-	return rc < 0 ? -1 : rc > 0;
+	if (!r)
+		return -1;
+	int ok = atoi(PQgetvalue(r, 0, 0)) > 0;
+	if (cancel_requested)
+		*cancel_requested = ok && PQgetvalue(r, 0, 1)[0] == 't';
+	if (started)
+		*started = ok && atoi(PQgetvalue(r, 0, 2)) > 0;
+	PQclear(r);
+	if (ok)
+		notify(conn, DB_JOB_EVENTS_CHANNEL, st->requeue ? DB_JOBS_CHANNEL : NULL, job_id);
+	return ok;
 }

@@ -20,11 +20,26 @@
  * jobs_one_active_per_cluster guarantees at most one queued-or-running job
  * per cluster, even under concurrent enqueues.
  *
- * Notifications (pg_notify, delivered at commit):
+ * Notifications (pg_notify), at most one per channel and transaction, sent
+ * after the change committed:
  *  - DB_JOBS_CHANNEL ("ferry_jobs"), payload = job id: a job became
  *    claimable (enqueued, deferred, released). Idle workers LISTEN on it.
  *  - DB_JOB_EVENTS_CHANNEL ("ferry_job_events"), payload = job id: the job
  *    got a new event, or its state or phases changed (SSE streams LISTEN).
+ *    The claim sends none: the claimer's next write (db_job_begin) does.
+ * A NOTIFY is its own transaction with synchronous_commit off, right after
+ * the change's durable commit (inside the caller's transaction block it is
+ * an ordinary pg_notify delivered at that commit): PostgreSQL holds a
+ * database-wide lock from a notifying commit until its WAL flush, so a
+ * NOTIFY inside every durable commit would serialise all job writes.
+ *
+ * Durability: every change of a job's state, phases, lease or result is a
+ * synchronous commit. Only db_job_event()'s log lines (outside a
+ * transaction block) commit asynchronously: they become durable with the
+ * job's next synchronous commit (the WAL is ordered), so a PostgreSQL crash
+ * can lose only log lines written after the job's last recorded state
+ * change (a phase whose end was not recorded either, which then re-runs and
+ * logs again); a ferryd crash loses none.
  *
  * JSON shapes are those of the REST contract (docs/ARCHITECTURE.md):
  * job = {id, cluster_id, cluster_name, kind, state, params, attempt, error,
@@ -152,12 +167,17 @@ int db_job_claim(PGconn *conn, const char *owner, int lease_seconds,
 /* The same with per-tenant fairness: jobs of a tenant that already has
  * tenant_cap running jobs leased by the workers of group (owners named
  * "<group>/...": one process) are passed over, so one tenant cannot
- * occupy every worker of a process. One statement; the caller runs the
- * group's claims one at a time (server/worker.c holds a mutex), so each
- * claim counts the ones before it. tenant_cap 0 or group NULL = no cap
+ * occupy every worker of a process; so are the jobs of the nfull tenants
+ * in full_tenants (ids). One statement. A group's claims that are not yet
+ * committed are invisible to each other's count: server/worker.c runs the
+ * claim statement in a transaction block under a mutex, passes the tenants
+ * its own workers (claims in flight included) hold tenant_cap jobs of as
+ * full_tenants, and commits after the mutex is released, so claims do not
+ * queue behind each other's WAL flush. tenant_cap 0 or group NULL = no cap
  * (db_job_claim). */
 int db_job_claim_fair(PGconn *conn, const char *owner, const char *group, int lease_seconds,
-		      int tenant_cap, struct db_job_claim *out, char *err, size_t errlen);
+		      int tenant_cap, const char *const *full_tenants, int nfull,
+		      struct db_job_claim *out, char *err, size_t errlen);
 void db_job_claim_clear(struct db_job_claim *c);
 
 /* Extend the lease. 1 = still ours (cancel_requested refreshed if non-NULL),
@@ -186,7 +206,8 @@ int db_job_phase_end(PGconn *conn, const char *job_id, long long token, int seq,
 		     const char *state, const char *message, const json_t *detail,
 		     int api_calls);
 
-/* Append an event to the job's log (and NOTIFY DB_JOB_EVENTS_CHANNEL).
+/* Append an event to the job's log (and NOTIFY DB_JOB_EVENTS_CHANNEL), in
+ * one asynchronous commit (see "Durability" above).
  * level debug|info|warn|error; phase may be NULL. Guarded by the token
  * (token 0 = unguarded, for API-side events). 1 / 0 / -1. */
 int db_job_event(PGconn *conn, const char *job_id, long long token,
@@ -205,5 +226,52 @@ int db_job_release(PGconn *conn, const char *job_id, long long token);
  * current. 1 / 0 / -1. */
 int db_job_finish(PGconn *conn, const char *job_id, long long token,
 		  const char *state, const char *error, const json_t *result);
+
+/* The start of a run of a claimed job, in one transaction: create its phase
+ * rows (names in order, seq 1..n) if absent, log message (info; NULL =
+ * none) and, when start_first, mark phase 1 running with its first attempt
+ * (for a job claimed the first time, whose phases cannot exist yet). *started
+ * (may be NULL) = 1 when phase 1 was started. 1 / 0 (lease lost) / -1.
+ * Inside the caller's transaction block (the worker's claim, so that claim
+ * and begin are one commit) it sends no NOTIFY: the caller commits, then
+ * calls db_job_notify(). */
+int db_job_begin(PGconn *conn, const char *job_id, long long token, const char *const *names, int n,
+		 int start_first, const char *message, int *started);
+/* NOTIFY DB_JOB_EVENTS_CHANNEL for the job (after the caller's commit). */
+void db_job_notify(PGconn *conn, const char *job_id);
+
+/* One transition of a running job, in one transaction (every field is
+ * optional; zero/NULL = not this part):
+ *  - end phase end_seq with end_state, end_message, end_detail (not
+ *    stolen) and api_calls added to its count (as db_job_phase_end);
+ *  - log event_message at event_level under event_phase;
+ *  - extend the lease by lease_seconds (as db_job_heartbeat);
+ *  - then one of: finish the job with finish_state, finish_error and result
+ *    (as db_job_finish, with its closing event after the one above);
+ *    requeue it (requeue = 1) to run again after requeue_ms (as
+ *    db_job_defer / db_job_release); or start phase start_seq (as
+ *    db_job_phase_start), unless a cancel was requested.
+ * *cancel_requested and *started (may be NULL) report the job's cancel flag
+ * and whether start_seq was started. 1 / 0 (lease lost: nothing written) /
+ * -1. */
+struct db_job_step {
+	int end_seq;
+	const char *end_state;
+	const char *end_message;
+	const json_t *end_detail;
+	int api_calls;
+	const char *event_level;
+	const char *event_phase;
+	const char *event_message;
+	int lease_seconds;
+	const char *finish_state;
+	const char *finish_error;
+	const json_t *result;
+	int requeue;
+	long requeue_ms;
+	int start_seq;
+};
+int db_job_step(PGconn *conn, const char *job_id, long long token, const struct db_job_step *step,
+		int *cancel_requested, int *started);
 
 #endif

@@ -39,7 +39,11 @@ struct worker_slot {
 	struct worker_pool *wp;
 	pthread_t thread;
 	int index;
-	/* The job in flight (guarded by wp->mu). */
+	/* The job in flight (guarded by wp->mu): holds = 1 from the claim
+	 * statement to the end of the run (the per-tenant count), busy = 1
+	 * once the claim is committed (the heartbeat's cue). */
+	int holds;
+	char tenant_id[DB_ID_LEN];
 	int busy;
 	char job_id[DB_ID_LEN];
 	long long token;
@@ -58,8 +62,9 @@ struct worker_pool {
 	 * starved by jobs. */
 	struct db_pool *db;
 	pthread_mutex_t mu;
-	pthread_mutex_t claim_mu;  /* one claim at a time: the per-tenant cap
-				    * then counts every claim before it */
+	pthread_mutex_t claim_mu;  /* one claim statement at a time: the
+				    * per-tenant cap then counts every claim
+				    * before it (committed or not) */
 	pthread_cond_t cv;
 	unsigned long wakeups;
 	atomic_int busy;
@@ -92,6 +97,73 @@ static void wait_for_work(struct worker_pool *wp, unsigned long seen, long timeo
 	pthread_mutex_unlock(&wp->mu);
 }
 
+/* The claim's transaction block is left open for the runner (see
+ * runner_run_job_pooled); end a block the runner did not commit. */
+static void end_claim(PGconn *conn)
+{
+	if (PQtransactionStatus(conn) != PQTRANS_IDLE) {
+		PGresult *r = PQexec(conn, "ROLLBACK");
+		PQclear(r);
+	}
+}
+
+/* Claim one job for slot: under claim_mu, the tenants this process's
+ * workers already hold cap jobs of (claims not yet committed included:
+ * slot->holds) are passed over, and the claim statement runs in a
+ * transaction block that is committed after the mutex is released (by the
+ * runner, with its first write), so concurrent claims share WAL flushes
+ * instead of queueing behind each other's. 1 (the block is open) / 0 / -1
+ * as db_job_claim_fair. */
+static int claim(struct worker_slot *slot, PGconn *conn, const char *owner, struct db_job_claim *job,
+		 char *err, size_t errlen)
+{
+	struct worker_pool *wp = slot->wp;
+	struct app *app = wp->app;
+	int cap = app->cfg.tenant_max_running_jobs;
+	const char **full = xcalloc((size_t)wp->n + 1, sizeof(*full));
+	int nfull = 0;
+	pthread_mutex_lock(&wp->claim_mu);
+	pthread_mutex_lock(&wp->mu);
+	for (int i = 0; cap > 0 && i < wp->n; i++) {
+		if (!wp->slots[i].holds)
+			continue;
+		int count = 0, seen = 0;
+		for (int k = 0; k < wp->n; k++) {
+			if (!wp->slots[k].holds || strcmp(wp->slots[k].tenant_id, wp->slots[i].tenant_id))
+				continue;
+			count++;
+			seen |= k < i;  /* counted at an earlier slot already */
+		}
+		if (count >= cap && !seen)
+			full[nfull++] = wp->slots[i].tenant_id;
+	}
+	pthread_mutex_unlock(&wp->mu);
+	int got = -1;
+	PGresult *r = PQexec(conn, "BEGIN");
+	int began = PQresultStatus(r) == PGRES_COMMAND_OK;
+	PQclear(r);
+	if (began)
+		got = db_job_claim_fair(conn, owner, app->cfg.node_id, app->cfg.lease_seconds, cap, full, nfull, job,
+					err, errlen);
+	else
+		snprintf(err, errlen, "BEGIN failed: %s", PQerrorMessage(conn));
+	if (got == 1) {
+		pthread_mutex_lock(&wp->mu);
+		slot->holds = 1;
+		memcpy(slot->tenant_id, job->tenant_id, sizeof(slot->tenant_id));
+		pthread_mutex_unlock(&wp->mu);
+	}
+	pthread_mutex_unlock(&wp->claim_mu);
+	free(full);
+	if (!began)
+		return -1;
+	if (got != 1)
+		end_claim(conn);
+	/* got == 1: the block stays open; the runner commits the claim with
+	 * its first write, so claim and begin are one WAL flush. */
+	return got;
+}
+
 static void *worker_main(void *arg)
 {
 	struct worker_slot *slot = arg;
@@ -112,10 +184,7 @@ static void *worker_main(void *arg)
 		}
 		struct db_job_claim job;
 		char err[512];
-		pthread_mutex_lock(&wp->claim_mu);
-		int got = db_job_claim_fair(conn, owner, app->cfg.node_id, app->cfg.lease_seconds,
-					    app->cfg.tenant_max_running_jobs, &job, err, sizeof(err));
-		pthread_mutex_unlock(&wp->claim_mu);
+		int got = claim(slot, conn, owner, &job, err, sizeof(err));
 		if (got < 0)
 			log_msg(LOG_WARN, "worker %d: claim failed: %s", slot->index, err);
 		if (got == 1) {
@@ -125,6 +194,7 @@ static void *worker_main(void *arg)
 			slot->token = job.lease_token;
 			atomic_store(&slot->flags.lease_lost, 0);
 			atomic_store(&slot->flags.cancel_requested, job.cancel_requested);
+			atomic_store(&slot->flags.claim_open, 1);
 			pthread_mutex_unlock(&wp->mu);
 			atomic_fetch_add(&wp->busy, 1);
 			if (app->metrics)
@@ -134,12 +204,14 @@ static void *worker_main(void *arg)
 			log_ctx_msg(LOG_INFO, &lc, "claimed %s job (attempt %d) as %s", job.kind,
 				    job.attempt, owner);
 			runner_run_job_pooled(app, wp->db, &conn, &job, &slot->flags);
+			end_claim(conn);
 
 			atomic_fetch_sub(&wp->busy, 1);
 			if (app->metrics)
 				metrics_worker_busy_dec(app->metrics);
 			pthread_mutex_lock(&wp->mu);
 			slot->busy = 0;
+			slot->holds = 0;
 			pthread_mutex_unlock(&wp->mu);
 			db_job_claim_clear(&job);
 		}
@@ -240,7 +312,8 @@ static void *heartbeat_main(void *arg)
 			memcpy(id, s->job_id, sizeof(id));
 			token = s->token;
 			pthread_mutex_unlock(&wp->mu);
-			if (!busy)
+			/* A claim not committed yet is not in the table either. */
+			if (!busy || atomic_load(&s->flags.claim_open))
 				continue;
 			int cancel = 0;
 			int hb = db_job_heartbeat(c, id, token, app->cfg.lease_seconds, &cancel);

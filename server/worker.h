@@ -7,8 +7,10 @@
  * also poll every second, so a lost notification only costs latency), and a
  * heartbeat thread that extends the lease of every job in flight every
  * lease_seconds/3 and tells its runner when the lease was lost or the job
- * cancelled. Each worker claims a job (db_job_claim), runs it with the
- * install runner, and goes back to waiting.
+ * cancelled. Each worker claims a job (db_job_claim_fair, with the
+ * per-tenant cap counted over this process's workers), runs it with the
+ * install runner (which commits the claim with its first write), and goes
+ * back to waiting.
  *
  * worker_pool_stop() is the SIGTERM path: it sets app->stopping (runners
  * stop at the next phase boundary, or mid-phase for phases that wait, and

@@ -224,15 +224,30 @@ static int kind_writes(const struct db_job_claim *job)
 	       !json_is_true(json_object_get(job->params, "dry_run"));
 }
 
-static int finish(struct runner_ctx *ctx, const char *state, const char *error)
+/* Record one transition (db_job_step); lease lost = the flag set. The
+ * result goes with a finish. 1 / 0 / -1 as db_job_step. */
+static int step(struct runner_ctx *ctx, struct db_job_step *st, int *cancel, int *started)
+{
+	if (st->finish_state)
+		st->result = ctx->result;
+	int rc = db_job_step(ctx->conn, ctx->job->id, ctx->job->lease_token, st, cancel, started);
+	if (rc == 0)
+		atomic_store(&ctx->flags->lease_lost, 1);
+	return rc;
+}
+
+/* Finish the job, with st's other parts (a phase's end, its event) in the
+ * same transaction. */
+static int finish_step(struct runner_ctx *ctx, struct db_job_step *st, const char *state, const char *error)
 {
 	if (!strcmp(state, "succeeded") && kind_writes(ctx->job)) {
 		char err[256] = "";
 		if (db_release_note_success(ctx->conn, ctx->job, err, sizeof err) < 0)
 			log_msg(LOG_WARN, "job %s: could not record last_success_at: %s", ctx->job->id, err);
 	}
-	int rc = db_job_finish(ctx->conn, ctx->job->id, ctx->job->lease_token, state, error,
-			       ctx->result);
+	st->finish_state = state;
+	st->finish_error = error;
+	int rc = step(ctx, st, NULL, NULL);
 	struct log_ctx lc = { NULL, ctx->job->id, ctx->job->tenant_id };
 	if (rc == 1)
 		log_ctx_msg(state[0] == 's' ? LOG_INFO : LOG_WARN, &lc, "job %s %s%s%s", ctx->job->kind,
@@ -242,9 +257,41 @@ static int finish(struct runner_ctx *ctx, const char *state, const char *error)
 	return rc < 0 ? -1 : 0;
 }
 
+static int finish(struct runner_ctx *ctx, const char *state, const char *error)
+{
+	struct db_job_step st = { 0 };
+	return finish_step(ctx, &st, state, error);
+}
+
+/* When the worker's claim is still open on ctx->conn (flags->claim_open),
+ * commit it together with the runner's first write and then NOTIFY: claim
+ * and begin are one durable commit. 0, or -1 when the commit failed (the
+ * claim is then undone: the job stays queued). */
+static int commit_claim(struct runner_ctx *ctx)
+{
+	if (PQtransactionStatus(ctx->conn) != PQTRANS_INTRANS)
+		return 0;
+	PGresult *r = PQexec(ctx->conn, "COMMIT");
+	int ok = PQresultStatus(r) == PGRES_COMMAND_OK && PQtransactionStatus(ctx->conn) == PQTRANS_IDLE;
+	PQclear(r);
+	if (!ok) {
+		log_msg(LOG_WARN, "job %s: committing the claim failed: %s", ctx->job->id, PQerrorMessage(ctx->conn));
+		return -1;
+	}
+	atomic_store(&ctx->flags->claim_open, 0);
+	db_job_notify(ctx->conn, ctx->job->id);
+	return 0;
+}
+
 /* The job walk; pool non-NULL lets runner_sleep() lend the connection out
  * (see runner_run_job_pooled), and *final gets the connection held at the
- * end. */
+ * end.
+ *
+ * Commits: every transition is one db_job_step() transaction that carries
+ * everything that happens at that point (a phase's end, its event, the next
+ * phase's start with the lease extended, or the job's finish / requeue),
+ * and a fresh job's first phase starts in db_job_begin(). A one-phase job
+ * thus makes three synchronous commits of its own: claim, begin, end. */
 static int run_job(struct app *app, PGconn *conn, const struct db_job_claim *job,
 		   struct runner_flags *flags, struct db_pool *pool, PGconn **final)
 {
@@ -258,24 +305,49 @@ static int run_job(struct app *app, PGconn *conn, const struct db_job_claim *job
 	ctx.result = json_object();
 	if (!phases) {
 		rc = finish(&ctx, "failed", "unknown job kind");
+		if (commit_claim(&ctx) < 0)
+			rc = -1;
 		goto out;
 	}
 	names = xcalloc((size_t)n, sizeof(*names));
 	for (int i = 0; i < n; i++)
 		names[i] = phases[i].name;
-	int ok = db_job_phases_init(ctx.conn, job->id, job->lease_token, names, n);
-	if (ok <= 0) {
-		rc = ok < 0 ? -1 : 0;
-		goto out;
-	}
 	states = xcalloc((size_t)n, sizeof(*states));
 	attempts = xcalloc((size_t)n, sizeof(*attempts));
-	if (db_job_phase_states(ctx.conn, job->id, n, states, attempts) < 0) {
-		rc = -1;
-		goto out;
-	}
-	/* The result accumulates across attempts: start from what is stored. */
+	for (int i = 0; i < n; i++)
+		snprintf(states[i], sizeof(states[i]), "pending");
+	/* A job claimed the first time has no phase rows and no result yet:
+	 * its rows are created with phase 1 already running (one commit). */
+	int fresh = job->attempt == 1;
+	int started_seq = 0;  /* the phase db_job_begin / db_job_step started */
 	{
+		char msg[300];
+		if (fresh)
+			snprintf(msg, sizeof msg, "job %s started by %s", job->kind, app->cfg.node_id);
+		else
+			snprintf(msg, sizeof msg, "attempt %d: resumed by %s", job->attempt, app->cfg.node_id);
+		int started = 0;
+		int ok = db_job_begin(ctx.conn, job->id, job->lease_token, names, n,
+				      fresh && !job->cancel_requested && !app->stopping, msg, &started);
+		if (ok <= 0) {
+			rc = ok < 0 ? -1 : 0;
+			goto out;
+		}
+		if (commit_claim(&ctx) < 0) {
+			rc = -1;
+			goto out;
+		}
+		if (started) {
+			started_seq = 1;
+			attempts[0] = 0;  /* this attempt is attempts[0] + 1 */
+		}
+	}
+	if (!fresh) {
+		if (db_job_phase_states(ctx.conn, job->id, n, states, attempts) < 0) {
+			rc = -1;
+			goto out;
+		}
+		/* The result accumulates across attempts: start from what is stored. */
 		const char *p[1] = { job->id };
 		PGresult *r = PQexecParams(ctx.conn, "SELECT result::text FROM jobs WHERE id = $1::uuid AND result IS NOT NULL",
 					   1, NULL, p, NULL, NULL, 0);
@@ -288,37 +360,46 @@ static int run_job(struct app *app, PGconn *conn, const struct db_job_claim *job
 		PQclear(r);
 	}
 	ctx.phase = NULL;
-	if (job->attempt > 1)
-		runner_event(&ctx, "info", "attempt %d: resumed by %s", job->attempt, app->cfg.node_id);
-	else
-		runner_event(&ctx, "info", "job %s started by %s", job->kind, app->cfg.node_id);
 
 	for (int i = 0; i < n; i++) {
 		if (!strcmp(states[i], "succeeded") || !strcmp(states[i], "skipped"))
 			continue;
-		/* Phase boundary: cancellation, shutdown, lost lease. */
-		int cancel = job->cancel_requested || atomic_load(&flags->cancel_requested);
-		if (!cancel) {
-			int c = 0;
-			int hb = db_job_heartbeat(ctx.conn, job->id, job->lease_token, app->cfg.lease_seconds, &c);
-			if (hb == 0)
-				atomic_store(&flags->lease_lost, 1);
-			cancel = c;
+		if (started_seq != i + 1) {
+			/* Phase boundary: cancellation, shutdown, lost lease; then
+			 * the phase starts with the lease extended (one commit). */
+			int cancel = job->cancel_requested || atomic_load(&flags->cancel_requested);
+			if (atomic_load(&flags->lease_lost)) {
+				log_ctx_msg(LOG_WARN, &lc, "lease lost; leaving the job to its new owner");
+				goto out;
+			}
+			if (!cancel && app->stopping) {
+				struct db_job_step st = { .requeue = 1, .requeue_ms = 0 };
+				step(&ctx, &st, NULL, NULL);
+				log_ctx_msg(LOG_INFO, &lc, "shutting down: released the job before phase %s", phases[i].name);
+				goto out;
+			}
+			if (!cancel) {
+				struct db_job_step st = { .lease_seconds = app->cfg.lease_seconds, .start_seq = i + 1 };
+				int started = 0;
+				int ok = step(&ctx, &st, &cancel, &started);
+				if (ok <= 0) {
+					if (ok == 0)
+						log_ctx_msg(LOG_WARN, &lc, "lease lost; leaving the job to its new owner");
+					rc = ok < 0 ? -1 : 0;
+					goto out;
+				}
+				if (!cancel && !started) {
+					atomic_store(&flags->lease_lost, 1);  /* the phase row is gone */
+					goto out;
+				}
+			}
+			if (cancel) {
+				ctx.phase = NULL;
+				rc = finish(&ctx, "cancelled", "cancelled by request");
+				goto out;
+			}
 		}
-		if (atomic_load(&flags->lease_lost)) {
-			log_ctx_msg(LOG_WARN, &lc, "lease lost; leaving the job to its new owner");
-			goto out;
-		}
-		if (cancel) {
-			ctx.phase = NULL;
-			rc = finish(&ctx, "cancelled", "cancelled by request");
-			goto out;
-		}
-		if (app->stopping) {
-			db_job_release(ctx.conn, job->id, job->lease_token);
-			log_ctx_msg(LOG_INFO, &lc, "shutting down: released the job before phase %s", phases[i].name);
-			goto out;
-		}
+		started_seq = 0;
 
 		ctx.phase = phases[i].name;
 		ctx.phase_attempt = attempts[i] + 1;
@@ -326,39 +407,68 @@ static int run_job(struct app *app, PGconn *conn, const struct db_job_claim *job
 		ctx.retry_after_ms = 0;
 		json_decref(ctx.detail);
 		ctx.detail = json_object();
-		if (db_job_phase_start(ctx.conn, job->id, job->lease_token, i + 1) <= 0) {
-			atomic_store(&flags->lease_lost, 1);
-			goto out;
-		}
 		long calls_before = ctx.kube ? kube_client_requests(ctx.kube) : 0;
 		enum phase_rc prc = phases[i].run(&ctx);
 		long calls = (ctx.kube ? kube_client_requests(ctx.kube) : 0) - calls_before;
 		if (prc == PHASE_ABORT || atomic_load(&flags->lease_lost)) {
 			/* Shutdown or takeover mid-phase: the phase re-runs later. */
 			if (!atomic_load(&flags->lease_lost) && app->stopping) {
-				db_job_phase_end(ctx.conn, job->id, job->lease_token, i + 1, "pending",
-						 "interrupted by shutdown", NULL, (int)calls);
-				db_job_release(ctx.conn, job->id, job->lease_token);
+				struct db_job_step st = { .end_seq = i + 1, .end_state = "pending",
+							  .end_message = "interrupted by shutdown",
+							  .api_calls = (int)calls, .requeue = 1, .requeue_ms = 0 };
+				step(&ctx, &st, NULL, NULL);
 				log_ctx_msg(LOG_INFO, &lc, "shutting down: released the job during phase %s", ctx.phase);
 			}
 			goto out;
 		}
-		const char *pstate = prc == PHASE_OK ? "succeeded" : "failed";
-		if (db_job_phase_end(ctx.conn, job->id, job->lease_token, i + 1, pstate,
-				     ctx.message[0] ? ctx.message : NULL, ctx.detail, (int)calls) <= 0) {
-			atomic_store(&flags->lease_lost, 1);
-			goto out;
+		struct db_job_step st = {
+			.end_seq = i + 1,
+			.end_state = prc == PHASE_OK ? "succeeded" : "failed",
+			.end_message = ctx.message[0] ? ctx.message : NULL,
+			.end_detail = ctx.detail,
+			.api_calls = (int)calls,
+			.event_phase = ctx.phase,
+		};
+		char event[1200];
+		if (prc == PHASE_OK) {
+			snprintf(event, sizeof event, "phase %s succeeded%s%s", ctx.phase,
+				 ctx.message[0] ? ": " : "", ctx.message);
+			st.event_level = "info";
+			st.event_message = event;
+			int next = i + 1;
+			while (next < n && (!strcmp(states[next], "succeeded") || !strcmp(states[next], "skipped")))
+				next++;
+			if (next == n) {
+				ctx.phase = NULL;
+				rc = finish_step(&ctx, &st, "succeeded", NULL);
+				goto out;
+			}
+			/* The next phase starts in the same commit unless the
+			 * process stops or a cancel is known (the loop's boundary
+			 * handles those). */
+			int cancel = job->cancel_requested || atomic_load(&flags->cancel_requested);
+			if (!cancel && !app->stopping) {
+				st.lease_seconds = app->cfg.lease_seconds;
+				st.start_seq = next + 1;
+			}
+			int started = 0;
+			int ok = step(&ctx, &st, &cancel, &started);
+			if (ok <= 0) {
+				rc = ok < 0 ? -1 : 0;
+				goto out;
+			}
+			if (cancel)
+				atomic_store(&flags->cancel_requested, 1);
+			if (started)
+				started_seq = next + 1;
+			i = next - 1;
+			continue;
 		}
-		if (prc != PHASE_OK && atomic_load(&flags->cancel_requested)) {
+		if (atomic_load(&flags->cancel_requested)) {
 			/* A phase that stopped for a cancel (a chart render does). */
 			ctx.phase = NULL;
-			rc = finish(&ctx, "cancelled", "cancelled by request");
+			rc = finish_step(&ctx, &st, "cancelled", "cancelled by request");
 			goto out;
-		}
-		if (prc == PHASE_OK) {
-			runner_event(&ctx, "info", "phase %s succeeded%s%s", ctx.phase,
-				     ctx.message[0] ? ": " : "", ctx.message);
-			continue;
 		}
 		char error[1400];
 		snprintf(error, sizeof(error), "phase %s: %s", ctx.phase,
@@ -372,15 +482,24 @@ static int run_job(struct app *app, PGconn *conn, const struct db_job_claim *job
 				(prc == PHASE_FAIL || ctx.phase_attempt >= max);
 		if (remediate && ctx.phase_attempt <= lifecycle_retries(job)) {
 			long delay = runner_backoff_ms(app->cfg.retry_base_ms > 0 ? app->cfg.retry_base_ms : 1000, 1);
-			runner_event(&ctx, "warn", "%s; on_failure: retry %d of %d in %ld ms", ctx.message,
-				     ctx.phase_attempt, lifecycle_retries(job), delay);
-			if (db_job_defer(ctx.conn, job->id, job->lease_token, delay) < 0)
+			snprintf(event, sizeof event, "%s; on_failure: retry %d of %d in %ld ms", ctx.message,
+				 ctx.phase_attempt, lifecycle_retries(job), delay);
+			st.event_level = "warn";
+			st.event_message = event;
+			st.requeue = 1;
+			st.requeue_ms = delay;
+			if (step(&ctx, &st, NULL, NULL) < 0)
 				rc = -1;
 			goto out;
 		}
 		if (remediate) {
 			char outcome[600];
-			runner_event(&ctx, "error", "%s", ctx.message[0] ? ctx.message : "failed");
+			st.event_level = "error";
+			st.event_message = ctx.message[0] ? ctx.message : "failed";
+			if (step(&ctx, &st, NULL, NULL) <= 0) {
+				rc = -1;
+				goto out;
+			}
 			lifecycle_remediate(&ctx, outcome, sizeof outcome);
 			size_t u = strlen(error);
 			snprintf(error + u, sizeof(error) - u, "; on_failure: %s", outcome);
@@ -393,19 +512,25 @@ static int run_job(struct app *app, PGconn *conn, const struct db_job_claim *job
 						       ctx.phase_attempt);
 			if (ctx.retry_after_ms > delay)
 				delay = ctx.retry_after_ms;
-			runner_event(&ctx, "warn", "attempt %d of %d failed: %s; retrying in %ld ms",
-				     ctx.phase_attempt, max, ctx.message, delay);
-			if (db_job_defer(ctx.conn, job->id, job->lease_token, delay) < 0)
+			snprintf(event, sizeof event, "attempt %d of %d failed: %s; retrying in %ld ms",
+				 ctx.phase_attempt, max, ctx.message, delay);
+			st.event_level = "warn";
+			st.event_message = event;
+			st.requeue = 1;
+			st.requeue_ms = delay;
+			if (step(&ctx, &st, NULL, NULL) < 0)
 				rc = -1;
 			goto out;
 		}
 		if (prc == PHASE_RETRY)
-			runner_event(&ctx, "error", "attempt %d of %d failed: %s; giving up",
-				     ctx.phase_attempt, max, ctx.message);
+			snprintf(event, sizeof event, "attempt %d of %d failed: %s; giving up",
+				 ctx.phase_attempt, max, ctx.message);
 		else
-			runner_event(&ctx, "error", "%s", ctx.message[0] ? ctx.message : "failed");
+			snprintf(event, sizeof event, "%s", ctx.message[0] ? ctx.message : "failed");
+		st.event_level = "error";
+		st.event_message = event;
 		ctx.phase = NULL;
-		rc = finish(&ctx, "failed", error);
+		rc = finish_step(&ctx, &st, "failed", error);
 		goto out;
 	}
 	ctx.phase = NULL;

@@ -46,6 +46,9 @@ struct kube_client;
 struct runner_flags {
 	atomic_int lease_lost;        /* heartbeat saw another token */
 	atomic_int cancel_requested;  /* heartbeat saw cancel_requested */
+	atomic_int claim_open;        /* the claim is not committed yet: the
+				       * runner commits it with its first write
+				       * (the heartbeat leaves the job alone) */
 };
 
 enum phase_rc {
@@ -95,7 +98,11 @@ int runner_run_job(struct app *app, PGconn *conn, const struct db_job_claim *job
 /* The same for a connection *conn taken from pool (the workers'): waits of
  * RUNNER_LEND_MS and more give it back to the pool and take one again, so a
  * job waiting on a rollout holds no database connection. On return *conn is
- * the connection to release to pool (possibly not the one given). */
+ * the connection to release to pool (possibly not the one given). *conn may
+ * be inside a transaction block that holds the claim (flags->claim_open
+ * set): the runner's first write (db_job_begin) joins it and the runner
+ * commits both; a job the runner could not begin is left with the block
+ * open (the caller rolls it back: the job stays queued). */
 #define RUNNER_LEND_MS 100
 int runner_run_job_pooled(struct app *app, struct db_pool *pool, PGconn **conn,
 			  const struct db_job_claim *job, struct runner_flags *flags);

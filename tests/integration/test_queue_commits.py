@@ -1,0 +1,152 @@
+#!/usr/bin/env python3
+"""The job queue's cost per job (issue 14), so that a regression fails:
+
+- queue_commits_per_job: a preflight job with params.connection_only, run
+  by a real ferryd worker against kubesim, makes at most WRITES_MAX write
+  transactions (counted by PostgreSQL's transaction id counter, which only
+  writing transactions advance) and at most NOTIFIES_MAX notifications on
+  ferry_job_events (counted by a LISTEN session), and its SSE listeners
+  still get the final state; its events are all there, in order.
+- queue_claim_uses_index: with a few thousand queued jobs sharing one
+  run_after, the plan of the claim statement (taken from db/jobs.c) has no
+  Sort node: it walks jobs_claim_order_idx (migration 015).
+"""
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from apitest import Kubesim, check, check_eq, finish, run_test, start  # noqa: E402
+
+TESTS = ["queue_commits_per_job", "queue_claim_uses_index"]
+
+# The write transactions of a fresh one-phase job (db/jobs.c, runner.c):
+# claim + begin (one commit), its NOTIFY, the phase's "connected" event
+# (asynchronous, NOTIFY inside), the cluster's version and node count, the
+# phase's end with the job's finish, its NOTIFY. Before issue 14: 10 commits
+# carrying 7 NOTIFYs.
+WRITES_MAX = 6
+NOTIFIES_MAX = 3
+SRC = os.environ.get("FERRY_SRC", ".")
+
+ks = Kubesim(["--clusters", "1", "--scenario", "tke-fresh"], TESTS, prefix="ferry-queue-ks-")
+f = start("queuecommits", TESTS, workers=1, extra_args=["--lease-seconds", "120"])
+tenant = f.tenant("q")
+OP = f.token(tenant, "operator")
+r = f.post("/v1/clusters", {"name": "c1", "profile": "tke",
+                            "kubeconfig": open(ks.cluster("c1")["kubeconfig"]).read()}, OP)
+check_eq(r.status, 201, "register cluster: %r" % r)
+CID = r.json()["id"]
+
+
+class Listener:
+    """A psql session LISTENing on ferry's job channels."""
+
+    def __init__(self):
+        self.p = subprocess.Popen(["psql", "-X", "-A", "-t", "-q", f.db_url], stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, bufsize=1)
+        self.lines = []
+        self.t = threading.Thread(target=lambda: self.lines.extend(self.p.stdout))
+        self.t.start()
+        self.p.stdin.write("LISTEN ferry_jobs; LISTEN ferry_job_events; SELECT 'listening';\n")
+        deadline = time.time() + 10
+        while not any("listening" in x for x in self.lines) and time.time() < deadline:
+            time.sleep(0.05)
+
+    def poke(self):
+        self.p.stdin.write("SELECT 1;\n")  # psql shows notifications after a command
+
+    def stop(self):
+        self.p.stdin.close()
+        self.p.wait(timeout=10)
+        self.t.join()
+        got = {}
+        for x in self.lines:
+            m = re.match(r'Asynchronous notification "(\w+)" with payload "([^"]*)"', x)
+            if m:
+                got.setdefault(m.group(1), []).append(m.group(2))
+        return got
+
+
+def next_xid():
+    """The next transaction id, without taking one."""
+    return int(f.sql("SELECT pg_snapshot_xmax(pg_current_snapshot())"))
+
+
+def t_commits():
+    time.sleep(1.5)  # the worker is idle (its polls write nothing)
+    lis = Listener()
+    x0 = next_xid()
+    jid = f.sql("WITH ins AS (INSERT INTO jobs (tenant_id, cluster_id, kind, params)"
+                " VALUES ('%s', '%s', 'preflight', '{\"connection_only\": true}') RETURNING id)"
+                " SELECT id, pg_notify('ferry_jobs', id::text) FROM ins" % (tenant, CID)).split("|")[0]
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        if f.sql("SELECT state FROM jobs WHERE id = '%s'" % jid) in ("succeeded", "failed"):
+            break
+        time.sleep(0.1)
+    time.sleep(0.3)
+    writes = next_xid() - x0 - 1  # less the INSERT above
+    lis.poke()
+    time.sleep(0.3)
+    got = lis.stop()
+    check_eq(f.sql("SELECT state FROM jobs WHERE id = '%s'" % jid), "succeeded", "job state")
+    events = f.sql("SELECT message FROM job_events WHERE job_id = '%s' ORDER BY id" % jid).splitlines()
+    check(len(events) == 4 and events[0].startswith("job preflight started") and
+          events[1].startswith("connected: Kubernetes") and events[2].startswith("phase preflight succeeded") and
+          events[3] == "job succeeded", "events in order: %r" % events)
+    check_eq(f.sql("SELECT state || ' ' || attempts FROM job_phases WHERE job_id = '%s'" % jid), "succeeded 1",
+             "phase")
+    mine = [p for p in got.get("ferry_job_events", []) if p == jid]
+    print("   job %s: %d write transactions, %d NOTIFYs on ferry_job_events, %d on ferry_jobs"
+          % (jid, writes, len(mine), len(got.get("ferry_jobs", []))))
+    check(writes <= WRITES_MAX, "the job made %d write transactions (at most %d)" % (writes, WRITES_MAX))
+    check(1 <= len(mine) <= NOTIFIES_MAX,
+          "the job sent %d NOTIFYs on ferry_job_events (1..%d)" % (len(mine), NOTIFIES_MAX))
+    # Only the enqueue above wakes workers; the claim and the run send none.
+    check_eq(got.get("ferry_jobs", []), [jid], "ferry_jobs notifications")
+
+
+def claim_statement():
+    """db_job_claim_fair's statement, as C string literals in db/jobs.c."""
+    text = open(os.path.join(SRC, "db", "jobs.c")).read()
+    body = text[text.index("\nint db_job_claim_fair("):]
+    body = body[body.index("run(conn,"):]
+    body = body[:body.index(",\n\t\t5, params")]
+    return "".join(re.findall(r'"((?:[^"\\]|\\.)*)"', body))
+
+
+def t_index():
+    # An API-only ferryd on a database of its own: no worker claims these.
+    g = start("queueindex", TESTS, workers=0)
+    try:
+        index_plan(g)
+    finally:
+        msg = g.stop()
+    check(msg is None, msg or "")
+
+
+def index_plan(g):
+    n = 3000
+    t = g.tenant("ix")
+    g.sql("INSERT INTO clusters (tenant_id, name, profile, api_server, credentials, credentials_key_id)"
+          " SELECT '%s', 'ix' || g, 'tke', 'https://127.0.0.1:1', 'x', 'k1' FROM generate_series(1, %d) g"
+          % (t, n))
+    g.sql("INSERT INTO jobs (tenant_id, cluster_id, kind, run_after, state)"
+          " SELECT tenant_id, id, 'preflight', timestamptz '2020-01-01', 'queued' FROM clusters WHERE name LIKE 'ix%'"
+          " UNION ALL SELECT tenant_id, id, 'preflight', timestamptz '2020-01-01', 'succeeded' FROM clusters"
+          " WHERE name LIKE 'ix%'")
+    g.sql("ANALYZE jobs")
+    plan = g.sql("PREPARE claim(text, text, int, text, text) AS %s; "
+                 "EXPLAIN EXECUTE claim('bench/w0', '30', 3, 'bench', '{}')" % claim_statement())
+    check("jobs_claim_order_idx" in plan, "the claim walks jobs_claim_order_idx:\n%s" % plan)
+    check(not re.search(r"\bSort\b", plan), "the claim sorts the queue:\n%s" % plan)
+
+
+run_test("queue_commits_per_job", t_commits)
+run_test("queue_claim_uses_index", t_index)
+ks.stop()
+finish(f)
