@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
 #include <openssl/err.h>
@@ -45,6 +46,21 @@ static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static struct conncache_entry *table[CONNCACHE_MAX_ENTRIES];
 static unsigned long seq;
 static struct conncache_stats stats;
+static pid_t table_pid;   /* the process the table's connections belong to */
+
+/* Under the lock. A forked child inherits the table, whose idle handles
+ * hold the parent's open TLS connections: using one, or even cleaning it
+ * up (which sends a TLS close_notify), would corrupt the parent's stream.
+ * The child forgets them (leaving the memory to the parent's copy) and
+ * starts an empty table. */
+static void forget_if_forked(void)
+{
+	if (table_pid == getpid())
+		return;
+	if (table_pid != 0)
+		memset(table, 0, sizeof table);
+	table_pid = getpid();
+}
 
 static void entry_free(struct conncache_entry *e)
 {
@@ -151,6 +167,7 @@ struct conncache_entry *conncache_acquire(const char *key, const unsigned char f
 	*curl = NULL;
 	struct conncache_entry *drop = NULL, *e = NULL;
 	pthread_mutex_lock(&lock);
+	forget_if_forked();
 	for (int i = 0; i < CONNCACHE_MAX_ENTRIES; i++) {
 		if (!table[i] || strcmp(table[i]->key, key))
 			continue;
@@ -174,6 +191,7 @@ struct conncache_entry *conncache_acquire(const char *key, const unsigned char f
 	}
 	pthread_mutex_unlock(&lock);
 	entry_free(drop);
+	drop = NULL;
 	if (e)
 		return e;
 
@@ -183,6 +201,7 @@ struct conncache_entry *conncache_acquire(const char *key, const unsigned char f
 		return NULL;
 	struct conncache_entry *evict = NULL;
 	pthread_mutex_lock(&lock);
+	forget_if_forked();
 	stats.builds++;
 	int slot = -1, lru = -1;
 	for (int i = 0; i < CONNCACHE_MAX_ENTRIES; i++) {
@@ -223,6 +242,7 @@ void conncache_release(struct conncache_entry *e, void *curl)
 	}
 	struct conncache_entry *done = NULL;
 	pthread_mutex_lock(&lock);
+	forget_if_forked();
 	e->refs--;
 	if (curl && e->in_table && e->nidle < CONNCACHE_IDLE_HANDLES) {
 		e->idle[e->nidle++] = curl;
@@ -265,6 +285,7 @@ int conncache_install(const struct conncache_entry *e, void *ssl_ctx)
 void conncache_get_stats(struct conncache_stats *out)
 {
 	pthread_mutex_lock(&lock);
+	forget_if_forked();
 	*out = stats;
 	out->entries = 0;
 	for (int i = 0; i < CONNCACHE_MAX_ENTRIES; i++)
@@ -278,6 +299,7 @@ void conncache_clear(void)
 	struct conncache_entry *freed[CONNCACHE_MAX_ENTRIES];
 	int n = 0;
 	pthread_mutex_lock(&lock);
+	forget_if_forked();
 	for (int i = 0; i < CONNCACHE_MAX_ENTRIES; i++) {
 		if (!table[i])
 			continue;

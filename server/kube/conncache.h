@@ -30,6 +30,10 @@
  * are reference counted; X509_STORE is safe for concurrent verification);
  * an easy handle is handed to one user at a time.
  *
+ * Fork: a child process starts with an empty cache; the parent's idle
+ * connections are never touched by the child (sharing a TLS stream between
+ * two processes would corrupt it).
+ *
  * Memory: conncache_acquire() returns a reference that the caller gives
  * back with conncache_release(), together with its easy handle (which the
  * cache keeps idle or cleans up). conncache_clear() frees every idle entry
