@@ -77,7 +77,9 @@ static double mono_ms(void)
 	return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
 }
 
-/* chart_render_opts.lookup: read a live object (empty object when absent). */
+/* chart_render_opts.lookup: read a live object (empty object when absent),
+ * through the job's memo: the same object read twice in one job (the
+ * chart's own lookups repeat) is one request. */
 static json_t *live_lookup(void *arg, const char *api_version, const char *kind,
 			   const char *ns, const char *name)
 {
@@ -86,7 +88,7 @@ static json_t *live_lookup(void *arg, const char *api_version, const char *kind,
 	json_t *out = NULL;
 	if (name && *name &&
 	    kube_ops_paths(run->ops, api_version, kind, ns, name, &coll, &item) == 0)
-		kube_ops_get(run->ops, item, &out);
+		kube_ops_get_memo(run->ops, item, &out);
 	free(coll);
 	free(item);
 	return out ? out : json_object();
@@ -204,6 +206,10 @@ enum phase_rc phase_cilium(struct runner_ctx *ctx)
 		rc = PHASE_FAIL;
 		goto out;
 	}
+	/* No record at all: nothing of the release can be in the cluster (the
+	 * pending record is written before the first object), so each apply's
+	 * answer tells created from existing, without a read first. */
+	run.first_install = !run.dry_run && rs.latest == 0;
 	/* Our own pending record (this job, killed mid-write): resume it. */
 	int resume = relstore_is_pending(rs.latest_status) && rs.latest_ours;
 	int revision = resume ? rs.latest : rs.latest + 1;

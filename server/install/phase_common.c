@@ -95,6 +95,9 @@ enum phase_rc install_run_begin(struct runner_ctx *ctx, struct install_run *run)
 	run->preflight = install_phase_detail(ctx, "preflight");
 	if (!run->preflight)
 		run->preflight = json_object();
+	const json_t *records = json_object_get(run->preflight, "release_records");
+	run->first_install = !run->dry_run && json_is_integer(records) && json_integer_value(records) == 0 &&
+			     ctx->job->attempt <= 1 && ctx->phase_attempt <= 1;
 	return PHASE_OK;
 }
 
@@ -183,6 +186,13 @@ int install_apply(struct install_run *run, const json_t *obj, const char **actio
 		/* Its namespace exists only in this dry run. */
 		*action = "created";
 		st = 201;
+		goto out;
+	}
+	if (run->first_install) {
+		/* Server-side apply answers 201 when it created the object. */
+		st = kube_ops_apply(run->ops, item, obj, 1, &after, &conflicts);
+		if (st >= 200 && st < 300)
+			*action = st == 201 ? "created" : "changed";
 		goto out;
 	}
 	st = kube_ops_get(run->ops, item, &live);

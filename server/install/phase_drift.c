@@ -206,7 +206,7 @@ static enum phase_rc drift(struct runner_ctx *ctx, int repair)
 	/* The surroundings. */
 	const json_t *want = json_object_get(full, "surroundings");
 	int st;
-	now = surroundings_read(&run, json_string_value(json_object_get(json_object_get(want, "cni_config"), "name")),
+	now = surroundings_read(&run, json_string_value(json_object_get(json_object_get(want, "cni_config"), "name")), 0,
 				&st);
 	if (!now) {
 		rc = install_call_failed(&run, st, "read the release's surroundings");

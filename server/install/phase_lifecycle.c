@@ -377,7 +377,7 @@ enum phase_rc phase_record_surroundings(struct runner_ctx *ctx)
 		goto out;
 	}
 	int st;
-	snap = surroundings_read(&run, json_string_value(json_object_get(cni, "configmap")), &st);
+	snap = surroundings_read(&run, json_string_value(json_object_get(cni, "configmap")), 1, &st);
 	if (!snap) {
 		rc = install_call_failed(&run, st, "read the release's surroundings");
 		goto out;
@@ -443,7 +443,7 @@ enum phase_rc phase_restore_surroundings(struct runner_ctx *ctx)
 	int st;
 	const char *cni = cni_name_of(want) ? cni_name_of(want) :
 			  json_string_value(json_object_get(want, "cni_name"));
-	now = surroundings_read(&run, cni, &st);
+	now = surroundings_read(&run, cni, 0, &st);
 	if (!now) {
 		rc = install_call_failed(&run, st, "read the release's surroundings");
 		goto out;
@@ -457,7 +457,7 @@ enum phase_rc phase_restore_surroundings(struct runner_ctx *ctx)
 	}
 	json_object_set_new(ctx->detail, "changes", json_integer(changes));
 	if (!uninstall) {
-		after = surroundings_read(&run, cni, &st);
+		after = surroundings_read(&run, cni, 0, &st);
 		if (after) {
 			const json_t *before = json_object_get(want, "eni_agent_image_before");
 			json_object_set(after, "eni_agent_image_before", before ? (json_t *)before : json_null());
@@ -831,7 +831,7 @@ enum phase_rc phase_adopt(struct runner_ctx *ctx)
 		recorded++;
 	}
 	/* What surrounds the release now, for a later rollback to this revision. */
-	snap = surroundings_read(&run, NULL, &st);
+	snap = surroundings_read(&run, NULL, 0, &st);
 	if (snap) {
 		json_object_set(snap, "eni_agent_image_before", json_object_get(snap, "eni_agent_image"));
 		rc = save_snapshot(&run, rs.deployed_rev, snap);

@@ -23,6 +23,7 @@
 #include "server/common/buf.h"
 #include "server/install/runner.h"
 #include "server/kube/client.h"
+#include "server/kube/memo.h"
 
 /* Map a response to a phase outcome with a message; PHASE_OK for 2xx. */
 static enum phase_rc classify(struct runner_ctx *ctx, const char *what, int rc,
@@ -73,8 +74,11 @@ static enum phase_rc count_nodes(struct runner_ctx *ctx, struct kube_client *kc,
 		}
 		struct kube_response resp;
 		int rc = kube_get(kc, buf_cstr(&path), &resp);
-		buf_free(&path);
 		prc = classify(ctx, "GET /api/v1/nodes", rc, &resp);
+		/* The preflight checks read the same page next (kube/memo.h). */
+		if (prc == PHASE_OK && resp.status == 200)
+			kube_memo_put(kube_client_memo(kc), buf_cstr(&path), 200, resp.body);
+		buf_free(&path);
 		if (prc == PHASE_OK) {
 			json_t *items = json_object_get(resp.body, "items");
 			if (!json_is_array(items) && !json_is_null(items) && items) {
@@ -114,6 +118,7 @@ enum phase_rc phase_preflight(struct runner_ctx *ctx)
 			prc = PHASE_FAIL;
 		} else {
 			snprintf(version, sizeof(version), "%s", v);
+			kube_memo_put(kube_client_memo(kc), "/version", 200, resp.body);
 		}
 	}
 	kube_response_free(&resp);

@@ -26,7 +26,7 @@
 /* GET that treats 404 as "absent" (*out NULL); other failures -> rc. */
 static enum phase_rc get_optional(struct install_run *run, const char *path, json_t **out)
 {
-	int st = kube_ops_get(run->ops, path, out);
+	int st = kube_ops_get_memo(run->ops, path, out);
 	if (st == 200 || st == 404)
 		return PHASE_OK;
 	return install_call_failed(run, st, path);
@@ -48,13 +48,14 @@ enum phase_rc phase_install_preflight(struct runner_ctx *ctx)
 	char sel[128];
 	char *coll = NULL;
 
+	/* The connection step just read /version and the nodes (the memo). */
 	if ((rc = get_optional(&run, "/version", &version)) != PHASE_OK)
 		goto out;
 	if ((st = kube_ops_list(run.ops, "/apis/apps/v1/daemonsets", NULL, NULL, 500, &ds)) != 200) {
 		rc = install_call_failed(&run, st, "list DaemonSets");
 		goto out;
 	}
-	if ((st = kube_ops_list(run.ops, "/api/v1/nodes", NULL, NULL, 500, &nodes)) != 200) {
+	if ((st = kube_ops_list_memo(run.ops, "/api/v1/nodes", NULL, NULL, 500, &nodes)) != 200) {
 		rc = install_call_failed(&run, st, "list nodes");
 		goto out;
 	}
@@ -106,6 +107,9 @@ enum phase_rc phase_install_preflight(struct runner_ctx *ctx)
 	json_object_set_new(d, "nodes", json_integer(res.nodes));
 	json_object_set_new(d, "super_nodes", json_integer(res.super_nodes));
 	json_object_set_new(d, "release_exists", json_boolean(res.release_exists));
+	/* Helm records of the release in the cluster: 0 makes the job a first
+	 * install (install_run.first_install). */
+	json_object_set_new(d, "release_records", json_integer((json_int_t)json_array_size(secrets)));
 	if (res.k8s_service_host) {
 		json_object_set_new(d, "k8s_service_host", json_string(res.k8s_service_host));
 		json_object_set_new(d, "k8s_service_port", json_integer(res.k8s_service_port));

@@ -93,7 +93,7 @@ enum phase_rc phase_retire(struct runner_ctx *ctx)
 		char path[256];
 		snprintf(path, sizeof path, DS_PATH "%s", names[i]);
 		json_t *ds = NULL;
-		int st = kube_ops_get(run.ops, path, &ds);
+		int st = kube_ops_get_memo(run.ops, path, &ds);
 		if (st == 404) {
 			runner_event(ctx, "info", "%s: not present", names[i]);
 			continue;

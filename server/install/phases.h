@@ -104,6 +104,13 @@ struct install_run {
 	json_t *dry_namespaces;     /* dry run: namespaces this phase would have
 				     * created (name -> true); objects in them
 				     * cannot be checked by the server */
+	int first_install;          /* the objects this phase applies are
+				     * expected not to exist: the job's
+				     * preflight found no release record, it is
+				     * the job's first attempt and the phase's,
+				     * not a dry run (the cilium phase also
+				     * requires no record now); install_apply()
+				     * then skips its read */
 };
 
 /* Set up a phase: kube client, ops (retries, rate limit, abort), profile,
@@ -128,7 +135,10 @@ void install_record_object(struct install_run *run, const json_t *obj, const cha
 			   const json_t *fields);
 
 /* Apply obj with server-side apply (force) after reading the live object,
- * telling apart created / changed (fields filled) / unchanged. In dry run
+ * telling apart created / changed (fields filled) / unchanged. When
+ * run->first_install, the read is skipped and the apply's own answer
+ * decides: 201 "created"; 200 (the object was there before the first
+ * install) "changed", without fields, since what it held is unknown. In dry run
  * the apply carries dryRun=All; an object whose namespace does not exist
  * yet but was (dry-run) created earlier in the same phase is reported
  * "created" without a server round trip (the API server would answer 404:
@@ -152,7 +162,14 @@ void install_wait_start(struct waitlog *w, const char *what, long timeout_ms);
 void install_wait_tick(struct install_run *run, struct waitlog *w, const char *state);
 
 /* Poll a DaemonSet or Deployment at path until kubectl's rollout rule says
- * done (PHASE_OK), errors (PHASE_FAIL) or timeout_ms passes (PHASE_RETRY). */
+ * done (PHASE_OK), errors (PHASE_FAIL) or timeout_ms passes (PHASE_RETRY).
+ * The first check is at once (from the job's own write of the object when
+ * that shows the rollout still going, else a GET); the next ones back off
+ * from INSTALL_ROLLOUT_POLL_FIRST_MS, doubling, to INSTALL_ROLLOUT_POLL_MAX_MS,
+ * sleeping in runner_sleep() (cancellable; waits of RUNNER_LEND_MS or more
+ * lend the database connection). */
+#define INSTALL_ROLLOUT_POLL_FIRST_MS 25
+#define INSTALL_ROLLOUT_POLL_MAX_MS 1000
 enum phase_rc install_wait_rollout(struct install_run *run, const char *path, const char *kind,
 				   long timeout_ms);
 

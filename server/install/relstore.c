@@ -42,6 +42,7 @@ void relstore_scan(const json_t *secrets, struct relstore_state *rs)
 		const char *v = label_of(s, "version");
 		const char *st = label_of(s, "status");
 		int rev = v ? atoi(v) : 0;
+		rs->count++;
 		if (rev > rs->latest) {
 			rs->latest = rev;
 			rs->latest_status = st;
@@ -412,9 +413,12 @@ enum phase_rc relstore_retire_previous(struct install_run *run, const struct rel
 		if (st != 0 && (st < 200 || st >= 300))
 			return install_call_failed(run, st, "mark the previous revision superseded");
 	}
+	int max_history = install_max_history(run->params);
+	if (max_history <= 0 || rs->count + (revision > rs->latest) <= max_history)
+		return PHASE_OK;   /* nothing beyond max_history */
 	json_t *now_secrets = NULL;
 	if (relstore_list(run, &now_secrets) == 200) {
-		int st = relstore_prune_history(run, now_secrets, install_max_history(run->params));
+		int st = relstore_prune_history(run, now_secrets, max_history);
 		if (st != 200)
 			runner_event(run->ctx, "warn", "could not prune the release history (status %d)", st);
 	}

@@ -27,6 +27,7 @@ struct relstore_state {
 	const json_t *latest_secret;
 	const json_t *deployed;     /* Secret of the highest deployed revision, or NULL */
 	int deployed_rev;
+	int count;                  /* records listed */
 };
 
 /* List the release's Secrets (owner=helm,name=<release>) into *secrets
@@ -86,7 +87,8 @@ json_t *relstore_tally_json(const struct relstore_tally *tally);
 /* After revision was written deployed: the previously deployed record
  * (rs->deployed) becomes superseded, and the Secrets beyond the job's
  * max_history are pruned (a failed prune is only warned about, as Helm
- * does). Nothing in a dry run. PHASE_OK, or the failure of the supersede
+ * does; the records are listed again only when rs's count plus the new
+ * revision can exceed max_history). Nothing in a dry run. PHASE_OK, or the failure of the supersede
  * call (message set). */
 enum phase_rc relstore_retire_previous(struct install_run *run, const struct relstore_state *rs, int revision);
 

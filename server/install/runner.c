@@ -199,6 +199,7 @@ struct kube_client *runner_kube(struct runner_ctx *ctx)
 		.timeout_ms = 30000,
 		.connect_timeout_ms = 10000,
 		.insecure_skip_tls_verify = PQgetvalue(r, 0, 4)[0] == 't',
+		.cache_key = ctx->job->cluster_id,
 	};
 	kc = kube_client_new(&cfg, err, sizeof(err));
 	if (!kc)

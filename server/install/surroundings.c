@@ -49,11 +49,12 @@ static char *path_of(const char *base, const char *name)
 	return p;
 }
 
-/* GET into *out: 0 found, 1 absent, -1 failed (*status). */
-static int get(struct install_run *run, const char *path, json_t **out, int *status)
+/* GET into *out (through the job's memo when from_memo): 0 found, 1
+ * absent, -1 failed (*status). */
+static int get(struct install_run *run, const char *path, int from_memo, json_t **out, int *status)
 {
 	*out = NULL;
-	int st = kube_ops_get(run->ops, path, out);
+	int st = from_memo ? kube_ops_get_memo(run->ops, path, out) : kube_ops_get(run->ops, path, out);
 	if (st == 200)
 		return 0;
 	if (st == 404)
@@ -62,12 +63,12 @@ static int get(struct install_run *run, const char *path, json_t **out, int *sta
 	return -1;
 }
 
-json_t *surroundings_read(struct install_run *run, const char *cni_name, int *status)
+json_t *surroundings_read(struct install_run *run, const char *cni_name, int from_memo, int *status)
 {
 	json_t *snap = json_object(), *obj = NULL;
 	*status = 200;
 	char *p = path_of(DS_PATH, "tke-eni-agent");
-	int r = get(run, p, &obj, status);
+	int r = get(run, p, from_memo, &obj, status);
 	free(p);
 	if (r < 0)
 		goto fail;
@@ -77,7 +78,7 @@ json_t *surroundings_read(struct install_run *run, const char *cni_name, int *st
 	json_decref(obj);
 
 	p = path_of(CM_PATH, cni_name ? cni_name : "cni-config");
-	r = get(run, p, &obj, status);
+	r = get(run, p, from_memo, &obj, status);
 	free(p);
 	if (r < 0)
 		goto fail;
@@ -92,7 +93,7 @@ json_t *surroundings_read(struct install_run *run, const char *cni_name, int *st
 	json_object_set_new(snap, "retired", retired);
 	for (int i = 0; surroundings_retirable[i]; i++) {
 		p = path_of(DS_PATH, surroundings_retirable[i]);
-		r = get(run, p, &obj, status);
+		r = get(run, p, from_memo, &obj, status);
 		free(p);
 		if (r < 0)
 			goto fail;
@@ -108,11 +109,11 @@ json_t *surroundings_read(struct install_run *run, const char *cni_name, int *st
 		snprintf(fsp, sizeof fsp, "/apis/" APF_GROUP "/%s/flowschemas/" APF_NAME, versions[v]);
 		snprintf(plp, sizeof plp, "/apis/" APF_GROUP "/%s/prioritylevelconfigurations/" APF_NAME, versions[v]);
 		json_t *fs = NULL, *pl = NULL;
-		r = get(run, fsp, &fs, status);
+		r = get(run, fsp, from_memo, &fs, status);
 		if (r < 0)
 			goto fail;
 		if (r == 0) {
-			r = get(run, plp, &pl, status);
+			r = get(run, plp, from_memo, &pl, status);
 			if (r < 0) {
 				json_decref(fs);
 				goto fail;
@@ -163,7 +164,7 @@ static int set_retired(struct install_run *run, const char *name, int want, long
 	char *p = path_of(DS_PATH, name);
 	json_t *ds = NULL;
 	int st = 200;
-	int r = get(run, p, &ds, &st);
+	int r = get(run, p, 0, &ds, &st);
 	if (r != 0) {
 		free(p);
 		return r == 1 ? 200 : st;

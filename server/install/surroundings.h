@@ -31,8 +31,11 @@
 extern const char *const surroundings_retirable[];
 
 /* Read the snapshot from the cluster. cni_name: the CNI ConfigMap's name
- * (NULL = "cni-config"). NULL on a failed read (*status set). */
-json_t *surroundings_read(struct install_run *run, const char *cni_name, int *status);
+ * (NULL = "cni-config"). from_memo: objects this job already read or wrote
+ * are taken from the job's memo (kube_ops_get_memo: the install job's own
+ * snapshot after its phases wrote them); 0 reads everything live (drift
+ * checks, restores). NULL on a failed read (*status set). */
+json_t *surroundings_read(struct install_run *run, const char *cni_name, int from_memo, int *status);
 
 /* Put the cluster back to want (a snapshot; members absent from want are
  * left alone), given now (surroundings_read() of the cluster). eni image

@@ -19,8 +19,11 @@
 #include <strings.h>
 
 #include <curl/curl.h>
+#include <openssl/evp.h>
 
 #include "server/common/buf.h"
+#include "server/kube/conncache.h"
+#include "server/kube/memo.h"
 
 struct kube_client {
 	char *base;              /* URL prefix requests are appended to */
@@ -32,7 +35,10 @@ struct kube_client {
 	long timeout_ms, connect_timeout_ms;
 	int insecure;
 	CURL *curl;
+	struct conncache_entry *cached;  /* parsed TLS material, or NULL: blobs */
+	struct kube_memo *memo;
 	atomic_long requests;
+	atomic_long connects;
 };
 
 int kube_global_init(void)
@@ -42,7 +48,53 @@ int kube_global_init(void)
 
 void kube_global_cleanup(void)
 {
+	conncache_clear();
 	curl_global_cleanup();
+}
+
+/* Whether libcurl runs on OpenSSL, so that its SSL_CTX can take the cached
+ * OpenSSL objects. */
+static int curl_uses_openssl(void)
+{
+	const curl_version_info_data *v = curl_version_info(CURLVERSION_NOW);
+	return v && v->ssl_version && !strncmp(v->ssl_version, "OpenSSL/", 8);
+}
+
+static void fp_field(EVP_MD_CTX *md, const char *s)
+{
+	size_t n = s ? strlen(s) : 0;
+	unsigned char len[8];
+	for (int i = 0; i < 8; i++)
+		len[i] = (unsigned char)(n >> (8 * i));
+	EVP_DigestUpdate(md, len, sizeof len);   /* length-prefixed: unambiguous */
+	if (n)
+		EVP_DigestUpdate(md, s, n);
+}
+
+/* SHA-256 over everything a connection depends on. 0 or -1. */
+static int settings_fingerprint(const struct kube_client *kc, unsigned char fp[CONNCACHE_FP_LEN])
+{
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	unsigned int len = 0;
+	int ok = md && EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1;
+	if (ok) {
+		fp_field(md, kc->base);
+		fp_field(md, kc->connect_to);
+		fp_field(md, kc->ca_pem);
+		fp_field(md, kc->cert_pem);
+		fp_field(md, kc->key_pem);
+		fp_field(md, kc->insecure ? "insecure" : "verify");
+		ok = EVP_DigestFinal_ex(md, fp, &len) == 1 && len == CONNCACHE_FP_LEN;
+	}
+	EVP_MD_CTX_free(md);
+	return ok ? 0 : -1;
+}
+
+/* CURLOPT_SSL_CTX_FUNCTION: the cached CA store, certificate and key. */
+static CURLcode on_ssl_ctx(CURL *curl, void *ssl_ctx, void *arg)
+{
+	(void)curl;
+	return conncache_install(arg, ssl_ctx) == 0 ? CURLE_OK : CURLE_SSL_CERTPROBLEM;
 }
 
 static void wipe_free(char *s)
@@ -131,7 +183,20 @@ struct kube_client *kube_client_new(const struct kube_client_config *cfg,
 	kc->timeout_ms = cfg->timeout_ms > 0 ? cfg->timeout_ms : 30000;
 	kc->connect_timeout_ms = cfg->connect_timeout_ms > 0 ? cfg->connect_timeout_ms : 10000;
 	kc->insecure = cfg->insecure_skip_tls_verify != 0;
-	kc->curl = curl_easy_init();
+	if (cfg->cache_key && *cfg->cache_key && (kc->ca_pem || kc->cert_pem) && curl_uses_openssl()) {
+		unsigned char fp[CONNCACHE_FP_LEN];
+		char cerr[160];
+		void *idle = NULL;
+		if (settings_fingerprint(kc, fp) == 0)
+			kc->cached = conncache_acquire(cfg->cache_key, fp, kc->ca_pem, kc->cert_pem, kc->key_pem,
+						       &idle, cerr, sizeof cerr);
+		/* PEM that does not decode: left to curl, which reports it on
+		 * the first request exactly as without the cache. */
+		kc->curl = idle;
+	}
+	if (!kc->curl)
+		kc->curl = curl_easy_init();
+	kc->memo = kube_memo_new();
 	if (!kc->curl) {
 		snprintf(err, errlen, "cannot initialise libcurl");
 		kube_client_free(kc);
@@ -144,8 +209,11 @@ void kube_client_free(struct kube_client *kc)
 {
 	if (!kc)
 		return;
-	if (kc->curl)
+	if (kc->cached)
+		conncache_release(kc->cached, kc->curl);   /* keeps the connection */
+	else if (kc->curl)
 		curl_easy_cleanup(kc->curl);
+	kube_memo_free(kc->memo);
 	free(kc->base);
 	free(kc->ca_pem);
 	wipe_free(kc->cert_pem);
@@ -163,6 +231,16 @@ long kube_client_requests(const struct kube_client *kc)
 void kube_client_reset_requests(struct kube_client *kc)
 {
 	atomic_store(&kc->requests, 0);
+}
+
+struct kube_memo *kube_client_memo(struct kube_client *kc)
+{
+	return kc->memo;
+}
+
+long kube_client_connects(const struct kube_client *kc)
+{
+	return atomic_load(&((struct kube_client *)kc)->connects);
 }
 
 static size_t on_body(char *data, size_t size, size_t n, void *arg)
@@ -235,11 +313,22 @@ int kube_request(struct kube_client *kc, const char *method, const char *path,
 	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
 	curl_easy_setopt(c, CURLOPT_HEADERDATA, resp);
 	curl_easy_setopt(c, CURLOPT_USERAGENT, "ferry/0.1");
-	if (kc->ca_pem) {
+	if (kc->cached) {
+		/* The cached OpenSSL objects go into each new connection's
+		 * SSL_CTX; a reused connection needs nothing. With a CA bundle
+		 * only that bundle is trusted (as kubectl does), so curl must
+		 * not load its default CA file or directory either. */
+		curl_easy_setopt(c, CURLOPT_SSL_CTX_FUNCTION, on_ssl_ctx);
+		curl_easy_setopt(c, CURLOPT_SSL_CTX_DATA, kc->cached);
+		if (conncache_has_ca(kc->cached)) {
+			curl_easy_setopt(c, CURLOPT_CAINFO, NULL);
+			curl_easy_setopt(c, CURLOPT_CAPATH, NULL);
+		}
+	} else if (kc->ca_pem) {
 		struct curl_blob ca = { kc->ca_pem, strlen(kc->ca_pem), CURL_BLOB_COPY };
 		curl_easy_setopt(c, CURLOPT_CAINFO_BLOB, &ca);
 	}
-	if (kc->cert_pem) {
+	if (kc->cert_pem && !kc->cached) {
 		struct curl_blob cert = { kc->cert_pem, strlen(kc->cert_pem), CURL_BLOB_COPY };
 		struct curl_blob key = { kc->key_pem, strlen(kc->key_pem), CURL_BLOB_COPY };
 		curl_easy_setopt(c, CURLOPT_SSLCERT_BLOB, &cert);
@@ -288,6 +377,9 @@ int kube_request(struct kube_client *kc, const char *method, const char *path,
 	} else {
 		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &resp->status);
 	}
+	long nc = 0;
+	if (curl_easy_getinfo(c, CURLINFO_NUM_CONNECTS, &nc) == CURLE_OK && nc > 0)
+		atomic_fetch_add(&kc->connects, nc);
 	resp->raw_len = out.len;
 	resp->raw = buf_steal(&out);
 	if (result == 0 && resp->raw_len > 0 &&

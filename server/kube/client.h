@@ -19,11 +19,23 @@
  * Every attempted request increments the client's request counter, which
  * phases use to report API calls.
  *
+ * Connections: a client keeps one curl handle, so its requests reuse one
+ * keep-alive connection. With a cache_key (the cluster id), the client
+ * also shares with every client of the same key and the same connection
+ * settings (kube/conncache.h): the CA bundle, client certificate and key
+ * are decoded once per cluster into OpenSSL objects that each new TLS
+ * connection takes, and kube_client_free() leaves the curl handle with
+ * its open connection and TLS sessions to the next client of the cluster.
+ * Other settings for the same key (credentials or CA changed) replace the
+ * cached ones at once. With a CA bundle, only that bundle is trusted (as
+ * kubectl does); without one, the system CAs.
+ *
  * Memory: the client copies everything it is given; kube_response_free()
  * releases what a response holds. Thread-safety: one client belongs to one
  * thread at a time (it reuses one curl handle and its connection); the
- * counter may be read from anywhere. kube_global_init() must run once
- * before any thread starts (ferryd's main does it).
+ * counters may be read from anywhere; the cache is process-wide and
+ * locked. kube_global_init() must run once before any thread starts
+ * (ferryd's main does it); kube_global_cleanup() frees the cache.
  */
 #ifndef FERRY_KUBE_CLIENT_H
 #define FERRY_KUBE_CLIENT_H
@@ -42,6 +54,9 @@ struct kube_client_config {
 	long connect_timeout_ms;     /* default 10000 */
 	int insecure_skip_tls_verify; /* only for clusters explicitly imported so
 				       * (server option allow_insecure_kubeconfig) */
+	const char *cache_key;       /* share TLS material and idle connections
+				      * with other clients of this key (the
+				      * cluster id); NULL = nothing shared */
 };
 
 struct kube_response {
@@ -94,5 +109,13 @@ void kube_response_describe(const struct kube_response *resp, char *buf, size_t 
 /* Requests attempted through this client so far. */
 long kube_client_requests(const struct kube_client *kc);
 void kube_client_reset_requests(struct kube_client *kc);
+/* New connections (TCP + TLS handshakes) this client opened so far; 0 for
+ * a client whose every request reused a kept-alive connection. */
+long kube_client_connects(const struct kube_client *kc);
+
+/* The client's memo of objects (kube/memo.h): a client serves one job, so
+ * this is what the job already read or wrote. Owned by the client. */
+struct kube_memo;
+struct kube_memo *kube_client_memo(struct kube_client *kc);
 
 #endif

@@ -11,6 +11,7 @@
 #include "server/kube/ops.h"
 #include "server/common/buf.h"
 #include "server/kube/client.h"
+#include "server/kube/memo.h"
 #include "server/kube/names.h"
 
 #include <pthread.h>
@@ -188,6 +189,30 @@ static int is_write(const char *method)
 	return strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0;
 }
 
+/* Keep the job's memo (kube/memo.h) true for its own writes: forget what
+ * the write touched; an object the server answered for an item path (its
+ * name is the path's last segment, so not a subresource) becomes the
+ * known state, unless this was a dry run. */
+static void memo_after_write(struct kube_ops *ops, const char *method, const char *path, int status,
+			     const struct kube_response *resp)
+{
+	struct kube_memo *m = kube_client_memo(ops->kc);
+	kube_memo_forget(m, path);
+	if (ops->dry_run || status < 200 || status >= 300 || (strcmp(method, "PATCH") && strcmp(method, "PUT")))
+		return;
+	const json_t *md = json_object_get(resp->body, "metadata");
+	const char *name = json_string_value(json_object_get(md, "name"));
+	const char *kind = json_string_value(json_object_get(resp->body, "kind"));
+	if (!name || !kind || !strcmp(kind, "Status"))
+		return;
+	size_t plen = strcspn(path, "?"), nlen = strlen(name);
+	if (plen <= nlen + 1 || path[plen - nlen - 1] != '/' || strncmp(path + plen - nlen, name, nlen))
+		return;
+	char *bare = xstrndup(path, plen);
+	kube_memo_put(m, bare, 200, resp->body);
+	free(bare);
+}
+
 int kube_ops_request(struct kube_ops *ops, const char *method, const char *path,
 		     const char *content_type, const char *body, size_t body_len,
 		     struct kube_response *resp)
@@ -254,6 +279,8 @@ int kube_ops_request(struct kube_ops *ops, const char *method, const char *path,
 	buf_free(&p);
 	if (result >= 200 && result < 300)
 		ops->err[0] = '\0';
+	if (is_write(method))
+		memo_after_write(ops, method, path, result, resp);
 	return result;
 }
 
@@ -474,8 +501,35 @@ int kube_ops_get(struct kube_ops *ops, const char *path, json_t **out)
 	return finish(ops, "GET", path, st, &resp, out);
 }
 
+int kube_ops_get_memo(struct kube_ops *ops, const char *path, json_t **out)
+{
+	struct kube_memo *m = kube_client_memo(ops->kc);
+	int st = kube_memo_get(m, path, out);
+	if (st)
+		return st;
+	st = kube_ops_get(ops, path, out);
+	if (st == 200 || st == 404)
+		kube_memo_put(m, path, st, *out);
+	return st;
+}
+
+static int list_pages(struct kube_ops *ops, const char *collection, const char *label_selector,
+		      const char *field_selector, int limit, json_t **items, int memo);
+
 int kube_ops_list(struct kube_ops *ops, const char *collection, const char *label_selector,
 		  const char *field_selector, int limit, json_t **items)
+{
+	return list_pages(ops, collection, label_selector, field_selector, limit, items, 0);
+}
+
+int kube_ops_list_memo(struct kube_ops *ops, const char *collection, const char *label_selector,
+		       const char *field_selector, int limit, json_t **items)
+{
+	return list_pages(ops, collection, label_selector, field_selector, limit, items, 1);
+}
+
+static int list_pages(struct kube_ops *ops, const char *collection, const char *label_selector,
+		      const char *field_selector, int limit, json_t **items, int memo)
 {
 	*items = json_array();
 	char *cont = NULL;
@@ -499,7 +553,7 @@ int kube_ops_list(struct kube_ops *ops, const char *collection, const char *labe
 			free(e);
 		}
 		json_t *body = NULL;
-		st = kube_ops_get(ops, buf_cstr(&p), &body);
+		st = memo ? kube_ops_get_memo(ops, buf_cstr(&p), &body) : kube_ops_get(ops, buf_cstr(&p), &body);
 		buf_free(&p);
 		free(cont);
 		cont = NULL;

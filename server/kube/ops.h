@@ -23,6 +23,11 @@
  * kube_ops_error(ops) (never credentials). Returned json_t are new
  * references owned by the caller.
  *
+ * Memo: every write keeps the client's memo (kube/memo.h, one per job)
+ * true for the job's own writes; kube_ops_get_memo()/kube_ops_list_memo()
+ * answer from it when the job already knows the object (read earlier, or
+ * the answer to its own apply/patch/replace), else read and remember.
+ *
  * Thread-safety: one kube_ops (like its kube_client) belongs to one thread;
  * the rate-limit registry is process-wide and locked.
  */
@@ -99,6 +104,14 @@ int kube_ops_get(struct kube_ops *ops, const char *path, json_t **out);
  * tokens (page size limit, 0 = 500). *items = array of every item. */
 int kube_ops_list(struct kube_ops *ops, const char *collection, const char *label_selector,
 		  const char *field_selector, int limit, json_t **items);
+
+/* The same through the job's memo: what this job already read at path (or
+ * last wrote there) without a request, else a GET whose 200 or 404 is
+ * remembered. Only for reads where the state as of earlier in the job is
+ * good enough (see kube/memo.h). */
+int kube_ops_get_memo(struct kube_ops *ops, const char *path, json_t **out);
+int kube_ops_list_memo(struct kube_ops *ops, const char *collection, const char *label_selector,
+		       const char *field_selector, int limit, json_t **items);
 
 /* ---- writes ------------------------------------------------------------ */
 

@@ -96,6 +96,7 @@ struct run_out {
 	json_t *messages;       /* phase name -> message */
 	json_t *stats;          /* [{phase, calls, wall_ms, api_ms, backoff_ms}] */
 	long calls;
+	long connects;          /* TLS connections the job's client opened */
 };
 
 static void run_out_clear(struct run_out *o)
@@ -201,6 +202,7 @@ static int run_job(const char *cluster_id, const char *kind, const char *params_
 	db_job_finish(conn, claim.id, claim.lease_token, out->state,
 		      strcmp(out->state, "succeeded") ? out->message : NULL, ctx.result);
 	out->result = ctx.result;
+	out->connects = ctx.kube ? kube_client_connects(ctx.kube) : 0;
 	kube_client_free(ctx.kube);
 	db_job_claim_clear(&claim);
 	return 0;
@@ -224,7 +226,9 @@ static void note(const char *fmt, ...)
 	}
 }
 
-static long sim_writes(const char *cluster)
+/* A counter of kubesim's stats for the cluster ("writes", "connections",
+ * "total"), -1 when unreadable. */
+static long sim_stat(const char *cluster, const char *what)
 {
 	char path[200];
 	snprintf(path, sizeof path, "/_sim/clusters/%s/stats", cluster);
@@ -233,11 +237,16 @@ static long sim_writes(const char *cluster)
 	long w = -1;
 	if (kubesim_proc_admin(ks, "GET", path, NULL, &status, &body) == 0 && status == 200) {
 		json_t *j = json_loads(body, 0, NULL);
-		w = (long)json_integer_value(json_object_get(j, "writes"));
+		w = (long)json_integer_value(json_object_get(j, what));
 		json_decref(j);
 	}
 	free(body);
 	return w;
+}
+
+static long sim_writes(const char *cluster)
+{
+	return sim_stat(cluster, "writes");
 }
 
 static json_t *sim_object(const char *cluster, const char *group_res, const char *ns, const char *name)
@@ -704,6 +713,21 @@ static void test_fresh_install(void)
 	check(run_install(fresh_id, FRESH_PARAMS, &o) == 0);
 	check_fresh_outcome("fresh", &o);
 	note("fresh install: %ld API calls, %ld writes", o.calls, sim_writes("fresh"));
+	/* Issue 14's bound: at most objects + 25 API calls, objects being what
+	 * the install writes besides its release record (written twice:
+	 * pending-install, then deployed). kubesim counts both sides. */
+	long objects = sim_writes("fresh") - 2;
+	note("fresh install: %ld objects written, %ld API calls (bound %ld), %ld requests seen by kubesim",
+	     objects, o.calls, objects + 25, sim_stat("fresh", "total"));
+	check(objects >= 28);
+	check(o.calls <= objects + 25);
+	check(sim_stat("fresh", "total") == o.calls);
+	/* Keep-alive: the whole job on one connection (one more allowed for a
+	 * connection the server closed). */
+	note("fresh install: %ld TLS connections (client), %ld (kubesim)", o.connects,
+	     sim_stat("fresh", "connections"));
+	check(o.connects >= 1 && o.connects <= 2);
+	check(sim_stat("fresh", "connections") == o.connects);
 	note_phase_stats("fresh install", &o);
 	{
 		long status = 0;
@@ -747,10 +771,15 @@ static void test_fresh_install(void)
 
 static void test_second_install_no_changes(void)
 {
-	long w0 = sim_writes("fresh");
+	long w0 = sim_writes("fresh"), c0 = sim_stat("fresh", "connections");
 	struct run_out o;
 	check(run_install(fresh_id, FRESH_PARAMS, &o) == 0);
 	check_str(o.state, "succeeded");
+	/* The next job of the cluster reuses the connection the first one
+	 * left (kube/conncache.h): no new TLS handshake at all. */
+	note("second install: %ld new TLS connections", o.connects);
+	check(o.connects == 0);
+	check(sim_stat("fresh", "connections") == c0);
 	long w1 = sim_writes("fresh");
 	note("second install: %ld API calls, %ld writes", o.calls, w1 - w0);
 	note_phase_stats("second install", &o);

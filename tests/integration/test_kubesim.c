@@ -927,6 +927,65 @@ static void test_pods_terminating_deadline(void)
 	resp_free(&r);
 }
 
+static long stat_of(const char *cluster, const char *what)
+{
+	char path[200];
+	snprintf(path, sizeof path, "/_sim/clusters/%s/stats", cluster);
+	long st = 0, v = -1;
+	char *body = NULL;
+	kubesim_proc_admin(ks, "GET", path, NULL, &st, &body);
+	json_t *s = json_loads(body ? body : "", 0, NULL);
+	if (st == 200)
+		v = jint(s, what);
+	json_decref(s);
+	free(body);
+	return v;
+}
+
+/* stats.connections counts TLS connections, not requests: three requests
+ * on one keep-alive connection are one, three fresh handles three. */
+static void test_stats_connections(void)
+{
+	admin("POST", "/_sim/clusters/c2/stats/reset", NULL, 200);
+	check(stat_of("c2", "connections") == 0);
+	for (int i = 0; i < 3; i++) {
+		struct resp r = get("c2", "/version");   /* a new handle each time */
+		check(r.code == 200);
+		resp_free(&r);
+	}
+	check(stat_of("c2", "connections") == 3);
+	char *tok = kubesim_proc_read(ks, "c2", "token");
+	char url[300], hdr[400];
+	snprintf(url, sizeof url, "https://127.0.0.1:%d/clusters/c2/version", ks->port);
+	snprintf(hdr, sizeof hdr, "Authorization: Bearer %s", tok ? tok : "");
+	struct curl_slist *h = curl_slist_append(NULL, hdr);
+	CURL *c = curl_easy_init();
+	struct buf out = BUF_INIT;
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+	curl_easy_setopt(c, CURLOPT_CAINFO, ks->ca_path);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, &out);
+	long total_connects = 0;
+	for (int i = 0; i < 3; i++) {
+		long code = 0, n = 0;
+		check(curl_easy_perform(c) == CURLE_OK);
+		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
+		curl_easy_getinfo(c, CURLINFO_NUM_CONNECTS, &n);
+		check(code == 200);
+		total_connects += n;
+	}
+	curl_easy_cleanup(c);
+	curl_slist_free_all(h);
+	buf_free(&out);
+	free(tok);
+	check(total_connects == 1);
+	check(stat_of("c2", "connections") == 4);
+	check(stat_of("c2", "total") == 6);
+	admin("POST", "/_sim/clusters/c2/stats/reset", NULL, 200);
+	check(stat_of("c2", "connections") == 0);
+}
+
 static void test_faults_and_stats(void)
 {
 	admin("POST", "/_sim/clusters/c3/stats/reset", NULL, 200);
@@ -1253,6 +1312,7 @@ int main(void)
 	test_run("kubesim_controllers", test_controllers);
 	test_run("kubesim_pods_terminating_progress_deadline", test_pods_terminating_deadline);
 	test_run("kubesim_faults_stats", test_faults_and_stats);
+	test_run("kubesim_stats_count_connections", test_stats_connections);
 	test_run("kubesim_reset_runtime_clusters", test_reset_and_runtime_clusters);
 	test_run("kubesim_watch", test_watch);
 	test_run("kubesim_namespaces_karpenter_supernodes", test_namespaces_karpenter);

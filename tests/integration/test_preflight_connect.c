@@ -11,7 +11,9 @@
  * Checks: version/node count stored on the cluster and in the job result,
  * API calls counted per phase, clear failures for bad tokens (401), wrong
  * CA and wrong server name (TLS), unreachable servers (retried, then
- * failed).
+ * failed); with kubesim, connection reuse (kube/conncache.h): a job's
+ * requests share one connection, the next job of the cluster reuses it,
+ * and a changed CA bundle or credential reaches the very next job.
  */
 #include <microhttpd.h>
 #include <signal.h>
@@ -30,6 +32,7 @@
 #include "server/common/crypto.h"
 #include "server/install/runner.h"
 #include "server/kube/client.h"
+#include "server/kube/conncache.h"
 #include "tests/integration/coredb.h"
 #include "tests/unit/testlib.h"
 
@@ -43,6 +46,7 @@ static char tenant[DB_ID_LEN];
 static char *ca_pem, *other_ca_pem, *srv_cert, *srv_key;
 static int port;
 static int cluster_seq;
+
 
 /* ---- the test's own HTTPS API server ----------------------------------- */
 
@@ -249,6 +253,23 @@ static void expect_failure(json_t *cred, const char *ca, const char *tls_name, c
 	json_decref(job);
 }
 
+/* Set a cluster's CA bundle, or its sealed credentials (cred non-NULL, a
+ * reference taken), as re-registering it would. */
+static void update_cluster(const char *cid, const char *ca, json_t *cred)
+{
+	char *plain = cred ? json_dumps(cred, JSON_COMPACT) : NULL;
+	char *sealed = plain ? crypto_seal(app.keys, plain, strlen(plain)) : NULL;
+	const char *p[2] = { cid, cred ? sealed : ca };
+	PGresult *r = PQexecParams(conn, cred ? "UPDATE clusters SET credentials = $2 WHERE id = $1::uuid"
+					      : "UPDATE clusters SET ca_bundle = $2 WHERE id = $1::uuid",
+				   2, NULL, p, NULL, NULL, 0);
+	check(PQresultStatus(r) == PGRES_COMMAND_OK && !strcmp(PQcmdTuples(r), "1"));
+	PQclear(r);
+	free(plain);
+	free(sealed);
+	json_decref(cred);
+}
+
 static void test_bad_token(void)
 {
 	expect_failure(json_pack("{s:s}", "token", "wrong-token"), ca_pem, "apiserver.internal", server_url,
@@ -407,6 +428,100 @@ out:
 	free(token);
 }
 
+/* kubesim's count of TLS connections for cluster k1 (stats.connections). */
+static long k1_connections(const char *admin_token, const char *base, const char *ca)
+{
+	char err[256];
+	struct kube_client_config cfg = { .server = base, .ca_pem = ca, .token = admin_token };
+	struct kube_client *admin = kube_client_new(&cfg, err, sizeof(err));
+	struct kube_response resp;
+	long n = -1;
+	if (admin && kube_get(admin, "/_sim/clusters/k1/stats", &resp) == 0 && resp.status == 200)
+		n = (long)json_integer_value(json_object_get(resp.body, "connections"));
+	if (admin)
+		kube_response_free(&resp);
+	kube_client_free(admin);
+	return n;
+}
+
+/* kube/conncache.h: a job's requests share one connection, the next job of
+ * the cluster reuses it without a handshake, and a changed CA bundle or
+ * credential reaches the very next job (the kept connection would have
+ * worked: it must not be used). */
+static void test_kubesim_connection_reuse_and_invalidation(void)
+{
+	char p[512];
+	snprintf(p, sizeof(p), "%s/kubesim.json", ks_dir);
+	char *js = read_file_all(p, NULL);
+	json_t *j = json_loads(js ? js : "", 0, NULL);
+	snprintf(p, sizeof(p), "%s/ca.crt", ks_dir);
+	char *ca = read_file_all(p, NULL);
+	snprintf(p, sizeof(p), "%s/k1/token", ks_dir);
+	char *token = read_file_all(p, NULL);
+	const char *server = jstr(json_array_get(json_object_get(j, "clusters"), 0), "server");
+	const char *adm = jstr(j, "admin_token");
+	check(server && ca && token && adm);
+	if (!(server && ca && token && adm))
+		goto out;
+	token[strcspn(token, "\r\n")] = 0;
+	char base[128];
+	snprintf(base, sizeof(base), "https://127.0.0.1:%d", (int)json_integer_value(json_object_get(j, "port")));
+
+	char cid[DB_ID_LEN];
+	add_cluster(server, ca, NULL, json_pack("{s:s}", "token", token), cid);
+	struct conncache_stats s0, s1;
+	conncache_get_stats(&s0);
+	long c0 = k1_connections(adm, base, ca);
+	json_t *job = run_preflight(cid);
+	check_str(jstr(job, "state"), "succeeded");
+	check(json_integer_value(json_object_get(phase1(job), "api_calls")) >= 2);   /* version + nodes */
+	json_decref(job);
+	long c1 = k1_connections(adm, base, ca);
+	printf("# first job: %ld connection(s)\n", c1 - c0);
+	check(c1 - c0 == 1);
+	conncache_get_stats(&s1);
+	check(s1.builds == s0.builds + 1);
+
+	/* The next job: the cached TLS material and the open connection. */
+	job = run_preflight(cid);
+	check_str(jstr(job, "state"), "succeeded");
+	json_decref(job);
+	long c2 = k1_connections(adm, base, ca);
+	printf("# second job: %ld connection(s)\n", c2 - c1);
+	check(c2 - c1 == 0);
+	conncache_get_stats(&s0);
+	check(s0.builds == s1.builds && s0.hits >= s1.hits + 1 && s0.handles_reused >= s1.handles_reused + 1);
+
+	/* Re-registered with another CA: the very next job trusts only it. */
+	update_cluster(cid, other_ca_pem, NULL);
+	job = run_preflight(cid);
+	check_str(jstr(job, "state"), "failed");
+	check(jstr(job, "error") && strstr(jstr(job, "error"), "TLS error"));
+	json_decref(job);
+	conncache_get_stats(&s1);
+	check(s1.replaced == s0.replaced + 1);
+
+	/* Back to kubesim's CA: works again, on a new connection. */
+	update_cluster(cid, ca, NULL);
+	c1 = k1_connections(adm, base, ca);
+	job = run_preflight(cid);
+	check_str(jstr(job, "state"), "succeeded");
+	json_decref(job);
+	check(k1_connections(adm, base, ca) - c1 == 1);
+
+	/* A credential change reaches the next job too. */
+	update_cluster(cid, NULL, json_pack("{s:s}", "token", "not-the-token"));
+	job = run_preflight(cid);
+	check_str(jstr(job, "state"), "failed");
+	check(jstr(job, "error") && strstr(jstr(job, "error"), "HTTP 401"));
+	json_decref(job);
+out:
+	json_decref(j);
+	free(js);
+	free(ca);
+	free(token);
+}
+
 int main(void)
 {
 	char why[512];
@@ -448,9 +563,12 @@ int main(void)
 	if (start_kubesim(why, sizeof(why)) == 0) {
 		test_run("preflight_against_kubesim_token_and_client_cert", test_kubesim);
 		test_run("preflight_kubesim_503_retry_after_honoured", test_kubesim_retry_after);
+		test_run("preflight_kubesim_connection_reused_and_credentials_change_invalidates",
+			 test_kubesim_connection_reuse_and_invalidation);
 	} else {
 		test_skip("preflight_against_kubesim_token_and_client_cert", why);
 		test_skip("preflight_kubesim_503_retry_after_honoured", why);
+		test_skip("preflight_kubesim_connection_reused_and_credentials_change_invalidates", why);
 	}
 	if (kubesim_pid > 0) {
 		kill(kubesim_pid, SIGTERM);

@@ -586,13 +586,14 @@ static enum MHD_Result handle_admin(struct MHD_Connection *conn, const char *met
 		json_t *bv = json_object();
 		for (int i = 0; i < 9; i++)
 			json_object_set_new(bv, verbs[i], json_integer((json_int_t)c->by_verb[i]));
-		ret = send_json(conn, 200, json_pack("{s:I, s:I, s:o, s:o, s:I, s:I, s:I}",
+		ret = send_json(conn, 200, json_pack("{s:I, s:I, s:o, s:I, s:o, s:I, s:I, s:I}",
 			"total", (json_int_t)c->total, "writes", (json_int_t)c->writes, "by_verb", bv,
+			"connections", (json_int_t)c->connections,
 			"by_request", c->by_request ? json_incref(c->by_request) : json_object(),
 			"faults_injected", (json_int_t)c->faults_injected,
 			"rejected_auth", (json_int_t)c->rejected_auth, "resource_version", (json_int_t)c->rv), NULL);
 	} else if (!strcmp(what, "stats") && n == 4 && !strcmp(segs[3], "reset") && !strcmp(method, "POST")) {
-		c->total = c->writes = c->faults_injected = c->rejected_auth = 0;
+		c->total = c->writes = c->faults_injected = c->rejected_auth = c->connections = 0;
 		memset(c->by_verb, 0, sizeof(c->by_verb));
 		json_decref(c->by_request);
 		c->by_request = NULL;
@@ -739,6 +740,16 @@ static enum MHD_Result handle_cluster(struct MHD_Connection *conn, const char *m
 			can_read = 1;
 	}
 	c->total++;
+	{
+		/* A connection counts for the cluster of its first request, so a
+		 * client's keep-alive shows as fewer connections than requests. */
+		const union MHD_ConnectionInfo *sci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+		int *seen = sci ? sci->socket_context : NULL;
+		if (seen && !*seen) {
+			*seen = 1;
+			c->connections++;
+		}
+	}
 	if (!user) {
 		c->rejected_auth++;
 		pthread_mutex_unlock(&g_sim.mu);
@@ -887,6 +898,20 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *conn, co
 			      "the server could not find the requested resource (kubesim serves /clusters/<name>/...)", 0);
 }
 
+/* Per connection: whether its first request was counted yet. */
+static void notify_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+			      enum MHD_ConnectionNotificationCode toe)
+{
+	(void)cls;
+	(void)conn;
+	if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+		*socket_context = xcalloc(1, sizeof(int));
+	} else {
+		free(*socket_context);
+		*socket_context = NULL;
+	}
+}
+
 static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 		      enum MHD_RequestTerminationCode toe)
 {
@@ -941,6 +966,7 @@ int server_start(const char *listen, char *err, size_t errlen)
 				   MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)600,
 				   MHD_OPTION_CONNECTION_LIMIT, (unsigned int)2000,
 				   MHD_OPTION_NOTIFY_COMPLETED, completed, NULL,
+				   MHD_OPTION_NOTIFY_CONNECTION, notify_connection, NULL,
 				   MHD_OPTION_END);
 	if (!daemon_) {
 		snprintf(err, errlen, "cannot start HTTPS server on %s", listen);

@@ -90,6 +90,7 @@ struct cluster {
 	size_t ev_head, ev_count;
 	/* stats */
 	uint64_t total, writes, faults_injected, rejected_auth;
+	uint64_t connections;   /* TLS connections whose first request was for this cluster */
 	uint64_t by_verb[9];
 	json_t *by_request;     /* "METHOD path" -> integer, lazily */
 	struct faults faults;

@@ -98,7 +98,7 @@ void cluster_reset(struct cluster *c)
 	c->pod_gone_at = NULL;
 	json_decref(c->progress);
 	c->progress = NULL;
-	c->total = c->writes = c->faults_injected = c->rejected_auth = 0;
+	c->total = c->writes = c->faults_injected = c->rejected_auth = c->connections = 0;
 	memset(c->by_verb, 0, sizeof(c->by_verb));
 	faults_clear(&c->faults);
 	c->rv += 1000;
