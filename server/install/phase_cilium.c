@@ -260,7 +260,7 @@ enum phase_rc phase_cilium(struct runner_ctx *ctx)
 	}
 	/* Where the phase's own time goes (lookups during the render are API
 	 * time, counted by ops as well). */
-	json_object_set_new(ctx->detail, "chart_ms", json_pack("{s:I, s:I, s:I}",
+	json_object_set_new(ctx->detail, "chart_ms", json_pack("{s:I, s:I, s:I, s:I}",
 		"resolve", (json_int_t)(t_load - t_resolve), "load", (json_int_t)(t_loaded - t_load),
 		"queued", (json_int_t)(t_render - t_queued), "render", (json_int_t)(t_rendered - t_render)));
 	const json_t *docs = out.docs;
