@@ -56,11 +56,19 @@ def campaign(kind, version):
         time.sleep(1)
 
 
+def cpu_s(pid):
+    """utime + stime of a process, seconds (/proc/PID/stat)."""
+    fields = open("/proc/%d/stat" % pid).read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 cid, c, wall = campaign("install", "1.18.2")
 print("install_campaign_s %.1f state %s counts %s" % (wall, c["state"], c["counts"]), flush=True)
 th = threading.Thread(target=sample)
 th.start()
+cpu0 = cpu_s(f.proc.pid)
 cid, c, wall = campaign("upgrade", "1.18.3")
+cpu1 = cpu_s(f.proc.pid)
 stop[0] = True
 th.join()
 durs = [float(x) for x in f.sql(
@@ -79,5 +87,19 @@ print("ideal_s %.1f ratio %.2f" % (ideal, wall / ideal))
 print("ferryd_peak_rss_mb %.1f" % (int(hwm) / 1024))
 print("pg_connections_peak %d" % peak_conns[0])
 print("api_calls_per_cluster %.1f" % (int(calls or 0) / N))
+print("ferryd_cpu_s %.1f (%.0f ms per upgrade)" % (cpu1 - cpu0, (cpu1 - cpu0) * 1000 / N))
+# Where an upgrade's time goes: median per phase, the wait between the
+# campaign's enqueue and a worker's claim, the cilium phase's chart timing.
+q = f.sql("SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch from j.started_at - j.created_at))"
+          " FROM campaign_clusters x JOIN jobs j ON j.id = x.job_id WHERE x.campaign_id = '%s'" % cid)
+print("claim_wait_median_s %.2f" % float(q or 0))
+rows = f.sql("SELECT p.name, round(percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch from"
+             " p.finished_at - p.started_at))::numeric, 2) FROM campaign_clusters x JOIN job_phases p"
+             " ON p.job_id = x.job_id WHERE x.campaign_id = '%s' GROUP BY p.name, p.seq ORDER BY p.seq" % cid)
+print("phase_median_s " + " ".join(rows.replace("|", "=").split()))
+rows = f.sql("SELECT k, round(percentile_cont(0.5) WITHIN GROUP (ORDER BY v::numeric)) FROM campaign_clusters x"
+             " JOIN job_phases p ON p.job_id = x.job_id, jsonb_each_text(p.detail->'chart_ms') AS e(k, v)"
+             " WHERE x.campaign_id = '%s' AND p.name = 'cilium' GROUP BY k ORDER BY k" % cid)
+print("cilium_chart_ms_median " + " ".join(rows.replace("|", "=").split()))
 f.stop()
 ks.stop()

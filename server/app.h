@@ -13,6 +13,8 @@
 struct db_pool;
 struct keyring;
 struct metrics;
+struct render_slots;
+struct chart_cache;
 
 struct app_config {
 	const char *database_url;   /* FERRY_DATABASE_URL; NULL = embedded PostgreSQL */
@@ -35,6 +37,14 @@ struct app_config {
 	size_t render_max_memory;   /* FERRY_RENDER_MAX_MEMORY_MB, in bytes */
 	long render_max_steps;      /* FERRY_RENDER_MAX_STEPS */
 	size_t render_max_output;   /* FERRY_RENDER_MAX_OUTPUT_MB, in bytes */
+	/* Chart renders (docs/ARCHITECTURE.md "Renders"). */
+	int render_concurrency;     /* FERRY_RENDER_CONCURRENCY: renders at once in
+				     * this process; default: online CPUs */
+	int chart_cache_size;       /* FERRY_CHART_CACHE_SIZE: parsed charts kept
+				     * while unused; default 4, 0 = no cache */
+	int key_pool_2048;          /* FERRY_KEY_POOL_SIZE: RSA-2048 keys made
+				     * ahead of time; default 8, 0 = none */
+	int key_pool_4096;          /* FERRY_KEY_POOL_SIZE_4096; default 0 */
 	int tenant_max_running_jobs;  /* FERRY_TENANT_MAX_RUNNING_JOBS: running jobs
 				       * (and so chart renders) of one tenant in this
 				       * process; default max(1, workers - 1); 0 = no cap */
@@ -50,6 +60,10 @@ struct app {
 	struct db_pool *db;
 	struct keyring *keys;
 	struct metrics *metrics;
+	/* Shared by the workers' chart renders; NULL = no cap / no cache
+	 * (server/install/render_guard.h, server/install/chartcache.h). */
+	struct render_slots *render_slots;
+	struct chart_cache *charts;
 	volatile int stopping;      /* set by SIGTERM/SIGINT */
 };
 

@@ -33,10 +33,13 @@
 #include "db/pool.h"
 #include "db/rekey.h"
 #include "server/app.h"
+#include "server/chart/keypool.h"
 #include "server/common/buf.h"
 #include "server/common/crypto.h"
 #include "server/demo.h"
 #include "server/http.h"
+#include "server/install/chartcache.h"
+#include "server/install/render_guard.h"
 #include "server/kube/client.h"
 #include "server/log.h"
 #include "server/metrics.h"
@@ -335,6 +338,12 @@ static void build_config(struct settings *s, struct app_config *cfg, struct buf 
 					   10000, 1L << 40, 0);
 	cfg->render_max_output = (size_t)parse_long("FERRY_RENDER_MAX_OUTPUT_MB",
 						    getenv("FERRY_RENDER_MAX_OUTPUT_MB"), 1, 4096, 0) << 20;
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	cfg->render_concurrency = (int)parse_long("FERRY_RENDER_CONCURRENCY", getenv("FERRY_RENDER_CONCURRENCY"),
+						  1, 1024, cpus > 0 ? cpus : 1);
+	cfg->chart_cache_size = (int)parse_long("FERRY_CHART_CACHE_SIZE", getenv("FERRY_CHART_CACHE_SIZE"), 0, 1000, 4);
+	cfg->key_pool_2048 = (int)parse_long("FERRY_KEY_POOL_SIZE", getenv("FERRY_KEY_POOL_SIZE"), 0, 64, 8);
+	cfg->key_pool_4096 = (int)parse_long("FERRY_KEY_POOL_SIZE_4096", getenv("FERRY_KEY_POOL_SIZE_4096"), 0, 64, 0);
 	cfg->tenant_max_running_jobs = (int)parse_long("FERRY_TENANT_MAX_RUNNING_JOBS",
 						       getenv("FERRY_TENANT_MAX_RUNNING_JOBS"), 0, 100000,
 						       cfg->workers > 2 ? cfg->workers - 1 : 1);
@@ -502,6 +511,12 @@ static int cmd_serve(struct settings *s)
 	if (run_migrations(app.db, s->no_migrate) < 0)
 		goto out;
 	app.metrics = metrics_new();
+	/* Chart renders: a cap on concurrent ones, parsed charts shared, and
+	 * RSA keys made ahead of time at idle priority (docs/ARCHITECTURE.md). */
+	app.render_slots = render_slots_new(app.cfg.render_concurrency);
+	app.charts = chart_cache_new(app.cfg.chart_cache_size);
+	if (app.cfg.workers > 0 && keypool_start(app.cfg.key_pool_2048, app.cfg.key_pool_4096) < 0)
+		log_msg(LOG_WARN, "key pool thread not started: certificate keys are generated inline");
 
 	http = http_server_start(&app, err, sizeof(err));
 	if (!http) {
@@ -543,6 +558,9 @@ out:
 	if (http)
 		http_server_stop(http);
 	worker_pool_stop(workers);
+	keypool_stop();
+	chart_cache_free(app.charts);
+	render_slots_free(app.render_slots);
 	demo_stop(demo);
 	db_pool_free(app.db);
 	pgembed_stop(pg);

@@ -1705,7 +1705,10 @@ static int render_setup(const struct chart *c, const json_t *user_values, const 
 	root.sub = CS_VALUES;
 	cv_map_set(a, root.u.map, "Values", 6, vals);
 	cv_map_set(a, root.u.map, "Release", 7, rel);
-	cv_map_set(a, root.u.map, "Chart", 5, c->meta);
+	/* A copy: the chart is shared by concurrent renders (a parsed chart is
+	 * cached per version), and `set` / `merge` may write into maps of
+	 * .Chart (e.g. .Chart.Annotations). Values are copied above. */
+	cv_map_set(a, root.u.map, "Chart", 5, cv_deep_copy(a, c->meta));
 	cv_map_set(a, root.u.map, "Capabilities", 12, caps);
 	cv_map_set(a, root.u.map, "Files", 5, files);
 	cv_map_set(a, root.u.map, "Subcharts", 9, cv_map_new(a, 0));
@@ -1728,6 +1731,7 @@ static int render_setup(const struct chart *c, const json_t *user_values, const 
 	E->deadline_ms = (double)now.tv_sec * 1000.0 + (double)now.tv_nsec / 1e6 + (double)E->max_ms;
 	E->should_stop = opts->should_stop;
 	E->stop_ctx = opts->stop_ctx;
+	E->scratch_keys = opts->output_discarded;
 	*vals_out = vals;
 	*basepath_out = basepath;
 	return 0;

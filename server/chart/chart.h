@@ -94,6 +94,11 @@ struct chart_render_opts {
 	struct chart_render_usage *usage;
 	/* values.schema.json is enforced unless this is set */
 	int skip_schema_validation;
+	/* The caller throws the output away (a preview that only checks the
+	 * chart renders): certificate functions then sign with one
+	 * process-wide scratch key (keypool_scratch_rsa) instead of fresh
+	 * keys. Never set for a render that is applied or stored. */
+	int output_discarded;
 };
 
 /* Parse a values file (YAML) with Helm's typing: YAML 1.1 booleans

@@ -22,16 +22,15 @@
 #include <string.h>
 #include <time.h>
 
+#include "server/chart/keypool.h"
+
 #include <openssl/bn.h>
-#include <openssl/core_names.h>
-#include <openssl/param_build.h>
-#include <openssl/rsa.h>
-#include <pthread.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
+#include <pthread.h>
 
 #define A (S->E->a)
 #define FN(name) static int name(struct tstate *S, cv *a, int n, cv *out)
@@ -2116,122 +2115,21 @@ static int add_ext(X509 *cert, X509 *issuer, int nid, const char *value)
 	return rc;
 }
 
-/*
- * RSA-2048 keys. OpenSSL 3's default RSA keygen for e=65537 uses the
- * SP 800-56B method (auxiliary primes), several times slower than Go's
- * crypto/rsa that Helm uses. Like Go (and OpenSSL's own multi-prime path),
- * take two fresh 1024-bit primes from OpenSSL's prime generator (top two
- * bits set, so n has exactly 2048 bits), generated in parallel, and derive
- * the key; OpenSSL imports and checks it.
- */
-struct primejob { BIGNUM *p; const BIGNUM *e; int ok; };
-
-static int gen_prime(BIGNUM *p, const BIGNUM *e)
+/* Key generation's stop rule: the render's budget (time, cancel). */
+static int keygen_stop(void *ctx)
 {
-	BN_CTX *ctx = BN_CTX_new();
-	BIGNUM *p1 = BN_new(), *g = BN_new();
-	int ok = 0;
-	for (int tries = 0; ctx && p1 && g && tries < 100 && !ok; tries++) {
-		if (!BN_generate_prime_ex2(p, 1024, 0, NULL, NULL, NULL, ctx))
-			break;
-		ok = BN_sub(p1, p, BN_value_one()) && BN_gcd(g, p1, e, ctx) && BN_is_one(g);
-	}
-	BN_free(p1);
-	BN_free(g);
-	BN_CTX_free(ctx);
-	return ok;
+	return tmpl_budget_exceeded(ctx);
 }
 
-static void *prime_thread(void *arg)
+/* The key of a certificate: fresh from the key pool (keypool.h), or the
+ * process's scratch key when the render's output is thrown away. NULL
+ * with the error set when the budget ran out meanwhile. */
+static EVP_PKEY *cert_key(struct tstate *S, int bits)
 {
-	struct primejob *j = arg;
-	j->ok = gen_prime(j->p, j->e);
-	return NULL;
-}
-
-static EVP_PKEY *rsa_key_2048(void)
-{
-	EVP_PKEY *pkey = NULL;
-	BN_CTX *ctx = BN_CTX_new();
-	BIGNUM *e = BN_new(), *p = BN_secure_new(), *q = BN_secure_new(), *n = BN_new(), *d = BN_secure_new();
-	BIGNUM *p1 = BN_secure_new(), *q1 = BN_secure_new(), *phi = BN_secure_new(), *dmp1 = BN_secure_new();
-	BIGNUM *dmq1 = BN_secure_new(), *iqmp = BN_secure_new(), *diff = BN_new();
-	OSSL_PARAM_BLD *bld = NULL;
-	OSSL_PARAM *params = NULL;
-	EVP_PKEY_CTX *pctx = NULL;
-	if (!ctx || !e || !p || !q || !n || !d || !p1 || !q1 || !phi || !dmp1 || !dmq1 || !iqmp || !diff)
-		goto out;
-	BN_set_word(e, 65537);
-	for (int attempt = 0; attempt < 10; attempt++) {
-		struct primejob qj = { q, e, 0 };
-		pthread_t th;
-		int threaded = pthread_create(&th, NULL, prime_thread, &qj) == 0;
-		int okp = gen_prime(p, e);
-		if (threaded)
-			pthread_join(th, NULL);
-		else
-			qj.ok = gen_prime(q, e);
-		if (!okp || !qj.ok)
-			goto out;
-		/* |p - q| must not be small (FIPS 186-4: > 2^(nlen/2 - 100)) */
-		if (!BN_sub(diff, p, q))
-			goto out;
-		BN_set_negative(diff, 0);
-		if (BN_num_bits(diff) > 1024 - 100)
-			break;
-		if (attempt == 9)
-			goto out;
-	}
-	if (BN_cmp(p, q) < 0)
-		BN_swap(p, q);
-	if (!BN_mul(n, p, q, ctx) || BN_num_bits(n) != 2048 || !BN_sub(p1, p, BN_value_one()) ||
-	    !BN_sub(q1, q, BN_value_one()) || !BN_mul(phi, p1, q1, ctx) || !BN_mod_inverse(d, e, phi, ctx) ||
-	    !BN_mod(dmp1, d, p1, ctx) || !BN_mod(dmq1, d, q1, ctx) || !BN_mod_inverse(iqmp, q, p, ctx))
-		goto out;
-	bld = OSSL_PARAM_BLD_new();
-	if (!bld || !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, n) ||
-	    !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, e) ||
-	    !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_D, d) ||
-	    !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_FACTOR1, p) ||
-	    !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_FACTOR2, q) ||
-	    !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_EXPONENT1, dmp1) ||
-	    !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_EXPONENT2, dmq1) ||
-	    !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_COEFFICIENT1, iqmp) ||
-	    !(params = OSSL_PARAM_BLD_to_param(bld)))
-		goto out;
-	pctx = EVP_PKEY_CTX_new_from_name(NULL, "RSA", NULL);
-	if (!pctx || EVP_PKEY_fromdata_init(pctx) <= 0 || EVP_PKEY_fromdata(pctx, &pkey, EVP_PKEY_KEYPAIR, params) <= 0) {
-		pkey = NULL;
-		goto out;
-	}
-	/* consistency check of the assembled key */
-	EVP_PKEY_CTX *cctx = EVP_PKEY_CTX_new_from_pkey(NULL, pkey, NULL);
-	int good = cctx && EVP_PKEY_pairwise_check(cctx) == 1;
-	EVP_PKEY_CTX_free(cctx);
-	if (!good) {
-		EVP_PKEY_free(pkey);
-		pkey = NULL;
-	}
-out:
-	EVP_PKEY_CTX_free(pctx);
-	OSSL_PARAM_free(params);
-	OSSL_PARAM_BLD_free(bld);
-	BN_free(e);
-	BN_free(n);
-	BN_free(diff);
-	BN_clear_free(p);
-	BN_clear_free(q);
-	BN_clear_free(d);
-	BN_clear_free(p1);
-	BN_clear_free(q1);
-	BN_clear_free(phi);
-	BN_clear_free(dmp1);
-	BN_clear_free(dmq1);
-	BN_clear_free(iqmp);
-	BN_CTX_free(ctx);
-	if (!pkey)
-		pkey = EVP_RSA_gen(2048); /* fall back to OpenSSL's own generator */
-	return pkey;
+	EVP_PKEY *key = S->E->scratch_keys ? keypool_scratch_rsa(bits) : keypool_take_rsa(bits, keygen_stop, S);
+	if (!key)
+		tmpl_budget_check(S);
+	return key;
 }
 
 /* make a certificate; ca_cert/ca_key NULL for self-signed CA */
@@ -2240,8 +2138,10 @@ static int make_cert(struct tstate *S, const char *fn, const char *cn, size_t cn
 {
 	if (tmpl_budget_check(S))   /* key generation is slow: counted against the time limit */
 		return -1;
+	EVP_PKEY *key = cert_key(S, 2048);
+	if (!key && S->E->failed)
+		return -1;
 	int rc = -1;
-	EVP_PKEY *key = rsa_key_2048();
 	X509 *x = X509_new();
 	BIGNUM *bn = BN_new();
 	BIO *cb = BIO_new(BIO_s_mem()), *kb = BIO_new(BIO_s_mem());
@@ -2359,28 +2259,6 @@ out:
 	buf_free(&k);
 	return rc;
 }
-/* OpenSSL's key generation progress callback: 0 stops the generation
- * when the render's time is up or it was asked to stop. */
-static int keygen_progress(EVP_PKEY_CTX *pc)
-{
-	return tmpl_budget_exceeded(EVP_PKEY_CTX_get_app_data(pc)) ? 0 : 1;
-}
-
-/* RSA-4096 like Go's rsa.GenerateKey, interruptible between steps. */
-static EVP_PKEY *rsa_key_4096(struct tstate *S)
-{
-	EVP_PKEY *key = NULL;
-	EVP_PKEY_CTX *pc = EVP_PKEY_CTX_new_from_name(NULL, "RSA", NULL);
-	if (pc && EVP_PKEY_keygen_init(pc) > 0 && EVP_PKEY_CTX_set_rsa_keygen_bits(pc, 4096) > 0) {
-		EVP_PKEY_CTX_set_app_data(pc, S);
-		EVP_PKEY_CTX_set_cb(pc, keygen_progress);
-		if (EVP_PKEY_keygen(pc, &key) <= 0)
-			key = NULL;
-	}
-	EVP_PKEY_CTX_free(pc);
-	return key;
-}
-
 FN(f_genPrivateKey)
 {
 	UNUSED;
@@ -2388,8 +2266,8 @@ FN(f_genPrivateKey)
 	if (tmpl_budget_check(S))
 		return -1;
 	if (a[0].u.str.len == 3 && !memcmp(a[0].u.str.s, "rsa", 3)) {
-		key = rsa_key_4096(S);
-		if (!key && tmpl_budget_check(S))
+		key = cert_key(S, 4096);
+		if (!key && S->E->failed)
 			return -1;
 	}
 	else if (a[0].u.str.len == 5 && !memcmp(a[0].u.str.s, "ecdsa", 5)) key = EVP_EC_gen("P-256");

@@ -78,6 +78,9 @@ struct tengine {
 	long max_ms;                     /* the wall-time limit, for messages */
 	int (*should_stop)(void *ctx);   /* cancel / shutdown, polled (may be NULL) */
 	void *stop_ctx;
+	int scratch_keys;                /* output thrown away: certificate
+					  * functions may use the scratch key
+					  * (chart_render_opts.output_discarded) */
 	long next_check;                 /* steps value of the next clock check */
 	/* error state */
 	char err[2048];

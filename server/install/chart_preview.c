@@ -4,7 +4,9 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include "server/install/chart_preview.h"
+#include "server/app.h"
 #include "server/chart/chart.h"
+#include "server/install/chartcache.h"
 #include "server/install/chartsource.h"
 #include "server/install/render_guard.h"
 #include "server/install/values.h"
@@ -19,7 +21,7 @@ enum phase_rc install_chart_preview(struct install_run *run)
 	char err[1024] = "";
 	struct chartsource_cfg scfg;
 	struct chartsource_archive arc = { 0 };
-	struct chart *ch = NULL;
+	struct chart_ref *ref = NULL;
 	struct chart_render *rd = NULL;
 	json_t *values = NULL;
 	enum phase_rc rc = PHASE_FAIL;
@@ -31,8 +33,8 @@ enum phase_rc install_chart_preview(struct install_run *run)
 		rc = sst == -2 ? PHASE_RETRY : PHASE_FAIL;
 		goto out;
 	}
-	ch = chart_load_archive(arc.data, arc.len, err, sizeof err);
-	if (!ch) {
+	ref = chart_cache_get(ctx->app->charts, &arc, err, sizeof err);
+	if (!ref) {
 		snprintf(ctx->message, sizeof ctx->message, "chart: cannot load cilium %s from %.200s: %.250s",
 			 version, arc.origin, err);
 		goto out;
@@ -47,11 +49,17 @@ enum phase_rc install_chart_preview(struct install_run *run)
 		.release_name = run->release, .namespace_ = run->ns,
 		.kube_version = kube_version && *kube_version ? kube_version : NULL,
 		.revision = 1,
+		/* only whether it renders matters: no fresh keys for it */
+		.output_discarded = 1,
 	};
 	/* A tenant's chart: the same budget and stop rule as the cilium phase. */
 	struct render_guard guard;
 	render_guard_init(&guard, ctx, &ro);
-	rd = chart_render(ch, values, &ro, err, sizeof err);
+	if ((rc = render_slot_acquire(ctx)) != PHASE_OK)
+		goto out;
+	rd = chart_render(chart_ref_chart(ref), values, &ro, err, sizeof err);
+	render_slot_release(ctx);
+	rc = PHASE_FAIL;
 	if (!rd) {
 		snprintf(ctx->message, sizeof ctx->message, "chart: rendering cilium %s with these values failed: %.440s",
 			 version, err);
@@ -66,7 +74,7 @@ enum phase_rc install_chart_preview(struct install_run *run)
 	rc = PHASE_OK;
 out:
 	chart_render_free(rd);
-	chart_free(ch);
+	chart_cache_put(ctx->app->charts, ref);
 	json_decref(values);
 	chartsource_archive_clear(&arc);
 	return rc;

@@ -7,7 +7,11 @@
  * preflight with zero writes instead of in phase 4.
  *
  * The render has no live lookup (like `helm template`): the step reads
- * nothing from the cluster and writes nothing.
+ * nothing from the cluster and writes nothing. Its output is thrown away,
+ * so certificates in it are signed with the process's scratch key
+ * (chart_render_opts.output_discarded) instead of fresh keys. The parsed
+ * chart comes from the chart cache (chartcache.h) and the render waits for
+ * a render slot (render_guard.h), as in the cilium phase.
  *
  * Thread-safety: as the runner's (one job on one worker thread).
  */

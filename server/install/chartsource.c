@@ -892,6 +892,7 @@ int chartsource_resolve(PGconn *conn, const char *tenant_id, const char *name,
 			}
 			memcpy(out->sha256, sha, sizeof sha);
 			snprintf(out->origin, sizeof out->origin, "upload %s", id);
+			snprintf(out->owner_tenant, sizeof out->owner_tenant, "%s", tenant_id);
 			rc = 0;
 			goto out;
 		}

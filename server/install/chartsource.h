@@ -85,6 +85,8 @@ struct chartsource_archive {
 	size_t len;
 	char sha256[65];
 	char origin[512];        /* "upload <id>", "repository <url>", "file <path>" */
+	char owner_tenant[40];   /* the uploading tenant for "upload", else "" (a
+				  * source every tenant shares) */
 	struct chartsource_info info;
 };
 void chartsource_archive_clear(struct chartsource_archive *a);

@@ -55,6 +55,7 @@
 #include "server/app.h"
 #include "server/chart/chart.h"
 #include "server/common/buf.h"
+#include "server/install/chartcache.h"
 #include "server/install/chartsource.h"
 #include "server/install/phases.h"
 #include "server/install/relstore.h"
@@ -123,12 +124,18 @@ static int same_release(const json_t *prev, const json_t *values, const char *ma
 	       !strcmp(str_or_empty(pver), version);
 }
 
+/* What the phase keeps of a render once the render itself (its arena) is
+ * freed: the documents, the coalesced values, the manifest. */
+struct rendered {
+	json_t *docs, *chart_values, *meta;
+	char *manifest;
+};
+
 /* A release record: the release JSON for revision ri (new reference). */
-static json_t *build_record(struct install_run *run, const struct chart *ch, struct chart_render *rd,
+static json_t *build_record(struct install_run *run, const struct rendered *rd,
 			    const json_t *prev, const json_t *values, int revision, const char *status,
 			    const char *description)
 {
-	json_t *meta = chart_metadata(ch);
 	char now[48];
 	release_now_rfc3339(now, sizeof now);
 	const char *first = json_string_value(json_object_get(json_object_get(prev, "info"), "first_deployed"));
@@ -136,12 +143,10 @@ static json_t *build_record(struct install_run *run, const struct chart *ch, str
 		.name = run->release, .namespace_ = run->ns, .revision = revision,
 		.status = status, .description = description,
 		.first_deployed = first ? first : now, .last_deployed = now,
-		.chart_metadata = meta, .chart_values = chart_render_values(rd),
-		.config = values, .manifest = chart_render_manifest(rd),
+		.chart_metadata = rd->meta, .chart_values = rd->chart_values,
+		.config = values, .manifest = rd->manifest,
 	};
-	json_t *rel = release_build(&ri);
-	json_decref(meta);
-	return rel;
+	return release_build(&ri);
 }
 
 /* params.max_history: Helm's --history-max (default 10, 0 = unlimited). */
@@ -158,14 +163,15 @@ enum phase_rc phase_cilium(struct runner_ctx *ctx)
 	if (rc != PHASE_OK)
 		return rc;
 	char err[1024] = "";
-	struct chart *ch = NULL;
+	struct chart_ref *ref = NULL;
 	struct chart_render *rd = NULL;
+	struct rendered out = { 0 };
 	json_t *values = NULL, *secrets = NULL, *prev = NULL, *rel = NULL;
 	json_t *old_objs = NULL, *new_objs = NULL, *workloads = json_array();
 	const char *version = install_chart_version(run.params);
 	struct chartsource_archive arc = { 0 };
 	struct chartsource_cfg scfg;
-	double t_resolve = mono_ms(), t_load = 0, t_render = 0, t_rendered = 0;
+	double t_resolve = mono_ms(), t_load = 0, t_loaded = 0, t_render = 0, t_rendered = 0;
 	chartsource_cfg_default(&scfg, ctx->app);
 	int sst = chartsource_resolve(ctx->conn, ctx->job ? ctx->job->tenant_id : NULL, "cilium", version,
 				      &scfg, &arc, err, sizeof err);
@@ -175,8 +181,9 @@ enum phase_rc phase_cilium(struct runner_ctx *ctx)
 		goto out;
 	}
 	t_load = mono_ms();
-	ch = chart_load_archive(arc.data, arc.len, err, sizeof err);
-	if (!ch) {
+	ref = chart_cache_get(ctx->app->charts, &arc, err, sizeof err);
+	t_loaded = mono_ms();
+	if (!ref) {
 		snprintf(ctx->message, sizeof ctx->message, "cannot load chart cilium %s from %.200s: %.250s",
 			 version, arc.origin, err);
 		rc = PHASE_FAIL;
@@ -230,21 +237,40 @@ enum phase_rc phase_cilium(struct runner_ctx *ctx)
 	};
 	struct render_guard guard;
 	render_guard_init(&guard, ctx, &ro);
+	double t_queued = mono_ms();
+	if ((rc = render_slot_acquire(ctx)) != PHASE_OK)
+		goto out;
 	t_render = mono_ms();
-	rd = chart_render(ch, values, &ro, err, sizeof err);
+	rd = chart_render(chart_ref_chart(ref), values, &ro, err, sizeof err);
+	render_slot_release(ctx);
 	t_rendered = mono_ms();
 	if (!rd) {
 		snprintf(ctx->message, sizeof ctx->message, "rendering cilium %s failed: %.440s", version, err);
 		rc = render_guard_failed(&guard);
 		goto out;
 	}
+	/* Keep what the phase needs and free the render and the parsed chart
+	 * now: many jobs apply at once, and a render's arena is several times
+	 * the size of its documents. */
+	out.docs = json_incref((json_t *)chart_render_documents(rd));
+	out.chart_values = json_incref((json_t *)chart_render_values(rd));
+	out.manifest = strdup(chart_render_manifest(rd));
+	out.meta = chart_metadata(chart_ref_chart(ref));
+	chart_render_free(rd);
+	rd = NULL;
+	chart_cache_put(ctx->app->charts, ref);
+	ref = NULL;
+	if (!out.manifest) {
+		snprintf(ctx->message, sizeof ctx->message, "out of memory");
+		goto out;
+	}
 	/* Where the phase's own time goes (lookups during the render are API
 	 * time, counted by ops as well). */
-	json_object_set_new(ctx->detail, "chart_ms", json_pack("{s:I, s:I, s:I}",
-		"resolve", (json_int_t)(t_load - t_resolve), "load", (json_int_t)(t_render - t_load),
-		"render", (json_int_t)(t_rendered - t_render)));
-	const json_t *docs = chart_render_documents(rd);
-	const char *manifest = chart_render_manifest(rd);
+	json_object_set_new(ctx->detail, "chart_ms", json_pack("{s:I, s:I, s:I, s:I}",
+		"resolve", (json_int_t)(t_load - t_resolve), "load", (json_int_t)(t_loaded - t_load),
+		"queued", (json_int_t)(t_render - t_queued), "render", (json_int_t)(t_rendered - t_render)));
+	const json_t *docs = out.docs;
+	const char *manifest = out.manifest;
 	runner_event(ctx, "info", "rendered chart cilium %s: %zu objects (revision %d%s)", version,
 		     json_array_size(docs), revision, run.dry_run ? ", dry run" : "");
 	/* Every name and namespace is checked before the first request. */
@@ -269,7 +295,7 @@ enum phase_rc phase_cilium(struct runner_ctx *ctx)
 		}
 	}
 	if (!same) {
-		rel = build_record(&run, ch, rd, prev, values, revision,
+		rel = build_record(&run, &out, prev, values, revision,
 				   is_upgrade ? "pending-upgrade" : "pending-install",
 				   is_upgrade ? "Preparing upgrade" : "Initial install underway");
 		rc = run.dry_run ? PHASE_OK : relstore_write_record(&run, rel, resume, "write the pending release record");
@@ -310,7 +336,7 @@ enum phase_rc phase_cilium(struct runner_ctx *ctx)
 					 run.release, ctx->message);
 				char keep[sizeof ctx->message];
 				memcpy(keep, ctx->message, sizeof keep);
-				rel = build_record(&run, ch, rd, prev, values, revision, "failed", desc);
+				rel = build_record(&run, &out, prev, values, revision, "failed", desc);
 				if (relstore_write_record(&run, rel, 1, "mark the release failed") != PHASE_OK)
 					runner_event(ctx, "warn", "could not mark revision %d failed: %s", revision,
 						     ctx->message);
@@ -355,7 +381,7 @@ enum phase_rc phase_cilium(struct runner_ctx *ctx)
 	}
 
 	/* The release record: N deployed, the previous one superseded. */
-	rel = build_record(&run, ch, rd, prev, values, revision, "deployed",
+	rel = build_record(&run, &out, prev, values, revision, "deployed",
 			   is_upgrade ? "Upgrade complete" : "Install complete");
 	rc = relstore_write_record(&run, rel, !same || resume, "write the Helm release record");
 	if (rc != PHASE_OK)
@@ -375,7 +401,9 @@ enum phase_rc phase_cilium(struct runner_ctx *ctx)
 	rc = PHASE_OK;
 out:
 	chart_render_free(rd);
-	chart_free(ch);
+	chart_cache_put(ctx->app->charts, ref);
+	json_decref(out.docs), json_decref(out.chart_values), json_decref(out.meta);
+	free(out.manifest);
 	json_decref(values), json_decref(secrets), json_decref(prev);
 	json_decref(rel), json_decref(workloads), json_decref(old_objs), json_decref(new_objs);
 	chartsource_archive_clear(&arc);

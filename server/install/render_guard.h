@@ -17,6 +17,22 @@
  *   if (!rd) rc = render_guard_failed(&g);      // PHASE_ABORT or PHASE_FAIL
  *
  * The guard borrows ctx; it owns nothing. One thread.
+ *
+ * Render slots: at most app->cfg.render_concurrency renders (default: the
+ * online CPUs) run at once in a process; a job wanting one queues (first
+ * come, first served) around load + render:
+ *   if ((rc = render_slot_acquire(ctx)) != PHASE_OK) return rc;
+ *   ... chart_render() ...
+ *   render_slot_release(ctx);
+ * While it queues, a pooled runner's database connection is lent to the
+ * pool (runner_lend_conn), so jobs queued for the CPU do not keep jobs
+ * that only need a connection (a rollout poll, a claim) from running; it
+ * takes one again once it has the slot. A queued job leaves the queue on
+ * shutdown or a lost lease (PHASE_ABORT) and on a cancel the heartbeat
+ * reports (PHASE_FAIL, cancel_requested set: the runner finishes the job
+ * "cancelled"). With app->render_slots NULL (tests that build their own
+ * app) there is no cap. render_slots_new/free: ferryd serve, once.
+ * Thread-safe.
  */
 #ifndef FERRY_INSTALL_RENDER_GUARD_H
 #define FERRY_INSTALL_RENDER_GUARD_H
@@ -35,5 +51,13 @@ void render_guard_init(struct render_guard *g, struct runner_ctx *ctx, struct ch
  * lost lease (the phase re-runs later), else PHASE_FAIL (a cancel is
  * then finished as "cancelled" by the runner). */
 enum phase_rc render_guard_failed(const struct render_guard *g);
+
+struct render_slots;
+struct render_slots *render_slots_new(int n);
+void render_slots_free(struct render_slots *s);
+enum phase_rc render_slot_acquire(struct runner_ctx *ctx);
+void render_slot_release(struct runner_ctx *ctx);
+/* Renders running and jobs queued now (for tests and logs). */
+void render_slots_usage(struct render_slots *s, int *running, int *queued);
 
 #endif

@@ -101,17 +101,30 @@ int runner_should_abort(const struct runner_ctx *ctx)
 	return ctx->app->stopping || atomic_load(&ctx->flags->lease_lost);
 }
 
+int runner_lend_conn(struct runner_ctx *ctx)
+{
+	if (!ctx->pool || !ctx->conn)
+		return 0;
+	db_release(ctx->pool, ctx->conn);
+	ctx->conn = NULL;
+	return 1;
+}
+
+void runner_take_conn(struct runner_ctx *ctx)
+{
+	/* The phase needs one again whatever happened; wait for it. */
+	for (int tries = 1; !(ctx->conn = db_acquire(ctx->pool, 1000)); tries++)
+		if (tries % 10 == 0)
+			log_msg(LOG_WARN, "job %s: still waiting for a database connection", ctx->job->id);
+}
+
 int runner_sleep(struct runner_ctx *ctx, long ms)
 {
 	/* A pooled runner does not hold a database connection while it waits
 	 * (a rollout wait must not pin one per job in flight): it goes back to
 	 * the pool and another is taken afterwards. Waiting never spins: 50 ms
 	 * sleeps, to notice an abort. */
-	int lend = ctx->pool && ctx->conn && ms >= RUNNER_LEND_MS;
-	if (lend) {
-		db_release(ctx->pool, ctx->conn);
-		ctx->conn = NULL;
-	}
+	int lend = ms >= RUNNER_LEND_MS && runner_lend_conn(ctx);
 	while (ms > 0) {
 		if (runner_should_abort(ctx))
 			break;
@@ -120,12 +133,8 @@ int runner_sleep(struct runner_ctx *ctx, long ms)
 		nanosleep(&ts, NULL);
 		ms -= step;
 	}
-	if (lend) {
-		/* The phase needs one again whatever happened; wait for it. */
-		for (int tries = 1; !(ctx->conn = db_acquire(ctx->pool, 1000)); tries++)
-			if (tries % 10 == 0)
-				log_msg(LOG_WARN, "job %s: still waiting for a database connection", ctx->job->id);
-	}
+	if (lend)
+		runner_take_conn(ctx);
 	return runner_should_abort(ctx);
 }
 

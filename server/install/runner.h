@@ -116,6 +116,12 @@ struct kube_client *runner_kube(struct runner_ctx *ctx);
 int runner_should_abort(const struct runner_ctx *ctx);
 /* Sleep up to ms, waking early (returning 1) when the phase should abort. */
 int runner_sleep(struct runner_ctx *ctx, long ms);
+/* A pooled runner's connection lent out for a wait and taken back (any
+ * connection of the pool; waits as long as it takes): lend returns 1 when
+ * it gave ctx->conn back (ctx->conn is then NULL until runner_take_conn),
+ * 0 when there is nothing to lend (not pooled). */
+int runner_lend_conn(struct runner_ctx *ctx);
+void runner_take_conn(struct runner_ctx *ctx);
 /* Append to the job's event log under the current phase. */
 void runner_event(struct runner_ctx *ctx, const char *level, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
