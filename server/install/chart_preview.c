@@ -51,7 +51,7 @@ enum phase_rc install_chart_preview(struct install_run *run)
 	/* A tenant's chart: the same budget and stop rule as the cilium phase. */
 	struct render_guard guard;
 	render_guard_init(&guard, ctx, &ro);
-	rd = chart_render(ch, values, &ro, err, sizeof err);
+	rd = render_guard_render(&guard, ch, values, &ro, err, sizeof err);
 	if (!rd) {
 		snprintf(ctx->message, sizeof ctx->message, "chart: rendering cilium %s with these values failed: %.440s",
 			 version, err);

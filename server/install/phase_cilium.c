@@ -225,7 +225,7 @@ enum phase_rc phase_cilium(struct runner_ctx *ctx)
 	struct render_guard guard;
 	render_guard_init(&guard, ctx, &ro);
 	t_render = mono_ms();
-	rd = chart_render(ch, values, &ro, err, sizeof err);
+	rd = render_guard_render(&guard, ch, values, &ro, err, sizeof err);
 	t_rendered = mono_ms();
 	if (!rd) {
 		snprintf(ctx->message, sizeof ctx->message, "rendering cilium %s failed: %.440s", version, err);
