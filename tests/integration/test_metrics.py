@@ -164,8 +164,7 @@ def t_render():
 def t_retries():
     for code, cls in ((503, "server_error"), (429, "throttled")):
         m0 = W.metrics()
-        ks.admin("PUT", "/_sim/clusters/c1/faults", {"fail_next": 1, "error_codes": [code], "retry_after_s": 0,
-                                                     "path_contains": "/version"})
+        ks.fail_next("c1", 1, code)
         job = job_wait(enqueue({"connection_only": True}))
         ks.admin("PUT", "/_sim/clusters/c1/faults", {})
         check_eq(job["state"], "succeeded", "job after one %d: %s" % (code, job.get("error")))
@@ -182,7 +181,7 @@ def t_retries():
 def t_takeover():
     W.stop()   # only the two processes below work now
     a = Worker("wa", lease=2)
-    ks.admin("PUT", "/_sim/clusters/c1/faults", {"latency_ms": 3000, "path_contains": "/version"})
+    ks.slow("c1", 3000)
     jid = enqueue({"connection_only": True})
     deadline = time.time() + 30
     while time.time() < deadline:
@@ -193,7 +192,7 @@ def t_takeover():
     check_eq(job["state"], "running", "job running on wa")
     a.proc.send_signal(signal.SIGKILL)
     a.proc.wait()
-    ks.admin("PUT", "/_sim/clusters/c1/faults", {})
+    ks.slow("c1", 0)
     b = Worker("wb", lease=2)
     try:
         m0 = b.metrics()
