@@ -2,7 +2,7 @@
  * api/charts: upload, list, get and delete chart archives.
  *
  * The body of an upload is the archive itself, not JSON. It is checked by
- * chartsource_inspect() (gzip + tar structure, no links or escaping paths,
+ * chart_inspect() (gzip + tar structure, no links or escaping paths,
  * bounded sizes, Chart.yaml name and SemVer version) before anything is
  * stored; the name and version stored are the ones Chart.yaml declares.
  * The SHA-256 of the exact bytes makes a repeated upload idempotent.
@@ -15,7 +15,8 @@
 #include "api/charts.h"
 #include "db/charts.h"
 #include "db/dbq.h"
-#include "server/install/chartsource.h"
+#include "server/chart/inspect.h"
+#include "server/common/crypto.h"
 
 static int archive_type(const char *ct)
 {
@@ -57,9 +58,9 @@ void api_charts_upload(struct api_req *r)
 		api_problem(r, 400, "Invalid chart archive", "the body is empty: send the chart .tgz");
 		return;
 	}
-	struct chartsource_info info;
+	struct chart_inspect_info info;
 	char why[512];
-	if (chartsource_inspect(r->body, r->body_len, &info, why, sizeof why) != 0) {
+	if (chart_inspect(r->body, r->body_len, &info, why, sizeof why) != 0) {
 		api_problem_errors(r, 400, "Invalid chart archive",
 				   json_pack("[{s:s,s:s}]", "field", "body", "message", why),
 				   "the upload is not a usable Helm chart archive: %s", why);
@@ -69,7 +70,7 @@ void api_charts_upload(struct api_req *r)
 	if (!db)
 		return;
 	char sha[65];
-	chartsource_sha256_hex(r->body, r->body_len, sha);
+	sha256_hex(r->body, r->body_len, sha);
 	struct db_chart_new c = {
 		.name = info.name, .version = info.version, .app_version = info.app_version,
 		.sha256 = sha, .archive = (const unsigned char *)r->body, .len = r->body_len,
@@ -103,7 +104,7 @@ void api_charts_list(struct api_req *r)
 	if (!api_limit(r, &limit))
 		return;
 	const char *name = api_query(r, "name");
-	if (name && !chartsource_name_ok(name)) {
+	if (name && !chart_name_ok(name)) {
 		api_problem(r, 400, "Bad request", "name must be a chart name (lower-case letters, digits, '-', '_', '.')");
 		return;
 	}

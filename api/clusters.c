@@ -3,7 +3,7 @@
  *
  * A cluster is created either from explicit connection fields (api_server,
  * ca_bundle, tls_server_name, and a token or a client certificate + key) or
- * from an uploaded kubeconfig (server/kube/kubeconfig.h picks the context and
+ * from an uploaded kubeconfig (server/common/kubeconfig.h picks the context and
  * refuses exec plugins, file references and insecure TLS unless allowed).
  * Either way the credential is sealed with AES-256-GCM under the current
  * master key (server/common/crypto.h) as a JSON object
@@ -33,8 +33,8 @@
 #include "server/app.h"
 #include "server/common/buf.h"
 #include "server/common/crypto.h"
-#include "server/kube/kubeconfig.h"
-#include "server/kube/names.h"
+#include "server/common/endpoint.h"
+#include "server/common/kubeconfig.h"
 
 #define MAX_PEM_BYTES (256 * 1024)
 

@@ -2,8 +2,9 @@
  * api/health: /healthz (the process answers), /readyz (the database answers
  * and every built-in migration is applied with a matching checksum) and
  * /metrics (Prometheus text: the process counters of server/metrics.c plus
- * job counts by state and queue depth read from the database at scrape time,
- * so every ferryd sharing the database reports the same job numbers).
+ * job counts by state, the queue depth and the oldest claimable job's age
+ * read from the database at scrape time, so every ferryd sharing the
+ * database reports the same job numbers; ferry_up says whether it could).
  */
 #include <stdio.h>
 #include <string.h>
@@ -67,9 +68,12 @@ void api_metrics(struct api_req *r)
 		for (size_t i = 0; states[i]; i++)
 			buf_printf(&out, "ferry_jobs{state=\"%s\"} %lld\n", states[i],
 				   (long long)json_integer_value(json_object_get(stats, states[i])));
-		buf_printf(&out, "# HELP ferry_job_queue_depth Jobs claimable now.\n"
+		buf_printf(&out, "# HELP ferry_job_queue_depth Jobs claimable now (queued and due, or with an expired lease).\n"
 				 "# TYPE ferry_job_queue_depth gauge\nferry_job_queue_depth %lld\n",
 			   (long long)json_integer_value(json_object_get(stats, "queue_depth")));
+		buf_printf(&out, "# HELP ferry_job_queue_oldest_age_seconds How long the job claimable the longest has waited for a worker.\n"
+				 "# TYPE ferry_job_queue_oldest_age_seconds gauge\nferry_job_queue_oldest_age_seconds %.3f\n",
+			   json_number_value(json_object_get(stats, "oldest_claimable_seconds")));
 		json_decref(stats);
 	}
 	if (camp.len)

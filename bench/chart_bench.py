@@ -9,6 +9,10 @@ generated: real, fresh RSA-2048 keys on every run) and with
 median wall time and the peak RSS (max over runs) of each.
 
 usage: bench/chart_bench.py [--ferry PATH] [--helmref PATH] [--runs N] [--update BENCHMARKS.md]
+       bench/chart_bench.py --baseline OTHER_FERRY [--ferry PATH] [--runs N]
+With --baseline, no helmref: the two ferry binaries (e.g. the build before
+a change and after it) render the same cases interleaved, and the medians,
+their ratio and the load phase (FERRY_TIMING=1) of each are printed.
 Default ferry: $FERRY or build-bench/ferry (configured without sanitizers
 and built by bench/chart_bench.sh); default helmref: $HELMREF,
 shared/tools/helmref/helmref or /tmp/helmref/helmref.
@@ -32,13 +36,55 @@ def run(cmd):
     return wall, ru.ru_maxrss / 1024.0  # MiB
 
 
+def compare(a, common, cases):
+    """--baseline: the same cases on two ferry builds, interleaved."""
+    print("Command: bench/chart_bench.py --baseline %s --ferry %s --runs %d" % (a.baseline, a.ferry, a.runs))
+    print("Machine: %s, %d CPUs, load avg %s at start." % (platform.machine(), os.cpu_count(),
+                                                           open("/proc/loadavg").read().split()[0]))
+    print("| case | baseline median | this build median | this / baseline |")
+    print("|---|---|---|---|")
+    for title, extra in cases:
+        tb, tn = [], []
+        bcmd = [a.baseline, "template"] + common + extra
+        ncmd = [a.ferry, "template"] + common + extra
+        run(bcmd), run(ncmd)
+        for i in range(a.runs):
+            # alternate which goes first, against drift
+            for cmd, acc in ((bcmd, tb), (ncmd, tn)) if i % 2 == 0 else ((ncmd, tn), (bcmd, tb)):
+                acc.append(run(cmd)[0])
+        mb, mn = statistics.median(tb), statistics.median(tn)
+        print("| %s | %.2f ms | %.2f ms | %.3f |" % (title, mb * 1e3, mn * 1e3, mn / mb))
+    loads = {a.baseline: [], a.ferry: []}
+    for i in range(a.runs):
+        for f in loads:
+            p = subprocess.run([f, "template"] + common + cases[1][1], capture_output=True, text=True,
+                               env=dict(os.environ, FERRY_TIMING="1"))
+            m = re.search(r"load ([0-9.]+) ms", p.stderr)
+            if m:
+                loads[f].append(float(m.group(1)))
+    if loads[a.baseline] and loads[a.ferry]:
+        lb, ln = statistics.median(loads[a.baseline]), statistics.median(loads[a.ferry])
+        print("| chart load alone (gunzip + untar + parse; FERRY_TIMING, no key generation) | %.2f ms | %.2f ms | %.3f |"
+              % (lb, ln, ln / lb))
+
+
 def main():
     ap = argparse.ArgumentParser()
+    ap.add_argument("--baseline", help="another ferry binary to compare with (no helmref)")
     ap.add_argument("--ferry", default=os.environ.get("FERRY", os.path.join(SRC, "build-bench", "ferry")))
     ap.add_argument("--helmref", default=os.environ.get("HELMREF"))
     ap.add_argument("--runs", type=int, default=11)
     ap.add_argument("--update")
     a = ap.parse_args()
+    if a.baseline:
+        chart = os.path.join(SHARED, "charts", "cilium-1.18.3.tgz")
+        g = os.path.join(SHARED, "goldens", "tke-1.18.3")
+        common = [chart, "-f", os.path.join(g, "values.yaml"), "-f", os.path.join(g, "image-values.yaml"),
+                  "--namespace", "kube-system", "--name", "cilium", "--kube-version", "v1.32.2"]
+        compare(a, common, [("TKE values (hubble TLS: 2 fresh RSA-2048 keys)", []),
+                            ("TKE values + --set hubble.enabled=false (no key generation)",
+                             ["--set", "hubble.enabled=false"])])
+        return
     hr = a.helmref
     for p in [hr, os.path.join(SHARED, "tools", "helmref", "helmref"), "/tmp/helmref/helmref"]:
         if p and os.access(p, os.X_OK):

@@ -1,20 +1,19 @@
 /*
  * inflate_bench: decompress chart archives with zlib's raw inflate and with
- * ferry's inflater (server/chart/inflater.h), interleaved in one run, and
- * print the median time of each and the ratio. Both outputs are compared
- * once, so a wrong decoder cannot look fast.
+ * libdeflate's (what server/chart/archive.c uses), interleaved in one run,
+ * and print the median time of each and the ratio. Both outputs are
+ * compared, so a wrong decoder cannot look fast.
  *
- * Usage: inflate_bench [-n RUNS] [-m zlib|ferry|both] [-g] [FILE.tgz]...
+ * Usage: inflate_bench [-n RUNS] [-m zlib|libdeflate|both] [FILE.tgz]...
  * Without files: every .tgz in $FERRY_SHARED/charts (default ../shared).
- * -m zlib / -m ferry run only one decoder (for callgrind: -n 1); -g uses
- * the portable fast loop even where the BMI2 one could run.
+ * -m zlib / -m libdeflate run only one decoder (for callgrind: -n 1).
  */
 #define _GNU_SOURCE
 #include "server/chart/archive.h"
-#include "server/chart/inflater.h"
 #include "server/common/buf.h"
 
 #include <dirent.h>
+#include <libdeflate.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,11 +47,11 @@ static int run_zlib(z_stream *zs, const unsigned char *in, size_t inlen, unsigne
 	return rc == Z_STREAM_END ? 0 : -1;
 }
 
-static int run_ferry(struct inflater *z, const unsigned char *in, size_t inlen, unsigned char *out, size_t cap, size_t *outlen)
+static int run_libdeflate(struct libdeflate_decompressor *d, const unsigned char *in, size_t inlen,
+			  unsigned char *out, size_t cap, size_t *outlen)
 {
-	inflater_init(z, in, inlen);
-	*outlen = 0;
-	return inflater_run(z, out, outlen, cap, 0, SIZE_MAX) == INFLATER_DONE ? 0 : -1;
+	size_t used;
+	return libdeflate_deflate_decompress_ex(d, in, inlen, out, cap, &used, outlen) == LIBDEFLATE_SUCCESS ? 0 : -1;
 }
 
 static int bench_file(const char *path, int runs, const char *mode)
@@ -76,9 +75,9 @@ static int bench_file(const char *path, int runs, const char *mode)
 	z_stream zs;
 	memset(&zs, 0, sizeof(zs));
 	inflateInit2(&zs, -15);
-	struct inflater *z = xmalloc(sizeof(*z));
+	struct libdeflate_decompressor *z = libdeflate_alloc_decompressor();
 	double *tz = xcalloc((size_t)runs, sizeof(double)), *tf = xcalloc((size_t)runs, sizeof(double));
-	int do_z = strcmp(mode, "ferry") != 0, do_f = strcmp(mode, "zlib") != 0;
+	int do_z = strcmp(mode, "libdeflate") != 0, do_f = strcmp(mode, "zlib") != 0;
 	size_t l1 = 0, l2 = 0;
 	int bad = 0;
 	for (int r = 0; r < runs; r++) {
@@ -91,7 +90,7 @@ static int bench_file(const char *path, int runs, const char *mode)
 				tz[r] = now() - t;
 			} else if (!zl && do_f) {
 				double t = now();
-				bad |= run_ferry(z, data + off, len - off, o2, cap, &l2);
+				bad |= run_libdeflate(z, data + off, len - off, o2, cap, &l2);
 				tf[r] = now() - t;
 			}
 		}
@@ -102,10 +101,10 @@ static int bench_file(const char *path, int runs, const char *mode)
 	qsort(tf, (size_t)runs, sizeof(double), cmp_double);
 	const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
 	double mz = tz[runs / 2] * 1e3, mf = tf[runs / 2] * 1e3;
-	printf("%-20s %7zu -> %8zu bytes  zlib %7.3f ms  ferry %7.3f ms  ratio %.2fx%s\n", base, len, do_f ? l2 : l1,
+	printf("%-20s %7zu -> %8zu bytes  zlib %7.3f ms  libdeflate %7.3f ms  ratio %.2fx%s\n", base, len, do_f ? l2 : l1,
 	       mz, mf, do_z && do_f && mf > 0 ? mz / mf : 0.0, bad ? "  MISMATCH/ERROR" : "");
 	inflateEnd(&zs);
-	free(z);
+	libdeflate_free_decompressor(z);
 	free(tz);
 	free(tf);
 	free(o1);
@@ -125,8 +124,6 @@ int main(int argc, char **argv)
 				runs = 1;
 		} else if (!strcmp(argv[i], "-m") && i + 1 < argc) {
 			mode = argv[++i];
-		} else if (!strcmp(argv[i], "-g")) {
-			inflater_force_generic(1);
 		} else {
 			files++;
 			if (bench_file(argv[i], runs, mode))

@@ -438,7 +438,13 @@ json_t *db_job_stats_json(PGconn *conn)
 		" 'failed', count(*) FILTER (WHERE state = 'failed'),"
 		" 'cancelled', count(*) FILTER (WHERE state = 'cancelled'),"
 		" 'queue_depth', count(*) FILTER (WHERE (state = 'queued' AND run_after <= now())"
-		"      OR (state = 'running' AND lease_expires_at < now())))::text FROM jobs",
+		"      OR (state = 'running' AND lease_expires_at < now())),"
+		/* how long the longest-waiting claimable job has been claimable:
+		 * since run_after (queued) or since its lease ran out (taken over) */
+		" 'oldest_claimable_seconds', COALESCE(extract(epoch FROM now() - min(CASE"
+		"      WHEN state = 'queued' AND run_after <= now() THEN run_after"
+		"      WHEN state = 'running' AND lease_expires_at < now() THEN lease_expires_at END)), 0)"
+		")::text FROM jobs",
 		0, NULL, NULL, 0);
 	if (!r)
 		return NULL;

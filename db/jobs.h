@@ -143,7 +143,9 @@ int db_job_active_for_cluster(PGconn *conn, const char *cluster_id,
 			      char active_job_id[DB_ID_LEN]);
 
 /* Counts for /metrics: jobs by state (keys = states), "queue_depth"
- * (claimable now). NULL on error. */
+ * (claimable now), "oldest_claimable_seconds" (how long the job claimable
+ * the longest has been: since its run_after, or since its lease expired;
+ * 0 when none). NULL on error. */
 json_t *db_job_stats_json(PGconn *conn);
 
 /* ---- worker side ------------------------------------------------------- */

@@ -1,8 +1,8 @@
 /*
- * archive.c: gunzip (inflater.h), then walk the tar headers (see archive.h).
+ * archive.c: gunzip (libdeflate), then walk the tar headers (see archive.h).
  *
- * Decompression stops as soon as the output would exceed the total-size
- * limit, so a gzip bomb costs at most CHART_MAX_TOTAL_SIZE bytes of memory.
+ * Decompression never writes past the total-size limit, so a gzip bomb
+ * costs at most CHART_MAX_TOTAL_SIZE bytes of memory (see inflate_member).
  * Headers are checked (checksum, octal fields); pax 'path' records and GNU
  * long names are honoured; anything but regular files and directories is
  * refused. Entries are not copied out: their data stay in the one
@@ -11,10 +11,9 @@
 #define _GNU_SOURCE
 #include "server/chart/archive.h"
 #include "server/chart/chart.h"
-#include "server/chart/crc32.h"
-#include "server/chart/inflater.h"
 #include "server/common/buf.h"
 
+#include <libdeflate.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -121,23 +120,63 @@ static void prefault(struct buf *out, size_t upto)
 }
 
 /*
- * Inflate the gzip stream (one or more members). The deflate data are
- * decoded by inflater.h; the headers, CRC-32 and length trailers are checked
- * here, the CRC with crc32.h's faster code.
+ * Inflate one raw DEFLATE stream at in[0..len) with libdeflate, appending
+ * to out, at most `room` bytes. libdeflate decodes a whole buffer at once
+ * and must be given room for the whole output, so the first try gets
+ * `guess` bytes (the gzip size field, exact for a one-member archive, or a
+ * multiple of the input) and each later try twice as much, up to `room`:
+ * a stream that does not fit in `room` is refused (*too_big), so a gzip
+ * bomb costs at most `room` bytes of memory and about twice that of
+ * decoding. Returns 0 (*used = input bytes the stream took) or -1.
  */
-static int gunzip(const void *data, size_t len, struct buf *out, struct watch *w, char *err, size_t errlen)
+static int inflate_member(struct libdeflate_decompressor *d, const unsigned char *in, size_t len,
+			  struct buf *out, struct watch *w, size_t guess, size_t room, size_t *used,
+			  int *too_big)
+{
+	size_t avail = guess < room ? guess : room;
+	*too_big = 0;
+	for (;;) {
+		if (out->len && out->cap - out->len < avail + 1)
+			unwatch(w);   /* buf_reserve is about to move what it saw */
+		buf_reserve(out, avail + 1);
+		/* pages the output will surely need; not all of a huge guess */
+		prefault(out, out->len + (avail < 16 * len ? avail : 16 * len));
+		size_t got = 0;
+		enum libdeflate_result r = libdeflate_deflate_decompress_ex(
+			d, in, len, out->data + out->len, avail, used, &got);
+		if (r == LIBDEFLATE_SUCCESS) {
+			out->len += got;
+			out->data[out->len] = 0;
+			return 0;
+		}
+		if (r != LIBDEFLATE_INSUFFICIENT_SPACE)
+			return -1;
+		if (avail >= room) {
+			*too_big = 1;
+			return -1;
+		}
+		avail = avail > room / 2 ? room : avail * 2;
+	}
+}
+
+/*
+ * Inflate the gzip stream (one or more members). The deflate data are
+ * decoded by libdeflate; the headers, CRC-32 (libdeflate's) and length
+ * trailers are checked here, so the messages can say which part is wrong.
+ */
+static int gunzip(const void *data, size_t len, size_t max, struct buf *out, struct watch *w,
+		  char *err, size_t errlen)
 {
 	const unsigned char *in = data;
 	buf_reset(out);
-	/* The gzip trailer holds the size mod 2^32: reserve it up front (within
-	 * the limit) so inflating does not reallocate as it goes. */
-	if (len >= 18) {
-		size_t isize = le32(in + len - 4);
-		if (isize <= CHART_MAX_TOTAL_SIZE)
-			buf_reserve(out, isize + 65536);
+	/* The gzip trailer holds the size mod 2^32 of the last member: the
+	 * first guess of the output size. */
+	size_t isize = len >= 18 ? le32(in + len - 4) : 0;
+	struct libdeflate_decompressor *d = libdeflate_alloc_decompressor();
+	if (!d) {
+		snprintf(err, errlen, "chart archive: out of memory");
+		return -1;
 	}
-	/* about 26 KB of tables: on the heap, whatever thread this runs on */
-	struct inflater *z = xmalloc(sizeof(*z));
 	size_t pos = 0;
 	int ok = 0;
 	const char *why = "not a gzip header";
@@ -147,41 +186,29 @@ static int gunzip(const void *data, size_t len, struct buf *out, struct watch *w
 		if (!hl)
 			break;
 		pos += hl;
-		uint32_t crc = 0;
-		size_t start = out->len;
-		int rc;
-		inflater_init(z, in + pos, len - pos);
-		do {
-			if (out->cap - out->len < 65536 + 1)
-				unwatch(w);   /* buf_reserve is about to move it */
-			buf_reserve(out, 65536);
-			/* while someone watches the progress, inflate in slices;
-			 * never much past the size limit (a gzip bomb) */
-			size_t limit = CHART_MAX_TOTAL_SIZE + (size_t)1;
-			if (w->fn && w->progress && out->len + 131072 < limit)
-				limit = out->len + 131072;
-			prefault(out, limit);
-			size_t newlen = out->len;
-			rc = inflater_run(z, (unsigned char *)out->data, &newlen, out->cap - 1, start, limit);
-			crc = crc32_update(crc, out->data + out->len, newlen - out->len);
-			out->len = newlen;
-			out->data[out->len] = 0;
-			watch_entries(w, out->data, out->len);
-			if (out->len > CHART_MAX_TOTAL_SIZE) {
-				free(z);
-				snprintf(err, errlen, "chart archive: decompressed size exceeds %u bytes", CHART_MAX_TOTAL_SIZE);
-				return -1;
-			}
-		} while (rc == INFLATER_PAUSE || rc == INFLATER_FULL);
-		if (rc != INFLATER_DONE) {
-			why = inflater_error(z) ? inflater_error(z) : "truncated";
-			break;
+		size_t start = out->len, used = 0;
+		size_t guess = 4 * (len - pos);
+		if (guess < isize)
+			guess = isize;
+		if (guess < 65536)
+			guess = 65536;
+		int too_big;
+		if (inflate_member(d, in + pos, len - pos, out, w, guess, max - start, &used, &too_big)) {
+			libdeflate_free_decompressor(d);
+			if (too_big)
+				snprintf(err, errlen, "chart archive: decompressed size exceeds %zu bytes", max);
+			else
+				snprintf(err, errlen, "chart archive: not a valid gzip stream (%s)",
+					 "invalid or truncated deflate data");
+			return -1;
 		}
-		pos += inflater_in_used(z);
+		watch_entries(w, out->data, out->len);
+		pos += used;
 		if (len - pos < 8) {
 			why = "truncated";
 			break;
 		}
+		uint32_t crc = libdeflate_crc32(0, out->data + start, out->len - start);
 		if (le32(in + pos) != crc || le32(in + pos + 4) != (uint32_t)(out->len - start)) {
 			why = le32(in + pos) != crc ? "incorrect data check" : "incorrect length check";
 			break;
@@ -193,12 +220,18 @@ static int gunzip(const void *data, size_t len, struct buf *out, struct watch *w
 			break;
 		}
 	}
-	free(z);
+	libdeflate_free_decompressor(d);
 	if (!ok) {
 		snprintf(err, errlen, "chart archive: not a valid gzip stream (%s)", why);
 		return -1;
 	}
 	return 0;
+}
+
+int archive_gunzip(const void *data, size_t len, size_t max, struct buf *out, char *err, size_t errlen)
+{
+	struct watch w = { NULL, NULL, 0, 0 };
+	return gunzip(data, len, max, out, &w, err, errlen);
 }
 
 static int octal(const char *p, size_t n, unsigned long long *v)
@@ -299,7 +332,7 @@ int archive_read_tgz_progress(const void *data, size_t len, struct archive *out,
 		snprintf(err, errlen, "chart archive: not a gzip file");
 		return -1;
 	}
-	if (gunzip(data, len, &tar, &w, err, errlen)) {
+	if (gunzip(data, len, CHART_MAX_TOTAL_SIZE, &tar, &w, err, errlen)) {
 		unwatch(&w);
 		buf_free(&tar);
 		return -1;

@@ -57,7 +57,7 @@ enum phase_rc install_chart_preview(struct install_run *run)
 	render_guard_init(&guard, ctx, &ro);
 	if ((rc = render_slot_acquire(ctx)) != PHASE_OK)
 		goto out;
-	rd = chart_render(chart_ref_chart(ref), values, &ro, err, sizeof err);
+	rd = render_guard_render(&guard, chart_ref_chart(ref), values, &ro, err, sizeof err);
 	render_slot_release(ctx);
 	rc = PHASE_FAIL;
 	if (!rd) {

@@ -1,15 +1,8 @@
 /*
- * install/chartsource: where a chart archive comes from (SPEC §5), and the
- * first line of defence against hostile archives.
- *
- * chartsource_inspect() checks that bytes are a Helm chart archive without
- * unpacking anything to disk: gzip (zlib) around a ustar/pax/GNU tar whose
- * entries all live under one top-level directory, with no absolute paths,
- * no "..", no links or device nodes, bounded entry count and sizes (a gzip
- * bomb stops at CHARTSOURCE_MAX_UNPACKED), and a <dir>/Chart.yaml whose
- * name equals the directory and whose version is a SemVer 2 string. It is
- * the validation of uploads until the chart engine's chart_load_archive()
- * is wired in as well (it does not replace it: it does not render).
+ * install/chartsource: where a chart archive comes from (SPEC §5). Every
+ * archive it returns passed chart_inspect() (server/chart/inspect.h, the
+ * first line of defence against hostile archives, also used by the upload
+ * handler).
  *
  * chartsource_resolve() turns (tenant, chart name, version) into archive
  * bytes, trying in order:
@@ -33,40 +26,12 @@
 #include <libpq-fe.h>
 #include <stddef.h>
 
+#include "server/chart/inspect.h"
+
 struct app;
 
-/* Limits of an archive (compressed input, unpacked tar stream, entries,
- * one file, Chart.yaml). */
-#define CHARTSOURCE_MAX_ARCHIVE   (16u * 1024 * 1024)
-#define CHARTSOURCE_MAX_UNPACKED  (64u * 1024 * 1024)
-#define CHARTSOURCE_MAX_ENTRIES   5000
-#define CHARTSOURCE_MAX_FILE      (8u * 1024 * 1024)
-#define CHARTSOURCE_MAX_CHART_YAML (256u * 1024)
 /* index.yaml of a repository (the real cilium index is several MB). */
 #define CHARTSOURCE_MAX_INDEX     (32u * 1024 * 1024)
-
-struct chartsource_info {
-	char name[64];         /* Chart.yaml name (= the top-level directory) */
-	char version[64];      /* Chart.yaml version (SemVer 2) */
-	char app_version[64];  /* Chart.yaml appVersion, "" when absent */
-	char api_version[8];   /* "v1" | "v2" */
-	long files;            /* regular files in the archive */
-	long long unpacked;    /* bytes of the unpacked tar stream */
-};
-
-/* 0 when data is an acceptable chart archive (info filled), -1 with a
- * one-line reason in err ("not a gzip stream", "entry ../x escapes the
- * chart directory", ...). */
-int chartsource_inspect(const void *data, size_t len, struct chartsource_info *info,
-			char *err, size_t errlen);
-
-/* 1 when s is a SemVer 2 version (optional leading "v" not allowed). */
-int chartsource_semver_ok(const char *s);
-/* 1 when s is an acceptable chart name: [a-z0-9]([-a-z0-9_.]*[a-z0-9])?, 1-63. */
-int chartsource_name_ok(const char *s);
-
-/* Lower-case hex SHA-256 of data into out[65]. */
-void chartsource_sha256_hex(const void *data, size_t len, char out[65]);
 
 struct chartsource_cfg {
 	const char *repo_url;    /* FERRY_CHART_REPO_URL, NULL = none */
@@ -87,7 +52,7 @@ struct chartsource_archive {
 	char origin[512];        /* "upload <id>", "repository <url>", "file <path>" */
 	char owner_tenant[40];   /* the uploading tenant for "upload", else "" (a
 				  * source every tenant shares) */
-	struct chartsource_info info;
+	struct chart_inspect_info info;
 };
 void chartsource_archive_clear(struct chartsource_archive *a);
 

@@ -241,7 +241,7 @@ enum phase_rc phase_cilium(struct runner_ctx *ctx)
 	if ((rc = render_slot_acquire(ctx)) != PHASE_OK)
 		goto out;
 	t_render = mono_ms();
-	rd = chart_render(chart_ref_chart(ref), values, &ro, err, sizeof err);
+	rd = render_guard_render(&guard, chart_ref_chart(ref), values, &ro, err, sizeof err);
 	render_slot_release(ctx);
 	t_rendered = mono_ms();
 	if (!rd) {

@@ -6,6 +6,7 @@
 #include "server/install/render_guard.h"
 #include "db/jobs.h"
 #include "server/app.h"
+#include "server/metrics.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -211,4 +212,15 @@ void render_slot_release(struct runner_ctx *ctx)
 	s->free_slots++;
 	grant_next(s);
 	pthread_mutex_unlock(&s->mu);
+}
+
+struct chart_render *render_guard_render(struct render_guard *g, const struct chart *ch,
+					 const json_t *values, const struct chart_render_opts *ro,
+					 char *err, size_t errlen)
+{
+	double t0 = mono_ms();
+	struct chart_render *rd = chart_render(ch, values, ro, err, errlen);
+	metrics_render_done(g->ctx->app->metrics, rd ? "ok" : g->stopped ? "stopped" : "error",
+			    (mono_ms() - t0) / 1000.0);
+	return rd;
 }

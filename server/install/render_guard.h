@@ -13,8 +13,11 @@
  * Usage:
  *   struct render_guard g;
  *   render_guard_init(&g, ctx, &render_opts);   // fills the limits + stop
- *   rd = chart_render(..., &render_opts, ...);
+ *   rd = render_guard_render(&g, chart, values, &render_opts, err, errlen);
  *   if (!rd) rc = render_guard_failed(&g);      // PHASE_ABORT or PHASE_FAIL
+ *
+ * render_guard_render() is chart_render() plus the render metrics
+ * (ferry_chart_renders_total{outcome}, ferry_chart_render_duration_seconds).
  *
  * The guard borrows ctx; it owns nothing. One thread.
  *
@@ -47,6 +50,10 @@ struct render_guard {
 };
 
 void render_guard_init(struct render_guard *g, struct runner_ctx *ctx, struct chart_render_opts *ro);
+/* chart_render(ch, values, ro, err, errlen), counted and timed. */
+struct chart_render *render_guard_render(struct render_guard *g, const struct chart *ch,
+					 const json_t *values, const struct chart_render_opts *ro,
+					 char *err, size_t errlen);
 /* After a failed render: PHASE_ABORT when it was stopped by shutdown or a
  * lost lease (the phase re-runs later), else PHASE_FAIL (a cancel is
  * then finished as "cancelled" by the runner). */

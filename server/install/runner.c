@@ -31,6 +31,7 @@
 #include "server/common/crypto.h"
 #include "server/kube/client.h"
 #include "server/log.h"
+#include "server/metrics.h"
 
 /* ---- phase tables ------------------------------------------------------- */
 
@@ -264,6 +265,8 @@ static int finish_step(struct runner_ctx *ctx, struct db_job_step *st, const cha
 			    state, error ? ": " : "", error ? error : "");
 	else if (rc == 0)
 		log_ctx_msg(LOG_WARN, &lc, "job lease lost before it could be marked %s", state);
+	if (rc == 1)
+		metrics_job_finished(ctx->app->metrics, ctx->job->kind, state);
 	return rc < 0 ? -1 : 0;
 }
 
@@ -291,6 +294,50 @@ static int commit_claim(struct runner_ctx *ctx)
 	atomic_store(&ctx->flags->claim_open, 0);
 	db_job_notify(ctx->conn, ctx->job->id);
 	return 0;
+}
+
+static double mono_seconds(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Metrics of one phase run: its outcome and wall time, and the cluster API
+ * requests it made by class (the client's counts minus those before it). */
+static void observe_phase(struct runner_ctx *ctx, const long before[KUBE_OUT_N], double t0,
+			  const char *outcome)
+{
+	metrics_phase_done(ctx->app->metrics, ctx->phase, outcome, mono_seconds() - t0);
+	if (!ctx->kube)
+		return;
+	long now[KUBE_OUT_N];
+	kube_client_outcomes(ctx->kube, now);
+	for (int i = 0; i < KUBE_OUT_N; i++)
+		now[i] -= before[i];
+	metrics_cluster_api(ctx->app->metrics, ctx->phase, now, KUBE_OUT_N);
+}
+
+/* The class of a phase retry for ferry_job_retries_total: the last failed
+ * cluster API request of this phase run, when it had one. */
+static const char *retry_class(const struct runner_ctx *ctx, const long before[KUBE_OUT_N])
+{
+	if (!ctx->kube)
+		return "other";
+	long now[KUBE_OUT_N];
+	kube_client_outcomes(ctx->kube, now);
+	long failed = 0;
+	for (int i = KUBE_OUT_4XX; i < KUBE_OUT_N; i++)
+		failed += now[i] - before[i];
+	if (!failed)
+		return "other";
+	switch (kube_client_last_failure(ctx->kube)) {
+	case KUBE_OUT_429: return "throttled";
+	case KUBE_OUT_5XX: return "server_error";
+	case KUBE_OUT_TRANSPORT: return "network";
+	case KUBE_OUT_TIMEOUT: return "timeout";
+	default: return "other";
+	}
 }
 
 /* The job walk; pool non-NULL lets runner_sleep() lend the connection out
@@ -369,6 +416,14 @@ static int run_job(struct app *app, PGconn *conn, const struct db_job_claim *job
 		}
 		PQclear(r);
 	}
+	/* A phase still "running" in a job claimed again: its worker vanished
+	 * mid-phase (a retry, a shutdown and a cancel all end the phase
+	 * first), and this claim took the job over after its lease expired. */
+	for (int i = 0; job->attempt > 1 && i < n; i++)
+		if (!strcmp(states[i], "running")) {
+			metrics_lease_takeover(app->metrics);
+			break;
+		}
 	ctx.phase = NULL;
 
 	for (int i = 0; i < n; i++) {
@@ -418,8 +473,15 @@ static int run_job(struct app *app, PGconn *conn, const struct db_job_claim *job
 		json_decref(ctx.detail);
 		ctx.detail = json_object();
 		long calls_before = ctx.kube ? kube_client_requests(ctx.kube) : 0;
+		long api_before[KUBE_OUT_N] = { 0 };
+		if (ctx.kube)
+			kube_client_outcomes(ctx.kube, api_before);
+		double t0 = mono_seconds();
 		enum phase_rc prc = phases[i].run(&ctx);
 		long calls = (ctx.kube ? kube_client_requests(ctx.kube) : 0) - calls_before;
+		observe_phase(&ctx, api_before, t0,
+			      prc == PHASE_OK ? "succeeded" : prc == PHASE_RETRY ? "retry"
+			      : prc == PHASE_FAIL ? "failed" : "aborted");
 		if (prc == PHASE_ABORT || atomic_load(&flags->lease_lost)) {
 			/* Shutdown or takeover mid-phase: the phase re-runs later. */
 			if (!atomic_load(&flags->lease_lost) && app->stopping) {
@@ -498,6 +560,7 @@ static int run_job(struct app *app, PGconn *conn, const struct db_job_claim *job
 			st.event_message = event;
 			st.requeue = 1;
 			st.requeue_ms = delay;
+			metrics_job_retry(app->metrics, retry_class(&ctx, api_before));
 			if (step(&ctx, &st, NULL, NULL) < 0)
 				rc = -1;
 			goto out;
@@ -528,6 +591,7 @@ static int run_job(struct app *app, PGconn *conn, const struct db_job_claim *job
 			st.event_message = event;
 			st.requeue = 1;
 			st.requeue_ms = delay;
+			metrics_job_retry(app->metrics, retry_class(&ctx, api_before));
 			if (step(&ctx, &st, NULL, NULL) < 0)
 				rc = -1;
 			goto out;

@@ -39,6 +39,8 @@ struct kube_client {
 	struct kube_memo *memo;
 	atomic_long requests;
 	atomic_long connects;
+	atomic_long outcomes[KUBE_OUT_N];   /* requests by class */
+	atomic_int last_failure;            /* enum kube_outcome, -1 = none */
 };
 
 int kube_global_init(void)
@@ -156,6 +158,7 @@ struct kube_client *kube_client_new(const struct kube_client_config *cfg,
 		return NULL;
 	}
 	struct kube_client *kc = xcalloc(1, sizeof(*kc));
+	atomic_init(&kc->last_failure, -1);
 	struct buf b = BUF_INIT;
 	if (cfg->tls_server_name && *cfg->tls_server_name && strcmp(cfg->tls_server_name, host) != 0) {
 		buf_printf(&b, "https://%s:%d%s", cfg->tls_server_name, port, rest);
@@ -241,6 +244,29 @@ struct kube_memo *kube_client_memo(struct kube_client *kc)
 long kube_client_connects(const struct kube_client *kc)
 {
 	return atomic_load(&((struct kube_client *)kc)->connects);
+}
+
+void kube_client_outcomes(const struct kube_client *kc, long out[KUBE_OUT_N])
+{
+	struct kube_client *k = (struct kube_client *)kc;
+	for (int i = 0; i < KUBE_OUT_N; i++)
+		out[i] = atomic_load(&k->outcomes[i]);
+}
+
+int kube_client_last_failure(const struct kube_client *kc)
+{
+	return atomic_load(&((struct kube_client *)kc)->last_failure);
+}
+
+/* count one request's outcome (transport: rc of curl, else the status) */
+static void count_outcome(struct kube_client *kc, int transport_failed, int timed_out, long status)
+{
+	int cls = transport_failed ? (timed_out ? KUBE_OUT_TIMEOUT : KUBE_OUT_TRANSPORT)
+		: status < 300 ? KUBE_OUT_2XX : status < 400 ? KUBE_OUT_3XX
+		: status == 429 ? KUBE_OUT_429 : status < 500 ? KUBE_OUT_4XX : KUBE_OUT_5XX;
+	atomic_fetch_add(&kc->outcomes[cls], 1);
+	if (cls >= KUBE_OUT_4XX)
+		atomic_store(&kc->last_failure, cls);
 }
 
 static size_t on_body(char *data, size_t size, size_t n, void *arg)
@@ -380,6 +406,7 @@ int kube_request(struct kube_client *kc, const char *method, const char *path,
 	long nc = 0;
 	if (curl_easy_getinfo(c, CURLINFO_NUM_CONNECTS, &nc) == CURLE_OK && nc > 0)
 		atomic_fetch_add(&kc->connects, nc);
+	count_outcome(kc, result < 0, rc == CURLE_OPERATION_TIMEDOUT, resp->status);
 	resp->raw_len = out.len;
 	resp->raw = buf_steal(&out);
 	if (result == 0 && resp->raw_len > 0 &&

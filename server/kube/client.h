@@ -118,4 +118,17 @@ long kube_client_connects(const struct kube_client *kc);
 struct kube_memo;
 struct kube_memo *kube_client_memo(struct kube_client *kc);
 
+/* What the requests came to, by class (for the metrics of server/metrics.h):
+ * a response below 300, 3xx, 4xx other than 429, 429, 5xx, a transport
+ * failure other than a timeout (DNS, connect, TLS), a timeout. */
+enum kube_outcome {
+	KUBE_OUT_2XX, KUBE_OUT_3XX, KUBE_OUT_4XX, KUBE_OUT_429, KUBE_OUT_5XX,
+	KUBE_OUT_TRANSPORT, KUBE_OUT_TIMEOUT, KUBE_OUT_N
+};
+/* Requests so far per class into out[]. */
+void kube_client_outcomes(const struct kube_client *kc, long out[KUBE_OUT_N]);
+/* The class of the last request that did not get a response below 400
+ * (KUBE_OUT_4XX .. KUBE_OUT_TIMEOUT), or -1 when none failed so far. */
+int kube_client_last_failure(const struct kube_client *kc);
+
 #endif

@@ -14,9 +14,8 @@
  * A namespace is a DNS-1123 label. An apiVersion is "version" or
  * "group/version" with a DNS-1123 subdomain group and a label version.
  *
- * It also holds the checks of the two connection strings a tenant gives
- * (API server URL, TLS server name), shared by the API and the kubeconfig
- * import.
+ * The checks of the two connection strings a tenant gives (API server URL,
+ * TLS server name) are in server/common/endpoint.h.
  *
  * Pure functions, thread-safe. The check functions return 0 when valid and
  * -1 otherwise with a readable reason in err (which names the offending
@@ -36,17 +35,6 @@ int kube_api_version_valid(const char *api_version, char *err, size_t errlen);
  * metadata.name and metadata.namespace when present and not empty (empty
  * or null = the release namespace, checked by the caller). */
 int kube_object_names_valid(const json_t *obj, char *err, size_t errlen);
-
-/* An API server URL ferry will store and connect to: "https://" + a host
- * (optionally :port) + an optional path, at most 2048 bytes; no userinfo
- * ('@' before the path: credentials belong in the credential fields, never
- * in a URL that is shown back), no query, no fragment, no spaces, no
- * control or non-ASCII bytes, no backslash. 0 / -1 with the reason. */
-int kube_server_url_valid(const char *url, char *err, size_t errlen);
-
-/* A TLS server name: a DNS name (letters, digits, '-', dot-separated labels
- * of 1-63, at most 253 in all) or an IPv4/IPv6 address. 0 / -1. */
-int kube_tls_server_name_valid(const char *name, char *err, size_t errlen);
 
 /* Every object of a chart render's document list (chart_render_documents:
  * [{"source": "cilium/templates/x.yaml", "object": {...}}, ...]); the

@@ -323,6 +323,19 @@ class Kubesim:
         with urllib.request.urlopen(req, context=ctx, timeout=10) as r:
             return json.load(r)
 
+    def slow(self, name, ms, path_contains="/version"):
+        """Make a job slow without test code in ferryd: kubesim holds every
+        request of cluster `name` whose path contains path_contains for ms
+        (a connection-only preflight asks /version once); ms=0 clears."""
+        self.admin("PUT", "/_sim/clusters/%s/faults" % name,
+                   {"latency_ms": ms, "path_contains": path_contains} if ms else {})
+
+    def fail_next(self, name, n, code=503, path_contains="/version"):
+        """The next n matching requests of cluster `name` get `code` (503:
+        a phase retry of class server_error, 429: throttled)."""
+        self.admin("PUT", "/_sim/clusters/%s/faults" % name,
+                   {"fail_next": n, "error_codes": [code], "retry_after_s": 0, "path_contains": path_contains})
+
     def stop(self):
         self.proc.send_signal(signal.SIGTERM)
         try:

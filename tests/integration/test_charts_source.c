@@ -17,6 +17,7 @@
 #include "db/charts.h"
 #include "db/dbq.h"
 #include "server/common/buf.h"
+#include "server/common/crypto.h"
 #include "server/install/chartsource.h"
 #include "server/kube/client.h"
 #include "tests/integration/coredb.h"
@@ -108,7 +109,7 @@ static int setup_repo(char *why, size_t whylen)
 		snprintf(why, whylen, "cannot read %s", path);
 		return -1;
 	}
-	chartsource_sha256_hex(archive, archive_len, archive_sha);
+	sha256_hex(archive, archive_len, archive_sha);
 	snprintf(tmp, sizeof tmp, "/tmp/ferry-charts-XXXXXX");
 	if (!mkdtemp(tmp)) {
 		snprintf(why, whylen, "mkdtemp failed");
@@ -246,7 +247,7 @@ static void test_uploads_table(void)
 	/* Other bytes under that version: conflict, the existing row returned. */
 	struct db_chart_new other = c;
 	char sha2[65];
-	chartsource_sha256_hex("x", 1, sha2);
+	sha256_hex("x", 1, sha2);
 	other.sha256 = sha2;
 	other.archive = (const unsigned char *)"x";
 	other.len = 1;

@@ -18,6 +18,7 @@
 #include "server/chart/chart.h"
 #include "server/chart/keypool.h"
 #include "server/common/buf.h"
+#include "server/common/crypto.h"
 #include "server/install/chartcache.h"
 #include "server/install/chartsource.h"
 #include "server/install/render_guard.h"
@@ -350,7 +351,7 @@ int main(void)
 	if (!arc.data) {
 		test_skip("chart_cache_shares_one_load", "no cilium-1.18.3.tgz (FERRY_SHARED)");
 	} else {
-		chartsource_sha256_hex(arc.data, arc.len, arc.sha256);
+		sha256_hex(arc.data, arc.len, arc.sha256);
 		test_run("chart_cache_shares_one_load", test_cache_shares);
 		test_run("chart_cache_bad_archive_and_no_cache", test_cache_bad_and_none);
 		test_run("chart_cache_concurrent_renders", test_cache_concurrent_renders);

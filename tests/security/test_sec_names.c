@@ -15,7 +15,8 @@
  *  - pagination cursors out of PostgreSQL's range are refused.
  */
 #include "db/dbq.h"
-#include "server/kube/kubeconfig.h"
+#include "server/common/endpoint.h"
+#include "server/common/kubeconfig.h"
 #include "server/kube/names.h"
 #include "server/kube/ops.h"
 #include "tests/unit/testlib.h"

@@ -11,7 +11,6 @@
 #include "server/chart/chart.h"
 #include "server/chart/archive.h"
 #include "server/chart/cv.h"
-#include "server/chart/crc32.h"
 #include "server/chart/helmignore.h"
 #include "tests/unit/cv_strict.h"
 #include "tests/unit/testlib.h"
@@ -1174,25 +1173,7 @@ static void test_helmignore_dir(void)
 	check(system(cmd) == 0);
 }
 
-/* the CRC-32 used for archives equals zlib's for every length and alignment */
-static void test_crc32(void)
-{
-	size_t n = 70000;
-	unsigned char *b = malloc(n);
-	for (size_t i = 0; i < n; i++)
-		b[i] = (unsigned char)(i * 2654435761u >> 13);
-	int bad = 0;
-	for (size_t len = 0; len < 300; len++)
-		for (size_t off = 0; off < 17; off++)
-			if (crc32_update(0, b + off, len) != (uint32_t)crc32_z(0, b + off, len))
-				bad++;
-	check(bad == 0);
-	/* continuing a CRC across calls */
-	check(crc32_update(crc32_update(0, b, 1001), b + 1001, n - 1001) == (uint32_t)crc32_z(0, b, n));
-	free(b);
-}
-
-/* gzip framing is checked by ferry itself (raw inflate + own trailer check) */
+/* gzip framing is checked by ferry itself (libdeflate raw inflate + own trailer check) */
 static void test_gzip_framing(void)
 {
 	char err[1024];
@@ -1484,7 +1465,6 @@ int main(void)
 	test_run("chart_json_reader", test_json_reader);
 	test_run("chart_archive_early_parse", test_archive_early_parse);
 	test_run("chart_parallel_load", test_parallel_load);
-	test_run("chart_crc32", test_crc32);
 	test_run("chart_gzip_framing", test_gzip_framing);
 	test_run("chart_archive_vs_directory", test_archive_vs_directory);
 	test_run("chart_json_reader_more", test_json_reader_more);

@@ -9,6 +9,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include "server/common/buf.h"
+#include "server/common/crypto.h"
 #include "server/common/yamljson.h"
 #include "server/install/chartsource.h"
 #include "server/install/followups.h"
@@ -112,9 +113,9 @@ static void demo_archive(struct buf *out, const char *extra, char type, const ch
 
 static int inspect_fails_with(const struct buf *a, const char *needle)
 {
-	struct chartsource_info info;
+	struct chart_inspect_info info;
 	char err[512] = "";
-	int rc = chartsource_inspect(a->data, a->len, &info, err, sizeof err);
+	int rc = chart_inspect(a->data, a->len, &info, err, sizeof err);
 	if (rc == 0) {
 		printf("  expected failure containing \"%s\", got success\n", needle);
 		return 0;
@@ -145,9 +146,9 @@ static void test_inspect_real_charts(void)
 		check(data != NULL);
 		if (!data)
 			continue;
-		struct chartsource_info info;
+		struct chart_inspect_info info;
 		char err[512] = "";
-		check(chartsource_inspect(data, len, &info, err, sizeof err) == 0);
+		check(chart_inspect(data, len, &info, err, sizeof err) == 0);
 		if (err[0])
 			printf("  %s: %s\n", path, err);
 		check_str(info.name, "cilium");
@@ -162,9 +163,9 @@ static void test_inspect_demo(void)
 {
 	struct buf a = BUF_INIT;
 	demo_archive(&a, NULL, 0, chart_yaml);
-	struct chartsource_info info;
+	struct chart_inspect_info info;
 	char err[256] = "";
-	check(chartsource_inspect(a.data, a.len, &info, err, sizeof err) == 0);
+	check(chart_inspect(a.data, a.len, &info, err, sizeof err) == 0);
 	check_str(info.name, "demo");
 	check_str(info.version, "0.1.0");
 	check_str(info.app_version, "1.0");
@@ -175,12 +176,12 @@ static void test_inspect_demo(void)
 	char longname[300];
 	snprintf(longname, sizeof longname, "demo/templates/%0200d.yaml", 7);
 	demo_archive(&a, longname, '0', chart_yaml);
-	check(chartsource_inspect(a.data, a.len, &info, err, sizeof err) == 0);
+	check(chart_inspect(a.data, a.len, &info, err, sizeof err) == 0);
 	check(info.files == 4);
 	buf_free(&a);
 	/* A directory entry is fine. */
 	demo_archive(&a, "demo/charts/", '5', chart_yaml);
-	check(chartsource_inspect(a.data, a.len, &info, err, sizeof err) == 0);
+	check(chart_inspect(a.data, a.len, &info, err, sizeof err) == 0);
 	buf_free(&a);
 }
 
@@ -284,7 +285,7 @@ static void test_inspect_hostile(void)
 	check(inspect_fails_with(&a, "trailing data"));
 	buf_reset(&a);
 	/* A gzip bomb: 65 MiB of zeros in a ~65 KB stream. */
-	size_t big = CHARTSOURCE_MAX_UNPACKED + 1024 * 1024;
+	size_t big = CHART_INSPECT_MAX_UNPACKED + 1024 * 1024;
 	char *zeros = calloc(1, big);
 	gz(zeros, big, &a);
 	free(zeros);
@@ -292,28 +293,28 @@ static void test_inspect_hostile(void)
 	check(inspect_fails_with(&a, "gzip bomb"));
 	buf_free(&a);
 	/* Empty input. */
-	struct chartsource_info info;
+	struct chart_inspect_info info;
 	char err[128];
-	check(chartsource_inspect("", 0, &info, err, sizeof err) == -1);
+	check(chart_inspect("", 0, &info, err, sizeof err) == -1);
 }
 
 static void test_semver_name_url(void)
 {
-	check(chartsource_semver_ok("1.18.3"));
-	check(chartsource_semver_ok("0.0.0"));
-	check(chartsource_semver_ok("1.19.0-pre.1"));
-	check(chartsource_semver_ok("1.2.3-rc.1+build.5"));
-	check(!chartsource_semver_ok("1.2"));
-	check(!chartsource_semver_ok("v1.2.3"));
-	check(!chartsource_semver_ok("01.2.3"));
-	check(!chartsource_semver_ok("1.2.3-01"));
-	check(!chartsource_semver_ok("1.2.3/../../x"));
-	check(!chartsource_semver_ok(""));
-	check(chartsource_name_ok("cilium"));
-	check(chartsource_name_ok("my-chart.v2"));
-	check(!chartsource_name_ok("../cilium"));
-	check(!chartsource_name_ok("Cilium"));
-	check(!chartsource_name_ok("-x"));
+	check(chart_semver_ok("1.18.3"));
+	check(chart_semver_ok("0.0.0"));
+	check(chart_semver_ok("1.19.0-pre.1"));
+	check(chart_semver_ok("1.2.3-rc.1+build.5"));
+	check(!chart_semver_ok("1.2"));
+	check(!chart_semver_ok("v1.2.3"));
+	check(!chart_semver_ok("01.2.3"));
+	check(!chart_semver_ok("1.2.3-01"));
+	check(!chart_semver_ok("1.2.3/../../x"));
+	check(!chart_semver_ok(""));
+	check(chart_name_ok("cilium"));
+	check(chart_name_ok("my-chart.v2"));
+	check(!chart_name_ok("../cilium"));
+	check(!chart_name_ok("Cilium"));
+	check(!chart_name_ok("-x"));
 	char *u = chartsource_join_url("https://helm.cilium.io", "cilium-1.18.3.tgz");
 	check_str(u, "https://helm.cilium.io/cilium-1.18.3.tgz");
 	free(u);
@@ -329,7 +330,7 @@ static void test_semver_name_url(void)
 	check(chartsource_join_url("https://h.example", "file:///etc/passwd") == NULL);
 	check(chartsource_join_url("https://h.example", "") == NULL);
 	char sha[65];
-	chartsource_sha256_hex("abc", 3, sha);
+	sha256_hex("abc", 3, sha);
 	check_str(sha, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
 }
 

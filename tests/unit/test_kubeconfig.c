@@ -1,5 +1,5 @@
 /*
- * test_kubeconfig: kubeconfig import (server/kube/kubeconfig.h): context
+ * test_kubeconfig: kubeconfig import (server/common/kubeconfig.h): context
  * choice, *-data decoding, and every refusal (exec, auth-provider,
  * insecure-skip-tls-verify, file references, basic auth, http, missing
  * pieces), plus file references when the caller allows a base directory.
@@ -11,7 +11,7 @@
 
 #include "server/common/buf.h"
 #include "server/common/crypto.h"
-#include "server/kube/kubeconfig.h"
+#include "server/common/kubeconfig.h"
 #include "tests/unit/testlib.h"
 
 static const char ca_pem[] =

@@ -9,8 +9,8 @@
  * must look like PEM; the real parse happens where they are used (the API
  * checks them with OpenSSL, the kube client with libcurl).
  */
-#include "server/kube/kubeconfig.h"
-#include "server/kube/names.h"
+#include "server/common/kubeconfig.h"
+#include "server/common/endpoint.h"
 
 #include <errno.h>
 #include <stdio.h>

@@ -1,5 +1,6 @@
 /*
- * kube/kubeconfig: import a cluster from a kubeconfig document.
+ * common/kubeconfig: import a cluster from a kubeconfig document (a pure
+ * parser: the API handlers use it, so it lives with the common modules).
  *
  * kubeconfig_parse() reads the YAML (server/common/yamljson.h), picks a
  * context (the one asked for, else current-context, else the only one),
@@ -21,8 +22,8 @@
  * Memory: out's strings are malloc'd; kubeconfig_creds_free() releases
  * them (and wipes the secrets). Thread-safe (no shared state).
  */
-#ifndef FERRY_KUBE_KUBECONFIG_H
-#define FERRY_KUBE_KUBECONFIG_H
+#ifndef FERRY_COMMON_KUBECONFIG_H
+#define FERRY_COMMON_KUBECONFIG_H
 
 #include <stddef.h>
 
