@@ -97,6 +97,7 @@ struct run_out {
 	json_t *stats;          /* [{phase, calls, wall_ms, api_ms, backoff_ms}] */
 	long calls;
 	long connects;          /* TLS connections the job's client opened */
+	long cpu_ms, wall_ms;   /* this process (ferry's side of the job) */
 };
 
 static void run_out_clear(struct run_out *o)
@@ -152,6 +153,9 @@ static int run_job(const char *cluster_id, const char *kind, const char *params_
 	out->messages = json_object();
 	out->stats = json_array();
 	snprintf(out->state, sizeof out->state, "succeeded");
+	struct timespec cpu0, wall0;
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &cpu0);
+	clock_gettime(CLOCK_MONOTONIC, &wall0);
 	for (int i = 0; i < n; i++) {
 		enum phase_rc rc = PHASE_FAIL;
 		for (int attempt = 1; attempt <= 5; attempt++) {
@@ -202,6 +206,11 @@ static int run_job(const char *cluster_id, const char *kind, const char *params_
 	db_job_finish(conn, claim.id, claim.lease_token, out->state,
 		      strcmp(out->state, "succeeded") ? out->message : NULL, ctx.result);
 	out->result = ctx.result;
+	struct timespec cpu1, wall1;
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &cpu1);
+	clock_gettime(CLOCK_MONOTONIC, &wall1);
+	out->cpu_ms = (cpu1.tv_sec - cpu0.tv_sec) * 1000 + (cpu1.tv_nsec - cpu0.tv_nsec) / 1000000;
+	out->wall_ms = (wall1.tv_sec - wall0.tv_sec) * 1000 + (wall1.tv_nsec - wall0.tv_nsec) / 1000000;
 	out->connects = ctx.kube ? kube_client_connects(ctx.kube) : 0;
 	kube_client_free(ctx.kube);
 	db_job_claim_clear(&claim);
@@ -713,6 +722,8 @@ static void test_fresh_install(void)
 	check(run_install(fresh_id, FRESH_PARAMS, &o) == 0);
 	check_fresh_outcome("fresh", &o);
 	note("fresh install: %ld API calls, %ld writes", o.calls, sim_writes("fresh"));
+	note("fresh install: %ld ms wall, %ld ms CPU (this process: ferry's side, render included)",
+	     o.wall_ms, o.cpu_ms);
 	/* Issue 14's bound: at most objects + 25 API calls, objects being what
 	 * the install writes besides its release record (written twice:
 	 * pending-install, then deployed). kubesim counts both sides. */
@@ -782,6 +793,7 @@ static void test_second_install_no_changes(void)
 	check(sim_stat("fresh", "connections") == c0);
 	long w1 = sim_writes("fresh");
 	note("second install: %ld API calls, %ld writes", o.calls, w1 - w0);
+	note("second install: %ld ms wall, %ld ms CPU", o.wall_ms, o.cpu_ms);
 	note_phase_stats("second install", &o);
 	check(w1 - w0 == 0);
 	/* Only server-side applies that change nothing may be sent. */
