@@ -14,11 +14,14 @@
 #   ../configure CFLAGS="-O2 -g" &&
 #   make tests/integration/test_install_phases tests/kubesim/kubesim
 #   cd .. && bench/install_bench.sh build-install-bench
+# Charts: $FERRY_CHARTS_DIR, default ../shared/charts beside the tree.
 set -eu
 build=${1:?usage: bench/install_bench.sh BUILD_DIR [RUNS]}
 runs=${2:-3}
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
+# The real chart archives (as tests/run's other users find them).
+export FERRY_CHARTS_DIR=${FERRY_CHARTS_DIR:-$top/../shared/charts}
 log=$(mktemp /tmp/install-bench.XXXXXX)
 trap 'rm -f "$log" "$log".*' EXIT
 for i in $(seq 1 "$runs"); do
