@@ -165,14 +165,17 @@ static int run_job(const char *cluster_id, const char *kind, const char *params_
 			ctx.detail = json_object();
 			db_job_phase_start(conn, claim.id, claim.lease_token, i + 1);
 			long before = ctx.kube ? kube_client_requests(ctx.kube) : 0;
-			struct timespec t0, t1;
+			struct timespec t0, t1, c0, c1;
 			clock_gettime(CLOCK_MONOTONIC, &t0);
+			clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c0);
 			rc = ph[i].run(&ctx);
+			clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c1);
 			clock_gettime(CLOCK_MONOTONIC, &t1);
 			long calls = (ctx.kube ? kube_client_requests(ctx.kube) : 0) - before;
 			const json_t *tm = json_object_get(ctx.detail, "timing");
-			json_array_append_new(out->stats, json_pack("{s:s, s:I, s:I, s:I, s:I}", "phase", ph[i].name,
+			json_array_append_new(out->stats, json_pack("{s:s, s:I, s:I, s:I, s:I, s:I}", "phase", ph[i].name,
 				"calls", (json_int_t)calls,
+				"cpu_us", (json_int_t)((c1.tv_sec - c0.tv_sec) * 1000000 + (c1.tv_nsec - c0.tv_nsec) / 1000),
 				"wall_ms", (json_int_t)((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000),
 				"api_ms", json_integer_value(json_object_get(tm, "api_ms")),
 				"backoff_ms", json_integer_value(json_object_get(tm, "backoff_ms"))));
@@ -691,17 +694,23 @@ static void note_phase_stats(const char *what, const struct run_out *o)
 {
 	size_t i;
 	const json_t *st;
-	long calls = 0, wall = 0, api = 0, backoff = 0;
-	note("%s, per phase: calls, wall ms, ms waiting on the API server, ms backing off", what);
+	long calls = 0, wall = 0, api = 0, backoff = 0, cpu = 0, cpu_kube = 0;
+	note("%s, per phase: calls, wall ms, ms waiting on the API server, ms backing off, CPU us", what);
 	json_array_foreach(o->stats, i, st) {
 		long c = (long)json_integer_value(json_object_get(st, "calls"));
 		long w = (long)json_integer_value(json_object_get(st, "wall_ms"));
 		long a = (long)json_integer_value(json_object_get(st, "api_ms"));
 		long b = (long)json_integer_value(json_object_get(st, "backoff_ms"));
-		note("  %-22s %4ld %6ld %6ld %6ld", json_string_value(json_object_get(st, "phase")), c, w, a, b);
-		calls += c, wall += w, api += a, backoff += b;
+		long u = (long)json_integer_value(json_object_get(st, "cpu_us"));
+		const char *name = json_string_value(json_object_get(st, "phase"));
+		note("  %-22s %4ld %6ld %6ld %6ld %8ld", name, c, w, a, b, u);
+		calls += c, wall += w, api += a, backoff += b, cpu += u;
+		/* preflight and cilium render the chart (key generation included) */
+		if (strcmp(name, "preflight") && strcmp(name, "cilium"))
+			cpu_kube += u;
 	}
-	note("  %-22s %4ld %6ld %6ld %6ld", "total", calls, wall, api, backoff);
+	note("  %-22s %4ld %6ld %6ld %6ld %8ld", "total", calls, wall, api, backoff, cpu);
+	note("  CPU of the phases that do not render the chart: %ld us", cpu_kube);
 	const json_t *cm = json_object_get(json_object_get(o->details, "cilium"), "chart_ms");
 	if (cm)
 		note("  cilium chart: resolve %lld ms, load %lld ms, render %lld ms",
