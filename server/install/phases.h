@@ -22,8 +22,9 @@
  * Rollback, uninstall, adopt, check and repair jobs: lifecycle_phase_table()
  * (phase_lifecycle.c, phase_drift.c).
  *
- * Every phase is idempotent (reads first, writes only what differs), logs
- * into the job's event log, and honours params.dry_run (writes carry
+ * Every phase is idempotent (reads first, writes only what differs; on a
+ * first install the server-side apply's own answer replaces the read, see
+ * install_apply()), logs into the job's event log, and honours params.dry_run (writes carry
  * dryRun=All; what would change is recorded in job.result.dry_run.objects).
  * Facts a later phase needs (preflight's k8sServiceHost, node count, ...)
  * are kept in the phase's detail (job_phases.detail), which survives retries

@@ -97,6 +97,7 @@ struct run_out {
 	json_t *stats;          /* [{phase, calls, wall_ms, api_ms, backoff_ms}] */
 	long calls;
 	long connects;          /* TLS connections the job's client opened */
+	long cpu_ms, wall_ms;   /* this process (ferry's side of the job) */
 };
 
 static void run_out_clear(struct run_out *o)
@@ -152,6 +153,9 @@ static int run_job(const char *cluster_id, const char *kind, const char *params_
 	out->messages = json_object();
 	out->stats = json_array();
 	snprintf(out->state, sizeof out->state, "succeeded");
+	struct timespec cpu0, wall0;
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &cpu0);
+	clock_gettime(CLOCK_MONOTONIC, &wall0);
 	for (int i = 0; i < n; i++) {
 		enum phase_rc rc = PHASE_FAIL;
 		for (int attempt = 1; attempt <= 5; attempt++) {
@@ -161,14 +165,17 @@ static int run_job(const char *cluster_id, const char *kind, const char *params_
 			ctx.detail = json_object();
 			db_job_phase_start(conn, claim.id, claim.lease_token, i + 1);
 			long before = ctx.kube ? kube_client_requests(ctx.kube) : 0;
-			struct timespec t0, t1;
+			struct timespec t0, t1, c0, c1;
 			clock_gettime(CLOCK_MONOTONIC, &t0);
+			clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c0);
 			rc = ph[i].run(&ctx);
+			clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c1);
 			clock_gettime(CLOCK_MONOTONIC, &t1);
 			long calls = (ctx.kube ? kube_client_requests(ctx.kube) : 0) - before;
 			const json_t *tm = json_object_get(ctx.detail, "timing");
-			json_array_append_new(out->stats, json_pack("{s:s, s:I, s:I, s:I, s:I}", "phase", ph[i].name,
+			json_array_append_new(out->stats, json_pack("{s:s, s:I, s:I, s:I, s:I, s:I}", "phase", ph[i].name,
 				"calls", (json_int_t)calls,
+				"cpu_us", (json_int_t)((c1.tv_sec - c0.tv_sec) * 1000000 + (c1.tv_nsec - c0.tv_nsec) / 1000),
 				"wall_ms", (json_int_t)((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000),
 				"api_ms", json_integer_value(json_object_get(tm, "api_ms")),
 				"backoff_ms", json_integer_value(json_object_get(tm, "backoff_ms"))));
@@ -202,6 +209,11 @@ static int run_job(const char *cluster_id, const char *kind, const char *params_
 	db_job_finish(conn, claim.id, claim.lease_token, out->state,
 		      strcmp(out->state, "succeeded") ? out->message : NULL, ctx.result);
 	out->result = ctx.result;
+	struct timespec cpu1, wall1;
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &cpu1);
+	clock_gettime(CLOCK_MONOTONIC, &wall1);
+	out->cpu_ms = (cpu1.tv_sec - cpu0.tv_sec) * 1000 + (cpu1.tv_nsec - cpu0.tv_nsec) / 1000000;
+	out->wall_ms = (wall1.tv_sec - wall0.tv_sec) * 1000 + (wall1.tv_nsec - wall0.tv_nsec) / 1000000;
 	out->connects = ctx.kube ? kube_client_connects(ctx.kube) : 0;
 	kube_client_free(ctx.kube);
 	db_job_claim_clear(&claim);
@@ -682,17 +694,23 @@ static void note_phase_stats(const char *what, const struct run_out *o)
 {
 	size_t i;
 	const json_t *st;
-	long calls = 0, wall = 0, api = 0, backoff = 0;
-	note("%s, per phase: calls, wall ms, ms waiting on the API server, ms backing off", what);
+	long calls = 0, wall = 0, api = 0, backoff = 0, cpu = 0, cpu_kube = 0;
+	note("%s, per phase: calls, wall ms, ms waiting on the API server, ms backing off, CPU us", what);
 	json_array_foreach(o->stats, i, st) {
 		long c = (long)json_integer_value(json_object_get(st, "calls"));
 		long w = (long)json_integer_value(json_object_get(st, "wall_ms"));
 		long a = (long)json_integer_value(json_object_get(st, "api_ms"));
 		long b = (long)json_integer_value(json_object_get(st, "backoff_ms"));
-		note("  %-22s %4ld %6ld %6ld %6ld", json_string_value(json_object_get(st, "phase")), c, w, a, b);
-		calls += c, wall += w, api += a, backoff += b;
+		long u = (long)json_integer_value(json_object_get(st, "cpu_us"));
+		const char *name = json_string_value(json_object_get(st, "phase"));
+		note("  %-22s %4ld %6ld %6ld %6ld %8ld", name, c, w, a, b, u);
+		calls += c, wall += w, api += a, backoff += b, cpu += u;
+		/* preflight and cilium render the chart (key generation included) */
+		if (strcmp(name, "preflight") && strcmp(name, "cilium"))
+			cpu_kube += u;
 	}
-	note("  %-22s %4ld %6ld %6ld %6ld", "total", calls, wall, api, backoff);
+	note("  %-22s %4ld %6ld %6ld %6ld %8ld", "total", calls, wall, api, backoff, cpu);
+	note("  CPU of the phases that do not render the chart: %ld us", cpu_kube);
 	const json_t *cm = json_object_get(json_object_get(o->details, "cilium"), "chart_ms");
 	if (cm)
 		note("  cilium chart: resolve %lld ms, load %lld ms, render %lld ms",
@@ -713,6 +731,8 @@ static void test_fresh_install(void)
 	check(run_install(fresh_id, FRESH_PARAMS, &o) == 0);
 	check_fresh_outcome("fresh", &o);
 	note("fresh install: %ld API calls, %ld writes", o.calls, sim_writes("fresh"));
+	note("fresh install: %ld ms wall, %ld ms CPU (this process: ferry's side, render included)",
+	     o.wall_ms, o.cpu_ms);
 	/* Issue 14's bound: at most objects + 25 API calls, objects being what
 	 * the install writes besides its release record (written twice:
 	 * pending-install, then deployed). kubesim counts both sides. */
@@ -782,6 +802,7 @@ static void test_second_install_no_changes(void)
 	check(sim_stat("fresh", "connections") == c0);
 	long w1 = sim_writes("fresh");
 	note("second install: %ld API calls, %ld writes", o.calls, w1 - w0);
+	note("second install: %ld ms wall, %ld ms CPU", o.wall_ms, o.cpu_ms);
 	note_phase_stats("second install", &o);
 	check(w1 - w0 == 0);
 	/* Only server-side applies that change nothing may be sent. */
