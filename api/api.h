@@ -50,8 +50,7 @@ struct api_auth {
 	char tenant_name[64];
 	enum api_role role;
 	/* Single sign-on (api/session.c): "oidc:<subject>" of the person or
-	 * client; "" for an API token. token_id is the session's id for a
-	 * console session and "" for an issuer's JWT. */
+	 * client; "" for an API token. token_id is "" under single sign-on. */
 	char subject[160];
 };
 

@@ -63,7 +63,8 @@ int api_authenticate(struct api_req *r)
 void api_me_get(struct api_req *r)
 {
 	json_t *me = json_object();
-	json_object_set_new(me, "token_id", json_string(r->auth.token_id));
+	json_object_set_new(me, "token_id",
+			    r->auth.token_id[0] ? json_string(r->auth.token_id) : json_null());
 	json_object_set_new(me, "tenant_id",
 			    r->auth.tenant_id[0] ? json_string(r->auth.tenant_id) : json_null());
 	json_object_set_new(me, "tenant_name",

@@ -57,11 +57,13 @@ static void set_cookie(struct api_req *r, const char *name, const char *value, c
 	api_set_header(r, "Set-Cookie", c);
 }
 
-static void fill_auth(struct api_req *r, const char *token_id, const char *tenant_id,
-		      const char *tenant_name, enum api_role role, const char *subject)
+/* token_id stays "": rows that reference api_tokens (jobs.created_by, ...)
+ * get NULL, and the audit row names the person in actor. */
+static void fill_auth(struct api_req *r, const char *tenant_id, const char *tenant_name,
+		      enum api_role role, const char *subject)
 {
 	r->auth.ok = 1;
-	snprintf(r->auth.token_id, sizeof(r->auth.token_id), "%s", token_id);
+	r->auth.token_id[0] = '\0';
 	snprintf(r->auth.tenant_id, sizeof(r->auth.tenant_id), "%s", tenant_id);
 	snprintf(r->auth.tenant_name, sizeof(r->auth.tenant_name), "%s", tenant_name);
 	r->auth.role = role;
@@ -93,7 +95,7 @@ static int session_auth(struct api_req *r, const char *cookie)
 			    "CSRF token in X-CSRF-Token (GET /v1/auth/session)");
 		return 0;
 	}
-	fill_auth(r, s.id, s.tenant_id, s.tenant_name, api_role_parse(s.role), s.subject);
+	fill_auth(r, s.tenant_id, s.tenant_name, api_role_parse(s.role), s.subject);
 	return 1;
 }
 
@@ -153,7 +155,7 @@ static int jwt_auth(struct api_req *r, const char *token)
 	if (!sub || !*sub)
 		api_problem(r, 401, "Unauthorized", "the bearer JWT has no subject");
 	else if (map_claims(r, claims, api_header(r, "X-Ferry-Tenant"), tenant_id, tenant, &role)) {
-		fill_auth(r, "", tenant_id, tenant, role, sub);
+		fill_auth(r, tenant_id, tenant, role, sub);
 		ok = 1;
 	}
 	json_decref(claims);
@@ -343,7 +345,7 @@ void api_auth_callback(struct api_req *r)
 			api_db_error(r, err);
 		goto out;
 	}
-	fill_auth(r, s.id, tenant_id, tenant, role, sub);
+	fill_auth(r, tenant_id, tenant, role, sub);
 	log_msg(LOG_INFO, "request %s: oidc:%s signed in (tenant %s, role %s)", r->request_id, sub,
 		tenant[0] ? tenant : "*", api_role_name(role));
 	set_cookie(r, SESSION_COOKIE, secret, "/", oidc_session_ttl(o));
@@ -381,7 +383,7 @@ void api_auth_logout(struct api_req *r)
 					    "logout needs the session's CSRF token in X-CSRF-Token");
 				return;
 			}
-			fill_auth(r, s.id, s.tenant_id, s.tenant_name, api_role_parse(s.role), s.subject);
+			fill_auth(r, s.tenant_id, s.tenant_name, api_role_parse(s.role), s.subject);
 			if (db_session_delete(db, hash, err, sizeof(err)) != DB_OK) {
 				json_decref(out);
 				api_db_error(r, err);

@@ -30,6 +30,6 @@ CREATE TABLE auth_logins (
     expires_at     timestamptz NOT NULL
 );
 
--- Who acted, for requests authenticated by SSO ("oidc:<subject>"); API
--- token requests keep token_id.
+-- Who acted, for requests authenticated by SSO ("oidc:<subject>"; their
+-- token_id is NULL); API token requests keep token_id.
 ALTER TABLE audit_log ADD COLUMN actor text;
