@@ -49,7 +49,9 @@ def main():
         idp = oidctest.Provider(tmp, base + "/v1/auth/callback")
     except Exception as e:
         apitest.skip_all(NAMES, "cannot start the OpenID provider: %s" % e, fail=True)
-    ferry = apitest.start("oidc", NAMES, extra_args=["--listen", "127.0.0.1:%d" % ferry_port],
+    # The test plays its own TLS-terminating proxy (X-Forwarded-Proto).
+    ferry = apitest.start("oidc", NAMES, extra_args=["--listen", "127.0.0.1:%d" % ferry_port,
+                                                     "--trusted-proxy", "127.0.0.1"],
                           env=idp.ferry_env(ferry_port))
     acme = ferry.tenant("acme")
     globex = ferry.tenant("globex")
@@ -96,6 +98,13 @@ def main():
         check_eq(c.get_nonstandard_attr("SameSite"), "Lax", "SameSite")
         check(not c.secure, "Secure over plain HTTP would never be sent back")
         check_eq(c.path, "/", "cookie path")
+        # Behind a TLS-terminating proxy the cookies are Secure.
+        r = ferry.get("/v1/auth/login", headers={"X-Forwarded-Proto": "https"})
+        check_eq(r.status, 302, "login behind the proxy")
+        check(r.header("Set-Cookie").endswith("; Secure"), "cookie over https: %s" % r.header("Set-Cookie"))
+        check_eq(r.header("Strict-Transport-Security"), "max-age=31536000", "HSTS")
+        r = ferry.get("/v1/auth/login")
+        check("Secure" not in r.header("Set-Cookie"), "cookie over http: %s" % r.header("Set-Cookie"))
         check_eq(b.cookie("ferry_login"), None, "login cookie left behind")
         check_eq(s["role"], "operator", "alice's role")
         check_eq(s["tenant_name"], "acme", "alice's tenant")
