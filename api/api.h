@@ -51,7 +51,7 @@ struct api_auth {
 	enum api_role role;
 	/* Single sign-on (api/session.c): "oidc:<subject>" of the person or
 	 * client; "" for an API token. token_id is "" under single sign-on. */
-	char subject[160];
+	char subject[264];       /* "oidc:" + up to 255 (OIDC Core 2) */
 };
 
 #define API_MAX_PARAMS 2

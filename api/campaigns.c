@@ -119,7 +119,7 @@ static long parse_duration(json_t *j)
 static void token_name(struct api_req *r, char *out, size_t outlen)
 {
 	if (r->auth.subject[0]) {   /* single sign-on: the person */
-		snprintf(out, outlen, "%s", r->auth.subject);
+		snprintf(out, outlen, "%.120s", r->auth.subject);
 		return;
 	}
 	snprintf(out, outlen, "token %.8s", r->auth.token_id);

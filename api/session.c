@@ -152,8 +152,8 @@ static int jwt_auth(struct api_req *r, const char *token)
 	char tenant_id[37], tenant[64];
 	enum api_role role;
 	int ok = 0;
-	if (!sub || !*sub)
-		api_problem(r, 401, "Unauthorized", "the bearer JWT has no subject");
+	if (!sub || !*sub || strlen(sub) > 255)
+		api_problem(r, 401, "Unauthorized", "the bearer JWT has no subject (or one over 255 bytes)");
 	else if (map_claims(r, claims, api_header(r, "X-Ferry-Tenant"), tenant_id, tenant, &role)) {
 		fill_auth(r, tenant_id, tenant, role, sub);
 		ok = 1;
@@ -329,8 +329,8 @@ void api_auth_callback(struct api_req *r)
 	groups = json_dumps(json_is_array(g) ? g : json_array(), JSON_COMPACT);
 	secret = random_text(32);
 	csrf = random_text(24);
-	if (!sub || !secret || !csrf) {
-		api_problem(r, 401, "Unauthorized", "the ID token has no subject");
+	if (!sub || !*sub || strlen(sub) > 255 || !secret || !csrf) {
+		api_problem(r, 401, "Unauthorized", "the ID token has no subject (or one over 255 bytes)");
 		goto out;
 	}
 	char shash[65];
