@@ -45,6 +45,7 @@ struct oidc {
 	time_t discovery_failed_at;
 	json_t *jwks;
 	time_t jwks_at;        /* when jwks was fetched (0 = never) */
+	time_t jwks_failed_at; /* the last failed fetch (0 = none) */
 };
 
 static char *dupenv(const char *name, const char *def)
@@ -336,9 +337,19 @@ static json_t *jwks(struct oidc *o, int refresh, char *err, size_t errlen)
 	json_t *k = json_incref(o->jwks);
 	time_t at = o->jwks_at;
 	pthread_mutex_unlock(&o->mu);
+	pthread_mutex_lock(&o->mu);
+	time_t failed = o->jwks_failed_at;
+	pthread_mutex_unlock(&o->mu);
 	int stale = !k || now - at >= OIDC_JWKS_MAX_AGE_S;
 	if (!stale && !(refresh && now - at >= o->jwks_min_refresh))
 		return k;
+	/* An issuer that just failed is not asked again at once: requests
+	 * would pile up behind its timeouts. */
+	if (failed && now - failed < OIDC_DISCOVERY_RETRY_S) {
+		if (!k)
+			snprintf(err, errlen, "the issuer's key set failed moments ago; retrying shortly");
+		return k;
+	}
 	json_t *d = discovery(o, err, errlen);
 	if (!d)
 		return k;
@@ -351,6 +362,7 @@ static json_t *jwks(struct oidc *o, int refresh, char *err, size_t errlen)
 	}
 	pthread_mutex_lock(&o->mu);
 	o->jwks_at = now;   /* also after a failure: the rate limit holds */
+	o->jwks_failed_at = fresh ? 0 : now;
 	if (fresh) {
 		json_decref(o->jwks);
 		o->jwks = json_incref(fresh);
