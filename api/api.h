@@ -49,10 +49,13 @@ struct api_auth {
 	char tenant_id[37];      /* "" for a platform-wide token */
 	char tenant_name[64];
 	enum api_role role;
+	/* Single sign-on (api/session.c): "oidc:<subject>" of the person or
+	 * client; "" for an API token. token_id is "" under single sign-on. */
+	char subject[264];       /* "oidc:" + up to 255 (OIDC Core 2) */
 };
 
 #define API_MAX_PARAMS 2
-#define API_MAX_HEADERS 4
+#define API_MAX_HEADERS 6
 
 struct api_req {
 	struct app *app;
@@ -73,11 +76,16 @@ struct api_req {
 	const char *content_type;          /* default application/json */
 	char *resp_text;                   /* non-JSON body (malloc'd), e.g. /metrics */
 	char hdr_name[API_MAX_HEADERS][32];
-	char hdr_value[API_MAX_HEADERS][160];
+	char hdr_value[API_MAX_HEADERS][1024];   /* Location and Set-Cookie need room */
 	int nhdr;
 	char target[64];                   /* audit target (object id) */
 	char sse_job_id[37];               /* set by the SSE handler: stream this job */
 	char sse_campaign_id[37];          /* ... or this campaign (api/campaigns.c) */
+	/* Where the request came from (server/trustproxy.h): the client's
+	 * address, and 1 when it used HTTPS (ferryd's TLS or a trusted
+	 * proxy's X-Forwarded-Proto). */
+	char client_ip[46];
+	int secure;
 };
 
 typedef void (*api_handler)(struct api_req *r);
@@ -123,6 +131,8 @@ const char *api_status_title(int status);
 const char *api_query(struct api_req *r, const char *name);
 /* A request header or NULL. */
 const char *api_header(struct api_req *r, const char *name);
+/* A request cookie or NULL. */
+const char *api_cookie(struct api_req *r, const char *name);
 /* The body parsed as a JSON object (new reference), or NULL after answering
  * 400/415 (empty, not JSON, too deep, not an object, wrong content type). */
 json_t *api_body_object(struct api_req *r);

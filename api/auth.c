@@ -10,6 +10,7 @@
 #include <strings.h>
 
 #include "api/api.h"
+#include "api/session.h"
 #include "db/dbq.h"
 #include "db/tokens.h"
 #include "server/common/crypto.h"
@@ -17,6 +18,10 @@
 int api_authenticate(struct api_req *r)
 {
 	const char *h = api_header(r, "Authorization");
+	/* Single sign-on (a console session cookie, an issuer's JWT). */
+	int sso_ok;
+	if (api_sso_authenticate(r, h, &sso_ok))
+		return sso_ok;
 	if (!h || strncasecmp(h, "Bearer ", 7) != 0) {
 		api_problem(r, 401, "Unauthorized",
 			    "send an API token as \"Authorization: Bearer <token>\"");
@@ -58,11 +63,14 @@ int api_authenticate(struct api_req *r)
 void api_me_get(struct api_req *r)
 {
 	json_t *me = json_object();
-	json_object_set_new(me, "token_id", json_string(r->auth.token_id));
+	json_object_set_new(me, "token_id",
+			    r->auth.token_id[0] ? json_string(r->auth.token_id) : json_null());
 	json_object_set_new(me, "tenant_id",
 			    r->auth.tenant_id[0] ? json_string(r->auth.tenant_id) : json_null());
 	json_object_set_new(me, "tenant_name",
 			    r->auth.tenant_id[0] ? json_string(r->auth.tenant_name) : json_null());
 	json_object_set_new(me, "role", json_string(api_role_name(r->auth.role)));
+	if (r->auth.subject[0])
+		json_object_set_new(me, "subject", json_string(r->auth.subject));
 	api_reply(r, 200, me);
 }

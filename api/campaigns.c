@@ -118,6 +118,10 @@ static long parse_duration(json_t *j)
 /* The token's name, for "paused by NAME" (its id when it has none). */
 static void token_name(struct api_req *r, char *out, size_t outlen)
 {
+	if (r->auth.subject[0]) {   /* single sign-on: the person */
+		snprintf(out, outlen, "%.120s", r->auth.subject);
+		return;
+	}
 	snprintf(out, outlen, "token %.8s", r->auth.token_id);
 	const char *p[1] = { r->auth.token_id };
 	json_t *row = NULL;
@@ -393,7 +397,8 @@ void api_campaigns_create(struct api_req *r)
 		.strategy = shown, .canary = canary, .max_in_flight = mif, .max_failures = mf,
 		.bounds = bounds, .nbounds = nb, .pause_between_waves_s = (int)pause_s,
 		.manual_approval = manual, .window_cron = wcron, .window_duration_s = (int)wdur,
-		.window_tz = wtz, .idempotency_key = idem, .created_by = r->auth.token_id,
+		.window_tz = wtz, .idempotency_key = idem,
+		.created_by = r->auth.token_id[0] ? r->auth.token_id : NULL,  /* NULL: single sign-on */
 		.created_by_name = by,
 	};
 	json_t *c = NULL;

@@ -104,7 +104,7 @@ void api_jobs_create(struct api_req *r)
 		.kind = json_string_value(kind),
 		.params = json_is_object(params) ? params : NULL,
 		.idempotency_key = idem,
-		.created_by = r->auth.token_id,
+		.created_by = r->auth.token_id[0] ? r->auth.token_id : NULL,  /* NULL: single sign-on */
 	};
 	char job_id[DB_ID_LEN] = "", active[DB_ID_LEN] = "", err[256] = "";
 	enum db_job_enqueue_result res = db_job_enqueue(db, &req, job_id, active, err, sizeof(err));

@@ -29,6 +29,11 @@ const char *api_header(struct api_req *r, const char *name)
 	return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
 }
 
+const char *api_cookie(struct api_req *r, const char *name)
+{
+	return MHD_lookup_connection_value(r->conn, MHD_COOKIE_KIND, name);
+}
+
 const char *api_tenant(struct api_req *r)
 {
 	return r->auth.tenant_id[0] ? r->auth.tenant_id : NULL;

@@ -7,6 +7,7 @@
 #include "api/charts.h"
 #include "api/jobparams.h"
 #include "api/revisions.h"
+#include "api/session.h"
 
 #include <stddef.h>
 
@@ -19,6 +20,15 @@ const struct api_route api_routes[] = {
 	  "Prometheus metrics (text format)", NULL, NULL, 200 },
 	{ "GET", "/v1/openapi.json", api_openapi, API_SCOPE_PUBLIC, API_ROLE_NONE,
 	  "This OpenAPI document", NULL, NULL, 200 },
+	{ "GET", "/v1/auth/login", api_auth_login, API_SCOPE_PUBLIC, API_ROLE_NONE,
+	  "Single sign-on: redirect to the OpenID provider (code flow + PKCE; ?tenant=, ?return_to=)",
+	  NULL, NULL, 302 },
+	{ "GET", "/v1/auth/callback", api_auth_callback, API_SCOPE_PUBLIC, API_ROLE_NONE,
+	  "Single sign-on: the provider's redirect back; sets the session cookie", NULL, NULL, 302 },
+	{ "POST", "/v1/auth/logout", api_auth_logout, API_SCOPE_PUBLIC, API_ROLE_NONE,
+	  "End the console session (X-CSRF-Token required)", NULL, NULL, 200 },
+	{ "GET", "/v1/auth/session", api_auth_session, API_SCOPE_PUBLIC, API_ROLE_NONE,
+	  "Whether single sign-on is on, and the caller's session with its CSRF token", NULL, NULL, 200 },
 	{ "GET", "/v1/me", api_me_get, API_SCOPE_ANY, API_ROLE_VIEWER,
 	  "Who am I: the calling token's id, tenant and role", NULL, "Me", 200 },
 

@@ -17,13 +17,13 @@ int db_audit_write(PGconn *conn, const struct db_audit_entry *e, char *err, size
 {
 	char status[16];
 	snprintf(status, sizeof(status), "%d", e->status);
-	const char *params[7] = {
+	const char *params[8] = {
 		nullable(e->tenant_id), nullable(e->token_id), nullable(e->request_id),
-		e->method, e->path, status, nullable(e->target),
+		e->method, e->path, status, nullable(e->target), nullable(e->actor),
 	};
 	int st = dbq_exec(conn,
-			  "INSERT INTO audit_log (tenant_id, token_id, request_id, method, path, status, target)"
-			  " VALUES ($1, $2, $3, $4, $5, $6, $7)",
-			  7, params, NULL, err, errlen);
+			  "INSERT INTO audit_log (tenant_id, token_id, request_id, method, path, status, target,"
+			  " actor) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+			  8, params, NULL, err, errlen);
 	return st == DB_OK ? 0 : -1;
 }

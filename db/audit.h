@@ -22,6 +22,7 @@ struct db_audit_entry {
 	const char *path;
 	int status;
 	const char *target;      /* object id the request acted on, or NULL */
+	const char *actor;       /* "oidc:<subject>" for single sign-on, or NULL */
 };
 
 /* Insert the row; 0 or -1 with a message in err. */

@@ -15,6 +15,7 @@ struct keyring;
 struct metrics;
 struct render_slots;
 struct chart_cache;
+struct oidc;
 
 struct app_config {
 	const char *database_url;   /* FERRY_DATABASE_URL; NULL = embedded PostgreSQL */
@@ -53,6 +54,11 @@ struct app_config {
 	int http_per_ip_connections;  /* FERRY_HTTP_PER_IP_CONNECTIONS, 64 */
 	int http_header_timeout_s;    /* FERRY_HTTP_HEADER_TIMEOUT_S, 10 */
 	int http_idle_timeout_s;      /* FERRY_HTTP_IDLE_TIMEOUT_S, 60 */
+	/* TLS and proxies (docs/AUTH.md). */
+	const char *tls_cert;         /* --tls-cert / FERRY_TLS_CERT: PEM chain; NULL = plain HTTP */
+	const char *tls_key;          /* --tls-key / FERRY_TLS_KEY: PEM key */
+	const char *trusted_proxies;  /* --trusted-proxy / FERRY_TRUSTED_PROXIES: CIDR list */
+	const char *oidc_issuer;      /* --oidc-issuer / FERRY_OIDC_ISSUER; NULL = no SSO */
 };
 
 struct app {
@@ -64,6 +70,7 @@ struct app {
 	 * (server/install/render_guard.h, server/install/chartcache.h). */
 	struct render_slots *render_slots;
 	struct chart_cache *charts;
+	struct oidc *oidc;          /* single sign-on (api/oidc.h); NULL = off */
 	volatile int stopping;      /* set by SIGTERM/SIGINT */
 };
 

@@ -29,6 +29,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "api/oidc.h"
 #include "db/migrate.h"
 #include "db/pool.h"
 #include "db/rekey.h"
@@ -45,6 +46,8 @@
 #include "server/metrics.h"
 #include "server/pgembed.h"
 #include "server/sdnotify.h"
+#include "server/tlscreds.h"
+#include "server/trustproxy.h"
 #include "server/worker.h"
 
 #ifndef PACKAGE_VERSION
@@ -74,6 +77,10 @@ struct settings {
 	const char *lease_seconds;
 	const char *charts_dir;
 	const char *new_key_file;   /* rekey */
+	const char *tls_cert;
+	const char *tls_key;
+	const char *trusted_proxy;
+	const char *oidc_issuer;
 	int allow_insecure;
 	int demo;
 	int no_migrate;
@@ -141,6 +148,13 @@ static void usage_serve(FILE *f)
 		"  --node-id NAME          lease owner name (FERRY_NODE_ID, host:pid)\n"
 		"  --lease-seconds N       job lease length (FERRY_LEASE_SECONDS, 30)\n"
 		"  --charts-dir DIR        local chart archives (FERRY_CHARTS_DIR)\n"
+		"  --tls-cert FILE         serve HTTPS with this PEM certificate chain (FERRY_TLS_CERT);\n"
+		"                          SIGHUP reloads it and the key\n"
+		"  --tls-key FILE          its PEM private key (FERRY_TLS_KEY)\n"
+		"  --trusted-proxy CIDRS   proxies whose X-Forwarded-For/-Proto are believed,\n"
+		"                          comma-separated (FERRY_TRUSTED_PROXIES)\n"
+		"  --oidc-issuer URL       OpenID Connect single sign-on (FERRY_OIDC_ISSUER; the\n"
+		"                          other FERRY_OIDC_* settings in docs/AUTH.md)\n"
 		"  --allow-insecure-kubeconfig  accept kubeconfigs with exec plugins or\n"
 		"                          insecure-skip-tls-verify (FERRY_ALLOW_INSECURE_KUBECONFIG=1)\n"
 		"  --no-migrate            refuse to start when migrations are pending\n"
@@ -223,6 +237,10 @@ static void parse_flags(int argc, char **argv, int start, struct settings *s, vo
 		TAKE("--node-id", node_id)
 		TAKE("--lease-seconds", lease_seconds)
 		TAKE("--charts-dir", charts_dir)
+		TAKE("--tls-cert", tls_cert)
+		TAKE("--tls-key", tls_key)
+		TAKE("--trusted-proxy", trusted_proxy)
+		TAKE("--oidc-issuer", oidc_issuer)
 		TAKE("--tenant", tenant)
 		TAKE("--role", role)
 		TAKE("--name", name)
@@ -355,6 +373,19 @@ static void build_config(struct settings *s, struct app_config *cfg, struct buf 
 						     getenv("FERRY_HTTP_HEADER_TIMEOUT_S"), 1, 3600, 10);
 	cfg->http_idle_timeout_s = (int)parse_long("FERRY_HTTP_IDLE_TIMEOUT_S",
 						   getenv("FERRY_HTTP_IDLE_TIMEOUT_S"), 1, 3600, 60);
+	cfg->tls_cert = envor(s->tls_cert, "FERRY_TLS_CERT");
+	cfg->tls_key = envor(s->tls_key, "FERRY_TLS_KEY");
+	if (!cfg->tls_cert != !cfg->tls_key)
+		die("--tls-cert (FERRY_TLS_CERT) and --tls-key (FERRY_TLS_KEY) go together%s", "");
+	cfg->trusted_proxies = envor(s->trusted_proxy, "FERRY_TRUSTED_PROXIES");
+	if (cfg->trusted_proxies) {
+		char why[160];
+		struct trustproxy *tp = trustproxy_parse(cfg->trusted_proxies, why, sizeof(why));
+		if (!tp)
+			die("--trusted-proxy/FERRY_TRUSTED_PROXIES: %s", why);
+		trustproxy_free(tp);
+	}
+	cfg->oidc_issuer = envor(s->oidc_issuer, "FERRY_OIDC_ISSUER");
 	const char *tm = getenv("FERRY_TEST_MODE");
 	cfg->test_mode = tm && !strcmp(tm, "1");
 	cfg->charts_dir = envor(s->charts_dir, "FERRY_CHARTS_DIR");
@@ -477,6 +508,14 @@ static int run_migrations(struct db_pool *pool, int check_only)
 	return rc < 0 ? -1 : 0;
 }
 
+/* 1 for a loopback listen address ("127.x.y.z:port", "[::1]:port",
+ * "localhost:port"). */
+static int listen_is_loopback(const char *listen)
+{
+	return !strncmp(listen, "127.", 4) || !strncmp(listen, "[::1]:", 6) ||
+	       !strncmp(listen, "localhost:", 10);
+}
+
 static int cmd_serve(struct settings *s)
 {
 	struct app app;
@@ -491,12 +530,16 @@ static int cmd_serve(struct settings *s)
 	if (!is_dir(app.cfg.web_root))
 		log_msg(LOG_WARN, "the console directory %s does not exist: / answers 404 "
 			"(set --web-root or FERRY_WEB_ROOT)", app.cfg.web_root);
+	app.oidc = oidc_from_env(app.cfg.oidc_issuer, err, sizeof(err));
+	if (!app.oidc && err[0])
+		die("%s", err);
 
 	/* Block the stop signals in every thread; main waits for them. */
 	sigset_t stopset;
 	sigemptyset(&stopset);
 	sigaddset(&stopset, SIGINT);
 	sigaddset(&stopset, SIGTERM);
+	sigaddset(&stopset, SIGHUP);   /* reload the TLS certificate */
 	pthread_sigmask(SIG_BLOCK, &stopset, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	kube_global_init();
@@ -528,7 +571,17 @@ static int cmd_serve(struct settings *s)
 	}
 	const char *host = app.cfg.listen;
 	const char *colon = strrchr(host, ':');
-	buf_printf(&url, "http://%.*s:%d/", (int)(colon - host), host, http_server_port(http));
+	buf_printf(&url, "%s://%.*s:%d/", http_server_tls(http) ? "https" : "http",
+		   (int)(colon - host), host, http_server_port(http));
+	if (http_server_tls(http)) {
+		char what[320];
+		tlscreds_describe(what, sizeof(what));
+		log_msg(LOG_INFO, "TLS certificate: %s", what);
+	} else if (!listen_is_loopback(host) && !app.cfg.trusted_proxies) {
+		log_msg(LOG_WARN, "listening on %s with plain HTTP and no --trusted-proxy: bearer tokens "
+			"and session cookies cross the network in clear; set --tls-cert/--tls-key "
+			"(docs/AUTH.md)", host);
+	}
 	log_msg(LOG_INFO, "ferryd %s listening on %s (node %s, %d workers, console %s)", PACKAGE_VERSION,
 		buf_cstr(&url), app.cfg.node_id, app.cfg.workers, app.cfg.web_root);
 	if (s->demo) {
@@ -549,7 +602,22 @@ static int cmd_serve(struct settings *s)
 		log_msg(LOG_WARN, "cannot notify systemd (NOTIFY_SOCKET): %s", strerror(errno));
 
 	int sig = 0;
-	sigwait(&stopset, &sig);
+	for (;;) {
+		sigwait(&stopset, &sig);
+		if (sig != SIGHUP)
+			break;
+		if (!http_server_tls(http)) {
+			log_msg(LOG_INFO, "SIGHUP received: nothing to reload (no TLS)");
+			continue;
+		}
+		if (http_server_reload_tls(http, err, sizeof(err)) != 0) {
+			log_msg(LOG_ERROR, "SIGHUP: TLS reload failed, the previous certificate stays: %s", err);
+			continue;
+		}
+		char what[320];
+		tlscreds_describe(what, sizeof(what));
+		log_msg(LOG_INFO, "SIGHUP: TLS certificate reloaded: %s", what);
+	}
 	log_msg(LOG_INFO, "%s received: shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
 	sd_notify_send("STOPPING=1");
 	rc = 0;
@@ -566,6 +634,7 @@ out:
 	pgembed_stop(pg);
 	metrics_free(app.metrics);
 	keyring_free(app.keys);
+	oidc_free(app.oidc);
 	kube_global_cleanup();
 	buf_free(&node);
 	buf_free(&pgdir);

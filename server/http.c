@@ -61,16 +61,25 @@
 #include "server/connguard.h"
 #include "server/log.h"
 #include "server/metrics.h"
+#include "server/tlscreds.h"
+#include "server/trustproxy.h"
 
 /* At most this many SSE streams hold a LISTEN connection of their own;
  * further streams poll, so streams cannot exhaust PostgreSQL's
  * connection slots. */
 #define SSE_MAX_LISTENERS 32
 
+/* Sent on every answer to a request that came over HTTPS (ferryd's own TLS
+ * or a trusted proxy's): browsers then refuse plain HTTP to this host for
+ * a year. Not includeSubDomains: ferryd does not own its parent domain. */
+#define HSTS_VALUE "max-age=31536000"
+
 struct http_server {
 	struct MHD_Daemon *daemon;
 	struct app *app;
 	struct connguard *guard;   /* request-head deadlines (slow clients) */
+	struct trustproxy *proxies;  /* --trusted-proxy: may set X-Forwarded-* */
+	int tls;                   /* ferryd terminates TLS (--tls-cert) */
 	volatile int stopping;
 	int port;
 	atomic_int listeners;
@@ -607,6 +616,8 @@ static struct MHD_Response *build_response(struct http_server *srv, struct api_r
 	}
 	MHD_add_response_header(resp, "X-Request-Id", r->request_id);
 	MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+	if (r->secure)
+		MHD_add_response_header(resp, "Strict-Transport-Security", HSTS_VALUE);
 	int retry_after = 0;
 	for (int i = 0; i < r->nhdr; i++) {
 		MHD_add_response_header(resp, r->hdr_name[i], r->hdr_value[i]);
@@ -647,6 +658,8 @@ static enum MHD_Result send_static(struct http_server *srv, struct MHD_Connectio
 				"base-uri 'none'; form-action 'self'");
 	MHD_add_response_header(resp, "X-Frame-Options", "DENY");
 	MHD_add_response_header(resp, "Referrer-Policy", "no-referrer");
+	if (r->secure)
+		MHD_add_response_header(resp, "Strict-Transport-Security", HSTS_VALUE);
 	enum MHD_Result ret = MHD_queue_response(conn, MHD_HTTP_OK, resp);
 	MHD_destroy_response(resp);
 	r->status = 200;
@@ -678,6 +691,7 @@ static void finish_request(struct http_server *srv, struct http_ctx *ctx)
 				.path = path,
 				.status = r->status,
 				.target = r->target[0] ? r->target : NULL,
+				.actor = r->auth.ok && r->auth.subject[0] ? r->auth.subject : NULL,
 			};
 			if (db_audit_write(db, &e, err, sizeof(err)) != 0)
 				log_msg(LOG_ERROR, "audit write failed for request %s: %s",
@@ -695,8 +709,8 @@ static void finish_request(struct http_server *srv, struct http_ctx *ctx)
 	}
 	struct log_ctx lc = { .request_id = r->request_id,
 			      .tenant = r->auth.ok ? r->auth.tenant_name : NULL };
-	log_ctx_msg(r->status >= 500 ? LOG_WARN : LOG_DEBUG, &lc, "%s %s -> %d (%.1f ms)",
-		    r->method, r->path, r->status, secs * 1000.0);
+	log_ctx_msg(r->status >= 500 ? LOG_WARN : LOG_DEBUG, &lc, "%s %s -> %d (%.1f ms, from %s)",
+		    r->method, r->path, r->status, secs * 1000.0, r->client_ip);
 }
 
 static void ctx_free(struct http_ctx *ctx)
@@ -750,6 +764,12 @@ static enum MHD_Result http_access(void *cls, struct MHD_Connection *conn, const
 		else
 			new_request_id(ctx->req.request_id);
 		*con_cls = ctx;
+		const union MHD_ConnectionInfo *ci =
+			MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+		trustproxy_client(srv->proxies, ci ? ci->client_addr : NULL,
+				  MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Forwarded-For"),
+				  MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Forwarded-Proto"),
+				  srv->tls, ctx->req.client_ip, &ctx->req.secure);
 		const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
 							     MHD_HTTP_HEADER_CONTENT_LENGTH);
 		if (cl) {
@@ -962,30 +982,76 @@ struct http_server *http_server_start(struct app *app, char *err, size_t errlen)
 		free(srv);
 		return NULL;
 	}
+	srv->proxies = trustproxy_parse(app->cfg.trusted_proxies, err, errlen);
+	if (!srv->proxies) {
+		connguard_free(srv->guard);
+		free(srv);
+		return NULL;
+	}
+	if (app->cfg.tls_cert) {
+		if (tlscreds_load(app->cfg.tls_cert, app->cfg.tls_key, err, errlen) != 0)
+			goto fail;
+		srv->tls = 1;
+	}
 	unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
 			     MHD_USE_POLL | MHD_USE_ERROR_LOG;
 	if (ss.ss_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
-	srv->daemon = MHD_start_daemon(flags, 0, NULL, NULL, http_access, srv,
-				       MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, srv,
-				       MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-				       MHD_OPTION_CONNECTION_LIMIT, max_conn,
-				       MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_ip,
-				       MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)120,
-				       MHD_OPTION_NOTIFY_CONNECTION, connguard_notify, srv->guard,
-				       MHD_OPTION_NOTIFY_COMPLETED, http_completed, srv,
-				       MHD_OPTION_END);
+	/* The same options with and without TLS; with it, the certificate
+	 * comes from tlscreds on every handshake, so SIGHUP can replace it
+	 * (http_server_reload_tls) while connections stay open. */
+	if (srv->tls)
+		srv->daemon = MHD_start_daemon(flags | MHD_USE_TLS, 0, NULL, NULL, http_access, srv,
+					       MHD_OPTION_HTTPS_CERT_CALLBACK, tlscreds_retrieve,
+					       MHD_OPTION_HTTPS_PRIORITIES, tlscreds_priorities,
+					       MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, srv,
+					       MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+					       MHD_OPTION_CONNECTION_LIMIT, max_conn,
+					       MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_ip,
+					       MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)120,
+					       MHD_OPTION_NOTIFY_CONNECTION, connguard_notify, srv->guard,
+					       MHD_OPTION_NOTIFY_COMPLETED, http_completed, srv,
+					       MHD_OPTION_END);
+	else
+		srv->daemon = MHD_start_daemon(flags, 0, NULL, NULL, http_access, srv,
+					       MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, srv,
+					       MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+					       MHD_OPTION_CONNECTION_LIMIT, max_conn,
+					       MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_ip,
+					       MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)120,
+					       MHD_OPTION_NOTIFY_CONNECTION, connguard_notify, srv->guard,
+					       MHD_OPTION_NOTIFY_COMPLETED, http_completed, srv,
+					       MHD_OPTION_END);
 	if (!srv->daemon) {
-		snprintf(err, errlen, "cannot listen on %s (address in use or not available)",
-			 app->cfg.listen);
-		connguard_free(srv->guard);
-		free(srv);
-		return NULL;
+		snprintf(err, errlen, "cannot listen on %s (address in use or not available%s)",
+			 app->cfg.listen, srv->tls ? ", or TLS is not available" : "");
+		goto fail;
 	}
 	const union MHD_DaemonInfo *info = MHD_get_daemon_info(srv->daemon,
 							       MHD_DAEMON_INFO_BIND_PORT);
 	srv->port = info ? (int)info->port : 0;
 	return srv;
+fail:
+	if (srv->tls)
+		tlscreds_free_all();
+	trustproxy_free(srv->proxies);
+	connguard_free(srv->guard);
+	free(srv);
+	return NULL;
+}
+
+int http_server_tls(const struct http_server *srv)
+{
+	return srv ? srv->tls : 0;
+}
+
+int http_server_reload_tls(struct http_server *srv, char *err, size_t errlen)
+{
+	if (!srv || !srv->tls) {
+		snprintf(err, errlen, "TLS is not configured");
+		return -1;
+	}
+	return tlscreds_reload(err, errlen);
 }
 
 int http_server_port(const struct http_server *srv)
@@ -1000,5 +1066,8 @@ void http_server_stop(struct http_server *srv)
 	srv->stopping = 1;
 	MHD_stop_daemon(srv->daemon);
 	connguard_free(srv->guard);
+	if (srv->tls)
+		tlscreds_free_all();
+	trustproxy_free(srv->proxies);
 	free(srv);
 }

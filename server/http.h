@@ -7,7 +7,11 @@
  * port 0 = any free port) and serves with one MHD thread per connection
  * until http_server_stop(), which ends open SSE streams and waits for the
  * connection threads. NULL + message in err on failure (port in use, bad
- * listen address). It fills cfg.max_body_bytes (1 MiB) and
+ * listen address, unreadable TLS certificate or key, bad --trusted-proxy).
+ * With cfg.tls_cert/tls_key it speaks only HTTPS (server/tlscreds.h for
+ * protocols and ciphers); requests that came over HTTPS (its own TLS, or
+ * a trusted proxy's X-Forwarded-Proto: https, server/trustproxy.h) get
+ * Strict-Transport-Security. It fills cfg.max_body_bytes (1 MiB) and
  * cfg.max_json_depth (32) when they are 0. The server reads *app (metrics
  * may be NULL; without a keyring cluster writes answer 500); app must
  * outlive it.
@@ -28,5 +32,11 @@ struct http_server *http_server_start(struct app *app, char *err, size_t errlen)
 /* The port actually bound (useful with listen "127.0.0.1:0"). */
 int http_server_port(const struct http_server *srv);
 void http_server_stop(struct http_server *srv);
+/* 1 when the listener speaks TLS (cfg.tls_cert was set). */
+int http_server_tls(const struct http_server *srv);
+/* Read cfg.tls_cert / cfg.tls_key again and present them from the next
+ * handshake on; open connections are not touched. 0, or -1 with the
+ * reason in err (the previous certificate stays). Main thread (SIGHUP). */
+int http_server_reload_tls(struct http_server *srv, char *err, size_t errlen);
 
 #endif

@@ -1,9 +1,13 @@
 /*
  * ferry console: a small single-page app over the ferry REST API (/v1).
  *
- * The idea: no framework and no build step. The page keeps the API token in
- * sessionStorage, sends it as "Authorization: Bearer", and renders one view at
- * a time into #view, chosen by the URL fragment:
+ * The idea: no framework and no build step. People sign in with single
+ * sign-on when the server has an OpenID provider (GET /v1/auth/session says
+ * so): the server keeps the session in an HttpOnly cookie and the page sends
+ * the session's CSRF token in X-CSRF-Token on every write. Otherwise (or in
+ * addition) an API token can be pasted; it is kept in sessionStorage and sent
+ * as "Authorization: Bearer". One view at a time is rendered into #view,
+ * chosen by the URL fragment:
  *
  *   #/clusters[?selector=…]   cluster list with a label selector
  *   #/clusters/<id>           one cluster, its jobs, and the "start a job" form
@@ -32,6 +36,7 @@
 
   const state = {
     me: null,
+    auth: null,      /* GET /v1/auth/session: {sso: {enabled, login_url}, session} */
     gen: 0,          /* bumped on every navigation; async work checks it */
     cleanup: [],     /* functions that stop the current view's timers/streams */
   };
@@ -164,11 +169,23 @@
   }
 
   function token() { return sessionStorage.getItem(TOKEN_KEY); }
+  /* The single sign-on session ({csrf_token, subject, ...}) or null. */
+  function ssoSession() { return state.auth && state.auth.session; }
+  function signedIn() { return !!(token() || ssoSession()); }
+
+  /* Who we are to the server: the pasted token, else the session cookie
+   * (sent by the browser) with its CSRF token on writes. */
+  function authHeaders(method) {
+    const t = token();
+    if (t) return { Authorization: `Bearer ${t}` };
+    const s = ssoSession();
+    if (s && method !== 'GET' && method !== 'HEAD') return { 'X-CSRF-Token': s.csrf_token };
+    return {};
+  }
 
   async function api(method, path, body, extraHeaders) {
     const headers = { Accept: 'application/json' };
-    const t = token();
-    if (t) headers.Authorization = `Bearer ${t}`;
+    Object.assign(headers, authHeaders(method));
     if (body !== undefined) headers['Content-Type'] = 'application/json';
     Object.assign(headers, extraHeaders || {});
     let res;
@@ -225,8 +242,9 @@
       }
     }
     box.hidden = false;
-    if (err instanceof ApiError && err.status === 401 && token()) {
-      /* The token was revoked or is wrong: back to the sign-in form. */
+    if (err instanceof ApiError && err.status === 401 && signedIn()) {
+      /* The token was revoked or is wrong, or the session ended: back to
+       * the sign-in form. */
       logout(true);
     }
   }
@@ -239,7 +257,7 @@
     const me = state.me;
     const tenant = me.tenant_name ? `tenant ${me.tenant_name}` : 'platform-wide';
     $('me-text').textContent = `${me.role} · ${tenant}`;
-    $('me-text').title = `token ${me.token_id || ''}`;
+    $('me-text').title = me.subject ? `signed in as ${me.subject}` : `token ${me.token_id || ''}`;
     $('whoami').hidden = false;
     $('nav').hidden = false;
   }
@@ -253,17 +271,43 @@
     $('nav').hidden = true;
     clear($('view'));
     $('login').hidden = false;
-    $('token-input').focus();
+    const sso = state.auth && state.auth.sso;
+    $('sso').hidden = !(sso && sso.enabled);
+    if (sso && sso.enabled) {
+      const back = `/${location.hash || ''}`;
+      $('sso-login').href = `${sso.login_url}?return_to=${encodeURIComponent(back)}`;
+      $('sso-login').focus();
+    } else {
+      $('token-input').focus();
+    }
   }
 
-  function logout(keepError) {
+  async function logout(keepError) {
     sessionStorage.removeItem(TOKEN_KEY);
+    const s = ssoSession();
+    if (s) {
+      state.auth.session = null;
+      try {
+        await fetch('/v1/auth/logout', { method: 'POST', cache: 'no-store',
+          headers: { Accept: 'application/json', 'X-CSRF-Token': s.csrf_token } });
+      } catch (e) { /* the cookie is gone with the session either way */ }
+    }
     if (!keepError) hideError();
     showLogin();
   }
 
+  /* Whether single sign-on is on and whether this browser has a session. */
+  async function loadAuth() {
+    try {
+      const r = await fetch('/v1/auth/session', { headers: { Accept: 'application/json' }, cache: 'no-store' });
+      state.auth = r.ok ? await r.json() : null;
+    } catch (e) {
+      state.auth = null;
+    }
+  }
+
   async function signIn(t) {
-    sessionStorage.setItem(TOKEN_KEY, t);
+    if (t) sessionStorage.setItem(TOKEN_KEY, t);
     try {
       const r = await api('GET', '/v1/me');
       state.me = r.data;
@@ -295,7 +339,7 @@
   }
 
   async function route() {
-    if (!token()) { showLogin(); return; }
+    if (!signedIn()) { showLogin(); return; }
     if (!state.me) {
       if (!(await signIn(token()))) return;
     }
@@ -925,7 +969,7 @@
    * server ends the stream; rejects on an HTTP error, a network error, an
    * abort, or when onEvent throws. */
   async function readEventStream(url, lastId, signal, onEvent, onOpen) {
-    const headers = { Accept: 'text/event-stream', Authorization: `Bearer ${token()}` };
+    const headers = Object.assign({ Accept: 'text/event-stream' }, authHeaders('GET'));
     if (lastId) headers['Last-Event-ID'] = String(lastId);
     const res = await fetch(url, { headers, signal, cache: 'no-store' });
     const ct = res.headers.get('Content-Type') || '';
@@ -1081,7 +1125,7 @@
       });
     }
     window.addEventListener('hashchange', () => { hideError(); route(); });
-    route();
+    loadAuth().then(route);
   }
 
   /* After DOMContentLoaded, which comes after every deferred script (the

@@ -231,21 +231,25 @@ out:
 	return plain;
 }
 
+char *base64url_encode(const void *data, size_t len)
+{
+	char *b64 = base64_encode(data, len);
+	char *w = b64;
+	for (char *p = b64; *p && *p != '='; p++)
+		*w++ = *p == '+' ? '-' : *p == '/' ? '_' : *p;
+	*w = '\0';
+	return b64;
+}
+
 char *token_generate(void)
 {
 	unsigned char raw[32];
 	if (random_bytes(raw, sizeof(raw)) != 0)
 		return NULL;
-	char *b64 = base64_encode(raw, sizeof(raw));
+	char *b64 = base64url_encode(raw, sizeof(raw));
 	OPENSSL_cleanse(raw, sizeof(raw));
-	/* to base64url without padding */
 	struct buf b = BUF_INIT;
-	buf_puts(&b, "fy_");
-	for (char *p = b64; *p; p++) {
-		if (*p == '=')
-			break;
-		buf_putc(&b, *p == '+' ? '-' : *p == '/' ? '_' : *p);
-	}
+	buf_printf(&b, "fy_%s", b64);
 	OPENSSL_cleanse(b64, strlen(b64));
 	free(b64);
 	return buf_steal(&b);

@@ -49,6 +49,9 @@ void sha256_hex(const void *data, size_t len, char out[65]);
 int random_bytes(void *buf, size_t len);
 /* Base64 (standard alphabet, padded) of data; caller frees. */
 char *base64_encode(const void *data, size_t len);
+/* Base64url (RFC 4648 section 5) without padding, as JWTs and PKCE use it;
+ * caller frees. */
+char *base64url_encode(const void *data, size_t len);
 /* Decode standard or URL-safe base64 (padding optional); NULL on bad input. */
 unsigned char *base64_decode(const char *text, size_t *len_out);
 

@@ -104,7 +104,7 @@ class Resp:
 class Ferry:
     """A ferryd under test with its own database."""
 
-    def __init__(self, tag, extra_args=(), workers=0):
+    def __init__(self, tag, extra_args=(), workers=0, ssl_context=None, env=None):
         self.tag = tag
         self.build = os.environ.get("FERRY_BUILD", "")
         self.ferryd = shutil.which("ferryd") or os.path.join(self.build, "ferryd")
@@ -130,6 +130,10 @@ class Ferry:
             "FERRY_LOG_LEVEL": "info",
         })
         self.env.pop("FERRY_MASTER_KEY_FILE", None)
+        if env:
+            self.env.update(env)
+        # With TLS (--tls-cert) requests go through this client context.
+        self.ssl_context = ssl_context
         out = subprocess.run([self.ferryd, "token", "create", "--platform", "--name", "bootstrap"],
                              env=self.env, capture_output=True, text=True, timeout=60)
         if out.returncode != 0:
@@ -145,7 +149,7 @@ class Ferry:
         while time.time() < deadline and self.port is None:
             if self.proc.poll() is not None:
                 raise RuntimeError("ferryd exited early: %s" % open(self.log_path).read()[-2000:])
-            m = re.search(r"listening on http://[^:]+:(\d+)/", open(self.log_path).read())
+            m = re.search(r"listening on https?://[^:]+:(\d+)/", open(self.log_path).read())
             if m:
                 self.port = int(m.group(1))
             else:
@@ -156,7 +160,11 @@ class Ferry:
     # ---- HTTP
     def request(self, method, path, body=None, token=None, headers=None, raw=None,
                 content_type="application/json", timeout=30):
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        if self.ssl_context:
+            conn = http.client.HTTPSConnection("127.0.0.1", self.port, timeout=timeout,
+                                               context=self.ssl_context)
+        else:
+            conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
         h = {}
         if token:
             h["Authorization"] = "Bearer " + token
