@@ -13,6 +13,7 @@
 struct db_pool;
 struct keyring;
 struct metrics;
+struct tokencache;
 
 struct app_config {
 	const char *database_url;   /* FERRY_DATABASE_URL; NULL = embedded PostgreSQL */
@@ -50,6 +51,7 @@ struct app {
 	struct db_pool *db;
 	struct keyring *keys;
 	struct metrics *metrics;
+	struct tokencache *tokens;  /* accepted API tokens (db/tokencache.h); NULL = none */
 	volatile int stopping;      /* set by SIGTERM/SIGINT */
 };
 

@@ -28,6 +28,7 @@
 
 #include "db/migrate.h"
 #include "db/pool.h"
+#include "db/tokencache.h"
 #include "server/app.h"
 #include "server/common/buf.h"
 #include "server/common/crypto.h"
@@ -439,6 +440,9 @@ static int cmd_serve(struct settings *s)
 	if (run_migrations(app.db, s->no_migrate) < 0)
 		goto out;
 	app.metrics = metrics_new();
+	/* Accepted API tokens, 5 s at most, emptied by every revocation
+	 * (db/tokencache.h). */
+	app.tokens = tokencache_new(db_pool_url(app.db), 1024, 5000);
 
 	http = http_server_start(&app, err, sizeof(err));
 	if (!http) {
@@ -476,6 +480,7 @@ out:
 		http_server_stop(http);
 	worker_pool_stop(workers);
 	demo_stop(demo);
+	tokencache_free(app.tokens);
 	db_pool_free(app.db);
 	pgembed_stop(pg);
 	metrics_free(app.metrics);
