@@ -11,7 +11,7 @@
 #             (SELECT * FROM jobs WHERE id = '<id>'), -M simple like the
 #             built-in select-only test, then -M prepared
 #   wrk       GET /v1/jobs/{id} and GET /v1/clusters/{id} with the token
-# each for SECONDS (default 10). Prints one table: requests/s, ferry's
+# each for SECONDS (default 10; wrk after a 2 s warm-up). Prints one table: requests/s, ferry's
 # ratio to pgbench (-M simple), and p99 latency (wrk --latency; pgbench
 # from its per-transaction log). Any non-2xx answer fails the run.
 # Needs wrk (Debian package wrk) and pgbench (package postgresql).
@@ -85,6 +85,10 @@ to_ms() {
 run_wrk() {   # run_wrk CONNS PATH -> "req/s p99ms"
   local c=$1 path=$2 t=2 out
   [ "$c" -lt 2 ] && t=1
+  # Warm-up, not counted: ferryd's pool opens its connections lazily and
+  # prepares each statement once per connection (pgbench's figure also
+  # leaves its connection set-up out).
+  wrk -t "$t" -c "$c" -d 2s -H "$auth" "$base$path" >/dev/null
   out=$(wrk -t "$t" -c "$c" -d "${secs}s" --latency -H "$auth" "$base$path")
   if echo "$out" | grep -q 'Non-2xx'; then
     echo "api_bench: non-2xx answers on $path:" >&2; echo "$out" >&2; exit 1
