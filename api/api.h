@@ -109,6 +109,9 @@ extern const size_t api_routes_count;
 
 /* Answer with a JSON body (stolen; NULL = no body). */
 void api_reply(struct api_req *r, int status, json_t *body);
+/* Answer with a JSON body that is already text (malloc'd, stolen), e.g.
+ * PostgreSQL's JSON through dbq_json_body(). */
+void api_reply_body(struct api_req *r, int status, char *json_text);
 /* Answer with a problem+json. title is short and fixed per kind of error;
  * detail (printf-style) explains this occurrence. */
 void api_problem(struct api_req *r, int status, const char *title,

@@ -3,7 +3,9 @@
  * looked up by hash; the database never sees the secret and a timing
  * difference in the lookup reveals nothing useful about it. Every failure
  * (no header, wrong scheme, unknown, revoked, tenant deleted) is the same
- * 401 so callers cannot probe which tokens exist.
+ * 401 so callers cannot probe which tokens exist. Accepted tokens are kept
+ * a few seconds in the process's token cache (db/tokencache.h), emptied
+ * by every revocation in any process.
  */
 #include <stdio.h>
 #include <string.h>
@@ -12,7 +14,9 @@
 #include "api/api.h"
 #include "api/session.h"
 #include "db/dbq.h"
+#include "db/tokencache.h"
 #include "db/tokens.h"
+#include "server/app.h"
 #include "server/common/crypto.h"
 
 int api_authenticate(struct api_req *r)
@@ -37,12 +41,22 @@ int api_authenticate(struct api_req *r)
 	}
 	char hash[65];
 	token_hash(tok, hash);
-	PGconn *db = api_db(r);
-	if (!db)
-		return 0;
 	struct db_token_info info;
 	char err[256];
-	int st = db_token_lookup(db, hash, &info, err, sizeof(err));
+	int st;
+	/* The token cache first (db/tokencache.h: revocations empty it). */
+	struct tokencache *tc = r->app ? r->app->tokens : NULL;
+	uint64_t gen = 0;
+	if (tc && tokencache_get(tc, hash, &info, &gen)) {
+		st = DB_OK;
+	} else {
+		PGconn *db = api_db(r);
+		if (!db)
+			return 0;
+		st = db_token_lookup(db, hash, &info, err, sizeof(err));
+		if (st == DB_OK && tc)
+			tokencache_put(tc, hash, &info, gen);
+	}
 	if (st == DB_NOT_FOUND) {
 		api_problem(r, 401, "Unauthorized",
 			    "the bearer token is not valid (unknown or revoked)");

@@ -556,17 +556,23 @@ void api_clusters_get(struct api_req *r)
 	PGconn *db = api_db(r);
 	if (!db)
 		return;
-	json_t *cluster = NULL;
+	/* PostgreSQL's JSON passed through: ferry adds nothing to a GET. */
+	char *body = NULL;
 	int version = 0;
 	char err[256];
-	int st = db_cluster_get(db, r->auth.tenant_id, r->params[0], &cluster, &version, err,
-				sizeof(err));
-	if (st == DB_NOT_FOUND)
+	int st = db_cluster_get_body(db, r->auth.tenant_id, r->params[0], &body, &version, err,
+				     sizeof(err));
+	if (st == DB_NOT_FOUND) {
 		api_problem(r, 404, "Not found", "no cluster %s", r->params[0]);
-	else if (st != DB_OK)
+	} else if (st != DB_OK) {
 		api_db_error(r, err);
-	else
-		reply_cluster(r, 200, cluster, version);
+	} else {
+		char etag[32];
+		snprintf(etag, sizeof(etag), "\"%d\"", version);
+		api_set_header(r, "ETag", etag);
+		snprintf(r->target, sizeof(r->target), "%s", r->params[0]);
+		api_reply_body(r, 200, body);
+	}
 }
 
 /* If-Match: "N", W/"N" or *; 0 = none/any, -1 = malformed (answered). */

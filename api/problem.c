@@ -9,6 +9,7 @@
  */
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "api/api.h"
@@ -23,6 +24,17 @@ void api_reply(struct api_req *r, int status, json_t *body)
 	}
 	r->status = status;
 	r->resp = body;
+	r->content_type = "application/json";
+}
+
+void api_reply_body(struct api_req *r, int status, char *json_text)
+{
+	if (r->status) {
+		free(json_text);
+		return;
+	}
+	r->status = status;
+	r->resp_text = json_text;
 	r->content_type = "application/json";
 }
 

@@ -8,6 +8,8 @@
 #include "api/api.h"
 #include "db/dbq.h"
 #include "db/tenants.h"
+#include "db/tokencache.h"
+#include "server/app.h"
 
 void api_tenants_create(struct api_req *r)
 {
@@ -75,6 +77,8 @@ void api_tenants_delete(struct api_req *r)
 	snprintf(r->target, sizeof(r->target), "%s", r->params[0]);
 	long nclusters = 0;
 	char err[256];
+	char mark[64];
+	tokencache_mark(db, mark);
 	int st = db_tenant_delete(db, r->params[0], &nclusters, err, sizeof(err));
 	if (st == DB_NOT_FOUND)
 		api_problem(r, 404, "Not found", "no tenant %s", r->params[0]);
@@ -83,6 +87,11 @@ void api_tenants_delete(struct api_req *r)
 			    "the tenant still has %ld cluster(s); delete them first", nclusters);
 	else if (st != DB_OK)
 		api_db_error(r, err);
-	else
+	else {
+		/* Committed: every process's token cache forgets the token
+		 * before we answer (the NOTIFY of migrations/017_api_reads.sql,
+		 * acknowledged by each listener). */
+		tokencache_changed(r->app->tokens, db, mark, 1000);
 		api_reply(r, 204, NULL);
+	}
 }

@@ -12,7 +12,9 @@
 
 #include "api/api.h"
 #include "db/dbq.h"
+#include "db/tokencache.h"
 #include "db/tokens.h"
+#include "server/app.h"
 #include "server/common/crypto.h"
 
 static json_t *field_error(const char *field, const char *msg)
@@ -127,11 +129,18 @@ void api_tokens_delete(struct api_req *r)
 		return;
 	snprintf(r->target, sizeof(r->target), "%s", r->params[0]);
 	char err[256];
+	char mark[64];
+	tokencache_mark(db, mark);
 	int st = db_token_revoke(db, api_tenant(r), r->params[0], err, sizeof(err));
 	if (st == DB_NOT_FOUND)
 		api_problem(r, 404, "Not found", "no token %s", r->params[0]);
 	else if (st != DB_OK)
 		api_db_error(r, err);
-	else
+	else {
+		/* Committed: every process's token cache forgets the token
+		 * before we answer (the NOTIFY of migrations/017_api_reads.sql,
+		 * acknowledged by each listener). */
+		tokencache_changed(r->app->tokens, db, mark, 1000);
 		api_reply(r, 204, NULL);
+	}
 }

@@ -13,13 +13,14 @@
 #include "db/clusters.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "db/dbq.h"
 #include "server/common/buf.h"
 
-#define CLUSTER_JSON \
-	"json_build_object('id', c.id, 'name', c.name, 'profile', c.profile, 'labels', c.labels," \
+#define CLUSTER_JSON_FIELDS \
+	"'id', c.id, 'name', c.name, 'profile', c.profile, 'labels', c.labels," \
 	" 'api_server', c.api_server, 'tls_server_name', c.tls_server_name," \
 	" 'has_ca_bundle', c.ca_bundle IS NOT NULL, 'auth', c.auth_kind," \
 	" 'insecure_skip_tls_verify', c.insecure_skip_tls_verify," \
@@ -30,8 +31,9 @@
 	" 'last_contact_at', ferry_ts(c.last_contact_at), 'created_at', ferry_ts(c.created_at)," \
 	" 'updated_at', ferry_ts(c.updated_at)," \
 	" 'active_job_id', (SELECT j.id FROM jobs j WHERE j.cluster_id = c.id" \
-	"   AND j.state IN ('queued', 'running') LIMIT 1)," \
-	" '_version', c.version)"
+	"   AND j.state IN ('queued', 'running') LIMIT 1)"
+
+#define CLUSTER_JSON "json_build_object(" CLUSTER_JSON_FIELDS ", '_version', c.version)"
 
 /* Move the hidden _version member out of obj. */
 static void take_version(json_t *obj, int *version)
@@ -70,6 +72,35 @@ int db_cluster_get(PGconn *conn, const char *tenant_id, const char *id, json_t *
 			      2, p, out, err, errlen);
 	if (st == DB_OK)
 		take_version(*out, version);
+	return st;
+}
+
+int db_cluster_get_body(PGconn *conn, const char *tenant_id, const char *id, char **body,
+			int *version, char *err, size_t errlen)
+{
+	const char *p[2] = { id, tenant_id };
+	*body = NULL;
+	PGresult *r = dbq_params(conn,
+				 "SELECT json_build_object(" CLUSTER_JSON_FIELDS ")::text, c.version"
+				 " FROM clusters c WHERE c.id = $1 AND c.tenant_id = $2",
+				 2, p);
+	if (!r || PQresultStatus(r) != PGRES_TUPLES_OK) {
+		int st = dbq_status_of(r, conn, err, errlen);
+		PQclear(r);
+		return st;
+	}
+	int st = DB_NOT_FOUND;
+	if (PQntuples(r) == 1) {
+		*body = dbq_json_body(PQgetvalue(r, 0, 0));
+		if (version)
+			*version = atoi(PQgetvalue(r, 0, 1));
+		st = DB_OK;
+		if (!*body) {
+			snprintf(err, errlen, "bad JSON from database");
+			st = DB_ERROR;
+		}
+	}
+	PQclear(r);
 	return st;
 }
 

@@ -43,6 +43,12 @@ int db_cluster_create(PGconn *conn, const char *tenant_id, const struct db_clust
 int db_cluster_get(PGconn *conn, const char *tenant_id, const char *id, json_t **out,
 		   int *version, char *err, size_t errlen);
 
+/* The same cluster as the API's response body (db/dbq.h dbq_json_body():
+ * PostgreSQL's JSON text, re-encoded but never parsed; *body is malloc'd,
+ * the caller frees it) and its version. DB_OK, DB_NOT_FOUND, DB_ERROR. */
+int db_cluster_get_body(PGconn *conn, const char *tenant_id, const char *id, char **body,
+			int *version, char *err, size_t errlen);
+
 /* One label-selector requirement. */
 enum db_label_op { DB_LABEL_EQ, DB_LABEL_NE, DB_LABEL_EXISTS, DB_LABEL_NOT_EXISTS };
 struct db_label_req {

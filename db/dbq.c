@@ -3,13 +3,180 @@
  * PostgreSQL error classes (SQLSTATE) to the few outcomes handlers care
  * about: conflict (23505 unique violation, 23P01 exclusion), invalid value
  * (23514 check, 22xxx data exceptions), anything else an error.
+ *
+ * Every statement goes through dbq_params(), which prepares it once per
+ * connection. The statements a connection has prepared are kept with the
+ * connection itself, as libpq "instance data" of an event procedure
+ * (PQregisterEventProc): libpq tells that procedure when the connection is
+ * reset (PQreset, which the pool does to a stale or broken connection: the
+ * new server session has no prepared statements, so the table is emptied)
+ * and when it is closed (the table is freed). A connection is used by one
+ * thread at a time, so the table needs no lock.
  */
 #include "db/dbq.h"
 
 #include <ctype.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <libpq-events.h>
+
+#include "server/common/buf.h"
+
+/* ---- per-connection prepared statements ------------------------------- */
+
+/* At most this many statements per connection (SQL built at run time, e.g.
+ * label selectors, could otherwise grow the table without end); beyond it
+ * a statement runs unnamed, as before. The index has twice as many slots,
+ * so probing stays short. */
+#define DBQ_MAX_PREPARED 256
+#define DBQ_INDEX_SLOTS 512
+
+struct dbq_stmt {
+	uint64_t hash;
+	char *sql;           /* NULL = free slot */
+	char name[24];       /* "ferry_<n>" */
+};
+
+struct dbq_conn_state {
+	struct dbq_stmt slots[DBQ_INDEX_SLOTS];
+	int count;
+	unsigned long next_id;   /* never reused, even after a reset */
+};
+
+static void stmts_clear(struct dbq_conn_state *st)
+{
+	for (int i = 0; i < DBQ_INDEX_SLOTS; i++) {
+		free(st->slots[i].sql);
+		st->slots[i].sql = NULL;
+	}
+	st->count = 0;
+}
+
+static int dbq_event(PGEventId id, void *info, void *pass)
+{
+	(void)pass;
+	if (id == PGEVT_CONNRESET) {
+		PGEventConnReset *e = info;
+		struct dbq_conn_state *st = PQinstanceData(e->conn, dbq_event);
+		if (st)
+			stmts_clear(st);
+	} else if (id == PGEVT_CONNDESTROY) {
+		PGEventConnDestroy *e = info;
+		struct dbq_conn_state *st = PQinstanceData(e->conn, dbq_event);
+		if (st) {
+			stmts_clear(st);
+			free(st);
+		}
+	}
+	return 1;
+}
+
+static struct dbq_conn_state *conn_state(PGconn *conn)
+{
+	struct dbq_conn_state *st = PQinstanceData(conn, dbq_event);
+	if (st)
+		return st;
+	if (!PQregisterEventProc(conn, dbq_event, "ferry-dbq", NULL))
+		return NULL;
+	st = xcalloc(1, sizeof(*st));
+	if (!PQsetInstanceData(conn, dbq_event, st)) {
+		free(st);
+		return NULL;
+	}
+	return st;
+}
+
+/* FNV-1a over the SQL text. */
+static uint64_t sql_hash(const char *s)
+{
+	uint64_t h = 1469598103934665603ULL;
+	for (; *s; s++) {
+		h ^= (unsigned char)*s;
+		h *= 1099511628211ULL;
+	}
+	return h;
+}
+
+/* The slot holding sql, or the free slot where it would go. */
+static struct dbq_stmt *stmt_slot(struct dbq_conn_state *st, const char *sql, uint64_t h)
+{
+	for (unsigned i = 0; i < DBQ_INDEX_SLOTS; i++) {
+		struct dbq_stmt *s = &st->slots[(h + i) & (DBQ_INDEX_SLOTS - 1)];
+		if (!s->sql || (s->hash == h && !strcmp(s->sql, sql)))
+			return s;
+	}
+	return NULL; /* not reached: the table is never more than half full */
+}
+
+/* Forget one statement (the server no longer has it, or it must be
+ * prepared again). Open addressing: the entries after it in its probe run
+ * are put back so that later lookups still find them. */
+static void stmt_forget(struct dbq_conn_state *st, struct dbq_stmt *gone)
+{
+	free(gone->sql);
+	gone->sql = NULL;
+	st->count--;
+	unsigned i = (unsigned)(gone - st->slots);
+	for (unsigned j = (i + 1) & (DBQ_INDEX_SLOTS - 1); st->slots[j].sql;
+	     j = (j + 1) & (DBQ_INDEX_SLOTS - 1)) {
+		struct dbq_stmt moved = st->slots[j];
+		st->slots[j].sql = NULL;
+		struct dbq_stmt *to = stmt_slot(st, moved.sql, moved.hash);
+		*to = moved;
+	}
+}
+
+static int result_ok(const PGresult *r)
+{
+	ExecStatusType s = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
+	return s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK;
+}
+
+/* The server lost or cannot use the prepared statement: 26000 (it does not
+ * exist, e.g. after DISCARD ALL) or 0A000 "cached plan must not change
+ * result type" (a table changed under it). */
+static int stale_statement(const PGresult *r)
+{
+	const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+	return state && (!strcmp(state, "26000") || !strcmp(state, "0A000"));
+}
+
+PGresult *dbq_params(PGconn *conn, const char *sql, int nparams, const char *const *params)
+{
+	struct dbq_conn_state *st = conn_state(conn);
+	if (!st)
+		return PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0);
+	uint64_t h = sql_hash(sql);
+	struct dbq_stmt *s = stmt_slot(st, sql, h);
+	if (!s || !s->sql) {
+		if (!s || st->count >= DBQ_MAX_PREPARED)
+			return PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0);
+		char name[24];
+		snprintf(name, sizeof(name), "ferry_%lu", st->next_id++);
+		PGresult *p = PQprepare(conn, name, sql, nparams, NULL);
+		if (!result_ok(p))
+			return p;  /* the same error the statement itself would give */
+		PQclear(p);
+		s->hash = h;
+		s->sql = xstrdup(sql);
+		memcpy(s->name, name, sizeof(name));
+		st->count++;
+	}
+	PGresult *r = PQexecPrepared(conn, s->name, nparams, params, NULL, NULL, 0);
+	if (!result_ok(r) && stale_statement(r)) {
+		/* Prepared again on its next use. Outside a transaction the failed
+		 * statement changed nothing, so it runs once more unnamed. */
+		stmt_forget(st, s);
+		if (PQtransactionStatus(conn) == PQTRANS_IDLE) {
+			PQclear(r);
+			r = PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0);
+		}
+	}
+	return r;
+}
 
 int dbq_status_of(PGresult *res, PGconn *conn, char *err, size_t errlen)
 {
@@ -32,7 +199,7 @@ int dbq_json_rows(PGconn *conn, const char *sql, int nparams,
 		  const char *const *params, json_t **out, char *err, size_t errlen)
 {
 	*out = NULL;
-	PGresult *res = PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0);
+	PGresult *res = dbq_params(conn, sql, nparams, params);
 	if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
 		int st = dbq_status_of(res, conn, err, errlen);
 		PQclear(res);
@@ -79,7 +246,7 @@ int dbq_json_row(PGconn *conn, const char *sql, int nparams,
 int dbq_exec(PGconn *conn, const char *sql, int nparams, const char *const *params,
 	     long *affected, char *err, size_t errlen)
 {
-	PGresult *res = PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0);
+	PGresult *res = dbq_params(conn, sql, nparams, params);
 	ExecStatusType s = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
 	if (s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK) {
 		int st = dbq_status_of(res, conn, err, errlen);
@@ -128,7 +295,7 @@ int dbq_page(PGconn *conn, const char *sql, int nparams, const char *const *para
 	     int limit, json_t **out, char *err, size_t errlen)
 {
 	*out = NULL;
-	PGresult *res = PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0);
+	PGresult *res = dbq_params(conn, sql, nparams, params);
 	if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
 		int st = dbq_status_of(res, conn, err, errlen);
 		PQclear(res);
@@ -172,4 +339,179 @@ int dbq_is_uuid(const char *s)
 		}
 	}
 	return 1;
+}
+
+/* ---- PostgreSQL's JSON text as the API's body ------------------------- */
+
+static void put_u16(struct buf *b, unsigned v)
+{
+	char seq[8];
+	snprintf(seq, sizeof(seq), "\\u%04X", v & 0xffffu);
+	buf_append(b, seq, 6);
+}
+
+/* One code point of a string, escaped as jansson's dump does with
+ * JSON_ENSURE_ASCII. */
+static void put_codepoint(struct buf *b, uint32_t cp)
+{
+	switch (cp) {
+	case '\\': buf_append(b, "\\\\", 2); return;
+	case '"': buf_append(b, "\\\"", 2); return;
+	case '\b': buf_append(b, "\\b", 2); return;
+	case '\f': buf_append(b, "\\f", 2); return;
+	case '\n': buf_append(b, "\\n", 2); return;
+	case '\r': buf_append(b, "\\r", 2); return;
+	case '\t': buf_append(b, "\\t", 2); return;
+	default: break;
+	}
+	if (cp < 0x20 || (cp > 0x7f && cp < 0x10000)) {
+		put_u16(b, cp);
+	} else if (cp < 0x80) {
+		buf_putc(b, (char)cp);
+	} else {
+		cp -= 0x10000;
+		put_u16(b, 0xd800 | (cp >> 10));
+		put_u16(b, 0xdc00 | (cp & 0x3ff));
+	}
+}
+
+static int hex4(const char *p, uint32_t *v)
+{
+	*v = 0;
+	for (int i = 0; i < 4; i++) {
+		char c = p[i];
+		int d = c >= '0' && c <= '9' ? c - '0'
+			: c >= 'a' && c <= 'f' ? c - 'a' + 10
+			: c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+		if (d < 0)
+			return -1;
+		*v = *v << 4 | (uint32_t)d;
+	}
+	return 0;
+}
+
+/* Decode one UTF-8 sequence at p (strict: no overlong forms, no
+ * surrogates, at most U+10FFFF). Its length, or 0 when invalid. */
+static int utf8_decode(const unsigned char *p, uint32_t *cp)
+{
+	int n;
+	uint32_t v, min;
+	if (p[0] < 0x80) {
+		*cp = p[0];
+		return 1;
+	} else if ((p[0] & 0xe0) == 0xc0) {
+		n = 2, v = p[0] & 0x1f, min = 0x80;
+	} else if ((p[0] & 0xf0) == 0xe0) {
+		n = 3, v = p[0] & 0x0f, min = 0x800;
+	} else if ((p[0] & 0xf8) == 0xf0) {
+		n = 4, v = p[0] & 0x07, min = 0x10000;
+	} else {
+		return 0;
+	}
+	for (int i = 1; i < n; i++) {
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+		v = v << 6 | (p[i] & 0x3f);
+	}
+	if (v < min || v > 0x10ffff || (v >= 0xd800 && v <= 0xdfff))
+		return 0;
+	*cp = v;
+	return n;
+}
+
+/* The string starting after its opening quote at *pp, re-escaped into b;
+ * *pp ends after the closing quote. -1 on invalid text. */
+static int put_string(struct buf *b, const char **pp)
+{
+	const unsigned char *p = (const unsigned char *)*pp;
+	buf_putc(b, '"');
+	for (;;) {
+		uint32_t cp;
+		if (*p == '"') {
+			p++;
+			break;
+		}
+		if (*p == '\0' || *p < 0x20)
+			return -1;
+		if (*p != '\\') {
+			/* Plain ASCII runs are copied as they are. */
+			const unsigned char *run = p;
+			while (*p >= 0x20 && *p < 0x80 && *p != '"' && *p != '\\')
+				p++;
+			if (p > run) {
+				buf_append(b, run, (size_t)(p - run));
+				continue;
+			}
+			int n = utf8_decode(p, &cp);
+			if (!n)
+				return -1;
+			p += n;
+			put_codepoint(b, cp);
+			continue;
+		}
+		p++;
+		switch (*p) {
+		case '"': cp = '"'; break;
+		case '\\': cp = '\\'; break;
+		case '/': cp = '/'; break;
+		case 'b': cp = '\b'; break;
+		case 'f': cp = '\f'; break;
+		case 'n': cp = '\n'; break;
+		case 'r': cp = '\r'; break;
+		case 't': cp = '\t'; break;
+		case 'u':
+			if (hex4((const char *)p + 1, &cp) < 0)
+				return -1;
+			p += 4;
+			if (cp >= 0xd800 && cp <= 0xdbff) {
+				uint32_t lo;
+				if (p[1] != '\\' || p[2] != 'u' || hex4((const char *)p + 3, &lo) < 0 ||
+				    lo < 0xdc00 || lo > 0xdfff)
+					return -1;
+				cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+				p += 6;
+			} else if ((cp >= 0xdc00 && cp <= 0xdfff) || cp == 0) {
+				return -1;  /* jansson refuses a lone low surrogate and \u0000 */
+			}
+			break;
+		default:
+			return -1;
+		}
+		p++;
+		put_codepoint(b, cp);
+	}
+	buf_putc(b, '"');
+	*pp = (const char *)p;
+	return 0;
+}
+
+char *dbq_json_body(const char *text)
+{
+	struct buf b = BUF_INIT;
+	size_t n = strlen(text);
+	buf_reserve(&b, n + 2);
+	const char *p = text;
+	while (*p) {
+		if (*p == ' ' || *p == '\n' || *p == '\t' || *p == '\r') {
+			p++;
+		} else if (*p == '"') {
+			p++;
+			if (put_string(&b, &p) < 0) {
+				buf_free(&b);
+				return NULL;
+			}
+		} else {
+			/* Punctuation, numbers, true/false/null: copied. */
+			const char *run = p;
+			while (*p && *p != '"' && *p != ' ' && *p != '\n' && *p != '\t' && *p != '\r')
+				p++;
+			buf_append(&b, run, (size_t)(p - run));
+		}
+	}
+	if (b.len == 0) {
+		buf_free(&b);
+		return NULL;
+	}
+	buf_putc(&b, '\n');
+	return buf_steal(&b);
 }

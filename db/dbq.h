@@ -7,8 +7,12 @@
  * row holding a JSON object; dbq_json_rows() parses those into a jansson
  * array. SQL always goes through parameters.
  *
+ * Every statement is prepared once per connection (dbq_params()), so
+ * PostgreSQL parses and plans it once, not on every call.
+ *
  * Memory: returned json_t are new references owned by the caller.
- * Thread-safety: stateless; one PGconn per caller.
+ * Thread-safety: one PGconn per caller (a connection's prepared-statement
+ * table belongs to the connection).
  */
 #ifndef FERRY_DB_DBQ_H
 #define FERRY_DB_DBQ_H
@@ -27,6 +31,27 @@ enum db_status {
 	DB_BAD_CURSOR = 5,  /* a pagination cursor that is not ours */
 	DB_ERROR = -1       /* connection or SQL error; message in err */
 };
+
+/* PQexecParams with text parameters and text results, the statement
+ * prepared on first use on this connection (named ferry_<n>; at most 256
+ * per connection, later ones run unnamed). Same answer as PQexecParams,
+ * including errors; the caller PQclear()s it. The table of a connection is
+ * emptied when libpq resets the connection (PQreset, as db/pool does to a
+ * stale one) and freed with it; a statement the server lost (DISCARD ALL,
+ * a table changed under it) is prepared again, and run again at once when
+ * no transaction is open. */
+PGresult *dbq_params(PGconn *conn, const char *sql, int nparams, const char *const *params);
+
+/* PostgreSQL's JSON text of an object, re-encoded exactly as jansson prints
+ * it with JSON_COMPACT | JSON_ENSURE_ASCII (no whitespace between tokens;
+ * strings escaped like jansson: \" \\ \b \f \n \r \t, other control
+ * characters and every non-ASCII character as \uXXXX, upper-case hex,
+ * surrogate pairs above U+FFFF), followed by "\n": the body the API sent
+ * when it parsed the text and printed it again, without building the
+ * object. Numbers are copied as PostgreSQL wrote them (jansson printed a
+ * real with 17 digits). NULL when the text is not valid JSON in UTF-8.
+ * Caller frees. */
+char *dbq_json_body(const char *text);
 
 /* Run sql with nparams text parameters (NULL = SQL NULL); every row's
  * first column is JSON text. *out = JSON array of the parsed rows.

@@ -42,7 +42,7 @@ static void set_err(char *err, size_t errlen, const char *fmt, const char *detai
 static PGresult *run(PGconn *c, const char *sql, int n, const char *const *params,
 		     char *err, size_t errlen)
 {
-	PGresult *r = PQexecParams(c, sql, n, NULL, params, NULL, NULL, 0);
+	PGresult *r = dbq_params(c, sql, n, params);
 	ExecStatusType st = PQresultStatus(r);
 	if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
 		set_err(err, errlen, "database: %s", PQerrorMessage(c));
@@ -150,6 +150,31 @@ json_t *db_job_get_json(PGconn *conn, const char *tenant_id, const char *job_id,
 		j = parse_json(PQgetvalue(r, 0, 0), err, errlen);
 	PQclear(r);
 	return j;
+}
+
+char *db_job_get_body(PGconn *conn, const char *tenant_id, const char *job_id,
+		      char *err, size_t errlen)
+{
+	if (err && errlen)
+		err[0] = 0;
+	if (!dbq_is_uuid(job_id) || (tenant_id && !dbq_is_uuid(tenant_id)))
+		return NULL;
+	const char *params[2] = { job_id, tenant_id };
+	PGresult *r = run(conn,
+			  "SELECT json_build_object(" JOB_JSON_BASE ", " JOB_JSON_PHASES ")::text "
+			  "FROM jobs j JOIN clusters c ON c.id = j.cluster_id "
+			  "WHERE j.id = $1 AND ($2::uuid IS NULL OR j.tenant_id = $2::uuid)",
+			  2, params, err, errlen);
+	if (!r)
+		return NULL;
+	char *body = NULL;
+	if (PQntuples(r) == 1) {
+		body = dbq_json_body(PQgetvalue(r, 0, 0));
+		if (!body)
+			set_err(err, errlen, "database: bad JSON from query%s", "");
+	}
+	PQclear(r);
+	return body;
 }
 
 json_t *db_job_list_json(PGconn *conn, const char *tenant_id, const char *state,

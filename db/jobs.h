@@ -111,6 +111,12 @@ enum db_job_enqueue_result db_job_enqueue(PGconn *conn, const struct db_job_new 
 json_t *db_job_get_json(PGconn *conn, const char *tenant_id, const char *job_id,
 			char *err, size_t errlen);
 
+/* The same job as the API's response body (db/dbq.h dbq_json_body():
+ * PostgreSQL's JSON text re-encoded, never parsed; malloc'd, the caller
+ * frees it); NULL as db_job_get_json. */
+char *db_job_get_body(PGconn *conn, const char *tenant_id, const char *job_id,
+		      char *err, size_t errlen);
+
 /* {"items":[job…], "next_cursor": "…"|null}, newest first. state and
  * cluster_id filter when non-NULL; limit 1..200; cursor is the opaque value
  * of an earlier next_cursor or NULL. Returns NULL on a bad cursor/filter

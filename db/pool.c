@@ -2,8 +2,8 @@
  * db/pool: a fixed array of libpq connections guarded by one mutex and a
  * condition variable.
  *
- * db_acquire() takes any idle slot (waiting on the condition variable up to
- * the timeout), then makes sure the connection is usable: a connection that
+ * db_acquire() takes any idle slot (else waits in line, up to the timeout,
+ * for a connection handed over by db_release()), then makes sure the connection is usable: a connection that
  * went bad (server restart, network) is reset, and one left inside a
  * transaction by a careless caller is rolled back. Connections are opened
  * lazily after the first one, so a pool of 16 does not cost 16 connections
@@ -27,12 +27,22 @@ struct db_slot {
 	int busy;
 };
 
+/* A thread waiting for a connection; released connections are handed to
+ * the oldest waiter (first come, first served: with more threads than
+ * connections, a condition variable's arbitrary wake-up order left some
+ * requests waiting many turns, the latency tail at 64 HTTP clients). */
+struct db_waiter {
+	pthread_cond_t cv;
+	struct db_slot *given;   /* set by db_release() */
+	struct db_waiter *next;
+};
+
 struct db_pool {
 	char *url;
 	int size;
 	struct db_slot *slots;
 	pthread_mutex_t mu;
-	pthread_cond_t cv;
+	struct db_waiter *head, *tail;   /* FIFO of waiting threads */
 };
 
 static PGconn *open_conn(const char *url, char *err, size_t errlen)
@@ -74,7 +84,6 @@ struct db_pool *db_pool_new(const char *url, int size, char *err, size_t errlen)
 	p->slots = xcalloc((size_t)size, sizeof(*p->slots));
 	p->slots[0].conn = first;
 	pthread_mutex_init(&p->mu, NULL);
-	pthread_cond_init(&p->cv, NULL);
 	return p;
 }
 
@@ -124,6 +133,22 @@ static void make_usable(struct db_pool *pool, struct db_slot *s)
 	}
 }
 
+/* Caller holds mu: the slot goes to the oldest waiter (still busy), or
+ * becomes idle. */
+static void give_back_locked(struct db_pool *pool, struct db_slot *slot)
+{
+	struct db_waiter *w = pool->head;
+	if (!w) {
+		slot->busy = 0;
+		return;
+	}
+	pool->head = w->next;
+	if (!pool->head)
+		pool->tail = NULL;
+	w->given = slot;
+	pthread_cond_signal(&w->cv);
+}
+
 PGconn *db_acquire(struct db_pool *pool, int timeout_ms)
 {
 	struct timespec deadline;
@@ -136,30 +161,51 @@ PGconn *db_acquire(struct db_pool *pool, int timeout_ms)
 	}
 	struct db_slot *slot = NULL;
 	pthread_mutex_lock(&pool->mu);
-	for (;;) {
-		/* Prefer an idle slot that already has a connection. */
-		for (int i = 0; i < pool->size && !slot; i++)
-			if (!pool->slots[i].busy && pool->slots[i].conn)
-				slot = &pool->slots[i];
-		for (int i = 0; i < pool->size && !slot; i++)
-			if (!pool->slots[i].busy)
-				slot = &pool->slots[i];
-		if (slot)
-			break;
-		int rc = pthread_cond_timedwait(&pool->cv, &pool->mu, &deadline);
-		if (rc == ETIMEDOUT) {
+	/* Prefer an idle slot that already has a connection. */
+	for (int i = 0; i < pool->size && !slot; i++)
+		if (!pool->slots[i].busy && pool->slots[i].conn)
+			slot = &pool->slots[i];
+	for (int i = 0; i < pool->size && !slot; i++)
+		if (!pool->slots[i].busy)
+			slot = &pool->slots[i];
+	if (slot) {
+		slot->busy = 1;
+	} else {
+		struct db_waiter w = { .given = NULL, .next = NULL };
+		pthread_cond_init(&w.cv, NULL);
+		if (pool->tail)
+			pool->tail->next = &w;
+		else
+			pool->head = &w;
+		pool->tail = &w;
+		int rc = 0;
+		while (!w.given && rc != ETIMEDOUT)
+			rc = pthread_cond_timedwait(&w.cv, &pool->mu, &deadline);
+		if (!w.given) {
+			/* Timed out: leave the queue. */
+			struct db_waiter **pp = &pool->head, *prev = NULL;
+			while (*pp && *pp != &w) {
+				prev = *pp;
+				pp = &(*pp)->next;
+			}
+			if (*pp)
+				*pp = w.next;
+			if (pool->tail == &w)
+				pool->tail = prev;
+		}
+		pthread_cond_destroy(&w.cv);
+		slot = w.given;  /* handed over busy */
+		if (!slot) {
 			pthread_mutex_unlock(&pool->mu);
 			return NULL;
 		}
 	}
-	slot->busy = 1;
 	pthread_mutex_unlock(&pool->mu);
 
 	make_usable(pool, slot);
 	if (!slot->conn || PQstatus(slot->conn) != CONNECTION_OK) {
 		pthread_mutex_lock(&pool->mu);
-		slot->busy = 0;
-		pthread_cond_signal(&pool->cv);
+		give_back_locked(pool, slot);
 		pthread_mutex_unlock(&pool->mu);
 		return NULL;
 	}
@@ -173,11 +219,10 @@ void db_release(struct db_pool *pool, PGconn *conn)
 	pthread_mutex_lock(&pool->mu);
 	for (int i = 0; i < pool->size; i++) {
 		if (pool->slots[i].conn == conn) {
-			pool->slots[i].busy = 0;
+			give_back_locked(pool, &pool->slots[i]);
 			break;
 		}
 	}
-	pthread_cond_signal(&pool->cv);
 	pthread_mutex_unlock(&pool->mu);
 }
 
@@ -189,7 +234,6 @@ void db_pool_free(struct db_pool *pool)
 		if (pool->slots[i].conn)
 			PQfinish(pool->slots[i].conn);
 	pthread_mutex_destroy(&pool->mu);
-	pthread_cond_destroy(&pool->cv);
 	free(pool->slots);
 	free(pool->url);
 	free(pool);

@@ -5,7 +5,7 @@
  * Contract: db_pool_new() opens `size` connections to `url` (a libpq
  * connection string or URL) and returns NULL with a message in err when the
  * first one fails. db_acquire() blocks until a connection is free (at most
- * timeout_ms; NULL on timeout) and returns it reset to a usable state (a
+ * timeout_ms; NULL on timeout; waiting callers are served in arrival order) and returns it reset to a usable state (a
  * broken connection is re-established transparently). Every acquired
  * connection must be given back with db_release() by the same thread.
  * The pool owns the connections; db_pool_free() closes them.

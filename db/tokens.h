@@ -17,6 +17,10 @@
 #include <libpq-fe.h>
 #include <stddef.h>
 
+/* NOTIFYed when a token or tenant changes so that cached token facts may
+ * be wrong (migrations/017_api_reads.sql; db/tokencache.h). */
+#define DB_TOKENS_CHANNEL "ferry_tokens"
+
 struct db_token_info {
 	char id[37];
 	char tenant_id[37];    /* "" = platform-wide */

@@ -16,6 +16,7 @@ struct metrics;
 struct render_slots;
 struct chart_cache;
 struct oidc;
+struct tokencache;
 
 struct app_config {
 	const char *database_url;   /* FERRY_DATABASE_URL; NULL = embedded PostgreSQL */
@@ -71,6 +72,7 @@ struct app {
 	struct render_slots *render_slots;
 	struct chart_cache *charts;
 	struct oidc *oidc;          /* single sign-on (api/oidc.h); NULL = off */
+	struct tokencache *tokens;  /* accepted API tokens (db/tokencache.h); NULL = none */
 	volatile int stopping;      /* set by SIGTERM/SIGINT */
 };
 

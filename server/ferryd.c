@@ -33,6 +33,7 @@
 #include "db/migrate.h"
 #include "db/pool.h"
 #include "db/rekey.h"
+#include "db/tokencache.h"
 #include "server/app.h"
 #include "server/chart/keypool.h"
 #include "server/common/buf.h"
@@ -560,6 +561,9 @@ static int cmd_serve(struct settings *s)
 	app.charts = chart_cache_new(app.cfg.chart_cache_size);
 	if (app.cfg.workers > 0 && keypool_start(app.cfg.key_pool_2048, app.cfg.key_pool_4096) < 0)
 		log_msg(LOG_WARN, "key pool thread not started: certificate keys are generated inline");
+	/* Accepted API tokens, 5 s at most, emptied by every revocation
+	 * (db/tokencache.h). */
+	app.tokens = tokencache_new(db_pool_url(app.db), 1024, 5000);
 
 	http = http_server_start(&app, err, sizeof(err));
 	if (!http) {
@@ -630,6 +634,7 @@ out:
 	chart_cache_free(app.charts);
 	render_slots_free(app.render_slots);
 	demo_stop(demo);
+	tokencache_free(app.tokens);
 	db_pool_free(app.db);
 	pgembed_stop(pg);
 	metrics_free(app.metrics);
