@@ -217,6 +217,14 @@ enum phase_rc phase_cilium(struct runner_ctx *ctx)
 	int is_upgrade = rs.deployed != NULL;
 	if (rs.deployed)
 		prev = release_from_secret(rs.deployed, err, sizeof err);
+	/* Of the deployed record the phase needs its config, manifest, chart
+	 * metadata and dates: drop the chart's coalesced values, the bulk of
+	 * a decoded record, before the job may queue for a render slot. */
+	json_t *prev_chart = json_object_get(prev, "chart");
+	json_object_del(prev_chart, "values");
+	json_object_del(prev_chart, "templates");
+	json_object_del(prev_chart, "files");
+	json_object_del(prev_chart, "schema");
 	if (resume)
 		runner_event(ctx, "info", "resuming release %s revision %d left %s", run.release, revision,
 			     rs.latest_status);
