@@ -181,6 +181,11 @@ enum phase_rc phase_cilium(struct runner_ctx *ctx)
 	t_load = mono_ms();
 	ref = chart_cache_get(ctx->app->charts, &arc, err, sizeof err);
 	t_loaded = mono_ms();
+	/* parsed (or shared): the archive bytes are not needed while the
+	 * job works or queues for a render slot */
+	free(arc.data);
+	arc.data = NULL;
+	arc.len = 0;
 	if (!ref) {
 		snprintf(ctx->message, sizeof ctx->message, "cannot load chart cilium %s from %.200s: %.250s",
 			 version, arc.origin, err);
