@@ -16,6 +16,10 @@
  *    version, and a live `lookup` (so certificates the chart generated on
  *    an earlier install are reused instead of regenerated). The user
  *    values follow Helm 3.14+'s reuse rules (values.h).
+ *    The parsed chart is shared through the chart cache (chartcache.h);
+ *    the render waits for a render slot (render_guard.h: one per core,
+ *    the connection lent while queued); afterwards only the documents,
+ *    values and manifest are kept and the render and chart are released.
  * 4. Unless the render equals the deployed revision (same chart, config
  *    and manifest), write revision N as pending-install / pending-upgrade
  *    first (Secret and PostgreSQL), as Helm does, so that a concurrent
