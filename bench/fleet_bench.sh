@@ -41,4 +41,5 @@ if [ -z "${FERRY_TEST_PG_ADMIN_URL:-}" ]; then
   export FERRY_TEST_DATABASE_URL="postgresql:///ferry_bench?host=$pgdir&user=postgres"
   export FERRY_TEST_PG_ADMIN_URL="postgresql:///postgres?host=$pgdir&user=postgres"
 fi
-python3 "$src/bench/fleet_bench.py"
+# bench/install_cpu.sh reuses this set-up with its own driver.
+python3 "$src/bench/${FERRY_BENCH_DRIVER:-fleet_bench.py}"

@@ -231,6 +231,7 @@ static int pool_stopping(void *ctx)
 static void *refill_thread(void *arg)
 {
 	(void)arg;
+	pthread_setname_np(pthread_self(), "ferry-keypool");   /* for top, perf, bench/install_cpu.py */
 	/* The lowest priority: only CPU time no one else wants. */
 	struct sched_param sp = { 0 };
 	if (pthread_setschedparam(pthread_self(), SCHED_IDLE, &sp) != 0)

@@ -12,6 +12,7 @@
 #include "server/install/values.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 enum phase_rc install_chart_preview(struct install_run *run)
@@ -34,6 +35,11 @@ enum phase_rc install_chart_preview(struct install_run *run)
 		goto out;
 	}
 	ref = chart_cache_get(ctx->app->charts, &arc, err, sizeof err);
+	/* parsed (or shared): the archive bytes are not needed while the
+	 * job works or queues for a render slot */
+	free(arc.data);
+	arc.data = NULL;
+	arc.len = 0;
 	if (!ref) {
 		snprintf(ctx->message, sizeof ctx->message, "chart: cannot load cilium %s from %.200s: %.250s",
 			 version, arc.origin, err);

@@ -16,6 +16,10 @@
  *    version, and a live `lookup` (so certificates the chart generated on
  *    an earlier install are reused instead of regenerated). The user
  *    values follow Helm 3.14+'s reuse rules (values.h).
+ *    The parsed chart is shared through the chart cache (chartcache.h);
+ *    the render waits for a render slot (render_guard.h: one per core,
+ *    the connection lent while queued); afterwards only the documents,
+ *    values and manifest are kept and the render and chart are released.
  * 4. Unless the render equals the deployed revision (same chart, config
  *    and manifest), write revision N as pending-install / pending-upgrade
  *    first (Secret and PostgreSQL), as Helm does, so that a concurrent
@@ -183,6 +187,11 @@ enum phase_rc phase_cilium(struct runner_ctx *ctx)
 	t_load = mono_ms();
 	ref = chart_cache_get(ctx->app->charts, &arc, err, sizeof err);
 	t_loaded = mono_ms();
+	/* parsed (or shared): the archive bytes are not needed while the
+	 * job works or queues for a render slot */
+	free(arc.data);
+	arc.data = NULL;
+	arc.len = 0;
 	if (!ref) {
 		snprintf(ctx->message, sizeof ctx->message, "cannot load chart cilium %s from %.200s: %.250s",
 			 version, arc.origin, err);
@@ -223,6 +232,14 @@ enum phase_rc phase_cilium(struct runner_ctx *ctx)
 	int is_upgrade = rs.deployed != NULL;
 	if (rs.deployed)
 		prev = release_from_secret(rs.deployed, err, sizeof err);
+	/* Of the deployed record the phase needs its config, manifest, chart
+	 * metadata and dates: drop the chart's coalesced values, the bulk of
+	 * a decoded record, before the job may queue for a render slot. */
+	json_t *prev_chart = json_object_get(prev, "chart");
+	json_object_del(prev_chart, "values");
+	json_object_del(prev_chart, "templates");
+	json_object_del(prev_chart, "files");
+	json_object_del(prev_chart, "schema");
 	if (resume)
 		runner_event(ctx, "info", "resuming release %s revision %d left %s", run.release, revision,
 			     rs.latest_status);

@@ -1,0 +1,97 @@
+#!/usr/bin/env python3
+"""bench/install_cpu.py: ferryd CPU of one fresh TKE install (issue 14,
+target <= 50 ms). Run through bench/fleet_bench.sh's environment or
+tests/run (needs FERRY_TEST_PG_ADMIN_URL, FERRY_BUILD, FERRY_SHARED):
+
+  bench/install_cpu.sh [BUILD_DIR] [RUNS]
+
+One kubesim tke-fresh cluster per run, one ferryd (--workers 2). Before
+each install ferryd is left idle until its key pool thread stops using CPU
+(the pool is full); then the CPU of every ferryd thread except the pool's
+("ferry-keypool") is read from /proc/PID/task/*/stat before the POST and
+after the job finished (getrusage of the process minus the pool thread).
+Printed: the process's CPU delta (threads that ended during the install
+included) minus the pool thread's (its refill), the whole process's, the
+pool thread's, and the other threads' CPU over an idle interval of the same
+length (advancer and worker polls). The first run also loads the chart
+(later ones find it in the cache). On a busy machine the idle-priority
+pool thread may be starved rather than done when it stops using CPU; then
+keys are generated inline and counted.
+"""
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.environ["FERRY_SRC"], "tests", "integration"))
+from apitest import Ferry, Kubesim  # noqa: E402
+
+RUNS = int(os.environ.get("INSTALL_CPU_RUNS", "3"))
+charts = os.path.join(os.environ["FERRY_SHARED"], "charts")
+TCK = os.sysconf("SC_CLK_TCK")
+
+
+def threads_cpu(pid):
+    """(CPU s of every thread except the key pool's, CPU s of the pool thread)."""
+    rest = pool = 0.0
+    for tid in os.listdir("/proc/%d/task" % pid):
+        try:
+            st = open("/proc/%d/task/%s/stat" % (pid, tid)).read()
+        except OSError:
+            continue  # a thread that just ended: its CPU moved to the process totals
+        name = st[st.index("(") + 1:st.rindex(")")]
+        f = st.rsplit(")", 1)[1].split()
+        t = (int(f[11]) + int(f[12])) / TCK
+        if name.startswith("ferry-keypool"):
+            pool += t
+        else:
+            rest += t
+    return rest, pool
+
+
+def process_cpu(pid):
+    f = open("/proc/%d/stat" % pid).read().rsplit(")", 1)[1].split()
+    return (int(f[11]) + int(f[12])) / TCK
+
+
+ks = Kubesim(["--clusters", str(RUNS), "--scenario", "tke-fresh", "--ready-delay-ms", "50"], ["install_cpu"],
+             prefix="install-cpu-ks-")
+f = Ferry("installcpu", workers=2, extra_args=["--charts-dir", charts])
+op = f.token(f.tenant("bench"), "operator")
+pid = f.proc.pid
+for i, c in enumerate(ks.info["clusters"][:RUNS]):
+    r = f.post("/v1/clusters", {"name": c["name"], "profile": "tke", "kubeconfig": open(c["kubeconfig"]).read()}, op)
+    assert r.status == 201, r
+    cl = r.json()["id"]
+    # the pool is full when its thread stops using CPU
+    last, still, t0 = -1.0, 0, time.time()
+    while still < 3 and time.time() - t0 < 300:
+        _, pool = threads_cpu(pid)
+        still = still + 1 if pool == last else 0
+        last = pool
+        time.sleep(1)
+    p0 = process_cpu(pid)
+    rest0, pool0 = threads_cpu(pid)
+    t0 = time.time()
+    r = f.post("/v1/clusters/%s/jobs" % cl, {"kind": "install", "params": {"chart_version": "1.18.3"}}, op)
+    assert r.status == 202, r
+    job = r.json()["id"]
+    while True:
+        j = f.get("/v1/jobs/" + job, op).json()
+        if j["state"] in ("succeeded", "failed", "cancelled"):
+            break
+        time.sleep(0.05)
+    wall = time.time() - t0
+    rest1, pool1 = threads_cpu(pid)
+    p1 = process_cpu(pid)
+    # the same interval idle
+    irest0, _ = threads_cpu(pid)
+    time.sleep(wall)
+    irest1, _ = threads_cpu(pid)
+    # pool refill of the keys the install took, not counted above
+    # process CPU (threads that ended included) minus the pool thread's
+    print("run %d: state %s wall_ms %.0f ferryd_cpu_ms %.0f (whole process %.0f, key pool thread %.0f,"
+          " idle over the same interval %.0f)"
+          % (i + 1, j["state"], wall * 1000, (p1 - p0 - (pool1 - pool0)) * 1000, (p1 - p0) * 1000,
+             (pool1 - pool0) * 1000, (irest1 - irest0) * 1000), flush=True)
+f.stop()
+ks.stop()
