@@ -23,7 +23,7 @@ import uuid
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from apitest import Kubesim, check, check_eq, finish, run_test, start  # noqa: E402
 
-TESTS = ["queue_commits_per_job", "queue_claim_uses_index"]
+TESTS = ["queue_commits_per_job", "queue_sse_stream_notified", "queue_claim_uses_index"]
 
 # The write transactions of a fresh one-phase job (db/jobs.c, runner.c):
 # claim + begin (one commit), its NOTIFY, the phase's "connected" event
@@ -134,6 +134,35 @@ def t_commits():
           % (writes2, WRITES_UNWATCHED_MAX))
 
 
+def t_sse():
+    """The SSE stream (server/http.c) watches its job: a job that starts
+    after the stream opened streams its final state on the NOTIFY, well
+    before the stream's 5 s fallback poll."""
+    import http.client
+    jid = str(uuid.uuid4())
+    f.sql("INSERT INTO jobs (id, tenant_id, cluster_id, kind, params, run_after) VALUES ('%s', '%s', '%s',"
+          " 'preflight', '{\"connection_only\": true}', now() + interval '2 seconds')" % (jid, tenant, CID))
+    conn = http.client.HTTPConnection("127.0.0.1", f.port, timeout=60)
+    conn.request("GET", "/v1/jobs/%s/events/stream" % jid, headers={"Authorization": "Bearer " + OP})
+    resp = conn.getresponse()
+    check_eq(resp.status, 200, "stream status")
+    got_final = None
+    deadline = time.time() + 40
+    while time.time() < deadline:
+        line = resp.fp.readline().decode()
+        if not line:
+            break
+        if line.startswith("data:") and '"state":"succeeded"' in line.replace(" ", ""):
+            got_final = time.time()
+            break
+    conn.close()
+    check(got_final is not None, "the stream sent the job's final state")
+    finished = float(f.sql("SELECT extract(epoch FROM finished_at) FROM jobs WHERE id = '%s'" % jid))
+    print("   stream got the final state %.2f s after the job finished" % (got_final - finished))
+    check(got_final - finished < 2.5, "final state %.2f s after the finish (NOTIFY, not the 5 s poll)"
+          % (got_final - finished))
+
+
 def claim_statement():
     """db_job_claim_fair's statement, as C string literals in db/jobs.c."""
     text = open(os.path.join(SRC, "db", "jobs.c")).read()
@@ -171,6 +200,7 @@ def index_plan(g):
 
 
 run_test("queue_commits_per_job", t_commits)
+run_test("queue_sse_stream_notified", t_sse)
 run_test("queue_claim_uses_index", t_index)
 ks.stop()
 finish(f)
