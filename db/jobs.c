@@ -778,7 +778,8 @@ int db_job_step(PGconn *conn, const char *job_id, long long token, const struct 
 		"        NULL, 'job ' || $13::text || COALESCE(': ' || $14::text, ''))) AS v(o, level, phase, message) "
 		"  WHERE v.message IS NOT NULL ORDER BY v.o RETURNING 1) "
 		"SELECT (SELECT count(*) FROM g), (SELECT bool_or(cancel_requested) FROM g), "
-		"  (SELECT count(*) FROM ps)",
+		"  (SELECT count(*) FROM ps), "
+		"  NOT pg_try_advisory_xact_lock(" DB_JOB_WATCH_LOCK_CLASS ", hashtext($1::text))",
 		16, params, NULL, 0);
 	free(det);
 	free(res);
@@ -789,8 +790,12 @@ int db_job_step(PGconn *conn, const char *job_id, long long token, const struct 
 		*cancel_requested = ok && PQgetvalue(r, 0, 1)[0] == 't';
 	if (started)
 		*started = ok && atoi(PQgetvalue(r, 0, 2)) > 0;
+	/* Watched (see WATCHED; the try holds the lock to our commit, so a
+	 * stream starting meanwhile reads after it): only then the events
+	 * NOTIFY's round trip. */
+	int watched = PQgetvalue(r, 0, 3)[0] == 't';
 	PQclear(r);
-	if (ok)
+	if (ok && (watched || st->requeue))
 		notify(conn, st->requeue, job_id);
 	return ok;
 }
