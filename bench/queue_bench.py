@@ -26,10 +26,10 @@ def c_statement(func):
     m = re.search(r"\n(?:int|static int|json_t \*)\s*%s\(" % func, text)
     if not m:
         raise SystemExit("queue_bench: %s not found in db/jobs.c" % func)
-    macros = dict(re.findall(r'#define (DB_\w+_CHANNEL) "([^"]*)"', open(os.path.join(SRC, "db", "jobs.h")).read()))
+    macros = dict(re.findall(r'#define (DB_\w+) "([^"]*)"', open(os.path.join(SRC, "db", "jobs.h")).read()))
     body = text[m.end():]
     body = body[:body.index("\n}\n")]
-    tok = re.compile(r'\s*(?:"((?:[^"\\]|\\.)*)"|(DB_\w+_CHANNEL)|(/\*.*?\*/))', re.S)
+    tok = re.compile(r'\s*(?:"((?:[^"\\]|\\.)*)"|(DB_\w+)|(/\*.*?\*/))', re.S)
     pos = 0
     while True:
         s = body.find('"', pos)

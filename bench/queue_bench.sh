@@ -9,7 +9,12 @@
 #      db_job_finish), over JOBS (default 2000) queued jobs;
 #   2. ferry: the same JOBS queued as preflight jobs with
 #      params.connection_only (GET /version + list nodes against a kubesim
-#      cluster) and run by `ferryd serve --workers N`.
+#      cluster) and run by `ferryd serve --workers N`;
+#   3. ferry "noop": the runner's three synthetic test phases with
+#      test_sleep_ms 0 (FERRY_TEST_MODE=1): the queue and the runner's
+#      records without cluster I/O.
+# QUEUE_BENCH_KINDS="preflight noop" chooses the ferry rows;
+# QUEUE_BENCH_SKIP_PGBENCH=1 skips the baseline (for profiling only).
 # jobs/s = jobs / (last finished_at - first started_at), from the job rows,
 # for both. Also printed: commits and NOTIFYs per job, ferryd CPU ms per job
 # and the wait events of PostgreSQL's busy backends (sampled every 50 ms).

@@ -64,8 +64,17 @@ static int run_count(PGconn *c, const char *sql, int n, const char *const *param
 	return v;
 }
 
-/* Wake the listeners of channel (and channel2 when non-NULL) with the job
- * id as payload, after the change was committed. Outside a transaction
+/* NOTIFY DB_JOB_EVENTS_CHANNEL with job id jid (an SQL expression) when a
+ * session watches the job (db_job_watch holds the advisory lock shared: our
+ * exclusive try fails); when nobody does, no notification is queued and the
+ * statement writes nothing. A try that succeeds holds the lock to the end
+ * of the transaction, so a stream starting meanwhile waits that long, then
+ * reads what was committed before. */
+#define WATCHED(jid) "CASE WHEN NOT pg_try_advisory_xact_lock(" DB_JOB_WATCH_LOCK_CLASS ", hashtext(" jid ")) " \
+	"THEN pg_notify('" DB_JOB_EVENTS_CHANNEL "', " jid ") END"
+
+/* Wake the listeners of the job's events (when watched, see WATCHED) and,
+ * with wake_workers, the idle workers, after the change was committed. Outside a transaction
  * block this is a transaction of its own with synchronous_commit off: a
  * notification carries no data to lose (listeners re-read the rows, and a
  * crash ends their sessions anyway), and PostgreSQL holds its database-wide
@@ -74,21 +83,31 @@ static int run_count(PGconn *c, const char *sql, int n, const char *const *param
  * one another. Inside the caller's transaction block it is an ordinary
  * pg_notify, delivered at the caller's commit (which stays synchronous).
  * Failures are ignored: listeners also poll. */
-static void notify(PGconn *c, const char *channel, const char *channel2, const char *job_id)
+static void notify(PGconn *c, int wake_workers, const char *job_id)
 {
 	int in_tx = PQtransactionStatus(c) == PQTRANS_INTRANS;
-	const char *params[3] = { channel, job_id, channel2 };
+	const char *params[2] = { job_id, wake_workers ? "t" : "f" };
 	PGresult *r = PQexecParams(c, in_tx
-		? "SELECT pg_notify($1, $2), CASE WHEN $3::text IS NOT NULL THEN pg_notify($3, $2) END"
-		: "SELECT set_config('synchronous_commit', 'off', true), pg_notify($1, $2), "
-		  "CASE WHEN $3::text IS NOT NULL THEN pg_notify($3, $2) END",
-		3, NULL, params, NULL, NULL, 0);
+		? "SELECT " WATCHED("$1") ", CASE WHEN $2::bool THEN pg_notify('" DB_JOBS_CHANNEL "', $1) END"
+		: "SELECT set_config('synchronous_commit', 'off', true), " WATCHED("$1") ", "
+		  "CASE WHEN $2::bool THEN pg_notify('" DB_JOBS_CHANNEL "', $1) END",
+		2, NULL, params, NULL, NULL, 0);
 	PQclear(r);
 }
 
 static void notify_events(PGconn *c, const char *job_id)
 {
-	notify(c, DB_JOB_EVENTS_CHANNEL, NULL, job_id);
+	notify(c, 0, job_id);
+}
+
+int db_job_watch(PGconn *conn, const char *job_id)
+{
+	const char *params[1] = { job_id };
+	PGresult *r = PQexecParams(conn, "SELECT pg_advisory_lock_shared(" DB_JOB_WATCH_LOCK_CLASS ", hashtext($1))",
+				   1, NULL, params, NULL, NULL, 0);
+	int ok = PQresultStatus(r) == PGRES_TUPLES_OK;
+	PQclear(r);
+	return ok ? 0 : -1;
 }
 
 static json_t *parse_json(const char *text, char *err, size_t errlen)
@@ -367,7 +386,7 @@ enum db_job_enqueue_result db_job_enqueue(PGconn *conn, const struct db_job_new 
 				snprintf(job_id, DB_ID_LEN, "%s", PQgetvalue(r, 0, 0));
 				rc = DB_JOB_CREATED;
 				PQclear(r);
-				notify(conn, DB_JOBS_CHANNEL, DB_JOB_EVENTS_CHANNEL, job_id);
+				notify(conn, 1, job_id);
 				goto out;
 			} else {
 				snprintf(err, errlen, "no such cluster");
@@ -677,7 +696,7 @@ int db_job_event(PGconn *conn, const char *job_id, long long token,
 		"i AS (INSERT INTO job_events (job_id, level, phase, message) "
 		"  SELECT id, $3, $4, $5 FROM g RETURNING 1) "
 		"SELECT count(*), CASE WHEN $6::bool THEN set_config('synchronous_commit', 'off', true) END, "
-		"  pg_notify('" DB_JOB_EVENTS_CHANNEL "', $1::uuid::text) FROM g",
+		"  " WATCHED("$1::uuid::text") " FROM g",
 		6, params);
 	return rc < 0 ? -1 : rc > 0;
 }
@@ -790,7 +809,8 @@ int db_job_step(PGconn *conn, const char *job_id, long long token, const struct 
 		"        NULL, 'job ' || $13::text || COALESCE(': ' || $14::text, ''))) AS v(o, level, phase, message) "
 		"  WHERE v.message IS NOT NULL ORDER BY v.o RETURNING 1) "
 		"SELECT (SELECT count(*) FROM g), (SELECT bool_or(cancel_requested) FROM g), "
-		"  (SELECT count(*) FROM ps)",
+		"  (SELECT count(*) FROM ps), "
+		"  NOT pg_try_advisory_xact_lock(" DB_JOB_WATCH_LOCK_CLASS ", hashtext($1::text))",
 		16, params, NULL, 0);
 	free(det);
 	free(res);
@@ -801,8 +821,12 @@ int db_job_step(PGconn *conn, const char *job_id, long long token, const struct 
 		*cancel_requested = ok && PQgetvalue(r, 0, 1)[0] == 't';
 	if (started)
 		*started = ok && atoi(PQgetvalue(r, 0, 2)) > 0;
+	/* Watched (see WATCHED; the try holds the lock to our commit, so a
+	 * stream starting meanwhile reads after it): only then the events
+	 * NOTIFY's round trip. */
+	int watched = PQgetvalue(r, 0, 3)[0] == 't';
 	PQclear(r);
-	if (ok)
-		notify(conn, DB_JOB_EVENTS_CHANNEL, st->requeue ? DB_JOBS_CHANNEL : NULL, job_id);
+	if (ok && (watched || st->requeue))
+		notify(conn, st->requeue, job_id);
 	return ok;
 }

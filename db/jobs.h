@@ -25,7 +25,8 @@
  *  - DB_JOBS_CHANNEL ("ferry_jobs"), payload = job id: a job became
  *    claimable (enqueued, deferred, released). Idle workers LISTEN on it.
  *  - DB_JOB_EVENTS_CHANNEL ("ferry_job_events"), payload = job id: the job
- *    got a new event, or its state or phases changed (SSE streams LISTEN).
+ *    got a new event, or its state or phases changed (SSE streams LISTEN),
+ *    sent only while a session watches the job (db_job_watch).
  *    The claim sends none: the claimer's next write (db_job_begin) does.
  * A NOTIFY is its own transaction with synchronous_commit off, right after
  * the change's durable commit (inside the caller's transaction block it is
@@ -245,8 +246,19 @@ int db_job_finish(PGconn *conn, const char *job_id, long long token,
  * calls db_job_notify(). */
 int db_job_begin(PGconn *conn, const char *job_id, long long token, const char *const *names, int n,
 		 int start_first, const char *message, int *started);
-/* NOTIFY DB_JOB_EVENTS_CHANNEL for the job (after the caller's commit). */
+/* NOTIFY DB_JOB_EVENTS_CHANNEL for the job (after the caller's commit;
+ * only when watched, see db_job_watch). */
 void db_job_notify(PGconn *conn, const char *job_id);
+
+/* Watch a job's events: a session that LISTENs on DB_JOB_EVENTS_CHANNEL for
+ * job_id must call this on that session (before its first read), because
+ * job writes NOTIFY DB_JOB_EVENTS_CHANNEL only while some session watches
+ * the job: a shared session-level advisory lock (class
+ * DB_JOB_WATCH_LOCK_CLASS, key hashtext(job id)) that ends with the session.
+ * Most jobs run unwatched and then send no notification at all; a hash
+ * collision only costs a spurious one. 0 / -1. */
+#define DB_JOB_WATCH_LOCK_CLASS "14014"
+int db_job_watch(PGconn *conn, const char *job_id);
 
 /* One transition of a running job, in one transaction (every field is
  * optional; zero/NULL = not this part):

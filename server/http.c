@@ -378,6 +378,9 @@ static PGconn *sse_listen_open(struct sse_state *s)
 					     : "LISTEN " DB_JOB_EVENTS_CHANNEL);
 	int ok = r && PQresultStatus(r) == PGRES_COMMAND_OK;
 	PQclear(r);
+	/* Job writes notify only watched jobs (db/jobs.h). */
+	if (ok && !s->campaign)
+		ok = db_job_watch(c, s->job_id) == 0;
 	if (!ok || PQsetnonblocking(c, 1) != 0) {
 		PQfinish(c);
 		atomic_fetch_sub(&s->srv->listeners, 1);

@@ -347,8 +347,9 @@ static const char *retry_class(const struct runner_ctx *ctx, const long before[K
  * Commits: every transition is one db_job_step() transaction that carries
  * everything that happens at that point (a phase's end, its event, the next
  * phase's start with the lease extended, or the job's finish / requeue),
- * and a fresh job's first phase starts in db_job_begin(). A one-phase job
- * thus makes three synchronous commits of its own: claim, begin, end. */
+ * and a fresh job's first phase starts in db_job_begin(), committed with
+ * the worker's claim. A one-phase job thus makes two synchronous commits of
+ * its own: claim + begin, end + finish. */
 static int run_job(struct app *app, PGconn *conn, const struct db_job_claim *job,
 		   struct runner_flags *flags, struct db_pool *pool, PGconn **final)
 {

@@ -4,9 +4,10 @@
 - queue_commits_per_job: a preflight job with params.connection_only, run
   by a real ferryd worker against kubesim, makes at most WRITES_MAX write
   transactions (counted by PostgreSQL's transaction id counter, which only
-  writing transactions advance) and at most NOTIFIES_MAX notifications on
-  ferry_job_events (counted by a LISTEN session), and its SSE listeners
-  still get the final state; its events are all there, in order.
+  writing transactions advance) and, watched as an SSE stream watches it,
+  1..NOTIFIES_MAX notifications on ferry_job_events (counted by a LISTEN
+  session); unwatched, none and fewer writes; its events are all there, in
+  order.
 - queue_claim_uses_index: with a few thousand queued jobs sharing one
   run_after, the plan of the claim statement (taken from db/jobs.c) has no
   Sort node: it walks jobs_claim_order_idx (migration 015).
@@ -17,19 +18,23 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from apitest import Kubesim, check, check_eq, finish, run_test, start  # noqa: E402
 
-TESTS = ["queue_commits_per_job", "queue_claim_uses_index"]
+TESTS = ["queue_commits_per_job", "queue_sse_stream_notified", "queue_claim_uses_index"]
 
 # The write transactions of a fresh one-phase job (db/jobs.c, runner.c):
 # claim + begin (one commit), its NOTIFY, the phase's "connected" event
-# (asynchronous, NOTIFY inside), the cluster's version and node count, the
-# phase's end with the job's finish, its NOTIFY. Before issue 14: 10 commits
-# carrying 7 NOTIFYs.
+# (asynchronous, NOTIFY inside), the cluster's version and node count
+# (asynchronous), the phase's end with the job's finish, its NOTIFY: two
+# durable commits. Before issue 14: 10 durable commits carrying 7 NOTIFYs.
 WRITES_MAX = 6
 NOTIFIES_MAX = 3
+# Unwatched (no SSE stream on the job, db_job_watch): the NOTIFYs are not
+# sent and their transactions write nothing.
+WRITES_UNWATCHED_MAX = 4
 SRC = os.environ.get("FERRY_SRC", ".")
 
 ks = Kubesim(["--clusters", "1", "--scenario", "tke-fresh"], TESTS, prefix="ferry-queue-ks-")
@@ -43,15 +48,19 @@ CID = r.json()["id"]
 
 
 class Listener:
-    """A psql session LISTENing on ferry's job channels."""
+    """A psql session LISTENing on ferry's job channels; with watch, it
+    watches that job id as an SSE stream does (db_job_watch)."""
 
-    def __init__(self):
+    def __init__(self, watch=None):
         self.p = subprocess.Popen(["psql", "-X", "-A", "-t", "-q", f.db_url], stdin=subprocess.PIPE,
                                   stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, bufsize=1)
         self.lines = []
         self.t = threading.Thread(target=lambda: self.lines.extend(self.p.stdout))
         self.t.start()
-        self.p.stdin.write("LISTEN ferry_jobs; LISTEN ferry_job_events; SELECT 'listening';\n")
+        self.p.stdin.write("LISTEN ferry_jobs; LISTEN ferry_job_events;\n")
+        if watch:
+            self.p.stdin.write("SELECT pg_advisory_lock_shared(14014, hashtext('%s'));\n" % watch)
+        self.p.stdin.write("SELECT 'listening';\n")
         deadline = time.time() + 10
         while not any("listening" in x for x in self.lines) and time.time() < deadline:
             time.sleep(0.05)
@@ -76,13 +85,16 @@ def next_xid():
     return int(f.sql("SELECT pg_snapshot_xmax(pg_current_snapshot())"))
 
 
-def t_commits():
+def run_job(watch):
+    """One preflight job (connection_only) through the idle worker; returns
+    (job id, write transactions, {channel: [payloads]})."""
+    jid = str(uuid.uuid4())
+    lis = Listener(jid if watch else None)
     time.sleep(1.5)  # the worker is idle (its polls write nothing)
-    lis = Listener()
     x0 = next_xid()
-    jid = f.sql("WITH ins AS (INSERT INTO jobs (tenant_id, cluster_id, kind, params)"
-                " VALUES ('%s', '%s', 'preflight', '{\"connection_only\": true}') RETURNING id)"
-                " SELECT id, pg_notify('ferry_jobs', id::text) FROM ins" % (tenant, CID)).split("|")[0]
+    f.sql("WITH ins AS (INSERT INTO jobs (id, tenant_id, cluster_id, kind, params)"
+          " VALUES ('%s', '%s', '%s', 'preflight', '{\"connection_only\": true}') RETURNING id)"
+          " SELECT pg_notify('ferry_jobs', id::text) FROM ins" % (jid, tenant, CID))
     deadline = time.time() + 60
     while time.time() < deadline:
         if f.sql("SELECT state FROM jobs WHERE id = '%s'" % jid) in ("succeeded", "failed"):
@@ -92,7 +104,11 @@ def t_commits():
     writes = next_xid() - x0 - 1  # less the INSERT above
     lis.poke()
     time.sleep(0.3)
-    got = lis.stop()
+    return jid, writes, lis.stop()
+
+
+def t_commits():
+    jid, writes, got = run_job(watch=True)
     check_eq(f.sql("SELECT state FROM jobs WHERE id = '%s'" % jid), "succeeded", "job state")
     events = f.sql("SELECT message FROM job_events WHERE job_id = '%s' ORDER BY id" % jid).splitlines()
     check(len(events) == 4 and events[0].startswith("job preflight started") and
@@ -101,13 +117,50 @@ def t_commits():
     check_eq(f.sql("SELECT state || ' ' || attempts FROM job_phases WHERE job_id = '%s'" % jid), "succeeded 1",
              "phase")
     mine = [p for p in got.get("ferry_job_events", []) if p == jid]
-    print("   job %s: %d write transactions, %d NOTIFYs on ferry_job_events, %d on ferry_jobs"
+    print("   watched job %s: %d write transactions, %d NOTIFYs on ferry_job_events, %d on ferry_jobs"
           % (jid, writes, len(mine), len(got.get("ferry_jobs", []))))
     check(writes <= WRITES_MAX, "the job made %d write transactions (at most %d)" % (writes, WRITES_MAX))
     check(1 <= len(mine) <= NOTIFIES_MAX,
-          "the job sent %d NOTIFYs on ferry_job_events (1..%d)" % (len(mine), NOTIFIES_MAX))
+          "the watched job sent %d NOTIFYs on ferry_job_events (1..%d)" % (len(mine), NOTIFIES_MAX))
     # Only the enqueue above wakes workers; the claim and the run send none.
     check_eq(got.get("ferry_jobs", []), [jid], "ferry_jobs notifications")
+    # Nobody watches the next job: it notifies nobody and writes less.
+    jid2, writes2, got2 = run_job(watch=False)
+    check_eq(f.sql("SELECT state FROM jobs WHERE id = '%s'" % jid2), "succeeded", "unwatched job state")
+    print("   unwatched job: %d write transactions, %d NOTIFYs on ferry_job_events"
+          % (writes2, len(got2.get("ferry_job_events", []))))
+    check_eq(got2.get("ferry_job_events", []), [], "NOTIFYs for an unwatched job")
+    check(writes2 <= WRITES_UNWATCHED_MAX, "the unwatched job made %d write transactions (at most %d)"
+          % (writes2, WRITES_UNWATCHED_MAX))
+
+
+def t_sse():
+    """The SSE stream (server/http.c) watches its job: a job that starts
+    after the stream opened streams its final state on the NOTIFY, well
+    before the stream's 5 s fallback poll."""
+    import http.client
+    jid = str(uuid.uuid4())
+    f.sql("INSERT INTO jobs (id, tenant_id, cluster_id, kind, params, run_after) VALUES ('%s', '%s', '%s',"
+          " 'preflight', '{\"connection_only\": true}', now() + interval '2 seconds')" % (jid, tenant, CID))
+    conn = http.client.HTTPConnection("127.0.0.1", f.port, timeout=60)
+    conn.request("GET", "/v1/jobs/%s/events/stream" % jid, headers={"Authorization": "Bearer " + OP})
+    resp = conn.getresponse()
+    check_eq(resp.status, 200, "stream status")
+    got_final = None
+    deadline = time.time() + 40
+    while time.time() < deadline:
+        line = resp.fp.readline().decode()
+        if not line:
+            break
+        if line.startswith("data:") and '"state":"succeeded"' in line.replace(" ", ""):
+            got_final = time.time()
+            break
+    conn.close()
+    check(got_final is not None, "the stream sent the job's final state")
+    finished = float(f.sql("SELECT extract(epoch FROM finished_at) FROM jobs WHERE id = '%s'" % jid))
+    print("   stream got the final state %.2f s after the job finished" % (got_final - finished))
+    check(got_final - finished < 2.5, "final state %.2f s after the finish (NOTIFY, not the 5 s poll)"
+          % (got_final - finished))
 
 
 def claim_statement():
@@ -147,6 +200,7 @@ def index_plan(g):
 
 
 run_test("queue_commits_per_job", t_commits)
+run_test("queue_sse_stream_notified", t_sse)
 run_test("queue_claim_uses_index", t_index)
 ks.stop()
 finish(f)
