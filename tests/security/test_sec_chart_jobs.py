@@ -134,7 +134,12 @@ def t_cancel_render():
     upload_chart("9.9.3", [("slow.yaml", SLOW)])
     cid = cluster("c3")
     jid = start_job(cid, "9.9.3")
-    wait_job(jid, phase="cilium", timeout=180)
+    # Preflight renders the chart once (chart_preview.c): the first render
+    # of the slow template starts there, and cancelling it is what is
+    # tested. Waiting for the cilium phase instead made the outcome depend
+    # on whether the preflight render finished inside its time budget,
+    # i.e. on the machine's load.
+    wait_job(jid, phase="preflight", timeout=180)
     time.sleep(1.0)   # inside the render now
     t0 = time.time()
     r = f.post("/v1/jobs/%s/cancel" % jid, None, OP, content_type=None)
@@ -149,8 +154,8 @@ def t_cancel_render():
 def t_sigterm_render():
     cid = cluster("c4")
     jid = start_job(cid, "9.9.3")
-    wait_job(jid, phase="cilium", timeout=180)
-    time.sleep(1.0)
+    wait_job(jid, phase="preflight", timeout=180)
+    time.sleep(1.0)   # inside preflight's render
     t0 = time.time()
     f.proc.send_signal(signal.SIGTERM)
     rc = f.proc.wait(timeout=30)
