@@ -149,19 +149,27 @@ static int in_list(const char *s, const char *const *list, size_t n)
 	"'message', p.message, 'detail', p.detail) ORDER BY p.seq) " \
 	"FROM job_phases p WHERE p.job_id = j.id), '[]'::json)"
 
-json_t *db_job_get_json(PGconn *conn, const char *tenant_id, const char *job_id,
-			char *err, size_t errlen)
+/* One job as PostgreSQL's JSON text (one row, or none), tenant-scoped
+ * unless tenant_id is NULL; NULL on a bad id or a database error. */
+static PGresult *job_json_row(PGconn *conn, const char *tenant_id, const char *job_id,
+			      char *err, size_t errlen)
 {
 	if (err && errlen)
 		err[0] = 0;
 	if (!dbq_is_uuid(job_id) || (tenant_id && !dbq_is_uuid(tenant_id)))
 		return NULL;
 	const char *params[2] = { job_id, tenant_id };
-	PGresult *r = run(conn,
-			  "SELECT json_build_object(" JOB_JSON_BASE ", " JOB_JSON_PHASES ")::text "
-			  "FROM jobs j JOIN clusters c ON c.id = j.cluster_id "
-			  "WHERE j.id = $1 AND ($2::uuid IS NULL OR j.tenant_id = $2::uuid)",
-			  2, params, err, errlen);
+	return run(conn,
+		   "SELECT json_build_object(" JOB_JSON_BASE ", " JOB_JSON_PHASES ")::text "
+		   "FROM jobs j JOIN clusters c ON c.id = j.cluster_id "
+		   "WHERE j.id = $1 AND ($2::uuid IS NULL OR j.tenant_id = $2::uuid)",
+		   2, params, err, errlen);
+}
+
+json_t *db_job_get_json(PGconn *conn, const char *tenant_id, const char *job_id,
+			char *err, size_t errlen)
+{
+	PGresult *r = job_json_row(conn, tenant_id, job_id, err, errlen);
 	if (!r)
 		return NULL;
 	json_t *j = NULL;
@@ -174,16 +182,7 @@ json_t *db_job_get_json(PGconn *conn, const char *tenant_id, const char *job_id,
 char *db_job_get_body(PGconn *conn, const char *tenant_id, const char *job_id,
 		      char *err, size_t errlen)
 {
-	if (err && errlen)
-		err[0] = 0;
-	if (!dbq_is_uuid(job_id) || (tenant_id && !dbq_is_uuid(tenant_id)))
-		return NULL;
-	const char *params[2] = { job_id, tenant_id };
-	PGresult *r = run(conn,
-			  "SELECT json_build_object(" JOB_JSON_BASE ", " JOB_JSON_PHASES ")::text "
-			  "FROM jobs j JOIN clusters c ON c.id = j.cluster_id "
-			  "WHERE j.id = $1 AND ($2::uuid IS NULL OR j.tenant_id = $2::uuid)",
-			  2, params, err, errlen);
+	PGresult *r = job_json_row(conn, tenant_id, job_id, err, errlen);
 	if (!r)
 		return NULL;
 	char *body = NULL;

@@ -107,8 +107,25 @@ def run_job(watch):
     return jid, writes, lis.stop()
 
 
+def run_job_least(watch, limit):
+    """run_job, up to three times while the count is above limit: the
+    transaction id counter is the whole server's, so a write elsewhere in
+    the window (autovacuum's ANALYZE of another test's database takes
+    transaction ids) adds to the job's own count, never subtracts. The job's
+    own writes are the same every run: the least count is the truest."""
+    best = None
+    for attempt in range(3):
+        run = run_job(watch)
+        if best is None or run[1] < best[1]:
+            best = run
+        if run[1] <= limit:
+            break
+        print("   run %d counted %d write transactions: writes elsewhere in the window? again" % (attempt + 1, run[1]))
+    return best
+
+
 def t_commits():
-    jid, writes, got = run_job(watch=True)
+    jid, writes, got = run_job_least(True, WRITES_MAX)
     check_eq(f.sql("SELECT state FROM jobs WHERE id = '%s'" % jid), "succeeded", "job state")
     events = f.sql("SELECT message FROM job_events WHERE job_id = '%s' ORDER BY id" % jid).splitlines()
     check(len(events) == 4 and events[0].startswith("job preflight started") and
@@ -125,7 +142,7 @@ def t_commits():
     # Only the enqueue above wakes workers; the claim and the run send none.
     check_eq(got.get("ferry_jobs", []), [jid], "ferry_jobs notifications")
     # Nobody watches the next job: it notifies nobody and writes less.
-    jid2, writes2, got2 = run_job(watch=False)
+    jid2, writes2, got2 = run_job_least(False, WRITES_UNWATCHED_MAX)
     check_eq(f.sql("SELECT state FROM jobs WHERE id = '%s'" % jid2), "succeeded", "unwatched job state")
     print("   unwatched job: %d write transactions, %d NOTIFYs on ferry_job_events"
           % (writes2, len(got2.get("ferry_job_events", []))))
