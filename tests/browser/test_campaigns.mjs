@@ -115,8 +115,16 @@ async function setup() {
 
 async function signIn(page, base, token) {
   await page.goto(`${base}/`);
+  // Let the console finish starting (it may be signing in with the token it
+  // kept): clearing the storage while it does races with its own write of
+  // that token. Then start afresh without one.
+  await page.waitForFunction(() => ['whoami', 'token-input'].some((id) => {
+    const e = document.getElementById(id);
+    return e && e.offsetParent !== null;
+  }), null, { timeout: 15000 });
   await page.evaluate(() => sessionStorage.clear());
   await page.goto(`${base}/#/campaigns`);
+  await page.reload();
   await page.locator('#token-input').waitFor({ state: 'visible' });
   await page.fill('#token-input', token);
   await page.click('#login-submit');
