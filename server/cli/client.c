@@ -446,7 +446,7 @@ int looks_like_uuid(const char *s)
 
 /* All pages of a list endpoint (path already has its query, may be empty).
  * max = 0 for everything. *items gets a new array. */
-static int list_all(struct client *c, const char *path, size_t max, json_t **items)
+int list_all(struct client *c, const char *path, size_t max, json_t **items)
 {
 	*items = json_array();
 	char *cursor = NULL;

@@ -66,6 +66,9 @@ int looks_like_uuid(const char *s);
 /* CLUSTER (a name or an id) → its id in out; prints why not and returns the
  * exit status on failure. */
 int resolve_cluster(struct client *c, const char *name_or_id, char *out, size_t outlen);
+/* Every item of a listing at path (following next_cursor, 200 a page; max
+ * 0 = all). *items is a new array owned by the caller; NULL on error. */
+int list_all(struct client *c, const char *path, size_t max, json_t **items);
 
 /* Starts a job of `kind` on CLUSTER with params (ownership taken), sends
  * idem (or a random Idempotency-Key), prints the job id (or the job JSON)

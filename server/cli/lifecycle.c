@@ -326,34 +326,11 @@ static int cmd_history(struct client *c, int argc, char **argv, struct globals *
 		return rc;
 	if (rev)
 		return show_revision(c, id, rev);
-	json_t *items = json_array();
-	char *cursor = NULL;
-	for (;;) {
-		struct buf p = BUF_INIT;
-		buf_printf(&p, "/v1/clusters/%s/revisions", id);
-		if (cursor) {
-			char *e = escape(c, cursor);
-			buf_printf(&p, "?cursor=%s", e);
-			free(e);
-		}
-		json_t *page;
-		rc = api(c, "GET", buf_cstr(&p), NULL, NULL, 2, &page);
-		buf_free(&p);
-		if (rc)
-			break;
-		json_array_extend(items, json_object_get(page, "items"));
-		free(cursor);
-		const char *next = json_string_value(json_object_get(page, "next_cursor"));
-		cursor = next && *next ? xstrdup(next) : NULL;
-		json_decref(page);
-		if (!cursor)
-			break;
-	}
-	free(cursor);
-	if (rc) {
-		json_decref(items);
+	char path[128];
+	snprintf(path, sizeof path, "/v1/clusters/%s/revisions", id);
+	json_t *items;
+	if ((rc = list_all(c, path, 0, &items)))
 		return rc;
-	}
 	if (c->structured) {
 		print_doc(items);
 	} else {
