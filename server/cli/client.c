@@ -446,7 +446,11 @@ int looks_like_uuid(const char *s)
 
 /* All pages of a list endpoint (path already has its query, may be empty).
  * max = 0 for everything. *items gets a new array. */
-int list_all(struct client *c, const char *path, size_t max, json_t **items)
+enum poll_rc { POLL_OK, POLL_TRANSIENT, POLL_ERROR, POLL_DEADLINE };
+
+static enum poll_rc poll_get(struct client *c, const char *path, json_t **out);
+
+int list_all(struct client *c, const char *path, size_t max, int polling, json_t **items)
 {
 	*items = json_array();
 	char *cursor = NULL;
@@ -461,7 +465,7 @@ int list_all(struct client *c, const char *path, size_t max, json_t **items)
 			free(e);
 		}
 		json_t *page;
-		rc = api(c, "GET", buf_cstr(&p), NULL, NULL, 2, &page);
+		rc = polling ? (int)poll_get(c, buf_cstr(&p), &page) : api(c, "GET", buf_cstr(&p), NULL, NULL, 2, &page);
 		buf_free(&p);
 		if (rc)
 			break;
@@ -489,7 +493,7 @@ int resolve_cluster(struct client *c, const char *name_or_id, char *out, size_t 
 		return 0;
 	}
 	json_t *items;
-	int rc = list_all(c, "/v1/clusters", 0, &items);
+	int rc = list_all(c, "/v1/clusters", 0, 0, &items);
 	if (rc)
 		return rc;
 	size_t i;
@@ -789,7 +793,7 @@ static int do_clusters_list(struct client *c, const struct args *a)
 		free(e);
 	}
 	json_t *items;
-	int rc = list_all(c, buf_cstr(&p), 0, &items);
+	int rc = list_all(c, buf_cstr(&p), 0, 0, &items);
 	buf_free(&p);
 	if (rc)
 		return rc;
@@ -928,8 +932,6 @@ static void print_job_state(FILE *prog, const json_t *job, const char *id, const
 	free(*last);
 	*last = xstrdup(state);
 }
-
-enum poll_rc { POLL_OK, POLL_TRANSIENT, POLL_ERROR, POLL_DEADLINE };
 
 /* A GET while waiting: POLL_OK with *out (new reference, any JSON), or
  * POLL_TRANSIENT (connection failed, 502/503/504; nothing printed), or
@@ -1349,7 +1351,7 @@ static int do_jobs_list(struct client *c, const struct args *a)
 		buf_printf(&p, "%ccluster_id=%s", sep, id);
 	}
 	json_t *items;
-	rc = list_all(c, buf_cstr(&p), max, &items);
+	rc = list_all(c, buf_cstr(&p), max, 0, &items);
 	buf_free(&p);
 	if (rc)
 		return rc;
@@ -1453,20 +1455,9 @@ out:
 
 /* ------------------------------------- for the fleet commands (fleet.c) */
 
-int client_request(struct client *c, const char *method, const char *path, const json_t *body,
-		   const char *idem_key, int retries, json_t **out)
-{
-	return api(c, method, path, body, idem_key, retries, out);
-}
-
 int client_poll(struct client *c, const char *path, json_t **out)
 {
 	return (int)poll_get(c, path, out);
-}
-
-int client_structured(const struct client *c)
-{
-	return c->structured;
 }
 
 int client_timed_out(struct client *c)
@@ -1489,16 +1480,6 @@ int client_opt(int argc, char **argv, int *i, const char *name, const char **val
 		return -1;
 	}
 	return *value != NULL;
-}
-
-char *client_escape(struct client *c, const char *s)
-{
-	return escape(c, s);
-}
-
-void client_print_doc(const json_t *v)
-{
-	print_doc(v);
 }
 
 static int cmd_fleet(struct client *c, int argc, char **argv, struct globals *g)

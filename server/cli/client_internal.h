@@ -67,8 +67,10 @@ int looks_like_uuid(const char *s);
  * exit status on failure. */
 int resolve_cluster(struct client *c, const char *name_or_id, char *out, size_t outlen);
 /* Every item of a listing at path (following next_cursor, 200 a page; max
- * 0 = all). *items is a new array owned by the caller; NULL on error. */
-int list_all(struct client *c, const char *path, size_t max, json_t **items);
+ * 0 = all). *items is a new array owned by the caller; NULL on error.
+ * polling = 0: api() with retries (its exit status on error); polling = 1:
+ * as client_poll() (1 = transient, nothing printed: look again later). */
+int list_all(struct client *c, const char *path, size_t max, int polling, json_t **items);
 
 /* Starts a job of `kind` on CLUSTER with params (ownership taken), sends
  * idem (or a random Idempotency-Key), prints the job id (or the job JSON)
@@ -97,18 +99,10 @@ void table_print(struct table *t);
 /* ---- the fleet commands' entry points (server/cli/fleet.c) ---- */
 
 
-/* A JSON request: 0 with *out on 2xx, else the error is printed and the
- * exit status returned (2, or 3 past the deadline). retries > 0 retries
- * transport errors and 502/503/504 (GETs, and POSTs with an
- * Idempotency-Key). */
-int client_request(struct client *c, const char *method, const char *path, const json_t *body,
-		   const char *idem_key, int retries, json_t **out);
-
 /* A GET while waiting: 0 ok (*out), 1 transient (nothing printed),
  * 2 error (printed), 3 the deadline passed. */
 int client_poll(struct client *c, const char *path, json_t **out);
 
-int client_structured(const struct client *c);   /* --output json or yaml */
 int client_timed_out(struct client *c);          /* prints, returns 3 */
 
 /* argv[*i] is a global option (already applied): 1 skip it (and its value),
@@ -118,8 +112,6 @@ int client_skip_global(int argc, char **argv, int *i);
  * flag, -1 value missing (printed). */
 int client_opt(int argc, char **argv, int *i, const char *name, const char **value);
 
-char *client_escape(struct client *c, const char *s);   /* URL-escaped, malloc'd */
-void client_print_doc(const json_t *v);
 /* values_yaml from files (read here) and set from sets into params; 0, or
  * -1 after printing why. */
 int client_add_values(json_t *params, const char **files, size_t nfiles, const char **sets,

@@ -36,17 +36,6 @@
 
 /* Exit statuses: client_internal.h (EXIT_JOB_FAILED = 1: the campaign failed). */
 
-static void ferr(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void ferr(const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	fputs("ferry: ", stderr);
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
-	va_end(ap);
-}
-
 static const char usage_text[] =
 	"usage: ferry fleet upgrade --selector S --version V [--canary N] [--max-in-flight N|P%]\n"
 	"         [--waves 10%,50%,100%] [--max-failures N|P%] [--pause-between-waves D|manual]\n"
@@ -115,12 +104,12 @@ static int parse(int argc, char **argv, struct fargs *a)
 		} else if (!strcmp(argv[i], "--image-mirror")) {
 			a->image_mirror = 1;
 		} else if (argv[i][0] == '-' && argv[i][1]) {
-			ferr("unknown flag %.60s", argv[i]);
+			errorf("unknown flag %.60s", argv[i]);
 			return -1;
 		} else if (a->npos < 2) {
 			a->pos[a->npos++] = argv[i];
 		} else {
-			ferr("unexpected argument %.60s", argv[i]);
+			errorf("unexpected argument %.60s", argv[i]);
 			return -1;
 		}
 	}
@@ -177,34 +166,6 @@ static long num(const json_t *o, const char *k)
 static int finished(const char *state)
 {
 	return !strcmp(state, "succeeded") || !strcmp(state, "failed") || !strcmp(state, "cancelled");
-}
-
-/* Every cluster row of the campaign (all pages). 0 / poll status. */
-static int all_clusters(struct client *c, const char *id, json_t **items)
-{
-	*items = json_array();
-	char *cursor = NULL;
-	for (;;) {
-		char path[512];
-		snprintf(path, sizeof path, "/v1/campaigns/%s/clusters?limit=200%s%s", id,
-			 cursor ? "&cursor=" : "", cursor ? cursor : "");
-		free(cursor);
-		cursor = NULL;
-		json_t *page = NULL;
-		int rc = client_poll(c, path, &page);
-		if (rc) {
-			json_decref(*items);
-			*items = NULL;
-			return rc;
-		}
-		json_array_extend(*items, json_object_get(page, "items"));
-		const char *next = json_string_value(json_object_get(page, "next_cursor"));
-		if (next)
-			cursor = strdup(next);
-		json_decref(page);
-		if (!cursor)
-			return 0;
-	}
 }
 
 /* Print what changed since the last look (prev_* hold the previous
@@ -274,7 +235,7 @@ static void report(FILE *out, const json_t *camp, json_t *clusters, json_t *seen
 /* Follow campaign id to its end (or a budget pause). */
 static int follow(struct client *c, const char *id)
 {
-	FILE *out = client_structured(c) ? stderr : stdout;
+	FILE *out = c->structured ? stderr : stdout;
 	json_t *seen_cl = json_object(), *seen_waves = json_object(), *camp = NULL;
 	char last_state[256] = "", last_counts[256] = "";
 	int rc = EXIT_USAGE;
@@ -289,7 +250,9 @@ static int follow(struct client *c, const char *id)
 		if (p == 0) {
 			char *counts = json_dumps(json_object_get(camp, "counts"), JSON_COMPACT | JSON_SORT_KEYS);
 			if (strcmp(counts ? counts : "", last_counts)) {
-				p = all_clusters(c, id, &clusters);
+				char cpath[128];
+				snprintf(cpath, sizeof cpath, "/v1/campaigns/%s/clusters", id);
+				p = list_all(c, cpath, 0, 1, &clusters);
 				if (p == 0)
 					snprintf(last_counts, sizeof last_counts, "%s", counts ? counts : "");
 			}
@@ -306,7 +269,7 @@ static int follow(struct client *c, const char *id)
 			if (!transient_since)
 				transient_since = (double)time(NULL);
 			else if ((double)time(NULL) - transient_since > 60) {
-				ferr("lost the connection to ferryd while waiting");
+				errorf("lost the connection to ferryd while waiting");
 				break;
 			}
 			sleep(1);
@@ -320,7 +283,7 @@ static int follow(struct client *c, const char *id)
 			if (!strcmp(st, "succeeded")) {
 				rc = EXIT_OK;
 			} else {
-				ferr("campaign %s %s%s%s", id, st, json_is_string(json_object_get(camp, "reason")) ? ": " : "",
+				errorf("campaign %s %s%s%s", id, st, json_is_string(json_object_get(camp, "reason")) ? ": " : "",
 				     str(camp, "reason"));
 				rc = EXIT_JOB_FAILED;
 			}
@@ -328,8 +291,8 @@ static int follow(struct client *c, const char *id)
 		}
 		sleep(1);
 	}
-	if (camp && client_structured(c))
-		client_print_doc(camp);
+	if (camp && c->structured)
+		print_doc(camp);
 	json_decref(camp);
 	json_decref(seen_cl);
 	json_decref(seen_waves);
@@ -343,7 +306,7 @@ static int create(struct client *c, const char *kind, struct fargs *a)
 		return EXIT_USAGE;
 	}
 	if ((a->window != NULL) != (a->wdur != NULL)) {
-		ferr("--window and --window-duration go together");
+		errorf("--window and --window-duration go together");
 		return EXIT_USAGE;
 	}
 	json_t *params = json_object();
@@ -384,7 +347,7 @@ static int create(struct client *c, const char *kind, struct fargs *a)
 				 "strategy", strategy);
 	char *key = a->idem ? NULL : random_key();
 	json_t *camp = NULL;
-	int rc = client_request(c, "POST", "/v1/campaigns", body, a->idem ? a->idem : key, 3, &camp);
+	int rc = api(c, "POST", "/v1/campaigns", body, a->idem ? a->idem : key, 3, &camp);
 	free(key);
 	json_decref(body);
 	if (rc)
@@ -393,14 +356,14 @@ static int create(struct client *c, const char *kind, struct fargs *a)
 	char idc[64];
 	snprintf(idc, sizeof idc, "%s", id);
 	if (!a->wait) {
-		if (client_structured(c))
-			client_print_doc(camp);
+		if (c->structured)
+			print_doc(camp);
 		else
 			printf("%s\n", idc);
 		json_decref(camp);
 		return EXIT_OK;
 	}
-	if (!client_structured(c)) {
+	if (!c->structured) {
 		printf("campaign %s: %ld clusters, canary %ld, max in flight %ld, failure budget %ld\n", idc,
 		       num(camp, "total"), num(camp, "canary"), num(camp, "max_in_flight"),
 		       num(camp, "max_failures"));
@@ -421,11 +384,11 @@ static void print_campaign_line(const json_t *k)
 static int show(struct client *c, const char *path, int kind)
 {
 	json_t *v = NULL;
-	int rc = client_request(c, "GET", path, NULL, NULL, 3, &v);
+	int rc = api(c, "GET", path, NULL, NULL, 3, &v);
 	if (rc)
 		return rc;
-	if (client_structured(c)) {
-		client_print_doc(v);
+	if (c->structured) {
+		print_doc(v);
 	} else if (kind == 0) {
 		printf("%-36s  %-10s %5s  %9s %4s  %-24s %s\n", "ID", "STATE", "TOTAL", "DONE", "FAIL", "NAME",
 		       "REASON");
@@ -495,7 +458,7 @@ int fleet_main(struct client *c, int argc, char **argv)
 		snprintf(path, sizeof path, "/v1/campaigns?limit=200%s%s", a.state ? "&state=" : "",
 			 a.state ? a.state : "");
 		if (a.state && strspn(a.state, "abcdefghijklmnopqrstuvwxyz") != strlen(a.state)) {
-			ferr("--state must be a campaign state");
+			errorf("--state must be a campaign state");
 			goto out;
 		}
 		rc = show(c, path, 0);
@@ -511,7 +474,7 @@ int fleet_main(struct client *c, int argc, char **argv)
 		rc = show(c, path, 1);
 	} else if (!strcmp(sub, "clusters")) {
 		if (a.state && strspn(a.state, "abcdefghijklmnopqrstuvwxyz") != strlen(a.state)) {
-			ferr("--state must be a cluster state");
+			errorf("--state must be a cluster state");
 			goto out;
 		}
 		snprintf(path, sizeof path, "/v1/campaigns/%s/clusters?limit=200%s%s", id,
@@ -524,11 +487,11 @@ int fleet_main(struct client *c, int argc, char **argv)
 		if (a.mf && !strcmp(sub, "resume"))
 			body = json_pack("{s:o}", "max_failures", count_value(a.mf));
 		json_t *v = NULL;
-		rc = client_request(c, "POST", path, body, NULL, 0, &v);
+		rc = api(c, "POST", path, body, NULL, 0, &v);
 		json_decref(body);
 		if (rc == 0) {
-			if (client_structured(c))
-				client_print_doc(v);
+			if (c->structured)
+				print_doc(v);
 			else
 				printf("campaign %s %s%s%s\n", id, str(v, "state"),
 				       json_is_string(json_object_get(v, "reason")) ? ": " : "", str(v, "reason"));
@@ -537,7 +500,7 @@ int fleet_main(struct client *c, int argc, char **argv)
 		}
 		json_decref(v);
 	} else {
-		ferr("unknown fleet command %.40s", sub);
+		errorf("unknown fleet command %.40s", sub);
 		fputs(usage_text, stderr);
 	}
 out:

@@ -329,7 +329,7 @@ static int cmd_history(struct client *c, int argc, char **argv, struct globals *
 	char path[128];
 	snprintf(path, sizeof path, "/v1/clusters/%s/revisions", id);
 	json_t *items;
-	if ((rc = list_all(c, path, 0, &items)))
+	if ((rc = list_all(c, path, 0, 0, &items)))
 		return rc;
 	if (c->structured) {
 		print_doc(items);
