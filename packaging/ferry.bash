@@ -15,7 +15,7 @@ _ferry()
     cur=${COMP_WORDS[COMP_CWORD]}
     prev=${COMP_WORDS[COMP_CWORD-1]}
 
-    local globals="--server --token-file --output -o --timeout --context --config --help"
+    local globals="--server --token-file --ca-file --output -o --timeout --context --config --help"
     local commands="clusters install upgrade rollback uninstall adopt check repair history
         preflight jobs fleet config template version --version"
 
@@ -25,7 +25,7 @@ _ferry()
             COMPREPLY=($(compgen -W "table json yaml" -- "$cur")); return ;;
         --context)
             COMPREPLY=($(compgen -W "$(_ferry_contexts)" -- "$cur")); return ;;
-        --token-file|--config|-f|--values)
+        --token-file|--ca-file|--config|-f|--values)
             COMPREPLY=($(compgen -f -- "$cur")); return ;;
         --server|--timeout|--version|--set|--idempotency-key|--selector|-l|--state|--cluster|--limit|\
         --revision|--max-history|--retries|--namespace|--release-name|--ignore|--canary|--max-in-flight|\
@@ -37,7 +37,7 @@ _ferry()
     cmd="" sub=""
     for ((i = 1; i < COMP_CWORD; i++)); do
         case ${COMP_WORDS[i]} in
-            --server|--token-file|--output|-o|--timeout|--context|--config) ((i++)); continue ;;
+            --server|--token-file|--ca-file|--output|-o|--timeout|--context|--config) ((i++)); continue ;;
             -*) continue ;;
         esac
         if [ -z "$cmd" ]; then cmd=${COMP_WORDS[i]}; elif [ -z "$sub" ]; then sub=${COMP_WORDS[i]}; fi
@@ -75,7 +75,7 @@ _ferry()
                         COMPREPLY=($(compgen -W "$(_ferry_contexts)" -- "$cur")); return
                     fi ;;
             esac
-            [ "$sub" = set-context ] && flags="--current --server --token-file --output" || flags="-o"
+            [ "$sub" = set-context ] && flags="--current --server --token-file --ca-file --output" || flags="-o"
             COMPREPLY=($(compgen -W "$flags" -- "$cur"))
             return ;;
         install|upgrade)

@@ -126,6 +126,8 @@ int global_opt(int argc, char **argv, int *i, struct globals *g)
 		g->server = v;
 	else if ((v = opt_value(argc, argv, i, "--token-file", &missing)))
 		g->token_file = v;
+	else if ((v = opt_value(argc, argv, i, "--ca-file", &missing)))
+		g->ca_file = v;
 	else if ((v = opt_value(argc, argv, i, "--output", &missing)) || (v = opt_value(argc, argv, i, "-o", &missing)))
 		g->output = v;
 	else if ((v = opt_value(argc, argv, i, "--timeout", &missing)))
@@ -189,6 +191,16 @@ static int client_init(struct client *c, const struct cli_settings *s)
 		}
 		c->deadline = now_ms() + c->timeout_s * 1000;
 	}
+	if (s->ca_file) {
+		/* Checked here so a typo is a clear message, not a TLS failure. */
+		FILE *ca = fopen(s->ca_file, "r");
+		if (!ca) {
+			errorf("cannot read the CA file %s (%s): %s", s->ca_file, s->ca_from, strerror(errno));
+			return -1;
+		}
+		fclose(ca);
+		c->ca_file = xstrdup(s->ca_file);
+	}
 	if (s->token_file) {
 		c->token = read_file_limit(s->token_file, 64 * 1024, NULL);
 		if (!c->token) {
@@ -231,6 +243,7 @@ static void client_free(struct client *c)
 		free(c->token);
 	}
 	free(c->server_buf);
+	free(c->ca_file);
 }
 
 /* ---------------------------------------------------------------- HTTP */
@@ -297,6 +310,8 @@ static enum http_rc http_do(struct client *c, const char *method, const char *pa
 	curl_easy_setopt(cu, CURLOPT_CONNECTTIMEOUT_MS, tmo < 10000 ? tmo : 10000L);
 	curl_easy_setopt(cu, CURLOPT_TIMEOUT_MS, tmo);
 	curl_easy_setopt(cu, CURLOPT_USERAGENT, "ferry-cli/" PACKAGE_VERSION);
+	if (c->ca_file)
+		curl_easy_setopt(cu, CURLOPT_CAINFO, c->ca_file);
 	CURLcode cc = curl_easy_perform(cu);
 	if (cc != CURLE_OK) {
 		if (cc == CURLE_OPERATION_TIMEDOUT && by_deadline) {

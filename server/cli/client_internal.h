@@ -28,12 +28,13 @@ struct client {
 	int structured;       /* --output json or yaml: print_doc() output, progress on stderr */
 	double deadline;      /* monotonic ms; 0 = none */
 	double timeout_s;
+	char *ca_file;        /* owned; NULL: the system's trusted CAs */
 	CURL *curl;
 };
 
 /* Global options; the strings point into argv. */
 struct globals {
-	const char *server, *token_file, *output, *timeout, *context, *config;
+	const char *server, *token_file, *ca_file, *output, *timeout, *context, *config;
 };
 
 /* "ferry: " + message + newline on stderr. */

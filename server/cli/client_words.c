@@ -43,6 +43,8 @@ void client_usage(FILE *f)
 	      "global options (anywhere on the line; flag > environment > context > default):\n"
 	      "  --server URL            ferryd base URL (FERRY_SERVER, default http://127.0.0.1:8080)\n"
 	      "  --token-file FILE       file holding the bearer token (else FERRY_TOKEN, FERRY_TOKEN_FILE)\n"
+	      "  --ca-file FILE          PEM CA certificates to trust for an https:// server (FERRY_CA_FILE;\n"
+	      "                          default: the system's trusted CAs)\n"
 	      "  -o, --output FORMAT     table, json or yaml (FERRY_OUTPUT, default table)\n"
 	      "  --timeout DURATION      limit for the whole command: 90, 90s, 5m, 1h (FERRY_TIMEOUT;\n"
 	      "                          exit 3 when passed)\n"

@@ -91,7 +91,7 @@ static json_t *config_load(const char *path)
 	json_t *c;
 	if (!bad)
 		json_array_foreach(ctxs, i, c) {
-			static const char *const keys[] = { "name", "server", "token-file", "output" };
+			static const char *const keys[] = { "name", "server", "token-file", "ca-file", "output" };
 			if (!json_is_object(c) || !json_is_string(json_object_get(c, "name"))) {
 				bad = "every context needs a name";
 				break;
@@ -99,7 +99,7 @@ static json_t *config_load(const char *path)
 			for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]); k++) {
 				const json_t *v = json_object_get(c, keys[k]);
 				if (v && !json_is_null(v) && !json_is_string(v))
-					bad = "a context's name, server, token-file and output are strings";
+					bad = "a context's name, server, token-file, ca-file and output are strings";
 			}
 		}
 	if (bad) {
@@ -193,9 +193,10 @@ static int config_save(const char *path, const json_t *root)
 	return rc;
 }
 
-/* A context's token-file as a path to open (caller frees): "~/" under
- * $HOME, relative paths relative to the configuration file's directory. */
-static char *expand_token_file(const char *value, const char *config_file)
+/* A context's token-file or ca-file as a path to open (caller frees): "~/"
+ * under $HOME, relative paths relative to the configuration file's
+ * directory. */
+static char *expand_path(const char *value, const char *config_file)
 {
 	struct buf b = BUF_INIT;
 	const char *home = env("HOME");
@@ -271,8 +272,19 @@ int cli_settings_resolve(const struct globals *g, struct cli_settings *s)
 		s->token_file = xstrdup(v);
 		s->token_from = xstrdup("FERRY_TOKEN_FILE");
 	} else if ((v = ctx_str(ctx, "token-file"))) {
-		s->token_file = expand_token_file(v, path);
+		s->token_file = expand_path(v, path);
 		s->token_from = from("the token-file of context %s", name);
+	}
+	/* CA file */
+	if (g->ca_file) {
+		s->ca_file = xstrdup(g->ca_file);
+		s->ca_from = xstrdup("--ca-file");
+	} else if ((v = env("FERRY_CA_FILE"))) {
+		s->ca_file = xstrdup(v);
+		s->ca_from = xstrdup("FERRY_CA_FILE");
+	} else if ((v = ctx_str(ctx, "ca-file"))) {
+		s->ca_file = expand_path(v, path);
+		s->ca_from = from("the ca-file of context %s", name);
 	}
 	/* output */
 	if (g->output) {
@@ -304,11 +316,13 @@ void cli_settings_free(struct cli_settings *s)
 {
 	free(s->server);
 	free(s->token_file);
+	free(s->ca_file);
 	free(s->output);
 	free(s->timeout);
 	free(s->context);
 	free(s->server_from);
 	free(s->token_from);
+	free(s->ca_from);
 	free(s->output_from);
 	free(s->timeout_from);
 	memset(s, 0, sizeof(*s));
@@ -323,6 +337,7 @@ static void config_usage(FILE *f)
 	      "       ferry config get-contexts [-o table|name|json|yaml]\n"
 	      "       ferry config use-context NAME\n"
 	      "       ferry config set-context NAME|--current [--server URL] [--token-file FILE]\n"
+	      "                [--ca-file FILE]\n"
 	      "                                [--output table|json|yaml]\n"
 	      "       ferry config delete-context NAME\n"
 	      "       ferry config rename-context OLD NEW\n"
@@ -377,10 +392,24 @@ static int get_contexts(const json_t *root, const char *format)
 	return EXIT_OK;
 }
 
-/* set-context: creates or updates a context; a relative token-file is made
- * absolute against the current directory (that is what the user meant). */
+/* ctx[key] = file, a relative path made absolute against the current
+ * directory (that is what the user meant). */
+static void set_path(json_t *ctx, const char *key, const char *file)
+{
+	struct buf b = BUF_INIT;
+	char cwd[4096];
+	if (file[0] != '/' && strncmp(file, "~/", 2) && getcwd(cwd, sizeof(cwd)))
+		buf_printf(&b, "%s/%s", cwd, file);
+	else
+		buf_puts(&b, file);
+	json_object_set_new(ctx, key, json_string(buf_cstr(&b)));
+	buf_free(&b);
+}
+
+/* set-context: creates or updates a context; a relative token-file or
+ * ca-file is made absolute against the current directory. */
 static int set_context(json_t *root, const char *name, int current, const char *server,
-		       const char *token_file, const char *output)
+		       const char *token_file, const char *ca_file, const char *output)
 {
 	if (current) {
 		name = json_string_value(json_object_get(root, "current-context"));
@@ -413,16 +442,10 @@ static int set_context(json_t *root, const char *name, int current, const char *
 	}
 	if (server)
 		json_object_set_new(ctx, "server", json_string(server));
-	if (token_file) {
-		struct buf b = BUF_INIT;
-		char cwd[4096];
-		if (token_file[0] != '/' && strncmp(token_file, "~/", 2) && getcwd(cwd, sizeof(cwd)))
-			buf_printf(&b, "%s/%s", cwd, token_file);
-		else
-			buf_puts(&b, token_file);
-		json_object_set_new(ctx, "token-file", json_string(buf_cstr(&b)));
-		buf_free(&b);
-	}
+	if (token_file)
+		set_path(ctx, "token-file", token_file);
+	if (ca_file)
+		set_path(ctx, "ca-file", ca_file);
 	if (output)
 		json_object_set_new(ctx, "output", json_string(output));
 	return EXIT_OK;
@@ -449,7 +472,7 @@ int config_main(const struct globals *g, int argc, char **argv)
 {
 	const char *pos[3] = { NULL, NULL, NULL };
 	int npos = 0, current = 0;
-	const char *server = NULL, *token_file = NULL, *output = NULL, *fmt = NULL;
+	const char *server = NULL, *token_file = NULL, *ca_file = NULL, *output = NULL, *fmt = NULL;
 	for (int i = 0; i < argc; i++) {
 		const char *a = argv[i];
 		int missing = 0;
@@ -464,6 +487,8 @@ int config_main(const struct globals *g, int argc, char **argv)
 			server = v;
 		else if ((v = opt_value(argc, argv, &i, "--token-file", &missing)))
 			token_file = v;
+		else if ((v = opt_value(argc, argv, &i, "--ca-file", &missing)))
+			ca_file = v;
 		else if ((v = opt_value(argc, argv, &i, "--output", &missing)) ||
 			 (v = opt_value(argc, argv, &i, "-o", &missing)))
 			output = fmt = v;
@@ -485,8 +510,8 @@ int config_main(const struct globals *g, int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	int is_set = !strcmp(sub, "set-context");
-	if (!is_set && (server || token_file || current)) {
-		errorf("--server, --token-file and --current belong to set-context");
+	if (!is_set && (server || token_file || ca_file || current)) {
+		errorf("--server, --token-file, --ca-file and --current belong to set-context");
 		return EXIT_USAGE;
 	}
 	if (!fmt && g->output && !is_set)
@@ -541,7 +566,7 @@ int config_main(const struct globals *g, int argc, char **argv)
 		if (rc == EXIT_OK)
 			printf("switched to context %s\n", pos[1]);
 	} else if (is_set && npos <= 2 && (npos == 2) != current) {
-		rc = set_context(root, npos == 2 ? pos[1] : NULL, current, server, token_file, output);
+		rc = set_context(root, npos == 2 ? pos[1] : NULL, current, server, token_file, ca_file, output);
 		if (rc == EXIT_OK && config_save(path, root) != 0)
 			rc = EXIT_USAGE;
 		else if (rc == EXIT_OK)

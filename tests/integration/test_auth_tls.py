@@ -11,7 +11,9 @@ real TLS client) and curl:
   certificate/key pair at reload keeps the previous one;
 - start-up refuses a key that does not belong to the certificate, and a
   lone --tls-cert;
-- --trusted-proxy: X-Forwarded-Proto/-For believed only from the CIDR.
+- --trusted-proxy: X-Forwarded-Proto/-For believed only from the CIDR;
+- the `ferry` client trusts a private CA through --ca-file, FERRY_CA_FILE
+  or a context's ca-file, and refuses the server without it.
 """
 import http.client
 import os
@@ -28,7 +30,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import apitest  # noqa: E402
 from apitest import check, check_eq, run_test  # noqa: E402
 
-NAMES = ["tls_https_and_hsts", "tls_protocols_and_ciphers", "tls_sighup_reload_keeps_connections",
+NAMES = ["tls_https_and_hsts", "tls_cli_ca_file", "tls_protocols_and_ciphers", "tls_sighup_reload_keeps_connections",
          "tls_reload_broken_pair_keeps_previous", "tls_startup_refuses_bad_pair",
          "trusted_proxy_forwarded_headers"]
 
@@ -147,6 +149,41 @@ def main():
                              capture_output=True, text=True, timeout=30)
         check_eq(out.stdout.strip(), "200 0", "curl over HTTPS (%s)" % out.stderr)
 
+    def cli_ca_file():
+        prog = os.path.join(os.environ.get("FERRY_BUILD", ""), "ferry")
+        check(os.path.exists(prog), "no ferry binary at %s" % prog)
+        tok = os.path.join(TMP, "viewer.token")
+        with open(tok, "w") as fh:
+            fh.write(ferry.token(ferry.tenant("tlsacme"), "viewer") + "\n")
+        cfg = os.path.join(TMP, "cli", "config")
+        base = {k: v for k, v in os.environ.items() if not k.startswith("FERRY_")}
+        base.update({"FERRY_CONFIG": cfg, "FERRY_TOKEN_FILE": tok})
+        url = "https://127.0.0.1:%d" % port
+
+        def cli(*args, **env):
+            p = subprocess.run([prog] + list(args), env=dict(base, **env), capture_output=True, text=True,
+                               timeout=60)
+            return p.returncode, p.stdout + p.stderr
+        rc, out = cli("--server", url, "clusters", "list")
+        check(rc == 2 and "certificate" in out.lower(), "without the CA the server is refused: %r" % ((rc, out),))
+        rc, out = cli("--server", url, "--ca-file", ca[0], "clusters", "list")
+        check_eq(rc, 0, "--ca-file: %s" % out)
+        rc, out = cli("--server", url, "clusters", "list", FERRY_CA_FILE=ca[0])
+        check_eq(rc, 0, "FERRY_CA_FILE: %s" % out)
+        rc, out = cli("config", "set-context", "tls", "--server", url, "--ca-file", ca[0])
+        check_eq(rc, 0, "set-context --ca-file: %s" % out)
+        rc, out = cli("--context", "tls", "clusters", "list")
+        check_eq(rc, 0, "a context's ca-file: %s" % out)
+        # The flag wins over the context's file, and a missing file is named.
+        rc, out = cli("--context", "tls", "--ca-file", os.path.join(TMP, "nope.pem"), "clusters", "list")
+        check(rc == 2 and "cannot read the CA file" in out and "--ca-file" in out, "missing file: %r" % ((rc, out),))
+        # A CA that did not sign the server's certificate is refused.
+        other_key, other = os.path.join(TMP, "other-ca.key"), os.path.join(TMP, "other-ca.pem")
+        openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", other_key, "-out", other,
+                "-days", "2", "-subj", "/CN=another CA")
+        rc, out = cli("--server", url, "--ca-file", other, "clusters", "list")
+        check_eq(rc, 2, "a wrong CA file: %s" % out)
+
     def protocols():
         v = handshake(port, client_ctx(ca[0]))
         check(isinstance(v, tuple) and v[0] == "TLSv1.3", "default handshake: %r" % (v,))
@@ -241,6 +278,7 @@ def main():
         check("prefix longer than 32" in out.stderr, "message: %s" % out.stderr)
 
     run_test("tls_https_and_hsts", https_and_hsts)
+    run_test("tls_cli_ca_file", cli_ca_file)
     run_test("tls_protocols_and_ciphers", protocols)
     run_test("tls_sighup_reload_keeps_connections", reload_keeps_connections)
     run_test("tls_reload_broken_pair_keeps_previous", reload_broken_pair)
