@@ -214,6 +214,19 @@ class Ferry:
         check_eq(r.status, 201, "create token: %r" % r)
         return r.json()["token"]
 
+    def wait_campaign(self, cid, token, cond, timeout, what):
+        """Polls GET /v1/campaigns/{cid} until cond(campaign) holds; returns
+        the campaign, or fails naming `what` with its state, reason and
+        counts."""
+        end = time.time() + timeout
+        c = None
+        while time.time() < end:
+            c = self.get("/v1/campaigns/" + cid, token).json()
+            if cond(c):
+                return c
+            time.sleep(0.2)
+        raise Failure("timed out waiting for %s: %r" % (what, {k: c.get(k) for k in ("state", "reason", "counts")}))
+
     def sql(self, query):
         out = subprocess.run(["psql", "-X", "-A", "-t", "-q", self.db_url, "-c", query],
                              capture_output=True, text=True, timeout=60)

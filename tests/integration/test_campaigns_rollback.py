@@ -17,7 +17,6 @@ hold:
 """
 import os
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from apitest import Kubesim, check, check_eq, finish, run_test, start  # noqa: E402
@@ -48,10 +47,6 @@ def create(body):
     return r.json()
 
 
-def get(cid):
-    return f.get("/v1/campaigns/" + cid, OP).json()
-
-
 def members(cid):
     return {m["cluster_name"]: m for m in f.get("/v1/campaigns/%s/clusters?limit=200" % cid, OP).json()["items"]}
 
@@ -61,14 +56,7 @@ def cluster(name):
 
 
 def wait_campaign(cid, cond, timeout, what):
-    end = time.time() + timeout
-    c = None
-    while time.time() < end:
-        c = get(cid)
-        if cond(c):
-            return c
-        time.sleep(0.2)
-    raise AssertionError("timed out waiting for %s: %r" % (what, {k: c.get(k) for k in ("state", "reason", "counts")}))
+    return f.wait_campaign(cid, OP, cond, timeout, what)
 
 
 state = {}
