@@ -93,7 +93,7 @@ for i, c in enumerate(ks.info["clusters"][:RUNS]):
     # pool refill of the keys the install took, not counted above
     # process CPU (threads that ended included) minus the pool thread's
     if i > 0:
-        cached.append((p1 - p0 - (pool1 - pool0)) * 1000)
+        cached.append(round((p1 - p0 - (pool1 - pool0)) * 1000))  # whole ticks: no 50.0000001
     print("run %d: state %s wall_ms %.0f ferryd_cpu_ms %.0f (whole process %.0f, key pool thread %.0f,"
           " idle over the same interval %.0f)"
           % (i + 1, j["state"], wall * 1000, (p1 - p0 - (pool1 - pool0)) * 1000, (p1 - p0) * 1000,
