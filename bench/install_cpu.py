@@ -14,7 +14,9 @@ Printed: the process's CPU delta (threads that ended during the install
 included) minus the pool thread's (its refill), the whole process's, the
 pool thread's, and the other threads' CPU over an idle interval of the same
 length (advancer and worker polls). The first run also loads the chart
-(later ones find it in the cache). On a busy machine the idle-priority
+(later ones find it in the cache); the last line gives the median and mean
+of the cached runs beside the target (/proc's CPU times are in 10 ms
+ticks: use 8 or more runs). On a busy machine the idle-priority
 pool thread may be starved rather than done when it stops using CPU; then
 keys are generated inline and counted.
 """
@@ -25,7 +27,7 @@ import time
 sys.path.insert(0, os.path.join(os.environ["FERRY_SRC"], "tests", "integration"))
 from apitest import Ferry, Kubesim  # noqa: E402
 
-RUNS = int(os.environ.get("INSTALL_CPU_RUNS", "3"))
+RUNS = int(os.environ.get("INSTALL_CPU_RUNS", "9"))
 charts = os.path.join(os.environ["FERRY_SHARED"], "charts")
 TCK = os.sysconf("SC_CLK_TCK")
 
@@ -58,6 +60,7 @@ ks = Kubesim(["--clusters", str(RUNS), "--scenario", "tke-fresh", "--ready-delay
 f = Ferry("installcpu", workers=2, extra_args=["--charts-dir", charts])
 op = f.token(f.tenant("bench"), "operator")
 pid = f.proc.pid
+cached = []  # ferryd CPU (ms) of the runs that found the chart in the cache
 for i, c in enumerate(ks.info["clusters"][:RUNS]):
     r = f.post("/v1/clusters", {"name": c["name"], "profile": "tke", "kubeconfig": open(c["kubeconfig"]).read()}, op)
     assert r.status == 201, r
@@ -89,9 +92,17 @@ for i, c in enumerate(ks.info["clusters"][:RUNS]):
     irest1, _ = threads_cpu(pid)
     # pool refill of the keys the install took, not counted above
     # process CPU (threads that ended included) minus the pool thread's
+    if i > 0:
+        cached.append(round((p1 - p0 - (pool1 - pool0)) * 1000))  # whole ticks: no 50.0000001
     print("run %d: state %s wall_ms %.0f ferryd_cpu_ms %.0f (whole process %.0f, key pool thread %.0f,"
           " idle over the same interval %.0f)"
           % (i + 1, j["state"], wall * 1000, (p1 - p0 - (pool1 - pool0)) * 1000, (p1 - p0) * 1000,
              (pool1 - pool0) * 1000, (irest1 - irest0) * 1000), flush=True)
+if cached:
+    cached.sort()
+    med = cached[len(cached) // 2] if len(cached) % 2 else (cached[len(cached) // 2 - 1] + cached[len(cached) // 2]) / 2
+    print("runs 2-%d (chart cached): ferryd CPU median %.0f ms, mean %.0f ms, min %.0f, max %.0f; target <= 50 ms: %s"
+          % (RUNS, med, sum(cached) / len(cached), cached[0], cached[-1], "met" if med <= 50 else "missed"),
+          flush=True)
 f.stop()
 ks.stop()

@@ -2118,6 +2118,14 @@ const json_t *chart_render_documents(const struct chart_render *r)
 	return r->docs_json;
 }
 
+size_t chart_render_document_count(const struct chart_render *r)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < r->ndocs; i++)
+		n += r->docs[i].hook == 0;
+	return n;
+}
+
 const json_t *chart_render_hooks(const struct chart_render *r)
 {
 	build_json((struct chart_render *)r);

@@ -125,6 +125,9 @@ struct chart_render *chart_render(const struct chart *, const json_t *user_value
 /* documents in install order (hooks excluded), each
  * {"source":"cilium/templates/x.yaml","kind":"...","object":{...},"yaml":"text"} */
 const json_t *chart_render_documents(const struct chart_render *);
+/* how many documents chart_render_documents() holds, without building
+ * them (a render whose output is only counted skips the JSON) */
+size_t chart_render_document_count(const struct chart_render *);
 /* hook documents, same shape, plus "events":["pre-install",...] */
 const json_t *chart_render_hooks(const struct chart_render *);
 /* the manifest as Helm stores it in a release ("---\n# Source: path\n<yaml>\n"

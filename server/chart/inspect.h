@@ -11,7 +11,10 @@
  * name equals the directory and whose version is a SemVer 2 string. It
  * does not render: chart_load_archive() (chart.h) loads the chart later.
  *
- * Pure functions (no I/O, no shared state), thread-safe.
+ * No I/O; thread-safe. The one piece of shared state is a small memo
+ * (8 entries, under a mutex) of the SHA-256 and info of archives that
+ * passed: the check depends on the bytes alone, and every install job
+ * inspects the same chart twice.
  */
 #ifndef FERRY_CHART_INSPECT_H
 #define FERRY_CHART_INSPECT_H

@@ -14,6 +14,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,12 +36,79 @@ struct cv_arena *cv_arena_new(void)
 #define CHUNK_WINDOW ((size_t)256 * 1024)
 #define PAGE ((uintptr_t)4096)
 
-/* Memory for chunk c (c->cap bytes), zeroed (arenas never reuse memory, so
- * cv_alloc's blocks are zero already); sets how much is faulted in. */
+/*
+ * Freed mapped chunks kept for the next arena: unmapping a chunk of a
+ * multi-threaded process costs a TLB shoot-down on every core (about
+ * 0.2 ms per chunk on these VMs, 4 ms of a fresh install's two renders,
+ * BENCHMARKS.md "Fresh install: ferryd CPU"), and a new mapping is faulted
+ * in again. Chunk sizes repeat from arena to arena (64 KiB doubling up to
+ * 2 MiB), so a chunk of the same size is taken back, its used part zeroed
+ * (arenas hand out zeroed memory) and its faulted-in part kept. At most
+ * CHUNK_CACHE_BYTES are kept (about one render's arena); the rest is
+ * unmapped as before.
+ */
+#define CHUNK_CACHE_BYTES ((size_t)8 * 1024 * 1024)
+#define CHUNK_CACHE_SLOTS 32
+
+static struct {
+	unsigned char *mem;
+	size_t cap, ready, dirty;
+} chunk_cache[CHUNK_CACHE_SLOTS];
+static size_t chunk_cache_bytes;
+static pthread_mutex_t chunk_cache_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* a cached chunk of exactly c->cap bytes into c (1), or 0 */
+static int chunk_from_cache(struct cv_chunk *c)
+{
+	unsigned char *mem = NULL;
+	size_t ready = 0, dirty = 0;
+	pthread_mutex_lock(&chunk_cache_lock);
+	for (int i = 0; i < CHUNK_CACHE_SLOTS; i++)
+		if (chunk_cache[i].mem && chunk_cache[i].cap == c->cap) {
+			mem = chunk_cache[i].mem;
+			ready = chunk_cache[i].ready;
+			dirty = chunk_cache[i].dirty;
+			chunk_cache[i].mem = NULL;
+			chunk_cache_bytes -= c->cap;
+			break;
+		}
+	pthread_mutex_unlock(&chunk_cache_lock);
+	if (!mem)
+		return 0;
+	memset(mem, 0, dirty);
+	c->mem = mem;
+	c->mapped = 1;
+	c->ready = ready;
+	return 1;
+}
+
+/* keep c's mapping for another arena (1), or 0 when the cache is full */
+static int chunk_to_cache(struct cv_chunk *c)
+{
+	int kept = 0;
+	pthread_mutex_lock(&chunk_cache_lock);
+	if (chunk_cache_bytes + c->cap <= CHUNK_CACHE_BYTES)
+		for (int i = 0; i < CHUNK_CACHE_SLOTS && !kept; i++)
+			if (!chunk_cache[i].mem) {
+				chunk_cache[i].mem = c->mem;
+				chunk_cache[i].cap = c->cap;
+				chunk_cache[i].ready = c->ready;
+				chunk_cache[i].dirty = c->used;
+				chunk_cache_bytes += c->cap;
+				kept = 1;
+			}
+	pthread_mutex_unlock(&chunk_cache_lock);
+	return kept;
+}
+
+/* Memory for chunk c (c->cap bytes), zeroed (cv_alloc's blocks are zero
+ * already); sets how much is faulted in. */
 static void chunk_mem(struct cv_chunk *c)
 {
 	c->mapped = 0;
 	if (c->cap >= CHUNK_MAPPED) {
+		if (chunk_from_cache(c))
+			return;
 		void *p = mmap(NULL, c->cap, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 		if (p != MAP_FAILED) {
 			c->mem = p;
@@ -55,8 +123,10 @@ static void chunk_mem(struct cv_chunk *c)
 
 static void chunk_free(struct cv_chunk *c)
 {
-	if (c->mapped)
-		munmap(c->mem, c->cap);
+	if (c->mapped) {
+		if (!chunk_to_cache(c))
+			munmap(c->mem, c->cap);
+	}
 	else
 		free(c->mem);
 }

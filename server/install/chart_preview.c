@@ -72,11 +72,11 @@ enum phase_rc install_chart_preview(struct install_run *run)
 		rc = render_guard_failed(&guard);
 		goto out;
 	}
+	/* counted, not built: the documents' JSON would only be thrown away */
+	size_t objects = chart_render_document_count(rd);
 	json_object_set_new(ctx->detail, "chart", json_pack("{s:s, s:s, s:s, s:I}", "version", version,
-		"source", arc.origin, "sha256", arc.sha256,
-		"objects", (json_int_t)json_array_size(chart_render_documents(rd))));
-	runner_event(ctx, "info", "chart cilium %s from %s renders %zu objects", version, arc.origin,
-		     json_array_size(chart_render_documents(rd)));
+		"source", arc.origin, "sha256", arc.sha256, "objects", (json_int_t)objects));
+	runner_event(ctx, "info", "chart cilium %s from %s renders %zu objects", version, arc.origin, objects);
 	rc = PHASE_OK;
 out:
 	chart_render_free(rd);

@@ -185,6 +185,38 @@ static void test_inspect_demo(void)
 	buf_free(&a);
 }
 
+/* An accepted archive is remembered by its SHA-256 (inspect.h): the same
+ * bytes again give the same info, and bytes that differ in one place are
+ * checked in full. */
+static void test_inspect_memo(void)
+{
+	struct buf a = BUF_INIT;
+	demo_archive(&a, NULL, 0, chart_yaml);
+	struct chart_inspect_info first, again;
+	char err[256] = "";
+	check(chart_inspect(a.data, a.len, &first, err, sizeof err) == 0);
+	for (int i = 0; i < 3; i++) {
+		memset(&again, 0x55, sizeof again);
+		check(chart_inspect(a.data, a.len, &again, err, sizeof err) == 0);
+		check(!memcmp(&first, &again, sizeof first));
+	}
+	/* the accepted bytes with garbage after them */
+	struct buf b = BUF_INIT;
+	buf_append(&b, a.data, a.len);
+	buf_puts(&b, "GARBAGE");
+	check(inspect_fails_with(&b, "trailing data"));
+	/* one byte of the deflate data changed: a corrupt stream or check */
+	buf_reset(&b);
+	buf_append(&b, a.data, a.len);
+	b.data[b.len / 2] ^= 0x5a;
+	check(chart_inspect(b.data, b.len, &again, err, sizeof err) == -1);
+	/* and the original is still accepted */
+	check(chart_inspect(a.data, a.len, &again, err, sizeof err) == 0);
+	check_str(again.name, "demo");
+	buf_free(&b);
+	buf_free(&a);
+}
+
 static void test_inspect_hostile(void)
 {
 	struct buf a = BUF_INIT;
@@ -776,6 +808,7 @@ int main(void)
 	test_run("inspect_real_charts", test_inspect_real_charts);
 	test_run("inspect_demo_chart", test_inspect_demo);
 	test_run("inspect_hostile_archives", test_inspect_hostile);
+	test_run("inspect_memo", test_inspect_memo);
 	test_run("semver_name_url", test_semver_name_url);
 	test_run("masquerade_values", test_masquerade_values);
 	test_run("restart_decision", test_restart_decision);

@@ -54,6 +54,31 @@ static void test_release_roundtrip(void)
 	check(back && json_equal(back, r));
 	json_decref(back);
 
+	/* A record that compresses to more than 512 KiB takes the second,
+	 * stronger compression (release.c): still Go's header, still decodes. */
+	{
+		size_t n = 900 * 1024;
+		unsigned char *noise = malloc(n);
+		unsigned long long x = 88172645463325252ull;
+		for (size_t i = 0; i < n; i++) {
+			x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+			noise[i] = (unsigned char)x;
+		}
+		char *b64 = release_b64_encode(noise, n);
+		json_t *big = json_deep_copy(r);
+		json_object_set_new(big, "manifest", json_string(b64));
+		char *benc = release_encode(big);
+		check(benc && !strncmp(benc, "H4sIAAAAAAAC/", 13));
+		check(benc && strlen(benc) > 4 * 512 * 1024 / 3);
+		json_t *bback = release_decode(benc, err, sizeof err);
+		check(bback && json_equal(bback, big));
+		json_decref(bback);
+		json_decref(big);
+		free(benc);
+		free(b64);
+		free(noise);
+	}
+
 	json_t *sec = release_secret(r, 1700000000, 0);
 	check_str(json_string_value(json_object_get(json_object_get(sec, "metadata"), "name")),
 		  "sh.helm.release.v1.cilium.v1");
