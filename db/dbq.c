@@ -193,6 +193,14 @@ static PGresult *pipeline_result(PGconn *conn)
 	return r;
 }
 
+/* Forget s if it still holds sql (the same statement twice in one pipeline
+ * shares a slot, which an earlier forget may have emptied or moved). */
+static void forget_if(struct dbq_conn_state *st, struct dbq_stmt *s, const char *sql)
+{
+	if (s && s->sql && !strcmp(s->sql, sql))
+		stmt_forget(st, s);
+}
+
 /* One attempt of dbq_pipeline; *stale = 1 when a prepared statement the
  * server lost was among the failures. */
 static int pipeline_once(PGconn *conn, struct dbq_conn_state *st, struct dbq_call *calls, int n, int *stale)
@@ -243,7 +251,7 @@ static int pipeline_once(PGconn *conn, struct dbq_conn_state *st, struct dbq_cal
 		if (prepared[i]) {
 			PGresult *p = pipeline_result(conn);
 			if (!result_ok(p) && slot[i]) {
-				stmt_forget(st, slot[i]);
+				forget_if(st, slot[i], calls[i].sql);
 				slot[i] = NULL;
 			}
 			PQclear(p);
@@ -252,7 +260,7 @@ static int pipeline_once(PGconn *conn, struct dbq_conn_state *st, struct dbq_cal
 		if (!result_ok(calls[i].res)) {
 			ok = 0;
 			if (slot[i] && stale_statement(calls[i].res)) {
-				stmt_forget(st, slot[i]);
+				forget_if(st, slot[i], calls[i].sql);
 				*stale = 1;
 			}
 		}
