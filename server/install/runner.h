@@ -133,7 +133,8 @@ void runner_event(struct runner_ctx *ctx, const char *level, const char *fmt, ..
 /* A log line like runner_event's that is written with the phase's end
  * record (one transaction, no round trip of its own), or before the next
  * runner_event, sleep or lent connection, whichever comes first: for the
- * lines of a short phase. Its time is when it was said. */
+ * lines of a short phase. With the end record it keeps the time it was
+ * said; written earlier, the time it was written. */
 void runner_note(struct runner_ctx *ctx, const char *level, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 /* A write of the phase's own (sql with n text parameters, copied; guarded
