@@ -10,10 +10,12 @@
 #   2. ferry: the same JOBS queued as preflight jobs with
 #      params.connection_only (GET /version + list nodes against a kubesim
 #      cluster) and run by `ferryd serve --workers N`;
-#   3. ferry "noop": the runner's three synthetic test phases with
-#      test_sleep_ms 0 (FERRY_TEST_MODE=1): the queue and the runner's
-#      records without cluster I/O.
-# QUEUE_BENCH_KINDS="preflight noop" chooses the ferry rows;
+# both for two shapes of queue (QUEUE_BENCH_SHAPES, default "new repeat"):
+# "new", every job for another cluster (a new TLS connection and the
+# cluster's CA and credentials decoded per job), and "repeat", the jobs
+# cycling over QUEUE_BENCH_REPEAT_CLUSTERS (64) clusters (the per-cluster
+# TLS material and keep-alive connections reused; for these runs the
+# one-active-job-per-cluster index is dropped in the bench's database).
 # QUEUE_BENCH_SKIP_PGBENCH=1 skips the baseline (for profiling only).
 # jobs/s = jobs / (last finished_at - first started_at), from the job rows,
 # for both. Also printed: commits and NOTIFYs per job, ferryd CPU ms per job

@@ -178,6 +178,137 @@ PGresult *dbq_params(PGconn *conn, const char *sql, int nparams, const char *con
 	return r;
 }
 
+/* ---- pipelines ------------------------------------------------------------ */
+
+/* Read the next result of a pipelined query (and the NULL that ends it);
+ * NULL when the connection failed. */
+static PGresult *pipeline_result(PGconn *conn)
+{
+	PGresult *r = PQgetResult(conn);
+	if (!r)
+		return NULL;
+	PGresult *extra;
+	while ((extra = PQgetResult(conn)) != NULL)
+		PQclear(extra);  /* not expected: one result per query */
+	return r;
+}
+
+/* Forget s if it still holds sql (the same statement twice in one pipeline
+ * shares a slot, which an earlier forget may have emptied or moved). */
+static void forget_if(struct dbq_conn_state *st, struct dbq_stmt *s, const char *sql)
+{
+	if (s && s->sql && !strcmp(s->sql, sql))
+		stmt_forget(st, s);
+}
+
+/* One attempt of dbq_pipeline; *stale = 1 when a prepared statement the
+ * server lost was among the failures. */
+static int pipeline_once(PGconn *conn, struct dbq_conn_state *st, struct dbq_call *calls, int n, int *stale)
+{
+	*stale = 0;
+	for (int i = 0; i < n; i++)
+		calls[i].res = NULL;
+	if (!PQenterPipelineMode(conn))
+		return -1;
+	struct dbq_stmt **slot = xcalloc((size_t)n, sizeof(*slot));
+	char *prepared = xcalloc((size_t)n, 1);
+	int sent = 0, ok = 1;
+	for (; sent < n; sent++) {
+		struct dbq_call *c = &calls[sent];
+		uint64_t h = sql_hash(c->sql);
+		struct dbq_stmt *s = st ? stmt_slot(st, c->sql, h) : NULL;
+		int queued;
+		if (s && !s->sql && st->count < DBQ_MAX_PREPARED) {
+			/* Prepared in this pipeline, right before its first use;
+			 * forgotten again below if the PREPARE did not succeed. */
+			snprintf(s->name, sizeof(s->name), "ferry_%lu", st->next_id++);
+			s->hash = h;
+			s->sql = xstrdup(c->sql);
+			st->count++;
+			prepared[sent] = 1;
+			if (!PQsendPrepare(conn, s->name, c->sql, c->nparams, NULL)) {
+				stmt_forget(st, s);
+				break;
+			}
+		}
+		if (s && s->sql) {
+			slot[sent] = s;
+			queued = PQsendQueryPrepared(conn, s->name, c->nparams, c->params, NULL, NULL, 0);
+		} else {
+			queued = PQsendQueryParams(conn, c->sql, c->nparams, NULL, c->params, NULL, NULL, 0);
+		}
+		if (!queued)
+			break;
+	}
+	if (sent < n)
+		ok = 0;
+	int synced = PQpipelineSync(conn);
+	for (int i = 0; i < n; i++) {
+		if (i >= sent || !synced) {
+			calls[i].res = NULL;
+			continue;
+		}
+		if (prepared[i]) {
+			PGresult *p = pipeline_result(conn);
+			if (!result_ok(p) && slot[i]) {
+				forget_if(st, slot[i], calls[i].sql);
+				slot[i] = NULL;
+			}
+			PQclear(p);
+		}
+		calls[i].res = pipeline_result(conn);
+		if (!result_ok(calls[i].res)) {
+			ok = 0;
+			if (slot[i] && stale_statement(calls[i].res)) {
+				forget_if(st, slot[i], calls[i].sql);
+				*stale = 1;
+			}
+		}
+	}
+	/* The sync's own result ends the pipeline. */
+	PGresult *r;
+	while (synced && (r = PQgetResult(conn)) != NULL) {
+		int end = PQresultStatus(r) == PGRES_PIPELINE_SYNC;
+		PQclear(r);
+		if (end)
+			break;
+	}
+	if (!PQexitPipelineMode(conn)) {
+		/* Results left unread (the connection failed midway): start a
+		 * new session rather than hand back a connection in a state
+		 * nobody expects. */
+		PQreset(conn);
+		ok = 0;
+	}
+	free(slot);
+	free(prepared);
+	return ok ? 0 : -1;
+}
+
+int dbq_pipeline(PGconn *conn, struct dbq_call *calls, int n)
+{
+	struct dbq_conn_state *st = conn_state(conn);
+	int in_block = PQtransactionStatus(conn) != PQTRANS_IDLE;
+	int stale = 0;
+	int rc = pipeline_once(conn, st, calls, n, &stale);
+	/* A statement the server lost: outside a transaction block the
+	 * pipeline's implicit transaction was rolled back, so it runs once
+	 * more (preparing the statement again). */
+	if (rc < 0 && stale && !in_block && PQtransactionStatus(conn) == PQTRANS_IDLE) {
+		dbq_pipeline_clear(calls, n);
+		rc = pipeline_once(conn, st, calls, n, &stale);
+	}
+	return rc;
+}
+
+void dbq_pipeline_clear(struct dbq_call *calls, int n)
+{
+	for (int i = 0; i < n; i++) {
+		PQclear(calls[i].res);
+		calls[i].res = NULL;
+	}
+}
+
 int dbq_status_of(PGresult *res, PGconn *conn, char *err, size_t errlen)
 {
 	const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;

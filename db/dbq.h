@@ -42,6 +42,24 @@ enum db_status {
  * no transaction is open. */
 PGresult *dbq_params(PGconn *conn, const char *sql, int nparams, const char *const *params);
 
+/* Several statements in one round trip (libpq pipeline mode), each
+ * prepared like dbq_params (a PREPARE the connection still needs travels in
+ * the same round trip). Outside a transaction block the statements form one
+ * implicit transaction (one commit; a failure rolls them all back and the
+ * ones after it are not run); inside the caller's block they are part of
+ * it, and a calls[i].sql of "COMMIT" ends it. calls[i].res gets each
+ * statement's result (NULL when it was never sent; PGRES_PIPELINE_ABORTED
+ * when it was skipped after a failure). 0 when every statement succeeded,
+ * -1 otherwise. The caller frees the results with dbq_pipeline_clear(). */
+struct dbq_call {
+	const char *sql;
+	int nparams;
+	const char *const *params;  /* text parameters, NULL = SQL NULL */
+	PGresult *res;              /* out */
+};
+int dbq_pipeline(PGconn *conn, struct dbq_call *calls, int n);
+void dbq_pipeline_clear(struct dbq_call *calls, int n);
+
 /* PostgreSQL's JSON text of an object, re-encoded exactly as jansson prints
  * it with JSON_COMPACT | JSON_ENSURE_ASCII (no whitespace between tokens;
  * strings escaped like jansson: \" \\ \b \f \n \r \t, other control

@@ -501,30 +501,25 @@ json_t *db_job_stats_json(PGconn *conn)
 int db_job_claim(PGconn *conn, const char *owner, int lease_seconds,
 		 struct db_job_claim *out, char *err, size_t errlen)
 {
-	return db_job_claim_fair(conn, owner, NULL, lease_seconds, 0, NULL, 0, out, err, errlen);
+	return db_job_claim_fair(conn, owner, NULL, lease_seconds, 0, NULL, 0, 0, out, err, errlen);
+}
+
+static char *dup_value(const PGresult *r, int col)
+{
+	return PQgetisnull(r, 0, col) ? NULL : xstrdup(PQgetvalue(r, 0, col));
 }
 
 int db_job_claim_fair(PGconn *conn, const char *owner, const char *group, int lease_seconds,
-		      int tenant_cap, const char *const *full_tenants, int nfull,
+		      int tenant_cap, const char *const *full_tenants, int nfull, int keep_open,
 		      struct db_job_claim *out, char *err, size_t errlen)
 {
-	char secs[16], cap[16];
-	snprintf(secs, sizeof(secs), "%d", lease_seconds);
-	if (!group || tenant_cap <= 0)
-		tenant_cap = 0, group = "";
-	snprintf(cap, sizeof(cap), "%d", tenant_cap);
-	struct buf full = BUF_INIT;
-	buf_putc(&full, '{');
-	for (int i = 0; i < nfull; i++)
-		if (dbq_is_uuid(full_tenants[i]))
-			buf_printf(&full, "%s%s", full.len > 1 ? "," : "", full_tenants[i]);
-	buf_putc(&full, '}');
-	const char *params[5] = { owner, secs, cap, group, buf_cstr(&full) };
 	/* With a cap, a job is claimable only while its tenant has fewer
 	 * running jobs (live leases) held by the group's workers than the
-	 * cap and is not one of full_tenants (see jobs.h). */
-	PGresult *r = run(conn,
-		"UPDATE jobs SET state = 'running', lease_owner = $1, "
+	 * cap and is not one of full_tenants (see jobs.h). The cluster's
+	 * connection settings come back with the job (a job's first database
+	 * read otherwise). */
+	static const char *const claim_sql =
+		"WITH c AS (UPDATE jobs SET state = 'running', lease_owner = $1, "
 		"  lease_token = lease_token + 1, attempt = attempt + 1, "
 		"  lease_expires_at = now() + make_interval(secs => $2::int), "
 		"  started_at = COALESCE(started_at, now()), updated_at = now() "
@@ -537,28 +532,72 @@ int db_job_claim_fair(PGconn *conn, const char *owner, const char *group, int le
 		"         AND left(r.lease_owner, length($4) + 1) = $4 || '/') < $3::int) "
 		"  ORDER BY j.run_after, j.created_at LIMIT 1 FOR UPDATE SKIP LOCKED) "
 		"RETURNING id, tenant_id, cluster_id, kind, params::text, attempt, lease_token, "
-		"  cancel_requested",
-		5, params, err, errlen);
-	buf_free(&full);
-	if (!r)
-		return -1;
-	if (PQntuples(r) == 0) {
-		PQclear(r);
-		return 0;
+		"  cancel_requested) "
+		"SELECT c.*, k.id IS NOT NULL AS cluster_found, k.api_server, k.ca_bundle, k.tls_server_name, k.credentials, "
+		"  k.insecure_skip_tls_verify "
+		"FROM c LEFT JOIN clusters k ON k.id = c.cluster_id AND k.tenant_id = c.tenant_id";
+	char secs[16], cap[16];
+	snprintf(secs, sizeof(secs), "%d", lease_seconds);
+	if (!group || tenant_cap <= 0)
+		tenant_cap = 0, group = "";
+	snprintf(cap, sizeof(cap), "%d", tenant_cap);
+	struct buf full = BUF_INIT;
+	buf_putc(&full, '{');
+	for (int i = 0; i < nfull; i++)
+		if (dbq_is_uuid(full_tenants[i]))
+			buf_printf(&full, "%s%s", full.len > 1 ? "," : "", full_tenants[i]);
+	buf_putc(&full, '}');
+	const char *params[5] = { owner, secs, cap, group, buf_cstr(&full) };
+	/* keep_open: BEGIN and the claim in one round trip. */
+	struct dbq_call calls[2] = { { "BEGIN", 0, NULL, NULL }, { claim_sql, 5, params, NULL } };
+	struct dbq_call *call = keep_open ? &calls[1] : &calls[0];
+	if (keep_open) {
+		dbq_pipeline(conn, calls, 2);
+	} else {
+		calls[0] = calls[1];
+		calls[0].res = dbq_params(conn, claim_sql, 5, params);
 	}
-	memset(out, 0, sizeof(*out));
-	snprintf(out->id, sizeof(out->id), "%s", PQgetvalue(r, 0, 0));
-	snprintf(out->tenant_id, sizeof(out->tenant_id), "%s", PQgetvalue(r, 0, 1));
-	snprintf(out->cluster_id, sizeof(out->cluster_id), "%s", PQgetvalue(r, 0, 2));
-	snprintf(out->kind, sizeof(out->kind), "%s", PQgetvalue(r, 0, 3));
-	out->params = json_loads(PQgetvalue(r, 0, 4), 0, NULL);
-	if (!out->params)
-		out->params = json_object();
-	out->attempt = atoi(PQgetvalue(r, 0, 5));
-	out->lease_token = atoll(PQgetvalue(r, 0, 6));
-	out->cancel_requested = PQgetvalue(r, 0, 7)[0] == 't';
-	PQclear(r);
-	return 1;
+	buf_free(&full);
+	PGresult *r = call->res;
+	int got = -1;
+	if (PQresultStatus(r) != PGRES_TUPLES_OK)
+		set_err(err, errlen, "database: %s", r ? PQresultErrorMessage(r) : PQerrorMessage(conn));
+	else
+		got = PQntuples(r) == 1;
+	if (got == 1) {
+		memset(out, 0, sizeof(*out));
+		snprintf(out->id, sizeof(out->id), "%s", PQgetvalue(r, 0, 0));
+		snprintf(out->tenant_id, sizeof(out->tenant_id), "%s", PQgetvalue(r, 0, 1));
+		snprintf(out->cluster_id, sizeof(out->cluster_id), "%s", PQgetvalue(r, 0, 2));
+		snprintf(out->kind, sizeof(out->kind), "%s", PQgetvalue(r, 0, 3));
+		out->params = json_loads(PQgetvalue(r, 0, 4), 0, NULL);
+		if (!out->params)
+			out->params = json_object();
+		out->attempt = atoi(PQgetvalue(r, 0, 5));
+		out->lease_token = atoll(PQgetvalue(r, 0, 6));
+		out->cancel_requested = PQgetvalue(r, 0, 7)[0] == 't';
+		out->cluster.found = PQgetvalue(r, 0, 8)[0] == 't';
+		out->cluster.api_server = dup_value(r, 9);
+		out->cluster.ca_bundle = dup_value(r, 10);
+		out->cluster.tls_server_name = dup_value(r, 11);
+		out->cluster.credentials = dup_value(r, 12);
+		out->cluster.insecure_skip_tls_verify = PQgetvalue(r, 0, 13)[0] == 't';
+	}
+	dbq_pipeline_clear(calls, keep_open ? 2 : 1);
+	/* Nothing claimed: the block opened for it ends here. */
+	if (keep_open && got != 1 && PQtransactionStatus(conn) != PQTRANS_IDLE) {
+		PGresult *rb = PQexec(conn, "ROLLBACK");
+		PQclear(rb);
+	}
+	return got;
+}
+
+static void free_secret(char *s)
+{
+	if (s) {
+		memset(s, 0, strlen(s));
+		free(s);
+	}
 }
 
 void db_job_claim_clear(struct db_job_claim *c)
@@ -567,6 +606,11 @@ void db_job_claim_clear(struct db_job_claim *c)
 		return;
 	json_decref(c->params);
 	c->params = NULL;
+	free(c->cluster.api_server);
+	free(c->cluster.ca_bundle);
+	free(c->cluster.tls_server_name);
+	free_secret(c->cluster.credentials);
+	memset(&c->cluster, 0, sizeof(c->cluster));
 }
 
 int db_job_heartbeat(PGconn *conn, const char *job_id, long long token,
@@ -609,6 +653,30 @@ static void text_array(struct buf *arr, const char *const *names, int n)
 		buf_putc(arr, '"');
 	}
 	buf_putc(arr, '}');
+}
+
+/* One element of a text[] literal being built in b (the i-th; NULL = SQL
+ * NULL); array_end closes it. */
+static void array_elem(struct buf *b, int i, const char *s)
+{
+	buf_puts(b, i ? "," : "{");
+	if (!s) {
+		buf_puts(b, "NULL");
+		return;
+	}
+	buf_putc(b, '"');
+	for (const char *p = s; *p; p++) {
+		if (*p == '"' || *p == '\\')
+			buf_putc(b, '\\');
+		buf_putc(b, *p);
+	}
+	buf_putc(b, '"');
+}
+
+static const char *array_end(struct buf *b)
+{
+	buf_putc(b, '}');
+	return buf_cstr(b);
 }
 
 int db_job_phases_init(PGconn *conn, const char *job_id, long long token,
@@ -726,26 +794,39 @@ int db_job_begin(PGconn *conn, const char *job_id, long long token, const char *
 	struct buf arr = BUF_INIT;
 	text_array(&arr, names, n);
 	const char *params[5] = { job_id, tok, buf_cstr(&arr), start_first ? "t" : "f", message };
-	PGresult *r = run(conn,
-		GUARD ", ins AS (INSERT INTO job_phases (job_id, seq, name, state, attempts, started_at) "
-		"  SELECT $1::uuid, s.i, s.name, "
-		"    CASE WHEN s.i = 1 AND $4::bool THEN 'running' ELSE 'pending' END, "
-		"    CASE WHEN s.i = 1 AND $4::bool THEN 1 ELSE 0 END, "
-		"    CASE WHEN s.i = 1 AND $4::bool THEN now() END "
-		"  FROM unnest($3::text[]) WITH ORDINALITY AS s(name, i) "
-		"  WHERE EXISTS (SELECT 1 FROM g) ON CONFLICT (job_id, seq) DO NOTHING RETURNING state), "
-		"e AS (INSERT INTO job_events (job_id, level, message) "
-		"  SELECT id, 'info', $5 FROM g WHERE $5::text IS NOT NULL RETURNING 1) "
-		"SELECT (SELECT count(*) FROM g), (SELECT count(*) FROM ins WHERE state = 'running')",
-		5, params, NULL, 0);
+	/* The last column: watched (see WATCHED; the try holds the lock to
+	 * our commit, so a stream starting meanwhile reads after it). */
+	struct dbq_call calls[2] = {
+		{ GUARD ", ins AS (INSERT INTO job_phases (job_id, seq, name, state, attempts, started_at) "
+		  "  SELECT $1::uuid, s.i, s.name, "
+		  "    CASE WHEN s.i = 1 AND $4::bool THEN 'running' ELSE 'pending' END, "
+		  "    CASE WHEN s.i = 1 AND $4::bool THEN 1 ELSE 0 END, "
+		  "    CASE WHEN s.i = 1 AND $4::bool THEN now() END "
+		  "  FROM unnest($3::text[]) WITH ORDINALITY AS s(name, i) "
+		  "  WHERE EXISTS (SELECT 1 FROM g) ON CONFLICT (job_id, seq) DO NOTHING RETURNING state), "
+		  "e AS (INSERT INTO job_events (job_id, level, message) "
+		  "  SELECT id, 'info', $5 FROM g WHERE $5::text IS NOT NULL RETURNING 1) "
+		  "SELECT (SELECT count(*) FROM g), (SELECT count(*) FROM ins WHERE state = 'running'), "
+		  "  NOT pg_try_advisory_xact_lock(" DB_JOB_WATCH_LOCK_CLASS ", hashtext($1::text))",
+		  5, params, NULL },
+		{ "COMMIT", 0, NULL, NULL },
+	};
+	/* Inside the claim's block: the write and the COMMIT in one round trip. */
+	int commit = PQtransactionStatus(conn) == PQTRANS_INTRANS;
+	int failed = dbq_pipeline(conn, calls, commit ? 2 : 1) < 0;
 	buf_free(&arr);
-	if (!r)
+	PGresult *r = calls[0].res;
+	if (failed || PQresultStatus(r) != PGRES_TUPLES_OK ||
+	    (commit && PQtransactionStatus(conn) != PQTRANS_IDLE)) {
+		dbq_pipeline_clear(calls, 2);
 		return -1;
+	}
 	int ok = atoi(PQgetvalue(r, 0, 0)) > 0;
 	if (started)
 		*started = ok && atoi(PQgetvalue(r, 0, 1)) > 0;
-	PQclear(r);
-	if (ok && PQtransactionStatus(conn) != PQTRANS_INTRANS)
+	int watched = PQgetvalue(r, 0, 2)[0] == 't';
+	dbq_pipeline_clear(calls, 2);
+	if (ok && watched)
 		notify_events(conn, job_id);
 	return ok;
 }
@@ -767,16 +848,25 @@ int db_job_step(PGconn *conn, const char *job_id, long long token, const struct 
 	snprintf(requeue_ms, sizeof(requeue_ms), "%ld", st->requeue_ms < 0 ? 0 : st->requeue_ms);
 	char *det = st->end_detail ? json_dumps(st->end_detail, JSON_COMPACT) : NULL;
 	char *res = st->result ? json_dumps(st->result, JSON_COMPACT) : NULL;
-	const char *params[16] = {
+	struct buf nl = BUF_INIT, np = BUF_INIT, nm = BUF_INIT, na = BUF_INIT;
+	for (int i = 0; i < st->nnotes; i++) {
+		array_elem(&nl, i, st->notes[i].level);
+		array_elem(&np, i, st->notes[i].phase);
+		array_elem(&nm, i, st->notes[i].message);
+		array_elem(&na, i, st->notes[i].at);
+	}
+	const char *params[20] = {
 		job_id, tok, end_seq, st->end_state, st->end_message, det, calls,
 		st->event_message ? st->event_level : NULL, st->event_phase, st->event_message,
 		start_seq, lease, st->finish_state, st->finish_error, res,
 		st->requeue ? requeue_ms : NULL,
+		st->nnotes ? array_end(&nl) : NULL, st->nnotes ? array_end(&np) : NULL,
+		st->nnotes ? array_end(&nm) : NULL, st->nnotes ? array_end(&na) : NULL,
 	};
 	/* One transaction. $13 = finish state, $16 = requeue delay: either ends
 	 * the lease; a phase is started ($11) only when the job goes on and no
 	 * cancel was requested. The two events are inserted in order (ids). */
-	PGresult *r = run(conn,
+	static const char *const step_sql =
 		"WITH g AS (SELECT id, cancel_requested FROM jobs WHERE id = $1::uuid "
 		"  AND lease_token = $2::bigint AND state = 'running' FOR UPDATE), "
 		"pe AS (UPDATE job_phases SET state = $4, finished_at = now(), message = $5, "
@@ -801,18 +891,44 @@ int db_job_step(PGconn *conn, const char *job_id, long long token, const struct 
 		"  updated_at = now() "
 		"  WHERE id IN (SELECT id FROM g) "
 		"    AND ($12::int > 0 OR $13::text IS NOT NULL OR $16::bigint IS NOT NULL) RETURNING 1), "
-		"e AS (INSERT INTO job_events (job_id, level, phase, message) "
-		"  SELECT g.id, v.level, v.phase, v.message FROM g, (VALUES "
-		"    (1, $8::text, $9::text, $10::text), "
-		"    (2, CASE $13::text WHEN 'succeeded' THEN 'info' WHEN 'cancelled' THEN 'warn' ELSE 'error' END, "
-		"        NULL, 'job ' || $13::text || COALESCE(': ' || $14::text, ''))) AS v(o, level, phase, message) "
-		"  WHERE v.message IS NOT NULL ORDER BY v.o RETURNING 1) "
+		"e AS (INSERT INTO job_events (job_id, level, phase, message, at) "
+		"  SELECT g.id, v.level, v.phase, v.message, COALESCE(v.at, now()) FROM g, ("
+		"    SELECT 0, n.k, n.level, n.phase, n.message, n.at::timestamptz "
+		"    FROM unnest($17::text[], $18::text[], $19::text[], $20::text[]) WITH ORDINALITY "
+		"      AS n(level, phase, message, at, k) "
+		"    UNION ALL VALUES "
+		"    (1, 0, $8::text, $9::text, $10::text, NULL::timestamptz), "
+		"    (2, 0, CASE $13::text WHEN 'succeeded' THEN 'info' WHEN 'cancelled' THEN 'warn' ELSE 'error' END, "
+		"        NULL, 'job ' || $13::text || COALESCE(': ' || $14::text, ''), NULL)) "
+		"    AS v(o, k, level, phase, message, at) "
+		"  WHERE v.message IS NOT NULL ORDER BY v.o, v.k RETURNING 1) "
 		"SELECT (SELECT count(*) FROM g), (SELECT bool_or(cancel_requested) FROM g), "
 		"  (SELECT count(*) FROM ps), "
-		"  NOT pg_try_advisory_xact_lock(" DB_JOB_WATCH_LOCK_CLASS ", hashtext($1::text))",
-		16, params, NULL, 0);
+		"  NOT pg_try_advisory_xact_lock(" DB_JOB_WATCH_LOCK_CLASS ", hashtext($1::text))";
+	/* With pre statements: they and the step in one pipeline (one implicit
+	 * transaction, or the caller's block). */
+	PGresult *r = NULL;
+	if (st->npre > 0) {
+		struct dbq_call *calls = xcalloc((size_t)st->npre + 1, sizeof(*calls));
+		memcpy(calls, st->pre, (size_t)st->npre * sizeof(*calls));
+		calls[st->npre] = (struct dbq_call){ step_sql, 20, params, NULL };
+		dbq_pipeline(conn, calls, st->npre + 1);
+		memcpy(st->pre, calls, (size_t)st->npre * sizeof(*calls));
+		r = calls[st->npre].res;
+		free(calls);
+		if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+			PQclear(r);
+			r = NULL;
+		}
+	} else {
+		r = run(conn, step_sql, 20, params, NULL, 0);
+	}
 	free(det);
 	free(res);
+	buf_free(&nl);
+	buf_free(&np);
+	buf_free(&nm);
+	buf_free(&na);
 	if (!r)
 		return -1;
 	int ok = atoi(PQgetvalue(r, 0, 0)) > 0;

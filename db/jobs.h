@@ -40,7 +40,8 @@
  * job's next synchronous commit (the WAL is ordered), so a PostgreSQL crash
  * can lose only log lines written after the job's last recorded state
  * change (a phase whose end was not recorded either, which then re-runs and
- * logs again); a ferryd crash loses none.
+ * logs again); a ferryd crash loses none. The notes and pre statements of
+ * a db_job_step() commit with the step, synchronously.
  *
  * JSON shapes are those of the REST contract (docs/ARCHITECTURE.md):
  * job = {id, cluster_id, cluster_name, kind, state, params, attempt, error,
@@ -61,6 +62,8 @@
 #include <jansson.h>
 #include <libpq-fe.h>
 #include <stddef.h>
+
+#include "db/dbq.h"
 
 #define DB_JOBS_CHANNEL "ferry_jobs"
 #define DB_JOB_EVENTS_CHANNEL "ferry_job_events"
@@ -166,6 +169,14 @@ struct db_job_claim {
 	int attempt;             /* 1 on the first claim, +1 on every later one */
 	long long lease_token;   /* fencing token for every later write */
 	int cancel_requested;
+	/* The cluster's connection settings as the claim read them (strings
+	 * owned by the claim, NULL = SQL NULL; credentials still sealed);
+	 * found = 0 when the cluster row is gone. */
+	struct {
+		int found;
+		char *api_server, *ca_bundle, *tls_server_name, *credentials;
+		int insecure_skip_tls_verify;
+	} cluster;
 };
 
 /* Claim one claimable job for owner (queued with run_after <= now, or
@@ -183,9 +194,12 @@ int db_job_claim(PGconn *conn, const char *owner, int lease_seconds,
  * its own workers (claims in flight included) hold tenant_cap jobs of as
  * full_tenants, and commits after the mutex is released, so claims do not
  * queue behind each other's WAL flush. tenant_cap 0 or group NULL = no cap
- * (db_job_claim). */
+ * (db_job_claim). keep_open: the claim opens a transaction block (BEGIN in
+ * the same round trip) and leaves it open when it claimed a job (the
+ * caller commits it, see db_job_begin); when nothing was claimed, or on
+ * an error, the block is rolled back before returning. */
 int db_job_claim_fair(PGconn *conn, const char *owner, const char *group, int lease_seconds,
-		      int tenant_cap, const char *const *full_tenants, int nfull,
+		      int tenant_cap, const char *const *full_tenants, int nfull, int keep_open,
 		      struct db_job_claim *out, char *err, size_t errlen);
 void db_job_claim_clear(struct db_job_claim *c);
 
@@ -241,9 +255,11 @@ int db_job_finish(PGconn *conn, const char *job_id, long long token,
  * none) and, when start_first, mark phase 1 running with its first attempt
  * (for a job claimed the first time, whose phases cannot exist yet). *started
  * (may be NULL) = 1 when phase 1 was started. 1 / 0 (lease lost) / -1.
- * Inside the caller's transaction block (the worker's claim, so that claim
- * and begin are one commit) it sends no NOTIFY: the caller commits, then
- * calls db_job_notify(). */
+ * Inside the caller's transaction block (the worker's claim, see
+ * db_job_claim_fair's keep_open) it commits that block with its write, in
+ * the same round trip: claim and begin are one durable commit (-1 when the
+ * commit failed: nothing of the block stays, the job is still queued).
+ * NOTIFYs (after the commit) only when the job is watched. */
 int db_job_begin(PGconn *conn, const char *job_id, long long token, const char *const *names, int n,
 		 int start_first, const char *message, int *started);
 /* NOTIFY DB_JOB_EVENTS_CHANNEL for the job (after the caller's commit;
@@ -262,6 +278,7 @@ int db_job_watch(PGconn *conn, const char *job_id);
 
 /* One transition of a running job, in one transaction (every field is
  * optional; zero/NULL = not this part):
+ *  - run the pre statements and log the notes (see below);
  *  - end phase end_seq with end_state, end_message, end_detail (not
  *    stolen) and api_calls added to its count (as db_job_phase_end);
  *  - log event_message at event_level under event_phase;
@@ -274,7 +291,22 @@ int db_job_watch(PGconn *conn, const char *job_id);
  * *cancel_requested and *started (may be NULL) report the job's cancel flag
  * and whether start_seq was started. 1 / 0 (lease lost: nothing written) /
  * -1. */
+struct db_job_note {
+	const char *level;
+	const char *phase;    /* may be NULL */
+	const char *message;
+	const char *at;       /* when it was said (timestamptz text); NULL = now */
+};
 struct db_job_step {
+	/* Log lines logged first (a phase's deferred lines), in order. */
+	const struct db_job_note *notes;
+	int nnotes;
+	/* Statements run first in the same transaction (one commit, one round
+	 * trip): a phase's own writes that go with its end, each guarded by
+	 * the lease itself. Their results are the caller's (dbq_call.res,
+	 * freed with dbq_pipeline_clear). */
+	struct dbq_call *pre;
+	int npre;
 	int end_seq;
 	const char *end_state;
 	const char *end_message;

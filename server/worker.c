@@ -138,15 +138,9 @@ static int claim(struct worker_slot *slot, PGconn *conn, const char *owner, stru
 			full[nfull++] = wp->slots[i].tenant_id;
 	}
 	pthread_mutex_unlock(&wp->mu);
-	int got = -1;
-	PGresult *r = PQexec(conn, "BEGIN");
-	int began = PQresultStatus(r) == PGRES_COMMAND_OK;
-	PQclear(r);
-	if (began)
-		got = db_job_claim_fair(conn, owner, app->cfg.node_id, app->cfg.lease_seconds, cap, full, nfull, job,
-					err, errlen);
-	else
-		snprintf(err, errlen, "BEGIN failed: %s", PQerrorMessage(conn));
+	/* BEGIN and the claim in one round trip; the block stays open. */
+	int got = db_job_claim_fair(conn, owner, app->cfg.node_id, app->cfg.lease_seconds, cap, full, nfull, 1,
+				    job, err, errlen);
 	if (got == 1) {
 		pthread_mutex_lock(&wp->mu);
 		slot->holds = 1;
@@ -155,10 +149,6 @@ static int claim(struct worker_slot *slot, PGconn *conn, const char *owner, stru
 	}
 	pthread_mutex_unlock(&wp->claim_mu);
 	free(full);
-	if (!began)
-		return -1;
-	if (got != 1)
-		end_claim(conn);
 	/* got == 1: the block stays open; the runner commits the claim with
 	 * its first write, so claim and begin are one WAL flush. */
 	return got;

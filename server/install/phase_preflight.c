@@ -7,7 +7,8 @@
  * credentials, read GET /version and count the nodes (GET /api/v1/nodes,
  * paginated with limit/continue), store kube_version, node_count and
  * last_contact_at on the cluster row (only while this worker's lease is
- * current), and put them into the job result. Failures are classified so
+ * current; with the phase's end record, runner_defer_write), and put them
+ * into the job result. Failures are classified so
  * the user learns what to fix: TLS problems and 401/403 fail the job at
  * once (retrying cannot help); network errors, timeouts, 429 and 5xx are
  * retried with backoff by the runner.
@@ -124,7 +125,8 @@ enum phase_rc phase_preflight(struct runner_ctx *ctx)
 	kube_response_free(&resp);
 	if (prc != PHASE_OK)
 		return prc;
-	runner_event(ctx, "info", "connected: Kubernetes %s", version);
+	/* With the phase's end (a short phase: no write of its own). */
+	runner_note(ctx, "info", "connected: Kubernetes %s", version);
 
 	long nodes = 0;
 	prc = count_nodes(ctx, kc, &nodes);
@@ -134,31 +136,15 @@ enum phase_rc phase_preflight(struct runner_ctx *ctx)
 	char tok[32], count[32];
 	snprintf(tok, sizeof(tok), "%lld", ctx->job->lease_token);
 	snprintf(count, sizeof(count), "%ld", nodes);
-	/* (Inside a caller's transaction block the caller's commit decides.) */
-	const char *async = PQtransactionStatus(ctx->conn) == PQTRANS_IDLE ? "t" : "f";
-	const char *params[6] = { ctx->job->cluster_id, ctx->job->id, tok, version, count, async };
-	/* Committed asynchronously (synchronous_commit off): these are facts
-	 * the phase observed, and the phase's end, recorded next in a durable
-	 * commit, makes them durable too (the WAL is ordered); a PostgreSQL
-	 * crash before that leaves the phase unrecorded, so it re-runs and
-	 * writes them again. One WAL flush less per preflight job. */
-	PGresult *r = PQexecParams(ctx->conn,
+	const char *params[5] = { ctx->job->cluster_id, ctx->job->id, tok, version, count };
+	/* The facts the phase observed commit with its end record (the same
+	 * transaction, no round trip of their own), and only while this
+	 * worker's lease is current. */
+	runner_defer_write(ctx,
 		"UPDATE clusters SET kube_version = $4, node_count = $5::int, last_contact_at = now() "
 		"WHERE id = $1::uuid AND EXISTS (SELECT 1 FROM jobs WHERE id = $2::uuid "
-		"  AND lease_token = $3::bigint AND state = 'running' FOR SHARE) "
-		"RETURNING CASE WHEN $6::bool THEN set_config('synchronous_commit', 'off', true) END",
-		6, NULL, params, NULL, NULL, 0);
-	int stored = PQresultStatus(r) == PGRES_TUPLES_OK;
-	int rows = stored ? PQntuples(r) : 0;
-	PQclear(r);
-	if (!stored) {
-		snprintf(ctx->message, sizeof(ctx->message), "could not record the cluster's version");
-		return PHASE_RETRY;
-	}
-	if (rows == 0) {
-		atomic_store(&ctx->flags->lease_lost, 1);  /* lease lost */
-		return PHASE_ABORT;
-	}
+		"  AND lease_token = $3::bigint AND state = 'running' FOR SHARE)",
+		5, params);
 
 	json_object_set_new(ctx->detail, "kube_version", json_string(version));
 	json_object_set_new(ctx->detail, "node_count", json_integer(nodes));

@@ -102,10 +102,13 @@ int runner_should_abort(const struct runner_ctx *ctx)
 	return ctx->app->stopping || atomic_load(&ctx->flags->lease_lost);
 }
 
+static void flush_notes(struct runner_ctx *ctx);
+
 int runner_lend_conn(struct runner_ctx *ctx)
 {
 	if (!ctx->pool || !ctx->conn)
 		return 0;
+	flush_notes(ctx);
 	db_release(ctx->pool, ctx->conn);
 	ctx->conn = NULL;
 	return 1;
@@ -125,6 +128,8 @@ int runner_sleep(struct runner_ctx *ctx, long ms)
 	 * (a rollout wait must not pin one per job in flight): it goes back to
 	 * the pool and another is taken afterwards. Waiting never spins: 50 ms
 	 * sleeps, to notice an abort. */
+	if (ms > 0)
+		flush_notes(ctx);  /* visible while the phase waits */
 	int lend = ms >= RUNNER_LEND_MS && runner_lend_conn(ctx);
 	while (ms > 0) {
 		if (runner_should_abort(ctx))
@@ -139,8 +144,115 @@ int runner_sleep(struct runner_ctx *ctx, long ms)
 	return runner_should_abort(ctx);
 }
 
+/* ---- what waits for the phase's end record ------------------------------ */
+
+#define RUNNER_MAX_NOTES 16
+
+struct runner_pending {
+	int nnotes;
+	char *level[RUNNER_MAX_NOTES], *phase[RUNNER_MAX_NOTES], *message[RUNNER_MAX_NOTES];
+	char at[RUNNER_MAX_NOTES][40];
+	struct db_job_note notes[RUNNER_MAX_NOTES];  /* views for db_job_step */
+	int nwrites;
+	struct dbq_call writes[RUNNER_MAX_DEFERRED];
+	int nparams[RUNNER_MAX_DEFERRED];
+	char **params[RUNNER_MAX_DEFERRED];
+};
+
+static struct runner_pending *pending(struct runner_ctx *ctx)
+{
+	if (!ctx->pending)
+		ctx->pending = xcalloc(1, sizeof(*ctx->pending));
+	return ctx->pending;
+}
+
+static void clear_notes(struct runner_pending *p)
+{
+	for (int i = 0; i < p->nnotes; i++) {
+		free(p->level[i]);
+		free(p->phase[i]);
+		free(p->message[i]);
+	}
+	p->nnotes = 0;
+}
+
+static void clear_writes(struct runner_pending *p)
+{
+	for (int i = 0; i < p->nwrites; i++) {
+		for (int k = 0; k < p->nparams[i]; k++)
+			free(p->params[i][k]);
+		free(p->params[i]);
+		free((char *)p->writes[i].sql);
+		PQclear(p->writes[i].res);
+	}
+	p->nwrites = 0;
+}
+
+static void pending_free(struct runner_pending *p)
+{
+	if (!p)
+		return;
+	clear_notes(p);
+	clear_writes(p);
+	free(p);
+}
+
+/* Write the pending notes now, each as db_job_event does (asynchronous). */
+static void flush_notes(struct runner_ctx *ctx)
+{
+	struct runner_pending *p = ctx->pending;
+	if (!p || !p->nnotes || !ctx->conn)
+		return;
+	for (int i = 0; i < p->nnotes; i++)
+		if (db_job_event(ctx->conn, ctx->job->id, ctx->job->lease_token, p->level[i], p->phase[i],
+				 p->message[i]) == 0)
+			atomic_store(&ctx->flags->lease_lost, 1);
+	clear_notes(p);
+}
+
+void runner_note(struct runner_ctx *ctx, const char *level, const char *fmt, ...)
+{
+	struct runner_pending *p = pending(ctx);
+	if (p->nnotes == RUNNER_MAX_NOTES)
+		flush_notes(ctx);
+	struct buf b = BUF_INIT;
+	va_list ap;
+	va_start(ap, fmt);
+	buf_vprintf(&b, fmt, ap);
+	va_end(ap);
+	int i = p->nnotes++;
+	p->level[i] = xstrdup(level);
+	p->phase[i] = ctx->phase ? xstrdup(ctx->phase) : NULL;
+	p->message[i] = xstrdup(buf_cstr(&b));
+	buf_free(&b);
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	struct tm tm;
+	gmtime_r(&ts.tv_sec, &tm);
+	char day[24];
+	strftime(day, sizeof day, "%Y-%m-%d %H:%M:%S", &tm);
+	snprintf(p->at[i], sizeof p->at[i], "%.19s.%06d+00", day, (int)(ts.tv_nsec / 1000 % 1000000));
+}
+
+void runner_defer_write(struct runner_ctx *ctx, const char *sql, int n, const char *const *params)
+{
+	struct runner_pending *p = pending(ctx);
+	if (p->nwrites == RUNNER_MAX_DEFERRED) {
+		PGresult *r = PQexecParams(ctx->conn, sql, n, NULL, params, NULL, NULL, 0);
+		PQclear(r);
+		return;
+	}
+	int i = p->nwrites++;
+	p->nparams[i] = n;
+	p->params[i] = xcalloc((size_t)(n > 0 ? n : 1), sizeof(char *));
+	for (int k = 0; k < n; k++)
+		p->params[i][k] = params[k] ? xstrdup(params[k]) : NULL;
+	p->writes[i] = (struct dbq_call){ xstrdup(sql), n, (const char *const *)p->params[i], NULL };
+}
+
 void runner_event(struct runner_ctx *ctx, const char *level, const char *fmt, ...)
 {
+	flush_notes(ctx);  /* the lines said before this one */
 	struct buf b = BUF_INIT;
 	va_list ap;
 	va_start(ap, fmt);
@@ -173,22 +285,40 @@ struct kube_client *runner_kube(struct runner_ctx *ctx)
 		return ctx->kube;
 	struct kube_client *kc = NULL;
 	char *plain = NULL;
+	size_t len = 0;
 	json_t *cred = NULL;
-	const char *params[2] = { ctx->job->cluster_id, ctx->job->tenant_id };
-	PGresult *r = PQexecParams(ctx->conn,
-		"SELECT api_server, ca_bundle, tls_server_name, credentials, insecure_skip_tls_verify FROM clusters "
-		"WHERE id = $1::uuid AND tenant_id = $2::uuid",
-		2, NULL, params, NULL, NULL, 0);
-	if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
-		snprintf(ctx->message, sizeof(ctx->message), "the cluster record could not be read");
-		goto out;
+	PGresult *r = NULL;
+	/* The connection settings: as the claim read them (db_job_claim), or
+	 * read now for a claim that did not carry them. */
+	const char *server, *ca, *sni, *sealed;
+	int insecure;
+	if (ctx->job->cluster.found) {
+		server = ctx->job->cluster.api_server;
+		ca = ctx->job->cluster.ca_bundle;
+		sni = ctx->job->cluster.tls_server_name;
+		sealed = ctx->job->cluster.credentials;
+		insecure = ctx->job->cluster.insecure_skip_tls_verify;
+	} else {
+		const char *params[2] = { ctx->job->cluster_id, ctx->job->tenant_id };
+		r = PQexecParams(ctx->conn,
+			"SELECT api_server, ca_bundle, tls_server_name, credentials, insecure_skip_tls_verify "
+			"FROM clusters WHERE id = $1::uuid AND tenant_id = $2::uuid",
+			2, NULL, params, NULL, NULL, 0);
+		if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
+			snprintf(ctx->message, sizeof(ctx->message), "the cluster record could not be read");
+			goto out;
+		}
+		server = PQgetvalue(r, 0, 0);
+		ca = PQgetisnull(r, 0, 1) ? NULL : PQgetvalue(r, 0, 1);
+		sni = PQgetisnull(r, 0, 2) ? NULL : PQgetvalue(r, 0, 2);
+		sealed = PQgetvalue(r, 0, 3);
+		insecure = PQgetvalue(r, 0, 4)[0] == 't';
 	}
 	char err[256];
-	size_t len = 0;
-	plain = crypto_open(ctx->app->keys, PQgetvalue(r, 0, 3), &len, err, sizeof(err));
+	plain = sealed ? crypto_open(ctx->app->keys, sealed, &len, err, sizeof(err)) : NULL;
 	if (!plain) {
 		snprintf(ctx->message, sizeof(ctx->message),
-			 "the cluster's stored credentials cannot be decrypted: %s", err);
+			 "the cluster's stored credentials cannot be decrypted: %s", sealed ? err : "none stored");
 		goto out;
 	}
 	cred = json_loadb(plain, len, 0, NULL);
@@ -200,15 +330,15 @@ struct kube_client *runner_kube(struct runner_ctx *ctx)
 	if (!cert)
 		cert = json_string_value(json_object_get(cred, "client_certificate"));
 	struct kube_client_config cfg = {
-		.server = PQgetvalue(r, 0, 0),
-		.ca_pem = PQgetisnull(r, 0, 1) ? NULL : PQgetvalue(r, 0, 1),
-		.tls_server_name = PQgetisnull(r, 0, 2) ? NULL : PQgetvalue(r, 0, 2),
+		.server = server,
+		.ca_pem = ca,
+		.tls_server_name = sni,
 		.token = json_string_value(json_object_get(cred, "token")),
 		.client_cert_pem = cert,
 		.client_key_pem = json_string_value(json_object_get(cred, "client_key")),
 		.timeout_ms = 30000,
 		.connect_timeout_ms = 10000,
-		.insecure_skip_tls_verify = PQgetvalue(r, 0, 4)[0] == 't',
+		.insecure_skip_tls_verify = insecure,
 		.cache_key = ctx->job->cluster_id,
 	};
 	kc = kube_client_new(&cfg, err, sizeof(err));
@@ -241,7 +371,26 @@ static int step(struct runner_ctx *ctx, struct db_job_step *st, int *cancel, int
 {
 	if (st->finish_state)
 		st->result = ctx->result;
+	/* What the phase left for its end record goes with this transition. */
+	struct runner_pending *p = ctx->pending;
+	if (p) {
+		for (int i = 0; i < p->nnotes; i++)
+			p->notes[i] = (struct db_job_note){ p->level[i], p->phase[i], p->message[i], p->at[i] };
+		st->notes = p->notes;
+		st->nnotes = p->nnotes;
+		st->pre = p->writes;
+		st->npre = p->nwrites;
+	}
 	int rc = db_job_step(ctx->conn, ctx->job->id, ctx->job->lease_token, st, cancel, started);
+	if (p) {
+		for (int i = 0; rc >= 0 && i < p->nwrites; i++)
+			if (PQresultStatus(p->writes[i].res) != PGRES_TUPLES_OK &&
+			    PQresultStatus(p->writes[i].res) != PGRES_COMMAND_OK)
+				log_msg(LOG_WARN, "job %s: a phase's deferred write failed: %s", ctx->job->id,
+					p->writes[i].res ? PQresultErrorMessage(p->writes[i].res) : "not run");
+		clear_notes(p);
+		clear_writes(p);
+	}
 	if (rc == 0)
 		atomic_store(&ctx->flags->lease_lost, 1);
 	return rc;
@@ -277,9 +426,10 @@ static int finish(struct runner_ctx *ctx, const char *state, const char *error)
 }
 
 /* When the worker's claim is still open on ctx->conn (flags->claim_open),
- * commit it together with the runner's first write and then NOTIFY: claim
- * and begin are one durable commit. 0, or -1 when the commit failed (the
- * claim is then undone: the job stays queued). */
+ * commit it after the runner's first write and then NOTIFY (a job of an
+ * unknown kind: its finish; db_job_begin commits the claim itself). 0, or
+ * -1 when the commit failed (the claim is then undone: the job stays
+ * queued). */
 static int commit_claim(struct runner_ctx *ctx)
 {
 	if (PQtransactionStatus(ctx->conn) != PQTRANS_INTRANS)
@@ -391,10 +541,8 @@ static int run_job(struct app *app, PGconn *conn, const struct db_job_claim *job
 			rc = ok < 0 ? -1 : 0;
 			goto out;
 		}
-		if (commit_claim(&ctx) < 0) {
-			rc = -1;
-			goto out;
-		}
+		/* db_job_begin committed the claim with its write. */
+		atomic_store(&flags->claim_open, 0);
 		if (started) {
 			started_seq = 1;
 			attempts[0] = 0;  /* this attempt is attempts[0] + 1 */
@@ -611,6 +759,7 @@ static int run_job(struct app *app, PGconn *conn, const struct db_job_claim *job
 	ctx.phase = NULL;
 	rc = finish(&ctx, "succeeded", NULL);
 out:
+	pending_free(ctx.pending);
 	kube_client_free(ctx.kube);
 	json_decref(ctx.detail);
 	json_decref(ctx.result);

@@ -41,6 +41,7 @@
 struct app;
 struct db_pool;
 struct kube_client;
+struct runner_pending;
 
 /* Shared between the runner and the worker's heartbeat thread. */
 struct runner_flags {
@@ -76,6 +77,9 @@ struct runner_ctx {
 	/* Set by runner_run_job_pooled(): conn came from this pool and
 	 * runner_sleep() gives it back while waiting (conn may change). */
 	struct db_pool *pool;
+	/* Log lines and writes that wait for the phase's end record
+	 * (runner_note, runner_defer_write); the runner's. */
+	struct runner_pending *pending;
 };
 
 typedef enum phase_rc (*phase_fn)(struct runner_ctx *ctx);
@@ -100,9 +104,9 @@ int runner_run_job(struct app *app, PGconn *conn, const struct db_job_claim *job
  * job waiting on a rollout holds no database connection. On return *conn is
  * the connection to release to pool (possibly not the one given). *conn may
  * be inside a transaction block that holds the claim (flags->claim_open
- * set): the runner's first write (db_job_begin) joins it and the runner
- * commits both; a job the runner could not begin is left with the block
- * open (the caller rolls it back: the job stays queued). */
+ * set): the runner's first write (db_job_begin) joins it and commits both
+ * in one round trip; a job the runner could not begin is left with the
+ * block open or failed (the caller rolls it back: the job stays queued). */
 #define RUNNER_LEND_MS 100
 int runner_run_job_pooled(struct app *app, struct db_pool *pool, PGconn **conn,
 			  const struct db_job_claim *job, struct runner_flags *flags);
@@ -125,6 +129,21 @@ void runner_take_conn(struct runner_ctx *ctx);
 /* Append to the job's event log under the current phase. */
 void runner_event(struct runner_ctx *ctx, const char *level, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+
+/* A log line like runner_event's that is written with the phase's end
+ * record (one transaction, no round trip of its own), or before the next
+ * runner_event, sleep or lent connection, whichever comes first: for the
+ * lines of a short phase. With the end record it keeps the time it was
+ * said; written earlier, the time it was written. */
+void runner_note(struct runner_ctx *ctx, const char *level, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* A write of the phase's own (sql with n text parameters, copied; guarded
+ * by the job's lease itself) that commits with the phase's end record, in
+ * the same transaction; dropped when the phase ends without one (its lease
+ * lost, the process stopping): the phase re-runs and writes it again. At
+ * most RUNNER_MAX_DEFERRED per phase; more are written at once. */
+#define RUNNER_MAX_DEFERRED 4
+void runner_defer_write(struct runner_ctx *ctx, const char *sql, int n, const char *const *params);
 
 /* The retry delay before attempt (attempt >= 1 failures so far): base *
  * 2^(attempt-1), capped at 5 minutes, with +-50% jitter. */

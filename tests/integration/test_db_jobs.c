@@ -284,6 +284,123 @@ static void test_defer_and_list(void)
 	json_decref(l);
 }
 
+/* dbq_pipeline: the statements are one implicit transaction (a failure
+ * rolls back the ones before it and skips the ones after), prepared again
+ * after the server forgot them, and part of the caller's block inside one
+ * (a "COMMIT" in the pipeline ends it). */
+static void test_pipeline(void)
+{
+	PGconn *c = PQconnectdb(url);
+	PQclear(PQexec(c, "CREATE TEMP TABLE pl (k int PRIMARY KEY)"));
+	const char *one[1] = { "1" }, *two[1] = { "2" };
+	struct dbq_call calls[3] = {
+		{ "INSERT INTO pl VALUES ($1::int)", 1, one, NULL },
+		{ "INSERT INTO pl VALUES ($1::int)", 1, one, NULL },  /* duplicate key */
+		{ "INSERT INTO pl VALUES ($1::int)", 1, two, NULL },
+	};
+	check(dbq_pipeline(c, calls, 3) == -1);
+	check(PQresultStatus(calls[0].res) == PGRES_COMMAND_OK);
+	check(PQresultStatus(calls[1].res) == PGRES_FATAL_ERROR);
+	check(PQresultStatus(calls[2].res) == PGRES_PIPELINE_ABORTED);
+	dbq_pipeline_clear(calls, 3);
+	check(PQtransactionStatus(c) == PQTRANS_IDLE);
+	check(coredb_long(c, "SELECT count(*) FROM pl") == 0);
+	/* After DISCARD ALL the prepared statements are gone: prepared again. */
+	PQclear(PQexec(c, "DISCARD ALL"));
+	PQclear(PQexec(c, "CREATE TEMP TABLE pl (k int PRIMARY KEY)"));
+	calls[1].params = two;
+	check(dbq_pipeline(c, calls, 2) == 0);
+	dbq_pipeline_clear(calls, 2);
+	check(coredb_long(c, "SELECT count(*) FROM pl") == 2);
+	/* Inside a block: nothing is visible elsewhere until the COMMIT. */
+	PGconn *other = PQconnectdb(url);
+	PQclear(PQexec(c, "CREATE TABLE pl_shared (k int)"));
+	PQclear(PQexec(c, "BEGIN"));
+	struct dbq_call in[2] = { { "INSERT INTO pl_shared VALUES (7)", 0, NULL, NULL }, { "SELECT 1", 0, NULL, NULL } };
+	check(dbq_pipeline(c, in, 2) == 0);
+	dbq_pipeline_clear(in, 2);
+	check(PQtransactionStatus(c) == PQTRANS_INTRANS);
+	check(coredb_long(other, "SELECT count(*) FROM pl_shared") == 0);
+	struct dbq_call end[2] = { { "INSERT INTO pl_shared VALUES (8)", 0, NULL, NULL }, { "COMMIT", 0, NULL, NULL } };
+	check(dbq_pipeline(c, end, 2) == 0);
+	dbq_pipeline_clear(end, 2);
+	check(PQtransactionStatus(c) == PQTRANS_IDLE);
+	check(coredb_long(other, "SELECT count(*) FROM pl_shared") == 2);
+	PQclear(PQexec(c, "DROP TABLE pl_shared"));
+	PQfinish(other);
+	PQfinish(c);
+}
+
+/* The worker's path: the claim opens a block and returns the cluster's
+ * connection settings; db_job_begin commits claim and begin together; a
+ * step carries the phase's notes (in order, with their own time) and its
+ * deferred writes in its transaction, and a stale token writes none of it. */
+static void test_claim_begin_step(void)
+{
+	char err[512], id[DB_ID_LEN], active[DB_ID_LEN], cl[DB_ID_LEN];
+	make_cluster(tenant, "gamma", cl);
+	struct db_job_new req = { tenant, cl, "preflight", NULL, NULL, NULL };
+	check(db_job_enqueue(conn, &req, id, active, err, sizeof(err)) == DB_JOB_CREATED);
+	PGconn *other = PQconnectdb(url);
+	struct db_job_claim a;
+	check(db_job_claim_fair(conn, "A", "node", 30, 0, NULL, 0, 1, &a, err, sizeof(err)) == 1);
+	check_str(a.id, id);
+	check(PQtransactionStatus(conn) == PQTRANS_INTRANS);
+	check(a.cluster.found);
+	check_str(a.cluster.api_server, "https://127.0.0.1:1");
+	check_str(a.cluster.credentials, "v1:k1:x");
+	check(a.cluster.ca_bundle == NULL);
+	/* Not committed yet: another session still sees the job queued. */
+	char sql[256], v[64] = "";
+	snprintf(sql, sizeof(sql), "SELECT state FROM jobs WHERE id = '%s'", id);
+	coredb_value(other, sql, v, sizeof(v));
+	check_str(v, "queued");
+	const char *names[1] = { "preflight" };
+	int started = 0;
+	check(db_job_begin(conn, id, a.lease_token, names, 1, 1, "started", &started) == 1);
+	check(started == 1);
+	check(PQtransactionStatus(conn) == PQTRANS_IDLE);
+	coredb_value(other, sql, v, sizeof(v));
+	check_str(v, "running");
+
+	/* A stale token: neither the step nor its guarded pre write lands. */
+	const char *stale_p[3] = { cl, id, "0" };
+	const char *guarded = "UPDATE clusters SET node_count = 99 WHERE id = $1::uuid AND EXISTS "
+			      "(SELECT 1 FROM jobs WHERE id = $2::uuid AND lease_token = $3::bigint FOR SHARE)";
+	struct dbq_call pre[1] = { { guarded, 3, stale_p, NULL } };
+	struct db_job_note notes[2] = { { "info", "preflight", "first note", "2020-01-01 00:00:00+00" },
+					{ "warn", NULL, "second \"note\"", NULL } };
+	struct db_job_step st = { .notes = notes, .nnotes = 2, .pre = pre, .npre = 1, .end_seq = 1,
+				  .end_state = "succeeded", .finish_state = "succeeded" };
+	check(db_job_step(conn, id, a.lease_token - 1, &st, NULL, NULL) == 0);
+	dbq_pipeline_clear(pre, 1);
+	snprintf(sql, sizeof(sql), "SELECT count(*) FROM job_events WHERE job_id = '%s' AND message LIKE '%%note%%'", id);
+	check(coredb_long(conn, sql) == 0);
+	/* The current token: everything in one transaction. */
+	char tok[32];
+	snprintf(tok, sizeof(tok), "%lld", a.lease_token);
+	const char *cur_p[3] = { cl, id, tok };
+	pre[0].params = cur_p;
+	st.event_level = "info";
+	st.event_message = "phase done";
+	check(db_job_step(conn, id, a.lease_token, &st, NULL, NULL) == 1);
+	dbq_pipeline_clear(pre, 1);
+	snprintf(sql, sizeof(sql), "SELECT node_count FROM clusters WHERE id = '%s'", cl);
+	check(coredb_long(conn, sql) == 99);
+	snprintf(sql, sizeof(sql), "SELECT string_agg(level || ':' || COALESCE(phase, '-') || ':' || message, '|' ORDER BY id)"
+		 " FROM job_events WHERE job_id = '%s'", id);
+	char evs[512] = "";
+	coredb_value(conn, sql, evs, sizeof(evs));
+	check_str(evs, "info:-:started|info:preflight:first note|warn:-:second \"note\"|info:-:phase done|info:-:job succeeded");
+	snprintf(sql, sizeof(sql), "SELECT extract(year FROM at) FROM job_events WHERE job_id = '%s' AND message = 'first note'", id);
+	check(coredb_long(conn, sql) == 2020);
+	snprintf(sql, sizeof(sql), "SELECT state FROM jobs WHERE id = '%s'", id);
+	coredb_value(conn, sql, v, sizeof(v));
+	check_str(v, "succeeded");
+	db_job_claim_clear(&a);
+	PQfinish(other);
+}
+
 int main(void)
 {
 	char why[512];
@@ -301,6 +418,8 @@ int main(void)
 	test_run("jobs_concurrent_enqueue_one_active", test_concurrent_enqueue);
 	test_run("jobs_claim_lease_takeover_fencing", test_claim_lease_fencing);
 	test_run("jobs_defer_list_cursor", test_defer_and_list);
+	test_run("dbq_pipeline_one_transaction_reprepared", test_pipeline);
+	test_run("jobs_claim_begin_step_one_round_trip_each", test_claim_begin_step);
 	PQfinish(conn);
 	coredb_drop(url);
 	return test_summary();

@@ -7,7 +7,7 @@
   writing transactions advance) and, watched as an SSE stream watches it,
   1..NOTIFIES_MAX notifications on ferry_job_events (counted by a LISTEN
   session); unwatched, none and fewer writes; its events are all there, in
-  order.
+  order, and the cluster's version and node count are recorded.
 - queue_claim_uses_index: with a few thousand queued jobs sharing one
   run_after, the plan of the claim statement (taken from db/jobs.c) has no
   Sort node: it walks jobs_claim_order_idx (migration 015).
@@ -26,15 +26,16 @@ from apitest import Kubesim, check, check_eq, finish, run_test, start  # noqa: E
 TESTS = ["queue_commits_per_job", "queue_sse_stream_notified", "queue_claim_uses_index"]
 
 # The write transactions of a fresh one-phase job (db/jobs.c, runner.c):
-# claim + begin (one commit), its NOTIFY, the phase's "connected" event
-# (asynchronous, NOTIFY inside), the cluster's version and node count
-# (asynchronous), the phase's end with the job's finish, its NOTIFY: two
-# durable commits. Before issue 14: 10 durable commits carrying 7 NOTIFYs.
-WRITES_MAX = 6
-NOTIFIES_MAX = 3
+# claim + begin (one commit), its NOTIFY, the phase's end with its
+# "connected" line, the cluster's version and node count and the job's
+# finish (one commit), its NOTIFY: two durable commits. Before issue 14:
+# 10 durable commits carrying 7 NOTIFYs; 6 write transactions before the
+# phase's line and facts went with its end record.
+WRITES_MAX = 4
+NOTIFIES_MAX = 2
 # Unwatched (no SSE stream on the job, db_job_watch): the NOTIFYs are not
 # sent and their transactions write nothing.
-WRITES_UNWATCHED_MAX = 4
+WRITES_UNWATCHED_MAX = 2
 SRC = os.environ.get("FERRY_SRC", ".")
 
 ks = Kubesim(["--clusters", "1", "--scenario", "tke-fresh"], TESTS, prefix="ferry-queue-ks-")
@@ -133,6 +134,13 @@ def t_commits():
           events[3] == "job succeeded", "events in order: %r" % events)
     check_eq(f.sql("SELECT state || ' ' || attempts FROM job_phases WHERE job_id = '%s'" % jid), "succeeded 1",
              "phase")
+    # The phase's facts committed with its end record (runner_defer_write).
+    check_eq(f.sql("SELECT kube_version LIKE 'v1.%%' AND node_count IS NOT NULL AND last_contact_at IS NOT NULL"
+                   " FROM clusters WHERE id = '%s'" % CID), "t", "the cluster's version and node count recorded")
+    # The "connected" line, written with the phase's end, keeps the time it
+    # was said: not after the phase's end.
+    check_eq(f.sql("SELECT bool_and(e.at <= p.finished_at) FROM job_events e JOIN job_phases p ON p.job_id = e.job_id"
+                   " WHERE e.job_id = '%s' AND e.message LIKE 'connected:%%'" % jid), "t", "the line's time")
     mine = [p for p in got.get("ferry_job_events", []) if p == jid]
     print("   watched job %s: %d write transactions, %d NOTIFYs on ferry_job_events, %d on ferry_jobs"
           % (jid, writes, len(mine), len(got.get("ferry_jobs", []))))
@@ -184,8 +192,8 @@ def claim_statement():
     """db_job_claim_fair's statement, as C string literals in db/jobs.c."""
     text = open(os.path.join(SRC, "db", "jobs.c")).read()
     body = text[text.index("\nint db_job_claim_fair("):]
-    body = body[body.index("run(conn,"):]
-    body = body[:body.index(",\n\t\t5, params")]
+    body = body[body.index("claim_sql ="):]
+    body = body[:body.index(";\n")]
     return "".join(re.findall(r'"((?:[^"\\]|\\.)*)"', body))
 
 
