@@ -33,7 +33,6 @@ struct app_config {
 	const char *node_id;        /* this process's lease owner name */
 	const char *charts_dir;     /* FERRY_CHARTS_DIR: local chart archives */
 	long retry_base_ms;         /* first phase retry delay, default 1000 (doubles, with jitter) */
-	int test_mode;              /* FERRY_TEST_MODE=1: test-only job params honoured */
 	/* Chart render budget (docs/SECURITY.md); 0 = the chart engine's default. */
 	long render_max_ms;         /* FERRY_RENDER_MAX_MS */
 	size_t render_max_memory;   /* FERRY_RENDER_MAX_MEMORY_MB, in bytes */

@@ -387,8 +387,6 @@ static void build_config(struct settings *s, struct app_config *cfg, struct buf 
 		trustproxy_free(tp);
 	}
 	cfg->oidc_issuer = envor(s->oidc_issuer, "FERRY_OIDC_ISSUER");
-	const char *tm = getenv("FERRY_TEST_MODE");
-	cfg->test_mode = tm && !strcmp(tm, "1");
 	cfg->charts_dir = envor(s->charts_dir, "FERRY_CHARTS_DIR");
 	cfg->node_id = envor(s->node_id, "FERRY_NODE_ID");
 	if (!cfg->node_id) {
