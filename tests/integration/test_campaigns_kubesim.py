@@ -9,8 +9,9 @@ than max_in_flight jobs at once (from the jobs' created/finished times); the
 failure budget pauses at exactly the failure that reaches it, with the
 reason, and nothing after it starts; resume with a higher budget finishes
 the rest; a manual approval gate; pause_between_waves; a maintenance window
-that opens at the next minute; cancel mid-wave (with test-mode jobs that
-sleep) and a cluster busy with another job; one real install campaign and
+that opens at the next minute; cancel mid-wave (connection-only preflights
+made slow by kubesim holding each cluster's GET /version) and a cluster busy
+with another job; one real install campaign and
 the upgrade to the same version after it, whose clusters are all skipped
 (zero-change runs, release revision unchanged). Every member cluster gets
 exactly one job per campaign.
@@ -39,7 +40,6 @@ for n in ("w1", "w2", "u1", "u2"):
     args += ["--cluster", "%s=tke-fresh" % n]
 ks = Kubesim(args, TESTS, prefix="ferry-campaign-ks-")
 
-os.environ["FERRY_TEST_MODE"] = "1"
 charts = os.path.join(os.environ.get("FERRY_SHARED", "../shared"), "charts")
 f = start("campaignks", TESTS, workers=6, extra_args=["--charts-dir", charts, "--lease-seconds", "5"])
 acme = f.tenant("acme")
@@ -229,11 +229,24 @@ def t_pause_between():
 
 
 def t_cancel_busy():
+    # Every job of this test waits on its cluster's GET /version (kubesim
+    # holds it): 8 s on c1, 3 s elsewhere.
+    for n in names:
+        ks.slow(n, 8000 if n == "c1" else 3000)
+    try:
+        cancel_busy()
+    finally:
+        for n in names:
+            ks.slow(n, 0)
+
+
+def cancel_busy():
     # A job of its own keeps c1 busy: the campaign waits for it with a reason.
-    r = f.post("/v1/clusters/%s/jobs" % cluster_ids["c1"], {"kind": "preflight", "params": {"test_sleep_ms": 3000}}, OP)
+    r = f.post("/v1/clusters/%s/jobs" % cluster_ids["c1"], {"kind": "preflight",
+                                                            "params": {"connection_only": True}}, OP)
     check_eq(r.status, 202, "own job")
     own = r.json()["id"]
-    c = create({"name": "cx", "params": {"test_sleep_ms": 1500}, "strategy": {
+    c = create({"name": "cx", "params": {"connection_only": True}, "strategy": {
         "canary": 1, "max_in_flight": 4, "max_failures": 10}})
     cid = c["id"]
     # c0 (canary) then wave 1: c1 is busy.
