@@ -2,7 +2,7 @@
 """Fleet campaigns at scale (issue 11): one ferryd with 100 workers runs a
 campaign of 100 clusters with max_in_flight 100: connection-only
 preflights against a kubesim cluster that holds every GET /version for
-10 s (a slow API server). While all 100 jobs are in flight the process
+20 s (a slow API server). While all 100 jobs are in flight the process
 holds far fewer than 100 PostgreSQL connections (a job waiting on its
 cluster gives its connection back to the pool: the workers' pool has 32,
 so 100 jobs in flight at once prove it) and uses little CPU (waiting does
@@ -38,7 +38,7 @@ def t_scale():
         r = f.post("/v1/clusters", {"name": "s%03d" % i, "profile": "tke", "kubeconfig": KUBECONFIG,
                                     "labels": {"fleet": "big"}}, OP)
         check_eq(r.status, 201, "cluster")
-    ks.slow("big", 10000)   # every job waits 10 s on GET /version
+    ks.slow("big", 20000)   # every job waits 20 s on GET /version
     r = f.post("/v1/campaigns", {"name": "big", "selector": "fleet=big", "kind": "preflight",
                                  "params": {"connection_only": True},
                                  "strategy": {"canary": 0, "max_in_flight": 100}}, OP)
