@@ -187,12 +187,13 @@ def enqueue(prefix, params, n=1, sim="many", kind="preflight"):
 
 
 def enqueue_on(where, params, kind):
-    out = psql("INSERT INTO jobs (tenant_id, cluster_id, kind, params) "
+    # Queued and announced (NOTIFY ferry_jobs, payload the job id, as
+    # db/jobs.c does) in one transaction, as ferryd enqueues.
+    out = psql("WITH j AS (INSERT INTO jobs (tenant_id, cluster_id, kind, params) "
                "SELECT tenant_id, id, '%s', '%s'::jsonb FROM clusters "
-               "WHERE %s RETURNING id" % (kind, json.dumps(params), where))
-    ids = out.split()
-    psql("NOTIFY ferry_jobs")
-    return ids
+               "WHERE %s RETURNING id) "
+               "SELECT id, pg_notify('ferry_jobs', id::text) FROM j" % (kind, json.dumps(params), where))
+    return [l.split("|")[0] for l in out.split("\n") if l]
 
 
 def check_job():
