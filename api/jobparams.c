@@ -45,52 +45,48 @@ static const struct {
 
 #define NKINDS (sizeof(kinds) / sizeof(kinds[0]))
 
-/* Test-only parameters: accepted with FERRY_TEST_MODE=1 only. */
-#define P_TEST 1
-
 static const struct param {
 	const char *name;
 	unsigned kinds;
-	int flags;
 	const char *schema;   /* JSON with ' for " */
 } params[] = {
-	{ "dry_run", K_ALL, 0,
+	{ "dry_run", K_ALL,
 	  "{'type':'boolean','default':false,'description':'Report what would be created, changed or deleted "
 	  "(job.result.dry_run.objects) without changing the cluster: every write carries dryRun=All.'}" },
-	{ "chart_version", K_INSTALLS, 0,
+	{ "chart_version", K_INSTALLS,
 	  "{'type':'string','minLength':1,'default':'1.18.3','description':'Cilium chart version. The chart is "
 	  "the tenant upload of that version, else the configured Helm repository, else "
 	  "FERRY_CHARTS_DIR/cilium-<version>.tgz; preflight resolves and renders it before any write.'}" },
-	{ "values_yaml", K_INSTALLS, 0,
+	{ "values_yaml", K_INSTALLS,
 	  "{'type':'array','items':{'type':'string'},'default':[],'description':'Helm values files (YAML text), "
 	  "layered in order after the profile and image-mirror layers, like helm -f.'}" },
-	{ "set", K_INSTALLS, 0,
+	{ "set", K_INSTALLS,
 	  "{'type':'array','items':{'type':'string','minLength':1},'default':[],'description':'Helm --set "
 	  "overrides key.path=value, applied last.'}" },
-	{ "image_mirror", K_INSTALLS, 0,
+	{ "image_mirror", K_INSTALLS,
 	  "{'type':'boolean','default':false,'description':'Rewrite quay.io image repositories to "
 	  "quay.tencentcloudcr.com (and the spire images to docker.io/k8smirror) for clusters in mainland China.'}" },
-	{ "wait_timeout_s", K_INSTALLS | K_ROLLBACK | K_REPAIR | K_UNINSTALL, 0,
+	{ "wait_timeout_s", K_INSTALLS | K_ROLLBACK | K_REPAIR | K_UNINSTALL,
 	  "{'type':'integer','minimum':1,'maximum':86400,'default':600,'description':'How long one attempt "
 	  "of a waiting phase (rollouts, the L2 CRDs) waits before it is retried. Progress is logged every 30 s.'}" },
-	{ "keep_kube_proxy", K_INSTALLS, 0,
+	{ "keep_kube_proxy", K_INSTALLS,
 	  "{'type':'boolean','default':false,'description':'tke, k3s, generic: keep kube-proxy "
 	  "(kubeProxyReplacement off; kube-proxy must run in iptables mode). tke-coexist always keeps it.'}" },
-	{ "allow_existing_nodes", K_INSTALLS, 0,
+	{ "allow_existing_nodes", K_INSTALLS,
 	  "{'type':'boolean','default':false,'description':'tke: install on a cluster that already has nodes "
 	  "(their pods keep the old CNI until restarted).'}" },
-	{ "cni_config_map", K_INSTALLS, 0,
+	{ "cni_config_map", K_INSTALLS,
 	  "{'type':'string','minLength':1,'default':'cni-config','description':'tke: name of the chained CNI "
 	  "ConfigMap (cni.configMap).'}" },
-	{ "endpoint_slice", K_INSTALLS, 0,
+	{ "endpoint_slice", K_INSTALLS,
 	  "{'type':'boolean','default':false,'description':'Enable CiliumEndpointSlice (large clusters); the "
 	  "agents are restarted when cilium-config changes.'}" },
-	{ "masquerade", K_INSTALLS, 0,
+	{ "masquerade", K_INSTALLS,
 	  "{'type':'object','additionalProperties':false,'required':['vpc_cidr'],'description':'Node egress "
 	  "masquerading (enableIPv4Masquerade, ipv4NativeRoutingCIDR, bpf.masquerade); the agents are restarted.',"
 	  "'properties':{'vpc_cidr':{'type':'string','minLength':1,'description':'The VPC CIDR, "
 	  "e.g. 10.0.0.0/16 (ipv4NativeRoutingCIDR).'}}}" },
-	{ "profile_options", K_INSTALLS, 0,
+	{ "profile_options", K_INSTALLS,
 	  "{'type':'object','additionalProperties':false,'default':{},'description':'Options of the cluster "
 	  "profile values layer.','properties':{"
 	  "'pod_cidr':{'type':'string','minLength':1,'description':'k3s, generic: cluster-pool pod CIDR "
@@ -110,7 +106,7 @@ static const struct param {
 	  "address Cilium uses (default: found by preflight in default/kubernetes endpoints).'},"
 	  "'k8s_service_port':{'type':'integer','minimum':1,'maximum':65535,'description':'k8sServicePort "
 	  "(default: found by preflight).'}}}" },
-	{ "l2", K_INSTALLS, 0,
+	{ "l2", K_INSTALLS,
 	  "{'type':'object','additionalProperties':false,'required':['cidrs'],'description':'k3s: L2 "
 	  "announcements: l2announcements.enabled, then (once cilium-operator registered the CRDs) a "
 	  "CiliumL2AnnouncementPolicy and a CiliumLoadBalancerIPPool.','properties':{"
@@ -126,7 +122,7 @@ static const struct param {
 	  "the CiliumL2AnnouncementPolicy.'},"
 	  "'pool_name':{'type':'string','minLength':1,'default':'ferry-lb-ip-pool','description':'Name of "
 	  "the CiliumLoadBalancerIPPool.'}}}" },
-	{ "nodepool", K_INSTALLS, 0,
+	{ "nodepool", K_INSTALLS,
 	  "{'type':'object','additionalProperties':false,'required':['instance_families','subnets'],"
 	  "'description':'tke: a Karpenter NodePool and TKEMachineNodeClass (TencentOS 4 nodes); preflight "
 	  "checks that Karpenter is installed.','properties':{"
@@ -142,49 +138,47 @@ static const struct param {
 	  "'default':'WhenEmptyOrUnderutilized'},"
 	  "'consolidate_after':{'type':'string','default':'5m'},"
 	  "'budget_nodes':{'type':'string','default':'10%'}}}" },
-	{ "connection_only", K_PREFLIGHT, 0,
+	{ "connection_only", K_PREFLIGHT,
 	  "{'type':'boolean','default':false,'description':'Only the connection step (reach the API server, "
 	  "count nodes), not the install checks.'}" },
 	/* Lifecycle parameters (the lifecycle contract). */
-	{ "reuse_values", K_INSTALL | K_UPGRADE, 0,
+	{ "reuse_values", K_INSTALL | K_UPGRADE,
 	  "{'type':'boolean','default':false,'description':'Helm --reuse-values: start from the deployed "
 	  "revision user values.'}" },
-	{ "reset_values", K_INSTALL | K_UPGRADE, 0,
+	{ "reset_values", K_INSTALL | K_UPGRADE,
 	  "{'type':'boolean','default':false,'description':'Helm --reset-values: only this job values.'}" },
-	{ "reset_then_reuse_values", K_INSTALL | K_UPGRADE, 0,
+	{ "reset_then_reuse_values", K_INSTALL | K_UPGRADE,
 	  "{'type':'boolean','default':false,'description':'Helm 3.14 --reset-then-reuse-values.'}" },
-	{ "max_history", K_INSTALL | K_UPGRADE | K_ROLLBACK, 0,
+	{ "max_history", K_INSTALL | K_UPGRADE | K_ROLLBACK,
 	  "{'type':'integer','minimum':0,'default':10,'description':'Release records kept (0 = no limit).'}" },
-	{ "on_failure", K_INSTALL | K_UPGRADE, 0,
+	{ "on_failure", K_INSTALL | K_UPGRADE,
 	  "{'type':'string','enum':['rollback'],'description':'rollback: roll back to the previous revision "
 	  "when the job fails.'}" },
-	{ "retries", K_INSTALL | K_UPGRADE, 0,
+	{ "retries", K_INSTALL | K_UPGRADE,
 	  "{'type':'integer','minimum':0,'maximum':10,'default':0,'description':'Retries of a failed upgrade before on_failure.'}" },
-	{ "revision", K_ROLLBACK, 0,
+	{ "revision", K_ROLLBACK,
 	  "{'type':'integer','minimum':1,'description':'Revision to roll back to; default the previous one.'}" },
-	{ "keep_history", K_UNINSTALL, 0,
+	{ "keep_history", K_UNINSTALL,
 	  "{'type':'boolean','default':false,'description':'Keep the release records (helm uninstall --keep-history).'}" },
-	{ "delete_crds", K_UNINSTALL, 0,
+	{ "delete_crds", K_UNINSTALL,
 	  "{'type':'boolean','default':false,'description':'Also delete Cilium CRDs (and so every custom "
 	  "resource of them).'}" },
-	{ "restore_eni_agent", K_UNINSTALL, 0,
+	{ "restore_eni_agent", K_UNINSTALL,
 	  "{'type':'boolean','default':false,'description':'tke: set tke-eni-agent back to its image before "
 	  "the install.'}" },
-	{ "force", K_UNINSTALL, 0,
+	{ "force", K_UNINSTALL,
 	  "{'type':'boolean','default':false,'description':'Uninstall even when checks would refuse.'}" },
-	{ "namespace", K_ADOPT, 0,
+	{ "namespace", K_ADOPT,
 	  "{'type':'string','minLength':1,'description':'Namespace of the release; default the cluster "
 	  "profile namespace.'}" },
-	{ "release_name", K_ADOPT, 0,
+	{ "release_name", K_ADOPT,
 	  "{'type':'string','enum':['cilium'],'default':'cilium','description':'Helm release name (this version adopts the release named cilium).'}" },
-	{ "ignore", K_CHECK | K_REPAIR, 0,
+	{ "ignore", K_CHECK | K_REPAIR,
 	  "{'type':'array','default':[],'description':'Differences not to report or repair.','items':{"
 	  "'type':'object','additionalProperties':false,'required':['path'],'properties':{"
 	  "'path':{'type':'string','minLength':1,'description':'JSON pointer, e.g. /data/debug'},"
 	  "'kind':{'type':'string','description':'only objects of this kind'},"
 	  "'name':{'type':'string','description':'only objects of this name'}}}}" },
-	{ "test_sleep_ms", K_ALL, P_TEST, "{'type':'integer','minimum':0}" },
-	{ "test_fail_first", K_ALL, P_TEST, "{'type':'integer','minimum':0}" },
 };
 
 #define NPARAMS (sizeof(params) / sizeof(params[0]))
@@ -225,14 +219,14 @@ static json_t *schema_parse(const char *text)
 	return j;
 }
 
-json_t *jobparams_schema(const char *kind, int test_mode)
+json_t *jobparams_schema(const char *kind)
 {
 	unsigned bit = kind_bit(kind);
 	if (!bit)
 		return NULL;
 	json_t *props = json_object();
 	for (size_t i = 0; i < NPARAMS; i++) {
-		if (!(params[i].kinds & bit) || ((params[i].flags & P_TEST) && !test_mode))
+		if (!(params[i].kinds & bit))
 			continue;
 		json_t *s = schema_parse(params[i].schema);
 		if (s)
@@ -412,11 +406,11 @@ static int check_value(struct check *c, const json_t *schema, const json_t *v, c
 	return 0;
 }
 
-int jobparams_check(const char *kind, const json_t *p, int test_mode, char *field, size_t fieldlen,
-		    char *msg, size_t msglen)
+int jobparams_check(const char *kind, const json_t *p, char *field, size_t fieldlen, char *msg,
+		    size_t msglen)
 {
 	struct check c = { field, fieldlen, msg, msglen };
-	json_t *schema = jobparams_schema(kind, test_mode);
+	json_t *schema = jobparams_schema(kind);
 	if (!schema)
 		return fail(&c, "kind", "unknown job kind %s%s", kind, NULL);
 	int rc = 0;
@@ -433,7 +427,7 @@ json_t *jobparams_openapi_job_create(void)
 		json_array_append_new(alts, json_pack("{s:s, s:s, s:[s], s:b, s:{s:{s:s}, s:o}}",
 			"type", "object", "description", kinds[i].description, "required", "kind",
 			"additionalProperties", 0, "properties", "kind", "const", kinds[i].name,
-			"params", jobparams_schema(kinds[i].name, 0)));
+			"params", jobparams_schema(kinds[i].name)));
 	return json_pack("{s:o}", "oneOf", alts);
 }
 
@@ -443,6 +437,6 @@ void api_job_kinds(struct api_req *r)
 	for (size_t i = 0; i < NKINDS; i++)
 		json_array_append_new(items, json_pack("{s:s, s:s, s:o}", "kind", kinds[i].name,
 			"description", kinds[i].description,
-			"params_schema", jobparams_schema(kinds[i].name, 0)));
+			"params_schema", jobparams_schema(kinds[i].name)));
 	api_reply(r, 200, json_pack("{s:o}", "items", items));
 }

@@ -14,8 +14,6 @@
  * items, enum, const, minimum, maximum, minLength, minItems. An unknown
  * parameter (with a "did you mean" for a near miss), a wrong type or a
  * value out of range fails naming the field ("params.l2.cidrs[0]").
- * Test-only parameters (test_sleep_ms, test_fail_first) are accepted only
- * when test_mode is set (FERRY_TEST_MODE=1), and are not documented.
  *
  * Memory: returned json_t are new references owned by the caller.
  * Thread-safe (the table is constant; schemas are parsed per call).
@@ -33,12 +31,12 @@ int jobparams_kind_known(const char *kind);
 
 /* The JSON Schema of kind's params (an object schema with
  * additionalProperties false), or NULL for an unknown kind. */
-json_t *jobparams_schema(const char *kind, int test_mode);
+json_t *jobparams_schema(const char *kind);
 
 /* Check params (an object or NULL) for kind. 0 when valid; else -1 with the
  * field ("params.x.y") and a message. */
-int jobparams_check(const char *kind, const json_t *params, int test_mode, char *field,
-		    size_t fieldlen, char *msg, size_t msglen);
+int jobparams_check(const char *kind, const json_t *params, char *field, size_t fieldlen,
+		    char *msg, size_t msglen);
 
 /* OpenAPI's JobCreate schema: one alternative per kind, each with its
  * params schema. */

@@ -67,8 +67,7 @@ int api_job_validate(struct api_req *r, json_t *kind, json_t *params)
 		return 0;
 	}
 	char pfield[256], pmsg[512];
-	if (jobparams_check(json_string_value(kind), params, r->app && r->app->cfg.test_mode, pfield,
-			    sizeof pfield, pmsg, sizeof pmsg) < 0) {
+	if (jobparams_check(json_string_value(kind), params, pfield, sizeof pfield, pmsg, sizeof pmsg) < 0) {
 		api_problem_errors(r, 422, "Invalid job parameters",
 				   json_pack("[{s:s,s:s}]", "field", pfield, "message", pmsg),
 				   "%s: %s (GET /v1/job-kinds lists every kind's parameters)", pfield, pmsg);

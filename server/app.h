@@ -17,6 +17,8 @@ struct render_slots;
 struct chart_cache;
 struct oidc;
 struct tokencache;
+struct pg_conn;   /* libpq's PGconn */
+struct json_t;    /* jansson's json_t */
 
 struct app_config {
 	const char *database_url;   /* FERRY_DATABASE_URL; NULL = embedded PostgreSQL */
@@ -33,7 +35,6 @@ struct app_config {
 	const char *node_id;        /* this process's lease owner name */
 	const char *charts_dir;     /* FERRY_CHARTS_DIR: local chart archives */
 	long retry_base_ms;         /* first phase retry delay, default 1000 (doubles, with jitter) */
-	int test_mode;              /* FERRY_TEST_MODE=1: test-only job params honoured */
 	/* Chart render budget (docs/SECURITY.md); 0 = the chart engine's default. */
 	long render_max_ms;         /* FERRY_RENDER_MAX_MS */
 	size_t render_max_memory;   /* FERRY_RENDER_MAX_MEMORY_MB, in bytes */
@@ -73,6 +74,15 @@ struct app {
 	struct chart_cache *charts;
 	struct oidc *oidc;          /* single sign-on (api/oidc.h); NULL = off */
 	struct tokencache *tokens;  /* accepted API tokens (db/tokencache.h); NULL = none */
+	/* Is the chart an install/upgrade with these params would use
+	 * (params.chart_version, else the default) available to tenant_id?
+	 * 0 yes, -1 no, -2 cannot tell now; the version into version, the
+	 * reason into err. ferryd.c sets it to chartsource_available()
+	 * (server/install/chartsource.h), so that handlers (api/campaigns.c)
+	 * ask without reaching into server/install/. */
+	int (*chart_available)(const struct app *app, struct pg_conn *conn, const char *tenant_id,
+			       const struct json_t *params, char *version, size_t versionlen, char *err,
+			       size_t errlen);
 	volatile int stopping;      /* set by SIGTERM/SIGINT */
 };
 

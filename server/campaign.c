@@ -16,7 +16,7 @@
 #include "db/pool.h"
 #include "server/app.h"
 #include "server/common/buf.h"
-#include "server/cron.h"
+#include "server/common/cron.h"
 #include "server/log.h"
 
 struct campaign_advancer {

@@ -41,6 +41,7 @@
 #include "server/demo.h"
 #include "server/http.h"
 #include "server/install/chartcache.h"
+#include "server/install/chartsource.h"
 #include "server/install/render_guard.h"
 #include "server/kube/client.h"
 #include "server/log.h"
@@ -387,8 +388,6 @@ static void build_config(struct settings *s, struct app_config *cfg, struct buf 
 		trustproxy_free(tp);
 	}
 	cfg->oidc_issuer = envor(s->oidc_issuer, "FERRY_OIDC_ISSUER");
-	const char *tm = getenv("FERRY_TEST_MODE");
-	cfg->test_mode = tm && !strcmp(tm, "1");
 	cfg->charts_dir = envor(s->charts_dir, "FERRY_CHARTS_DIR");
 	cfg->node_id = envor(s->node_id, "FERRY_NODE_ID");
 	if (!cfg->node_id) {
@@ -559,6 +558,7 @@ static int cmd_serve(struct settings *s)
 	 * RSA keys made ahead of time at idle priority (docs/ARCHITECTURE.md). */
 	app.render_slots = render_slots_new(app.cfg.render_concurrency);
 	app.charts = chart_cache_new(app.cfg.chart_cache_size);
+	app.chart_available = chartsource_available;
 	if (app.cfg.workers > 0 && keypool_start(app.cfg.key_pool_2048, app.cfg.key_pool_4096) < 0)
 		log_msg(LOG_WARN, "key pool thread not started: certificate keys are generated inline");
 	/* Accepted API tokens, 5 s at most, emptied by every revocation

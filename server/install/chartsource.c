@@ -16,6 +16,7 @@
 #include "server/common/buf.h"
 #include "server/common/crypto.h"
 #include "server/common/yamljson.h"
+#include "server/install/values.h"
 
 #include <curl/curl.h>
 #include <errno.h>
@@ -382,5 +383,18 @@ int chartsource_resolve(PGconn *conn, const char *tenant_id, const char *name,
 	rc = transient && !definitive ? -2 : -1;
 out:
 	buf_free(&why);
+	return rc;
+}
+
+int chartsource_available(const struct app *app, PGconn *conn, const char *tenant_id, const json_t *params,
+			  char *version, size_t versionlen, char *err, size_t errlen)
+{
+	const char *v = install_chart_version(params);
+	snprintf(version, versionlen, "%s", v);
+	struct chartsource_cfg cfg;
+	chartsource_cfg_default(&cfg, app);
+	struct chartsource_archive a;
+	int rc = chartsource_resolve(conn, tenant_id, "cilium", v, &cfg, &a, err, errlen);
+	chartsource_archive_clear(&a);
 	return rc;
 }

@@ -23,6 +23,7 @@
 #ifndef FERRY_INSTALL_CHARTSOURCE_H
 #define FERRY_INSTALL_CHARTSOURCE_H
 
+#include <jansson.h>
 #include <libpq-fe.h>
 #include <stddef.h>
 
@@ -64,6 +65,11 @@ void chartsource_archive_clear(struct chartsource_archive *a);
 int chartsource_resolve(PGconn *conn, const char *tenant_id, const char *name,
 			const char *version, const struct chartsource_cfg *cfg,
 			struct chartsource_archive *out, char *err, size_t errlen);
+
+/* struct app's chart_available (server/app.h): chartsource_resolve() of
+ * chart cilium at install_chart_version(params), the archive dropped. */
+int chartsource_available(const struct app *app, PGconn *conn, const char *tenant_id, const json_t *params,
+			  char *version, size_t versionlen, char *err, size_t errlen);
 
 /* Only the repository step (index.yaml, urls[0], digest). 0 = found;
  * 1 = the repository answered but has no such chart version (or a 404);

@@ -11,7 +11,8 @@
  * into the job result. Failures are classified so
  * the user learns what to fix: TLS problems and 401/403 fail the job at
  * once (retrying cannot help); network errors, timeouts, 429 and 5xx are
- * retried with backoff by the runner.
+ * retried with backoff by the runner. While it waits for the API server a
+ * pooled runner's database connection is back in the pool (get_lending).
  *
  * The read-only checks of SPEC.md §2.1 (version floor, VPC-CNI, existing
  * Cilium, nodes, OS images, ...) are in phase_preflight_checks.c and
@@ -55,6 +56,20 @@ static enum phase_rc classify(struct runner_ctx *ctx, const char *what, int rc,
 	return PHASE_FAIL;
 }
 
+/* A GET that may wait on a slow API server: a pooled runner's database
+ * connection goes back to the pool meanwhile (as for a rollout wait,
+ * runner_sleep), so jobs waiting on slow clusters do not hold the pool's
+ * connections; not while a transaction block is open on it. */
+static int get_lending(struct runner_ctx *ctx, struct kube_client *kc, const char *path,
+		       struct kube_response *resp)
+{
+	int lent = PQtransactionStatus(ctx->conn) == PQTRANS_IDLE && runner_lend_conn(ctx);
+	int rc = kube_get(kc, path, resp);
+	if (lent)
+		runner_take_conn(ctx);
+	return rc;
+}
+
 static enum phase_rc count_nodes(struct runner_ctx *ctx, struct kube_client *kc, long *count)
 {
 	char *cont = NULL;
@@ -74,7 +89,7 @@ static enum phase_rc count_nodes(struct runner_ctx *ctx, struct kube_client *kc,
 			}
 		}
 		struct kube_response resp;
-		int rc = kube_get(kc, buf_cstr(&path), &resp);
+		int rc = get_lending(ctx, kc, buf_cstr(&path), &resp);
 		prc = classify(ctx, "GET /api/v1/nodes", rc, &resp);
 		/* The preflight checks read the same page next (kube/memo.h). */
 		if (prc == PHASE_OK && resp.status == 200)
@@ -108,7 +123,7 @@ enum phase_rc phase_preflight(struct runner_ctx *ctx)
 		return PHASE_FAIL;
 
 	struct kube_response resp;
-	int rc = kube_get(kc, "/version", &resp);
+	int rc = get_lending(ctx, kc, "/version", &resp);
 	enum phase_rc prc = classify(ctx, "GET /version", rc, &resp);
 	char version[128] = "";
 	if (prc == PHASE_OK) {

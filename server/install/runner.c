@@ -6,14 +6,6 @@
  * had). So a worker that crashes, a process that is stopped, and a phase
  * retry all take the same path: the job is claimed again (by anyone) and
  * runner_run_job() starts over, skipping what is done.
- *
- * Test support: when the process runs with FERRY_TEST_MODE=1 and a job's
- * params carry "test_sleep_ms", the job gets three synthetic phases
- * (test-1..test-3) that sleep that long (waking on abort) and log one event
- * per execution, and "test_fail_first": N makes test-2 fail its first N
- * attempts. The worker integration tests use them to observe takeover,
- * exactly-once completion and retries without a cluster. Outside test mode
- * these params are ignored.
  */
 #include "server/install/runner.h"
 #include "server/install/phases.h"
@@ -35,23 +27,6 @@
 
 /* ---- phase tables ------------------------------------------------------- */
 
-static enum phase_rc phase_test(struct runner_ctx *ctx)
-{
-	long ms = (long)json_integer_value(json_object_get(ctx->job->params, "test_sleep_ms"));
-	long fail_first = (long)json_integer_value(json_object_get(ctx->job->params, "test_fail_first"));
-	runner_event(ctx, "info", "test phase %s executed (attempt %d)", ctx->phase, ctx->phase_attempt);
-	if (runner_sleep(ctx, ms))
-		return PHASE_ABORT;
-	if (!strcmp(ctx->phase, "test-2") && ctx->phase_attempt <= fail_first) {
-		snprintf(ctx->message, sizeof(ctx->message), "injected test failure %d of %ld",
-			 ctx->phase_attempt, fail_first);
-		return PHASE_RETRY;
-	}
-	json_object_set_new(ctx->detail, "slept_ms", json_integer(ms));
-	snprintf(ctx->message, sizeof(ctx->message), "slept %ld ms", ms);
-	return PHASE_OK;
-}
-
 /* A preflight job runs the install's preflight: the connection step and
  * every read-only check of the cluster's profile (nothing is written). */
 static const struct phase_def preflight_phases[] = {
@@ -64,19 +39,8 @@ static const struct phase_def connection_phases[] = {
 	{ "preflight", phase_preflight },
 };
 
-static const struct phase_def test_phases[] = {
-	{ "test-1", phase_test },
-	{ "test-2", phase_test },
-	{ "test-3", phase_test },
-};
-
-const struct phase_def *runner_phases(const struct app *app, const char *kind,
-				      const json_t *params, int *n)
+const struct phase_def *runner_phases(const char *kind, const json_t *params, int *n)
 {
-	if (app && app->cfg.test_mode && json_object_get(params, "test_sleep_ms")) {
-		*n = 3;
-		return test_phases;
-	}
 	if (!strcmp(kind, "preflight")) {
 		*n = 1;
 		if (json_is_true(json_object_get(params, "connection_only")))
@@ -509,7 +473,7 @@ static int run_job(struct app *app, PGconn *conn, const struct db_job_claim *job
 	char (*states)[16] = NULL;
 	int *attempts = NULL;
 	const char **names = NULL;
-	const struct phase_def *phases = runner_phases(app, job->kind, job->params, &n);
+	const struct phase_def *phases = runner_phases(job->kind, job->params, &n);
 	ctx.result = json_object();
 	if (!phases) {
 		rc = finish(&ctx, "failed", "unknown job kind");

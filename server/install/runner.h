@@ -91,8 +91,7 @@ struct phase_def {
 
 /* The phases of a job of this kind (with these params); NULL + *n = 0 for
  * an unknown kind. The table is static. */
-const struct phase_def *runner_phases(const struct app *app, const char *kind,
-				      const json_t *params, int *n);
+const struct phase_def *runner_phases(const char *kind, const json_t *params, int *n);
 
 /* Run (a step of) the job until it finishes, is deferred for a retry, is
  * released at shutdown, or its lease is lost. 0 normally, -1 on a database

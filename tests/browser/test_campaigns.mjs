@@ -1,11 +1,11 @@
 // Browser test of the console's Campaigns pages (web/campaigns.js, issue 11)
 // against a real ferryd in headless Chromium (playwright-core).
 //
-// Set-up: a fresh database, `ferryd serve` with 4 workers and
-// FERRY_TEST_MODE=1 (jobs with params.test_sleep_ms run three sleeping test
-// phases and never contact the cluster), a tenant with an operator and a
-// viewer token, six clusters labelled env=prod, and a campaign with a canary
-// and a manual approval gate. In the browser: the campaign view follows the
+// Set-up: a fresh database, `ferryd serve` with 4 workers, kubesim with one
+// cluster whose GET /version it holds 1.5 s (so a connection-only preflight
+// takes that long, as against a slow API server), a tenant with an operator
+// and a viewer token, six clusters on it labelled env=prod, and a campaign of
+// connection-only preflights with a canary and a manual approval gate. In the browser: the campaign view follows the
 // campaign live over its SSE stream (no reload) until the gate, the Approve
 // button (confirmed first) lets the rest run, rows turn running and then
 // succeeded with links to their jobs, the wave bars fill; the "new campaign"
@@ -17,6 +17,7 @@
 
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import https from 'node:https';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -63,6 +64,34 @@ async function must(base, method, p, token, body, expect, headers) {
   return text ? JSON.parse(text) : null;
 }
 
+// kubesim (tests/kubesim) in dir: resolves to its kubesim.json once it is up.
+async function startKubesim(dir) {
+  const bin = path.join(BUILD, 'tests', 'kubesim', 'kubesim');
+  if (!fs.existsSync(bin)) throw new Error('kubesim is not built');
+  const child = spawn(bin, ['--dir', dir, '--quiet', '--exit-with-parent', '--cluster', 'prod=tke-fresh'],
+    { stdio: 'ignore' });
+  cleanups.push(() => child.kill('SIGTERM'));
+  const info = path.join(dir, 'kubesim.json');
+  await waitFor('kubesim', async () => fs.existsSync(info), 20000, 50);
+  return JSON.parse(fs.readFileSync(info, 'utf8'));
+}
+
+// One call of kubesim's admin API (/_sim/...), over HTTPS with its CA.
+function kubesimAdmin(info, method, p, body) {
+  return new Promise((resolve, reject) => {
+    const data = body === undefined ? null : JSON.stringify(body);
+    const req = https.request({ host: '127.0.0.1', port: info.port, path: p, method, ca: fs.readFileSync(info.ca),
+      headers: { Authorization: `Bearer ${info.admin_token}`, 'Content-Type': 'application/json' } }, (res) => {
+      let text = '';
+      res.on('data', (d) => { text += d; });
+      res.on('end', () => (res.statusCode === 200 ? resolve(text) : reject(new Error(`${p}: ${res.statusCode} ${text}`))));
+    });
+    req.on('error', reject);
+    if (data) req.write(data);
+    req.end();
+  });
+}
+
 async function setup() {
   const ferryd = path.join(BUILD, 'ferryd');
   const admin = process.env.FERRY_TEST_PG_ADMIN_URL;
@@ -79,7 +108,7 @@ async function setup() {
   const env = Object.assign({}, process.env, {
     FERRY_DATABASE_URL: dbUrl.toString(), FERRY_LISTEN: `127.0.0.1:${port}`,
     FERRY_MASTER_KEY: `k1:${crypto.randomBytes(32).toString('hex')}`, FERRY_WEB_ROOT: path.join(SRC, 'web'),
-    FERRY_DATA_DIR: path.join(tmp, 'data'), FERRY_WORKERS: '4', FERRY_TEST_MODE: '1', FERRY_LOG_LEVEL: 'info',
+    FERRY_DATA_DIR: path.join(tmp, 'data'), FERRY_WORKERS: '4', FERRY_LOG_LEVEL: 'info',
   });
   const tc = spawnSync(ferryd, ['token', 'create', '--platform', '--name', 'bootstrap'], { env, encoding: 'utf8', timeout: 60000 });
   const m = /fy_[A-Za-z0-9_-]{20,}/.exec(`${tc.stdout}\n${tc.stderr}`);
@@ -106,9 +135,12 @@ async function setup() {
   const tenant = await must(base, 'POST', '/v1/tenants', m[0], { name: 'fleet' }, 201);
   const op = await must(base, 'POST', '/v1/tokens', m[0], { name: 'ops-alice', role: 'operator', tenant_id: tenant.id }, 201);
   const viewer = await must(base, 'POST', '/v1/tokens', m[0], { name: 'viewer', role: 'viewer', tenant_id: tenant.id }, 201);
+  const ks = await startKubesim(path.join(tmp, 'kubesim'));
+  const kubeconfig = fs.readFileSync(ks.clusters.find((c) => c.name === 'prod').kubeconfig, 'utf8');
+  await kubesimAdmin(ks, 'PUT', '/_sim/clusters/prod/faults', { latency_ms: 1500, path_contains: '/version' });
   for (let i = 1; i <= 6; i++) {
     await must(base, 'POST', '/v1/clusters', op.token, { name: `prod-${i}`, profile: 'tke', labels: { env: 'prod' },
-      api_server: 'https://127.0.0.1:9', token: 'x' }, 201);
+      kubeconfig }, 201);
   }
   return { base, op: op.token, viewer: viewer.token, log, stop, exited: () => exited };
 }
@@ -140,7 +172,7 @@ async function main() {
   pass('campaigns_setup');
 
   const gate = await must(fx.base, 'POST', '/v1/campaigns', fx.op, { name: 'prod gate', selector: 'env=prod', kind: 'preflight',
-    params: { test_sleep_ms: 500 }, strategy: { canary: 1, max_in_flight: 2, pause_between_waves: 'manual' } }, 201);
+    params: { connection_only: true }, strategy: { canary: 1, max_in_flight: 2, pause_between_waves: 'manual' } }, 201);
 
   const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'ferry-chromium-'));
   cleanups.push(() => fs.rmSync(profile, { recursive: true, force: true }));

@@ -357,7 +357,9 @@ def t_params_schema():
         check(props[name].get("description"), "%s has no description" % name)
     check_eq(props["chart_version"]["default"], "1.18.3", "chart_version default")
     check_eq(props["wait_timeout_s"]["default"], 600, "wait_timeout_s default")
-    check("test_sleep_ms" not in props, "test-only params are not documented")
+    for k in kinds:   # the test-only params of old are gone from every kind
+        for gone in ("test_sleep_ms", "test_fail_first"):
+            check(gone not in kinds[k]["params_schema"]["properties"], "%s documents %s" % (k, gone))
     check("revision" in kinds["rollback"]["params_schema"]["properties"], "rollback revision")
     check("ignore" in kinds["check"]["params_schema"]["properties"], "check ignore")
     check("release_name" in kinds["adopt"]["params_schema"]["properties"], "adopt release_name")
@@ -382,7 +384,6 @@ def t_params_refused():
         ({"profile_options": {"pod_cidr": "10.0.0.0/16", "xdp": "true"}}, "params.profile_options.xdp", "boolean"),
         ({"masquerade": {}}, "params.masquerade.vpc_cidr", "required"),
         ({"revision": 2}, "params.revision", "unknown parameter"),        # rollback's, not install's
-        ({"test_sleep_ms": 10}, "params.test_sleep_ms", "unknown parameter"),  # not in test mode
     ]
     for params, field, text in cases:
         r = f.post("/v1/clusters/%s/jobs" % cid, {"kind": "install", "params": params}, OP)
@@ -390,6 +391,15 @@ def t_params_refused():
         errs = r.json().get("errors") or [{}]
         check_eq(errs[0].get("field"), field, "field for %r" % params)
         check(text in errs[0].get("message", "") and field in r.json()["detail"], "message for %r: %r" % (params, r))
+    # The test-only params of old (test_sleep_ms, test_fail_first) are
+    # unknown parameters like any other, for every kind.
+    for kind in ("install", "upgrade", "rollback", "uninstall", "adopt", "check", "repair", "preflight"):
+        for gone in ("test_sleep_ms", "test_fail_first"):
+            r = f.post("/v1/clusters/%s/jobs" % cid, {"kind": kind, "params": {gone: 10}}, OP)
+            is_problem(r, 422)
+            errs = r.json().get("errors") or [{}]
+            check_eq(errs[0].get("field"), "params." + gone, "%s %s refused" % (kind, gone))
+            check("unknown parameter" in errs[0].get("message", ""), "%s %s: %r" % (kind, gone, r))
     check_eq(f.get("/v1/jobs?cluster_id=" + cid, OP).json()["items"], [], "nothing queued")
     # The lifecycle kinds' params are known to the schema.
     r = f.post("/v1/clusters/%s/jobs" % cid, {"kind": "install", "params": {"reuse_values": True, "max_history": 3,

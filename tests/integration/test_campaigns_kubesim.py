@@ -9,8 +9,9 @@ than max_in_flight jobs at once (from the jobs' created/finished times); the
 failure budget pauses at exactly the failure that reaches it, with the
 reason, and nothing after it starts; resume with a higher budget finishes
 the rest; a manual approval gate; pause_between_waves; a maintenance window
-that opens at the next minute; cancel mid-wave (with test-mode jobs that
-sleep) and a cluster busy with another job; one real install campaign and
+that opens at the next minute; cancel mid-wave (dry-run installs made slow
+by kubesim holding each cluster's GET /version; the cancel stops them at
+their chart render or next phase) and a cluster busy with another job; one real install campaign and
 the upgrade to the same version after it, whose clusters are all skipped
 (zero-change runs, release revision unchanged). Every member cluster gets
 exactly one job per campaign.
@@ -39,7 +40,6 @@ for n in ("w1", "w2", "u1", "u2"):
     args += ["--cluster", "%s=tke-fresh" % n]
 ks = Kubesim(args, TESTS, prefix="ferry-campaign-ks-")
 
-os.environ["FERRY_TEST_MODE"] = "1"
 charts = os.path.join(os.environ.get("FERRY_SHARED", "../shared"), "charts")
 f = start("campaignks", TESTS, workers=6, extra_args=["--charts-dir", charts, "--lease-seconds", "5"])
 acme = f.tenant("acme")
@@ -229,15 +229,32 @@ def t_pause_between():
 
 
 def t_cancel_busy():
+    # Every job of this test waits on its cluster's GET /version (kubesim
+    # holds it) 3 s; c1's own job waits 25 s on each of its two requests
+    # (until the campaign has seen c1 busy), longer than the canary takes.
+    for n in names:
+        if n == "c1":
+            ks.slow(n, 25000, "/")
+        else:
+            ks.slow(n, 3000)
+    try:
+        cancel_busy()
+    finally:
+        for n in names:
+            ks.slow(n, 0)
+
+
+def cancel_busy():
     # A job of its own keeps c1 busy: the campaign waits for it with a reason.
-    r = f.post("/v1/clusters/%s/jobs" % cluster_ids["c1"], {"kind": "preflight", "params": {"test_sleep_ms": 3000}}, OP)
+    r = f.post("/v1/clusters/%s/jobs" % cluster_ids["c1"], {"kind": "preflight",
+                                                            "params": {"connection_only": True}}, OP)
     check_eq(r.status, 202, "own job")
     own = r.json()["id"]
-    c = create({"name": "cx", "params": {"test_sleep_ms": 1500}, "strategy": {
+    c = create({"name": "cx", "kind": "install", "params": {"dry_run": True}, "strategy": {
         "canary": 1, "max_in_flight": 4, "max_failures": 10}})
     cid = c["id"]
     # c0 (canary) then wave 1: c1 is busy.
-    end = time.time() + 60
+    end = time.time() + 120
     busy = None
     while time.time() < end and not busy:
         for m in members(cid):
@@ -246,12 +263,13 @@ def t_cancel_busy():
         time.sleep(0.2)
     check(busy, "c1 waits: cluster busy")
     check_eq(busy["reason"], "cluster busy with job " + own, "names the job")
+    ks.slow("c1", 3000)   # the own job ends after its current request
     wait_campaign(cid, lambda c: c["counts"]["running"] >= 3, 60, "wave running")
     r = f.post("/v1/campaigns/%s/cancel" % cid, None, OP)
     check_eq(r.status, 200, "cancel")
     check_eq(r.json()["state"], "cancelled", "cancelled at once")
     n_started = len(jobs_per_cluster(cid))
-    end = time.time() + 60
+    end = time.time() + 180
     while time.time() < end and int(f.sql("SELECT count(*) FROM campaign_clusters WHERE campaign_id = '%s'"
                                           " AND state = 'running'" % cid)) > 0:
         time.sleep(0.2)

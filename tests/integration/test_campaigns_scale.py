@@ -1,25 +1,28 @@
 #!/usr/bin/env python3
 """Fleet campaigns at scale (issue 11): one ferryd with 100 workers runs a
-campaign of 100 clusters with max_in_flight 100 (FERRY_TEST_MODE jobs whose
-phases wait, as a rollout wait does). While all 100 jobs are in flight the
-process holds far fewer than 100 PostgreSQL connections (a waiting job gives
-its connection back to the pool) and uses little CPU (waiting does not
-spin); every cluster's job then succeeds exactly once.
+campaign of 100 clusters with max_in_flight 100: connection-only
+preflights against a kubesim cluster that holds every GET /version for
+20 s (a slow API server). While all 100 jobs are in flight the process
+holds far fewer than 100 PostgreSQL connections (a job waiting on its
+cluster gives its connection back to the pool: the workers' pool has 32,
+so 100 jobs in flight at once prove it) and uses little CPU (waiting does
+not spin); every cluster's job then succeeds exactly once.
 """
 import os
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from apitest import check, check_eq, finish, run_test, start  # noqa: E402
+from apitest import Kubesim, check, check_eq, finish, run_test, start  # noqa: E402
 
 TESTS = ["campaign_100_in_flight_few_connections_no_spin"]
 
-os.environ["FERRY_TEST_MODE"] = "1"
 # One tenant owns all 100 jobs here: lift the per-tenant cap on running jobs
 # (default workers - 1, the fairness rule of docs/SECURITY.md) so that all of
 # them can be in flight at once.
 os.environ["FERRY_TENANT_MAX_RUNNING_JOBS"] = "0"
+ks = Kubesim(["--cluster", "big=tke-fresh"], TESTS, prefix="ferry-campaignscale-ks-")
+KUBECONFIG = open(ks.cluster("big")["kubeconfig"]).read()
 f = start("campaignscale", TESTS, workers=100, extra_args=["--lease-seconds", "20"])
 acme = f.tenant("acme")
 OP = f.token(acme, "operator")
@@ -32,11 +35,12 @@ def cpu_seconds(pid):
 
 def t_scale():
     for i in range(100):
-        r = f.post("/v1/clusters", {"name": "s%03d" % i, "profile": "tke", "api_server": "https://10.0.0.1",
-                                    "token": "t", "labels": {"fleet": "big"}}, OP)
+        r = f.post("/v1/clusters", {"name": "s%03d" % i, "profile": "tke", "kubeconfig": KUBECONFIG,
+                                    "labels": {"fleet": "big"}}, OP)
         check_eq(r.status, 201, "cluster")
+    ks.slow("big", 20000)   # every job waits 20 s on GET /version
     r = f.post("/v1/campaigns", {"name": "big", "selector": "fleet=big", "kind": "preflight",
-                                 "params": {"test_sleep_ms": 4000},
+                                 "params": {"connection_only": True},
                                  "strategy": {"canary": 0, "max_in_flight": 100}}, OP)
     check_eq(r.status, 201, "campaign %r" % r)
     cid = r.json()["id"]

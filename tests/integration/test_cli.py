@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The `ferry` pipeline commands end to end: a real ferryd (own database,
-two workers, FERRY_TEST_MODE for the sleeping test jobs) with clusters in
-kubesim, driven through the real `ferry` binary as a CI job would drive it.
+two workers) with clusters in kubesim (slow jobs: kubesim holds the
+cluster's GET /version), driven through the real `ferry` binary as a CI job would drive it.
 
 Checked: clusters list/get (table, json, selector, name resolution),
 preflight --wait exit 0 on a fresh TKE cluster and exit 1 with the reason on
@@ -38,7 +38,6 @@ if not os.path.isdir(charts):
 ks = Kubesim(["--clusters", "2", "--cluster", "gr=tke-globalrouter"], TESTS, prefix="ferry-cli-kubesim-")
 info = ks.info
 
-os.environ["FERRY_TEST_MODE"] = "1"
 os.environ["FERRY_CHARTS_DIR"] = charts
 f = start("cli", TESTS, workers=2)
 acme = f.tenant("acme")
@@ -239,8 +238,19 @@ def t_jobs_list_get():
 def t_timeout_cancel_conflict():
     cid = IDS["ci-2"]
     wait_idle(cid)
-    r = f.post("/v1/clusters/%s/jobs" % cid, {"kind": "preflight", "params": {"test_sleep_ms": 3000}}, OP)
-    check_eq(r.status, 202, "test job %r" % r)
+    # A dry-run install on a cluster whose every request kubesim holds 1 s:
+    # its preflight phase alone takes many seconds; the cancel ends the job
+    # (the chart render stops, or at the next phase boundary).
+    ks.slow("c2", 1000, "/")
+    try:
+        timeout_cancel_conflict(cid)
+    finally:
+        ks.slow("c2", 0)
+
+
+def timeout_cancel_conflict(cid):
+    r = f.post("/v1/clusters/%s/jobs" % cid, {"kind": "install", "params": {"dry_run": True}}, OP)
+    check_eq(r.status, 202, "slow job %r" % r)
     jid = r.json()["id"]
     t0 = time.time()
     w = ferry("jobs", "wait", jid, "--timeout", "1.5")
@@ -257,7 +267,7 @@ def t_timeout_cancel_conflict():
     x = ferry("jobs", "cancel", jid)
     check_eq(x.rc, 0, "cancel %r" % x)
     check("cancel requested for job %s" % jid in x.out, "cancel output %r" % x.out)
-    w = ferry("jobs", "wait", jid, "--timeout", "60")
+    w = ferry("jobs", "wait", jid, "--timeout", "180")
     check_eq(w.rc, 1, "cancelled job exit 1 %r" % w)
     check("job %s cancelled" % jid in w.err, "message %r" % w.err)
     # cancelling a finished job: 409 problem, exit 2
@@ -271,8 +281,16 @@ def t_restart():
     seconds) and still reports the job's result."""
     cid = IDS["ci-2"]
     wait_idle(cid)
-    r = f.post("/v1/clusters/%s/jobs" % cid, {"kind": "preflight", "params": {"test_sleep_ms": 2500}}, OP)
-    check_eq(r.status, 202, "test job %r" % r)
+    ks.slow("c2", 2500)  # the job's GET /version takes 2.5 s
+    try:
+        restart(cid)
+    finally:
+        ks.slow("c2", 0)
+
+
+def restart(cid):
+    r = f.post("/v1/clusters/%s/jobs" % cid, {"kind": "preflight", "params": {"connection_only": True}}, OP)
+    check_eq(r.status, 202, "slow job %r" % r)
     jid = r.json()["id"]
     e = dict(os.environ, FERRY_SERVER=SERVER, FERRY_TOKEN=OP)
     waiter = subprocess.Popen([FERRY, "jobs", "wait", jid, "--timeout", "120"], env=e,

@@ -8,28 +8,29 @@ one operator of one tenant could starve every tenant).
   B's job starts at once instead of waiting for A's. (A took all three
   workers before, and B waited.)
 
-Uses the test-only phases (FERRY_TEST_MODE=1, params.test_sleep_ms).
+The jobs are connection-only preflights against kubesim, which holds each
+GET /version (10 s for A's cluster, 0.5 s for B's): slow API servers.
 """
 import os
 import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
-from apitest import (check, check_eq, finish, run_test, start)  # noqa: E402
+from apitest import (Kubesim, check, check_eq, finish, run_test, start)  # noqa: E402
 
 TESTS = ["sec_fairness_tenant_cap"]
-os.environ["FERRY_TEST_MODE"] = "1"
+ks = Kubesim(["--cluster", "ka=tke-fresh", "--cluster", "kb=tke-fresh"], TESTS, prefix="ferry-fair-ks-")
 f = start("sec_fair", TESTS, workers=3)
 A = f.token(f.tenant("tenant-a"), "operator")
 B = f.token(f.tenant("tenant-b"), "operator")
 
 
-def job(tok, name, sleep_ms):
-    r = f.post("/v1/clusters", {"name": name, "profile": "tke", "api_server": "https://10.0.0.1",
-                                "token": "t"}, tok)
+def job(tok, name, sim):
+    kc = open(ks.cluster(sim)["kubeconfig"]).read()
+    r = f.post("/v1/clusters", {"name": name, "profile": "tke", "kubeconfig": kc}, tok)
     check_eq(r.status, 201, "cluster %r" % r)
     r = f.post("/v1/clusters/%s/jobs" % r.json()["id"], {"kind": "preflight",
-                                                         "params": {"test_sleep_ms": sleep_ms}}, tok)
+                                                         "params": {"connection_only": True}}, tok)
     check_eq(r.status, 202, "job %r" % r)
     return r.json()["id"]
 
@@ -40,7 +41,9 @@ def running(tenant_tok):
 
 
 def t_cap():
-    a_jobs = [job(A, "a-%d" % i, 4000) for i in range(4)]
+    ks.slow("ka", 10000)
+    ks.slow("kb", 500)
+    a_jobs = [job(A, "a-%d" % i, "ka") for i in range(4)]
     time.sleep(1.5)
     most_a = 0
     for _ in range(10):
@@ -49,7 +52,7 @@ def t_cap():
     check(most_a <= 2, "tenant A holds %d of 3 workers" % most_a)
     check(most_a >= 1, "tenant A runs at all")
     t0 = time.time()
-    b = job(B, "b-0", 500)
+    b = job(B, "b-0", "kb")
     started = None
     while time.time() - t0 < 3.5:
         st = f.get("/v1/jobs/" + b, B).json()["state"]

@@ -116,12 +116,11 @@ static void test_metrics_overflow(void)
 }
 
 /* One params check: 0 = valid, else the field must be want_field. */
-static void params_case(const char *kind, const char *json, int test_mode, const char *want_field,
-			const char *want_text)
+static void params_case(const char *kind, const char *json, const char *want_field, const char *want_text)
 {
 	json_t *p = json_loads(json, 0, NULL);
 	char field[256] = "", msg[512] = "";
-	int rc = jobparams_check(kind, p, test_mode, field, sizeof field, msg, sizeof msg);
+	int rc = jobparams_check(kind, p, field, sizeof field, msg, sizeof msg);
 	if (!want_field) {
 		if (rc != 0)
 			printf("# %s %s: %s %s\n", kind, json, field, msg);
@@ -138,43 +137,44 @@ static void params_case(const char *kind, const char *json, int test_mode, const
 
 static void test_jobparams(void)
 {
-	params_case("install", "{}", 0, NULL, NULL);
-	params_case("install", "null", 0, NULL, NULL);
+	params_case("install", "{}", NULL, NULL);
+	params_case("install", "null", NULL, NULL);
 	params_case("install", "{\"chart_version\": \"1.15.1\", \"values_yaml\": [\"a: 1\\n\"], "
 		    "\"set\": [\"x=1\"], \"l2\": {\"cidrs\": [\"10.1.0.0/24\"], \"node_selector\": {\"a\": \"b\"}}, "
-		    "\"profile_options\": {\"pod_cidr\": \"10.0.0.0/16\", \"xdp\": true}, \"dry_run\": true}", 0, NULL, NULL);
-	params_case("install", "{\"chart_verison\": \"1.12.0\"}", 0, "params.chart_verison",
+		    "\"profile_options\": {\"pod_cidr\": \"10.0.0.0/16\", \"xdp\": true}, \"dry_run\": true}", NULL, NULL);
+	params_case("install", "{\"chart_verison\": \"1.12.0\"}", "params.chart_verison",
 		    "did you mean chart_version?");
-	params_case("install", "{\"zzz\": 1}", 0, "params.zzz", "unknown parameter");
-	params_case("install", "{\"chart_version\": 1.12}", 0, "params.chart_version", "must be a string");
-	params_case("install", "{\"chart_version\": \"\"}", 0, "params.chart_version", "must not be empty");
-	params_case("install", "{\"wait_timeout_s\": 1.5}", 0, "params.wait_timeout_s", "must be an integer");
-	params_case("install", "{\"set\": [\"a=1\", 2]}", 0, "params.set[1]", "must be a string");
-	params_case("install", "{\"l2\": {\"cidrs\": []}}", 0, "params.l2.cidrs", "empty list");
-	params_case("install", "{\"l2\": {}}", 0, "params.l2.cidrs", "is required");
-	params_case("install", "{\"on_failure\": \"retry\"}", 0, "params.on_failure", "one of [\"rollback\"]");
-	params_case("install", "{\"profile_options\": {\"k8s_service_port\": 70000}}", 0,
+	params_case("install", "{\"zzz\": 1}", "params.zzz", "unknown parameter");
+	params_case("install", "{\"chart_version\": 1.12}", "params.chart_version", "must be a string");
+	params_case("install", "{\"chart_version\": \"\"}", "params.chart_version", "must not be empty");
+	params_case("install", "{\"wait_timeout_s\": 1.5}", "params.wait_timeout_s", "must be an integer");
+	params_case("install", "{\"set\": [\"a=1\", 2]}", "params.set[1]", "must be a string");
+	params_case("install", "{\"l2\": {\"cidrs\": []}}", "params.l2.cidrs", "empty list");
+	params_case("install", "{\"l2\": {}}", "params.l2.cidrs", "is required");
+	params_case("install", "{\"on_failure\": \"retry\"}", "params.on_failure", "one of [\"rollback\"]");
+	params_case("install", "{\"profile_options\": {\"k8s_service_port\": 70000}}",
 		    "params.profile_options.k8s_service_port", "at most 65535");
 	params_case("install", "{\"nodepool\": {\"instance_families\": [\"S5\"], \"subnets\": [\"s\"], "
-		    "\"cpu_limt\": 3}}", 0, "params.nodepool.cpu_limt", "did you mean cpu_limit?");
-	params_case("install", "{\"test_sleep_ms\": 5}", 0, "params.test_sleep_ms", "unknown parameter");
-	params_case("install", "{\"test_sleep_ms\": 5}", 1, NULL, NULL);
-	params_case("preflight", "{\"connection_only\": true}", 0, NULL, NULL);
-	params_case("install", "{\"connection_only\": true}", 0, "params.connection_only", "unknown parameter");
-	params_case("rollback", "{\"revision\": 3, \"dry_run\": true}", 0, NULL, NULL);
-	params_case("rollback", "{\"revision\": 0}", 0, "params.revision", "at least 1");
+		    "\"cpu_limt\": 3}}", "params.nodepool.cpu_limt", "did you mean cpu_limit?");
+	/* The test-only params of old are gone: unknown like any other. */
+	params_case("install", "{\"test_sleep_ms\": 5}", "params.test_sleep_ms", "unknown parameter");
+	params_case("preflight", "{\"test_fail_first\": 1}", "params.test_fail_first", "unknown parameter");
+	params_case("preflight", "{\"connection_only\": true}", NULL, NULL);
+	params_case("install", "{\"connection_only\": true}", "params.connection_only", "unknown parameter");
+	params_case("rollback", "{\"revision\": 3, \"dry_run\": true}", NULL, NULL);
+	params_case("rollback", "{\"revision\": 0}", "params.revision", "at least 1");
 	params_case("uninstall", "{\"keep_history\": true, \"delete_crds\": false, \"restore_eni_agent\": true, "
-		    "\"force\": true}", 0, NULL, NULL);
-	params_case("adopt", "{\"namespace\": \"cilium\", \"release_name\": \"cilium\"}", 0, NULL, NULL);
-	params_case("check", "{\"ignore\": [{\"path\": \"/data/debug\", \"kind\": \"ConfigMap\"}]}", 0, NULL, NULL);
-	params_case("repair", "{\"ignore\": [{\"kind\": \"ConfigMap\"}]}", 0, "params.ignore[0].path", "is required");
-	params_case("nope", "{}", 0, "kind", "unknown job kind");
+		    "\"force\": true}", NULL, NULL);
+	params_case("adopt", "{\"namespace\": \"cilium\", \"release_name\": \"cilium\"}", NULL, NULL);
+	params_case("check", "{\"ignore\": [{\"path\": \"/data/debug\", \"kind\": \"ConfigMap\"}]}", NULL, NULL);
+	params_case("repair", "{\"ignore\": [{\"kind\": \"ConfigMap\"}]}", "params.ignore[0].path", "is required");
+	params_case("nope", "{}", "kind", "unknown job kind");
 	check(jobparams_kind_known("repair") && !jobparams_kind_known("nope"));
 	/* every schema parses and every documented param has a description */
 	const char *kinds[] = { "install", "upgrade", "rollback", "uninstall", "adopt", "check", "repair",
 				"preflight" };
 	for (size_t i = 0; i < 8; i++) {
-		json_t *sch = jobparams_schema(kinds[i], 0);
+		json_t *sch = jobparams_schema(kinds[i]);
 		const char *k;
 		json_t *v;
 		check(json_object_size(json_object_get(sch, "properties")) > 0);

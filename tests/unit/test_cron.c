@@ -1,11 +1,11 @@
 /*
- * test_cron: server/cron.c, the cron expressions and maintenance windows of
+ * test_cron: server/common/cron.c, the cron expressions and maintenance windows of
  * fleet campaigns. Times are "local epoch seconds" (wall clock as if UTC).
  */
 #include <string.h>
 #include <time.h>
 
-#include "server/cron.h"
+#include "server/common/cron.h"
 #include "tests/unit/testlib.h"
 
 /* Epoch seconds of a UTC wall-clock time. */

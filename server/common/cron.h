@@ -1,5 +1,5 @@
 /*
- * cron: five-field cron expressions (minute hour day-of-month month
+ * common/cron: five-field cron expressions (minute hour day-of-month month
  * day-of-week) and maintenance windows built on them, for fleet campaigns.
  *
  * Syntax per field: '*', N, N-M, '*' or N-M followed by /STEP, and lists of

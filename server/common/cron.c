@@ -2,7 +2,7 @@
  * cron: see cron.h. Fields are bit sets; searching walks days first (a day
  * that cannot match is skipped whole), then hours, then minutes.
  */
-#include "server/cron.h"
+#include "server/common/cron.h"
 
 #include <stdio.h>
 #include <stdlib.h>
