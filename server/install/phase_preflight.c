@@ -63,7 +63,7 @@ static enum phase_rc classify(struct runner_ctx *ctx, const char *what, int rc,
 static int get_lending(struct runner_ctx *ctx, struct kube_client *kc, const char *path,
 		       struct kube_response *resp)
 {
-	int lent = PQtransactionStatus(ctx->conn) == PQTRANS_IDLE && runner_lend_conn(ctx);
+	int lent = PQtransactionStatus(ctx->conn) == PQTRANS_IDLE && runner_lend_conn(ctx, 0);
 	int rc = kube_get(kc, path, resp);
 	if (lent)
 		runner_take_conn(ctx);

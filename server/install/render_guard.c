@@ -174,7 +174,7 @@ enum phase_rc render_slot_acquire(struct runner_ctx *ctx)
 	pthread_mutex_unlock(&s->mu);
 
 	/* Nothing to do with the connection while queued: lend it. */
-	int lent = runner_lend_conn(ctx);
+	int lent = runner_lend_conn(ctx, 1);
 	enum phase_rc rc = PHASE_OK;
 	pthread_mutex_lock(&s->mu);
 	while (!w.granted) {

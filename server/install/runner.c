@@ -68,11 +68,12 @@ int runner_should_abort(const struct runner_ctx *ctx)
 
 static void flush_notes(struct runner_ctx *ctx);
 
-int runner_lend_conn(struct runner_ctx *ctx)
+int runner_lend_conn(struct runner_ctx *ctx, int publish_notes)
 {
 	if (!ctx->pool || !ctx->conn)
 		return 0;
-	flush_notes(ctx);
+	if (publish_notes)
+		flush_notes(ctx);
 	db_release(ctx->pool, ctx->conn);
 	ctx->conn = NULL;
 	return 1;
@@ -94,7 +95,7 @@ int runner_sleep(struct runner_ctx *ctx, long ms)
 	 * sleeps, to notice an abort. */
 	if (ms > 0)
 		flush_notes(ctx);  /* visible while the phase waits */
-	int lend = ms >= RUNNER_LEND_MS && runner_lend_conn(ctx);
+	int lend = ms >= RUNNER_LEND_MS && runner_lend_conn(ctx, 0);
 	while (ms > 0) {
 		if (runner_should_abort(ctx))
 			break;

@@ -122,8 +122,11 @@ int runner_sleep(struct runner_ctx *ctx, long ms);
 /* A pooled runner's connection lent out for a wait and taken back (any
  * connection of the pool; waits as long as it takes): lend returns 1 when
  * it gave ctx->conn back (ctx->conn is then NULL until runner_take_conn),
- * 0 when there is nothing to lend (not pooled). */
-int runner_lend_conn(struct runner_ctx *ctx);
+ * 0 when there is nothing to lend (not pooled). publish_notes = 1 first
+ * commits the phase's pending log lines (runner_note) so they are visible
+ * during a long wait; 0 keeps them for the phase's end record (a short
+ * wait, or the caller already published them). */
+int runner_lend_conn(struct runner_ctx *ctx, int publish_notes);
 void runner_take_conn(struct runner_ctx *ctx);
 /* Append to the job's event log under the current phase. */
 void runner_event(struct runner_ctx *ctx, const char *level, const char *fmt, ...)
