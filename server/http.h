@@ -4,9 +4,11 @@
  * /metrics. Implemented by the API side (server/http.c + api/).
  *
  * http_server_start() binds app->cfg.listen ("host:port", "[v6]:port";
- * port 0 = any free port) and serves with one MHD thread per connection
+ * port 0 = any free port) and serves with a pool of cfg.http_threads
+ * libmicrohttpd threads (0 = 16; never more than the connection limit)
  * until http_server_stop(), which ends open SSE streams and waits for the
- * connection threads. NULL + message in err on failure (port in use, bad
+ * threads. Idle SSE streams hold no thread (suspended connections woken
+ * by one hub thread). NULL + message in err on failure (port in use, bad
  * listen address, unreadable TLS certificate or key, bad --trusted-proxy).
  * With cfg.tls_cert/tls_key it speaks only HTTPS (server/tlscreds.h for
  * protocols and ciphers); requests that came over HTTPS (its own TLS, or
@@ -18,7 +20,7 @@
  *
  * Memory: the returned server belongs to the caller; http_server_stop()
  * frees it. Thread-safety: start and stop from one thread (ferryd's main);
- * requests are handled on libmicrohttpd's connection threads.
+ * requests are handled on libmicrohttpd's pool threads.
  */
 #ifndef FERRY_HTTP_H
 #define FERRY_HTTP_H
