@@ -1,15 +1,19 @@
 /*
  * http: libmicrohttpd plumbing for ferryd.
  *
- * Threading: a fixed pool of libmicrohttpd threads (cfg.http_threads,
- * FERRY_HTTP_THREADS, default HTTP_DEFAULT_THREADS), each running its own
- * epoll loop over its share of the connections (a connection stays on the
- * thread that accepted it). Handlers run straight-line on that thread and
- * block on PostgreSQL; meanwhile the thread's other connections wait, so
- * the pool is as large as the database pool. A thread per connection
- * (before issue 14) cost a context switch per request hand-off and put 64
- * threads on two cores at 64 connections: the p99 tail (docs/ARCHITECTURE.md,
- * "Profiles that shaped the API read path").
+ * Threading (docs/ARCHITECTURE.md, Decisions): libmicrohttpd runs a few
+ * event threads (one per core, at most HTTP_MAX_EVENT_THREADS), each an
+ * epoll loop over its share of the connections, which never wait for the
+ * database; a complete request is handed to a fixed pool of handler
+ * threads (cfg.http_threads, FERRY_HTTP_THREADS, default
+ * HTTP_DEFAULT_THREADS) through one queue in arrival order: the access
+ * handler suspends the connection and queues it (work_submit), a handler
+ * thread routes it, runs the handler straight-line (blocking on
+ * PostgreSQL), queues the answer on the suspended connection and resumes
+ * it; the event thread sends it. A handler that waits (a lock, an
+ * exhausted pool) holds one handler thread, never an event loop, so other
+ * connections go on being served by the other handler threads. Before
+ * issue 14 every connection had a thread of its own.
  *
  * One request goes through these steps (http_access):
  *   1. first call: allocate the per-request state; a Content-Length above
@@ -34,8 +38,9 @@
  * job is named (and every 5 s regardless), formats `event: log` /
  * `event: job` records, and ends when the job has finished and every event
  * was sent, or when the server stops. Without a LISTEN connection it polls
- * every 300 ms. With nothing to send it suspends its connection
- * (MHD_suspend_connection) and one hub thread (sse_hub_main) poll()s the
+ * every 300 ms; the database reads run on a handler thread (the
+ * connection suspended meanwhile). With nothing to send it suspends its
+ * connection (MHD_suspend_connection) and one hub thread (sse_hub_main) poll()s the
  * LISTEN sockets of all suspended streams and resumes a stream when a
  * notification names it, when its next poll or keep-alive is due, or when
  * the server stops (every suspended stream is resumed, and ends, before
@@ -81,11 +86,12 @@
  * connection slots. */
 #define SSE_MAX_LISTENERS 32
 
-/* Threads serving connections without FERRY_HTTP_THREADS: as many as the
- * database pool has connections (ferryd.c opens 16), so a handler never
- * waits for a connection because of the threads and a handler that waits
- * for the database holds up only its own thread's share of connections. */
+/* Handler threads without FERRY_HTTP_THREADS: as many as the database
+ * pool has connections (ferryd.c opens 16): more would only wait for a
+ * database connection, fewer would leave connections unused. */
 #define HTTP_DEFAULT_THREADS 16
+/* Event threads: one per core, at most this many. */
+#define HTTP_MAX_EVENT_THREADS 4
 
 /* Sent on every answer to a request that came over HTTPS (ferryd's own TLS
  * or a trusted proxy's): browsers then refuse plain HTTP to this host for
@@ -108,6 +114,22 @@ struct http_server {
 	pthread_mutex_t hub_mu;
 	int hub_stopping;          /* under hub_mu: no stream suspends any more */
 	struct sse_state *streams; /* under hub_mu: every open stream */
+	/* Handler threads (see handlers_main): */
+	pthread_t *handlers;
+	int nhandlers;
+	pthread_mutex_t work_mu;
+	pthread_cond_t work_cv;
+	struct work *work_head, *work_tail;  /* under work_mu, oldest first */
+	int work_stopping;         /* under work_mu: run new work inline */
+	int work_started;
+};
+
+/* One piece of work for a handler thread: fn(srv, arg) runs there and
+ * ends by resuming the suspended connection it belongs to. */
+struct work {
+	struct work *next;
+	void (*fn)(struct http_server *srv, void *arg);
+	void *arg;
 };
 
 struct http_ctx {
@@ -115,6 +137,8 @@ struct http_ctx {
 	struct buf body;
 	int too_large;
 	struct timespec start;
+	int handed_off;            /* given to a handler thread (connection suspended) */
+	enum MHD_Result answer_rc; /* what the handler thread's answer returned */
 };
 
 static double elapsed_since(const struct timespec *start)
@@ -357,6 +381,74 @@ static int open_static(const char *root, const char *path, size_t *size,
 	return fd;
 }
 
+/* ---- handler threads ----------------------------------------------- */
+
+/* Suspend conn and queue fn(srv, arg) for a handler thread, which runs it
+ * and resumes conn. 0 when the handlers are stopping or gone (the caller
+ * then does the work itself, on its own thread). Only from the access
+ * handler or a content reader, where libmicrohttpd allows suspending;
+ * work_mu is held across the suspend, so no handler thread can resume
+ * conn before it is suspended. */
+static int work_submit(struct http_server *srv, struct MHD_Connection *conn,
+		       void (*fn)(struct http_server *, void *), void *arg)
+{
+	pthread_mutex_lock(&srv->work_mu);
+	if (!srv->work_started || srv->work_stopping) {
+		pthread_mutex_unlock(&srv->work_mu);
+		return 0;
+	}
+	struct work *w = xcalloc(1, sizeof(*w));
+	w->fn = fn;
+	w->arg = arg;
+	MHD_suspend_connection(conn);
+	if (srv->work_tail)
+		srv->work_tail->next = w;
+	else
+		srv->work_head = w;
+	srv->work_tail = w;
+	pthread_cond_signal(&srv->work_cv);
+	pthread_mutex_unlock(&srv->work_mu);
+	return 1;
+}
+
+/* A handler thread: work in arrival order; once stopping, the queue is
+ * drained (every suspended connection in it resumed) before it returns. */
+static void *handler_main(void *arg)
+{
+	struct http_server *srv = arg;
+	pthread_mutex_lock(&srv->work_mu);
+	for (;;) {
+		while (!srv->work_head && !srv->work_stopping)
+			pthread_cond_wait(&srv->work_cv, &srv->work_mu);
+		struct work *w = srv->work_head;
+		if (!w)
+			break;
+		srv->work_head = w->next;
+		if (!srv->work_head)
+			srv->work_tail = NULL;
+		pthread_mutex_unlock(&srv->work_mu);
+		w->fn(srv, w->arg);
+		free(w);
+		pthread_mutex_lock(&srv->work_mu);
+	}
+	pthread_mutex_unlock(&srv->work_mu);
+	return NULL;
+}
+
+/* Stop the handler threads after they have drained the queue. */
+static void handlers_stop(struct http_server *srv)
+{
+	pthread_mutex_lock(&srv->work_mu);
+	srv->work_stopping = 1;
+	pthread_cond_broadcast(&srv->work_cv);
+	pthread_mutex_unlock(&srv->work_mu);
+	for (int i = 0; i < srv->nhandlers; i++)
+		pthread_join(srv->handlers[i], NULL);
+	srv->nhandlers = 0;
+	free(srv->handlers);
+	srv->handlers = NULL;
+}
+
 /* ---- SSE --------------------------------------------------------------- */
 
 struct sse_state {
@@ -383,6 +475,9 @@ struct sse_state {
 	double wake_at;          /* the hub resumes it then at the latest */
 	int hit;                 /* a notification named this stream's id */
 	int listen_broken;       /* the LISTEN connection failed (hub saw it) */
+	/* Set by the handler thread that polled for the stream: */
+	int poll_done;
+	int poll_rc;
 };
 
 /* A dedicated connection LISTENing for this job's changes; NULL when it
@@ -505,6 +600,41 @@ out:
 	return rc;
 }
 
+/* After a poll: a failed one ends the stream with an error event. */
+static void sse_after_poll(struct sse_state *s, int rc)
+{
+	if (rc < 0) {
+		buf_puts(&s->out, s->campaign ? "event: error\ndata: {\"detail\":\"the campaign stream ended\"}\n\n"
+					      : "event: error\ndata: {\"detail\":\"the job stream ended\"}\n\n");
+		s->finished = 1;
+	}
+}
+
+static void sse_hub_add(struct http_server *srv, struct sse_state *s);
+
+/* sse_poll; the first time after opening the stream's LISTEN connection
+ * (before the first read, so no change is lost between the read and the
+ * wait) and handing the stream to the hub. */
+static int sse_poll_step(struct sse_state *s)
+{
+	if (!s->listen_tried) {
+		s->listen_tried = 1;
+		s->listen = sse_listen_open(s);
+		sse_hub_add(s->srv, s);
+	}
+	return sse_poll(s);
+}
+
+/* On a handler thread, for a stream whose connection is suspended. */
+static void sse_poll_work(struct http_server *srv, void *arg)
+{
+	struct sse_state *s = arg;
+	(void)srv;
+	s->poll_rc = sse_poll_step(s);
+	s->poll_done = 1;
+	MHD_resume_connection(s->conn);
+}
+
 static double mono_now(void)
 {
 	struct timespec ts;
@@ -580,15 +710,13 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max)
 			s->last_write = mono_now();
 			return (ssize_t)n;
 		}
+		if (s->poll_done) {
+			s->poll_done = 0;
+			sse_after_poll(s, s->poll_rc);
+			continue;
+		}
 		if (s->finished || sse_stopping(s))
 			return MHD_CONTENT_READER_END_OF_STREAM;
-		if (!s->listen_tried) {
-			/* LISTEN before the first read, so no change is lost between
-			 * the read and the wait. */
-			s->listen_tried = 1;
-			s->listen = sse_listen_open(s);
-			sse_hub_add(srv, s);
-		}
 		/* Not suspended: the hub leaves s alone until we suspend again. */
 		pthread_mutex_lock(&srv->hub_mu);
 		int hit = s->hit, broken = s->listen_broken;
@@ -599,16 +727,13 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max)
 			sse_listen_close(s);
 		double now = mono_now();
 		if (hit || broken || now >= s->next_poll) {
+			/* The database reads run on a handler thread, like a
+			 * request's: this thread serves other connections. */
 			s->next_poll = now + (s->listen ? 5.0 : 0.3);
-			if (sse_poll(s) < 0) {
-				buf_puts(&s->out, s->campaign ? "event: error\ndata: {\"detail\":\"the campaign stream ended\"}\n\n"
-							      : "event: error\ndata: {\"detail\":\"the job stream ended\"}\n\n");
-				s->finished = 1;
-				continue;
-			}
-			if (s->out.len)
-				continue;
-			now = mono_now();
+			if (work_submit(srv, s->conn, sse_poll_work, s))
+				return 0;
+			sse_after_poll(s, sse_poll_step(s));
+			continue;
 		}
 		if (now - s->last_write >= 15) {
 			buf_puts(&s->out, ": keep-alive\n\n");
@@ -952,6 +1077,10 @@ static enum MHD_Result queue_api_answer(struct http_server *srv, struct MHD_Conn
 	return ret;
 }
 
+static enum MHD_Result answer_request(struct http_server *srv, struct MHD_Connection *conn,
+				      struct http_ctx *ctx);
+static void run_request(struct http_server *srv, void *arg);
+
 static enum MHD_Result http_access(void *cls, struct MHD_Connection *conn, const char *url,
 				   const char *method, const char *version,
 				   const char *upload_data, size_t *upload_data_size,
@@ -1028,8 +1157,24 @@ static enum MHD_Result http_access(void *cls, struct MHD_Connection *conn, const
 		return MHD_YES;
 	}
 
-	/* Upload complete: handle the request. */
+	/* Upload complete: a handler thread answers (the connection is
+	 * suspended meanwhile), or this thread when they are stopping. */
+	if (ctx->handed_off)
+		return ctx->answer_rc; /* called again after the answer */
+	ctx->handed_off = 1;
+	ctx->answer_rc = MHD_YES;
+	if (work_submit(srv, conn, run_request, ctx))
+		return MHD_YES;
+	return answer_request(srv, conn, ctx);
+}
+
+/* Route the complete request, run its handler and queue the answer. */
+static enum MHD_Result answer_request(struct http_server *srv, struct MHD_Connection *conn,
+				      struct http_ctx *ctx)
+{
+	struct app *app = srv->app;
 	struct api_req *r = &ctx->req;
+	const char *url = r->path, *method = r->method;
 	r->body = ctx->body.len ? ctx->body.data : NULL;
 	r->body_len = ctx->body.len;
 	if (ctx->too_large) {
@@ -1059,6 +1204,17 @@ static enum MHD_Result http_access(void *cls, struct MHD_Connection *conn, const
 	enum MHD_Result ret = queue_api_answer(srv, conn, ctx);
 	finish_request(srv, ctx);
 	return ret;
+}
+
+/* On a handler thread: answer a request whose connection is suspended. A
+ * failed answer (MHD_NO) closes the connection when libmicrohttpd calls
+ * the access handler again. */
+static void run_request(struct http_server *srv, void *arg)
+{
+	struct http_ctx *ctx = arg;
+	struct MHD_Connection *conn = ctx->req.conn;
+	ctx->answer_rc = answer_request(srv, conn, ctx);
+	MHD_resume_connection(conn);
 }
 
 static void http_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
@@ -1173,7 +1329,6 @@ static void hub_stop(struct http_server *srv)
 		sse_hub_kick(srv);
 		pthread_join(srv->hub, NULL);
 		srv->hub_started = 0;
-		pthread_mutex_destroy(&srv->hub_mu);
 	}
 	for (int i = 0; i < 2; i++)
 		if (srv->hub_pipe[i] >= 0)
@@ -1194,6 +1349,9 @@ struct http_server *http_server_start(struct app *app, char *err, size_t errlen)
 	struct http_server *srv = xcalloc(1, sizeof(*srv));
 	srv->app = app;
 	srv->hub_pipe[0] = srv->hub_pipe[1] = -1;
+	pthread_mutex_init(&srv->hub_mu, NULL);
+	pthread_mutex_init(&srv->work_mu, NULL);
+	pthread_cond_init(&srv->work_cv, NULL);
 	atomic_init(&srv->listeners, 0);
 	/* Slow clients (docs/SECURITY.md): a total connection limit with
 	 * headroom, a per-IP cap, absolute request-head deadlines
@@ -1226,12 +1384,27 @@ struct http_server *http_server_start(struct app *app, char *err, size_t errlen)
 			goto fail;
 		srv->tls = 1;
 	}
-	/* A fixed pool of threads, each with its own epoll set over its
-	 * share of the connections (see the top of this file). */
-	unsigned int threads = app->cfg.http_threads > 0 ? (unsigned)app->cfg.http_threads
-							 : HTTP_DEFAULT_THREADS;
-	if (threads > max_conn)
-		threads = max_conn;
+	/* Event threads: one epoll loop per core (at most
+	 * HTTP_MAX_EVENT_THREADS) over its share of the connections; handler
+	 * threads: cfg.http_threads (see the top of this file). */
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	unsigned int event_threads = cpus < 1 ? 1 : cpus > HTTP_MAX_EVENT_THREADS ? HTTP_MAX_EVENT_THREADS
+										  : (unsigned)cpus;
+	/* 0: no handler threads, the event threads run the handlers (one
+	 * hand-off less per request, but a handler that waits holds up its
+	 * event thread's other connections). */
+	int nhandlers = app->cfg.http_threads >= 0 ? app->cfg.http_threads : HTTP_DEFAULT_THREADS;
+	srv->handlers = xcalloc((size_t)nhandlers + 1, sizeof(*srv->handlers));
+	pthread_mutex_lock(&srv->work_mu);
+	for (; srv->nhandlers < nhandlers; srv->nhandlers++)
+		if (pthread_create(&srv->handlers[srv->nhandlers], NULL, handler_main, srv) != 0)
+			break;
+	srv->work_started = srv->nhandlers > 0;
+	pthread_mutex_unlock(&srv->work_mu);
+	if (srv->nhandlers < nhandlers) {
+		snprintf(err, errlen, "cannot start %d HTTP handler threads", nhandlers);
+		goto fail;
+	}
 	if (pipe(srv->hub_pipe) != 0) {
 		srv->hub_pipe[0] = srv->hub_pipe[1] = -1;
 		snprintf(err, errlen, "cannot create the SSE hub's pipe: %s", strerror(errno));
@@ -1241,7 +1414,6 @@ struct http_server *http_server_start(struct app *app, char *err, size_t errlen)
 		fcntl(srv->hub_pipe[i], F_SETFD, FD_CLOEXEC);
 		fcntl(srv->hub_pipe[i], F_SETFL, O_NONBLOCK);
 	}
-	pthread_mutex_init(&srv->hub_mu, NULL);
 	if (pthread_create(&srv->hub, NULL, sse_hub_main, srv) != 0) {
 		snprintf(err, errlen, "cannot start the SSE hub thread");
 		goto fail;
@@ -1260,7 +1432,7 @@ struct http_server *http_server_start(struct app *app, char *err, size_t errlen)
 					       MHD_OPTION_HTTPS_PRIORITIES, tlscreds_priorities,
 					       MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, srv,
 					       MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-					       MHD_OPTION_THREAD_POOL_SIZE, threads,
+					       MHD_OPTION_THREAD_POOL_SIZE, event_threads,
 					       MHD_OPTION_CONNECTION_LIMIT, max_conn,
 					       MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_ip,
 					       MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)120,
@@ -1271,7 +1443,7 @@ struct http_server *http_server_start(struct app *app, char *err, size_t errlen)
 		srv->daemon = MHD_start_daemon(flags, 0, NULL, NULL, http_access, srv,
 					       MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, srv,
 					       MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-					       MHD_OPTION_THREAD_POOL_SIZE, threads,
+					       MHD_OPTION_THREAD_POOL_SIZE, event_threads,
 					       MHD_OPTION_CONNECTION_LIMIT, max_conn,
 					       MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_ip,
 					       MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)120,
@@ -1289,6 +1461,7 @@ struct http_server *http_server_start(struct app *app, char *err, size_t errlen)
 	return srv;
 fail:
 	hub_stop(srv);
+	handlers_stop(srv);
 	if (srv->tls)
 		tlscreds_free_all();
 	trustproxy_free(srv->proxies);
@@ -1324,6 +1497,10 @@ void http_server_stop(struct http_server *srv)
 	/* Every suspended stream must be resumed (and ends) before
 	 * MHD_stop_daemon: the hub does that on its way out. */
 	hub_stop(srv);
+	/* Then the handler threads, once they have answered what is queued
+	 * (resuming those connections); from here on requests are answered
+	 * on the event threads. */
+	handlers_stop(srv);
 	MHD_stop_daemon(srv->daemon);
 	connguard_free(srv->guard);
 	if (srv->tls)
