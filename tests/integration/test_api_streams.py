@@ -1,13 +1,22 @@
 #!/usr/bin/env python3
-"""API integration: SSE streams on a small HTTP thread pool (issue 14).
+"""API integration: the HTTP threading model (issue 14).
 
-ferryd serves HTTP with a fixed pool of threads (FERRY_HTTP_THREADS); an
-idle SSE stream suspends its connection and holds no thread. Here ferryd
-runs with 2 threads and more open streams than threads (and more than the
-32 streams that get a LISTEN connection of their own, so some poll):
-ordinary requests are still answered, a notification still reaches every
-stream live, the end of the job ends every stream, and SIGTERM with
-streams open ends them and exits 0. No workers: jobs stay queued.
+ferryd's event threads hand requests to FERRY_HTTP_THREADS handler
+threads; an idle SSE stream suspends its connection and holds no thread.
+Here ferryd runs with 2 handler threads:
+- api_streams_outnumber_threads: more open streams than threads (and more
+  than the 32 streams that get a LISTEN connection of their own, so some
+  poll): ordinary requests are still answered, a notification still
+  reaches every stream live, the end of the job ends every stream;
+- api_http_stalled_handler: a request stalled in the database (its audit
+  write waits for a lock) holds one handler thread; requests on new
+  connections are still answered while it waits, and it completes once
+  the lock goes;
+- api_streams_sigterm: SIGTERM with streams open ends them and exits 0.
+No workers: jobs stay queued. STREAMS_TEST_HTTP_THREADS=0 runs the same
+tests with the handlers on the event threads (FERRY_HTTP_THREADS=0), where
+api_http_stalled_handler fails: the kept connections of the stalled event
+thread get no answer.
 """
 import http.client
 import json
@@ -21,8 +30,8 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from apitest import check, check_eq, finish, run_test, start  # noqa: E402
 
-TESTS = ["api_streams_outnumber_threads", "api_streams_sigterm"]
-THREADS = 2
+TESTS = ["api_streams_outnumber_threads", "api_http_stalled_handler", "api_streams_sigterm"]
+THREADS = int(os.environ.get("STREAMS_TEST_HTTP_THREADS", "2"))
 STREAMS = 36   # more than the threads and than SSE_MAX_LISTENERS (32)
 f = start("streams", TESTS, env={"FERRY_HTTP_THREADS": str(THREADS)})
 acme = f.tenant("acme")
@@ -119,6 +128,59 @@ def t_outnumber_threads():
         check_eq(s.logs().count("live"), 1, "the live event once")
 
 
+def t_stalled_handler():
+    r = f.post("/v1/clusters", {"name": "stall", "profile": "tke", "api_server": "https://10.0.0.1",
+                                "token": "tok-stall"}, OP)
+    check_eq(r.status, 201, "cluster: %r" % r)
+    cid = r.json()["id"]
+    # Keep-alive connections opened before the stall: each stays on the
+    # event thread that accepted it.
+    conns = [http.client.HTTPConnection("127.0.0.1", f.port, timeout=60) for _ in range(8)]
+
+    def get_on(c):
+        c.request("GET", "/v1/clusters/" + cid, headers={"Authorization": "Bearer " + VIEW})
+        resp = c.getresponse()
+        resp.read()
+        return resp.status
+    for c in conns:
+        check_eq(get_on(c), 200, "GET before the stall")
+    locker = subprocess.Popen(["psql", "-X", "-q", f.db_url, "-c",
+                               "BEGIN; LOCK TABLE audit_log IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(600); COMMIT;"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    out = {}
+    t = None
+    try:
+        wait_for(lambda: f.sql("SELECT count(*) FROM pg_locks WHERE relation = 'audit_log'::regclass"
+                               " AND mode = 'AccessExclusiveLock' AND granted") == "1", "the lock on audit_log")
+
+        def patch():
+            out["r"] = f.request("PATCH", "/v1/clusters/" + cid, {"labels": {"stalled": "yes"}}, OP, timeout=300)
+        t = threading.Thread(target=patch, daemon=True)
+        t.start()
+        # The PATCH's audit write waits for the lock (holding a handler thread).
+        wait_for(lambda: f.sql("SELECT count(*) FROM pg_locks WHERE relation = 'audit_log'::regclass"
+                               " AND NOT granted") == "1", "the PATCH to wait for the lock")
+        # Meanwhile requests are answered (by the other handler thread) on
+        # every open connection, whichever event thread it is on, and on
+        # new ones.
+        for c in conns:
+            check_eq(get_on(c), 200, "GET on a kept connection while a handler is stalled")
+        for _ in range(4):
+            check_eq(f.get("/v1/clusters/" + cid, VIEW).status, 200, "GET while a handler is stalled")
+        check(t.is_alive(), "the PATCH finished although the lock was held")
+    finally:
+        f.sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+              " WHERE query LIKE '%LOCK TABLE audit_log%' AND pid <> pg_backend_pid()")
+        locker.wait(60)
+    for c in conns:
+        c.close()
+    check(t is not None, "the PATCH never started")
+    t.join(120)
+    check(not t.is_alive(), "the PATCH did not finish after the lock went")
+    check_eq(out["r"].status, 200, "the stalled PATCH: %r" % out.get("r"))
+    check_eq(f.get("/v1/clusters/" + cid, VIEW).json()["labels"], {"stalled": "yes"}, "patched")
+
+
 def t_sigterm():
     jids = [new_job("s2-%d" % i) for i in range(4)]
     streams = [Stream(jids[i % len(jids)], f.port) for i in range(8)]
@@ -136,5 +198,6 @@ def t_sigterm():
 
 
 run_test("api_streams_outnumber_threads", t_outnumber_threads)
+run_test("api_http_stalled_handler", t_stalled_handler)
 run_test("api_streams_sigterm", t_sigterm)
 finish(f)   # the log must be free of sanitizer reports
