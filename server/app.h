@@ -56,6 +56,9 @@ struct app_config {
 	int http_per_ip_connections;  /* FERRY_HTTP_PER_IP_CONNECTIONS, 64 */
 	int http_header_timeout_s;    /* FERRY_HTTP_HEADER_TIMEOUT_S, 10 */
 	int http_idle_timeout_s;      /* FERRY_HTTP_IDLE_TIMEOUT_S, 60 */
+	int http_threads;             /* FERRY_HTTP_THREADS: API handler threads
+				       * (server/http.h); -1 = default (16), 0 = run
+				       * handlers on the event threads */
 	/* TLS and proxies (docs/AUTH.md). */
 	const char *tls_cert;         /* --tls-cert / FERRY_TLS_CERT: PEM chain; NULL = plain HTTP */
 	const char *tls_key;          /* --tls-key / FERRY_TLS_KEY: PEM key */

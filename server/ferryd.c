@@ -375,6 +375,7 @@ static void build_config(struct settings *s, struct app_config *cfg, struct buf 
 						     getenv("FERRY_HTTP_HEADER_TIMEOUT_S"), 1, 3600, 10);
 	cfg->http_idle_timeout_s = (int)parse_long("FERRY_HTTP_IDLE_TIMEOUT_S",
 						   getenv("FERRY_HTTP_IDLE_TIMEOUT_S"), 1, 3600, 60);
+	cfg->http_threads = (int)parse_long("FERRY_HTTP_THREADS", getenv("FERRY_HTTP_THREADS"), 0, 1024, -1);
 	cfg->tls_cert = envor(s->tls_cert, "FERRY_TLS_CERT");
 	cfg->tls_key = envor(s->tls_key, "FERRY_TLS_KEY");
 	if (!cfg->tls_cert != !cfg->tls_key)

@@ -1,10 +1,19 @@
 /*
  * http: libmicrohttpd plumbing for ferryd.
  *
- * The daemon runs one thread per connection (MHD_USE_THREAD_PER_CONNECTION):
- * handlers block on PostgreSQL and the SSE stream blocks between polls, so a
- * connection owning its thread keeps the code straight-line. The connection
- * limit bounds the number of threads.
+ * Threading (docs/ARCHITECTURE.md, Decisions): libmicrohttpd runs a few
+ * event threads (one per core, at most HTTP_MAX_EVENT_THREADS), each an
+ * epoll loop over its share of the connections, which never wait for the
+ * database; a complete request is handed to a fixed pool of handler
+ * threads (cfg.http_threads, FERRY_HTTP_THREADS, default
+ * HTTP_DEFAULT_THREADS) through one queue in arrival order: the access
+ * handler suspends the connection and queues it (work_submit), a handler
+ * thread routes it, runs the handler straight-line (blocking on
+ * PostgreSQL), queues the answer on the suspended connection and resumes
+ * it; the event thread sends it. A handler that waits (a lock, an
+ * exhausted pool) holds one handler thread, never an event loop, so other
+ * connections go on being served by the other handler threads. Before
+ * issue 14 every connection had a thread of its own.
  *
  * One request goes through these steps (http_access):
  *   1. first call: allocate the per-request state; a Content-Length above
@@ -21,14 +30,21 @@
  * Paths outside /v1 and the health/metrics endpoints are static console
  * files from cfg.web_root (GET/HEAD only, no "..", regular files only).
  *
- * The SSE stream (/v1/jobs/{id}/events/stream) is a callback response: the
- * reader LISTENs on DB_JOB_EVENTS_CHANNEL with a connection of its own
- * (core's db/jobs.c NOTIFYs it with the job id on every event and state
+ * The SSE streams (/v1/jobs/{id}/events/stream, the campaign stream) are
+ * callback responses that hold no thread while idle: the reader LISTENs on
+ * DB_JOB_EVENTS_CHANNEL (or the campaign channel) with a connection of its
+ * own (core's db/jobs.c NOTIFYs it with the job id on every event and state
  * change), reads the job's new events and state through the pool when its
  * job is named (and every 5 s regardless), formats `event: log` /
  * `event: job` records, and ends when the job has finished and every event
  * was sent, or when the server stops. Without a LISTEN connection it polls
- * every 300 ms.
+ * every 300 ms; the database reads run on a handler thread (the
+ * connection suspended meanwhile). With nothing to send it suspends its
+ * connection (MHD_suspend_connection) and one hub thread (sse_hub_main) poll()s the
+ * LISTEN sockets of all suspended streams and resumes a stream when a
+ * notification names it, when its next poll or keep-alive is due, or when
+ * the server stops (every suspended stream is resumed, and ends, before
+ * MHD_stop_daemon).
  */
 #include "server/http.h"
 
@@ -38,6 +54,7 @@
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -69,6 +86,13 @@
  * connection slots. */
 #define SSE_MAX_LISTENERS 32
 
+/* Handler threads without FERRY_HTTP_THREADS: as many as the database
+ * pool has connections (ferryd.c opens 16): more would only wait for a
+ * database connection, fewer would leave connections unused. */
+#define HTTP_DEFAULT_THREADS 16
+/* Event threads: one per core, at most this many. */
+#define HTTP_MAX_EVENT_THREADS 4
+
 /* Sent on every answer to a request that came over HTTPS (ferryd's own TLS
  * or a trusted proxy's): browsers then refuse plain HTTP to this host for
  * a year. Not includeSubDomains: ferryd does not own its parent domain. */
@@ -83,6 +107,29 @@ struct http_server {
 	volatile int stopping;
 	int port;
 	atomic_int listeners;
+	/* SSE hub (see sse_hub_main): */
+	pthread_t hub;
+	int hub_started;
+	int hub_pipe[2];           /* wakes the hub: a stream suspended, or stop */
+	pthread_mutex_t hub_mu;
+	int hub_stopping;          /* under hub_mu: no stream suspends any more */
+	struct sse_state *streams; /* under hub_mu: every open stream */
+	/* Handler threads (see handlers_main): */
+	pthread_t *handlers;
+	int nhandlers;
+	pthread_mutex_t work_mu;
+	pthread_cond_t work_cv;
+	struct work *work_head, *work_tail;  /* under work_mu, oldest first */
+	int work_stopping;         /* under work_mu: run new work inline */
+	int work_started;
+};
+
+/* One piece of work for a handler thread: fn(srv, arg) runs there and
+ * ends by resuming the suspended connection it belongs to. */
+struct work {
+	struct work *next;
+	void (*fn)(struct http_server *srv, void *arg);
+	void *arg;
 };
 
 struct http_ctx {
@@ -90,6 +137,8 @@ struct http_ctx {
 	struct buf body;
 	int too_large;
 	struct timespec start;
+	int handed_off;            /* given to a handler thread (connection suspended) */
+	enum MHD_Result answer_rc; /* what the handler thread's answer returned */
 };
 
 static double elapsed_since(const struct timespec *start)
@@ -332,6 +381,74 @@ static int open_static(const char *root, const char *path, size_t *size,
 	return fd;
 }
 
+/* ---- handler threads ----------------------------------------------- */
+
+/* Suspend conn and queue fn(srv, arg) for a handler thread, which runs it
+ * and resumes conn. 0 when the handlers are stopping or gone (the caller
+ * then does the work itself, on its own thread). Only from the access
+ * handler or a content reader, where libmicrohttpd allows suspending;
+ * work_mu is held across the suspend, so no handler thread can resume
+ * conn before it is suspended. */
+static int work_submit(struct http_server *srv, struct MHD_Connection *conn,
+		       void (*fn)(struct http_server *, void *), void *arg)
+{
+	pthread_mutex_lock(&srv->work_mu);
+	if (!srv->work_started || srv->work_stopping) {
+		pthread_mutex_unlock(&srv->work_mu);
+		return 0;
+	}
+	struct work *w = xcalloc(1, sizeof(*w));
+	w->fn = fn;
+	w->arg = arg;
+	MHD_suspend_connection(conn);
+	if (srv->work_tail)
+		srv->work_tail->next = w;
+	else
+		srv->work_head = w;
+	srv->work_tail = w;
+	pthread_cond_signal(&srv->work_cv);
+	pthread_mutex_unlock(&srv->work_mu);
+	return 1;
+}
+
+/* A handler thread: work in arrival order; once stopping, the queue is
+ * drained (every suspended connection in it resumed) before it returns. */
+static void *handler_main(void *arg)
+{
+	struct http_server *srv = arg;
+	pthread_mutex_lock(&srv->work_mu);
+	for (;;) {
+		while (!srv->work_head && !srv->work_stopping)
+			pthread_cond_wait(&srv->work_cv, &srv->work_mu);
+		struct work *w = srv->work_head;
+		if (!w)
+			break;
+		srv->work_head = w->next;
+		if (!srv->work_head)
+			srv->work_tail = NULL;
+		pthread_mutex_unlock(&srv->work_mu);
+		w->fn(srv, w->arg);
+		free(w);
+		pthread_mutex_lock(&srv->work_mu);
+	}
+	pthread_mutex_unlock(&srv->work_mu);
+	return NULL;
+}
+
+/* Stop the handler threads after they have drained the queue. */
+static void handlers_stop(struct http_server *srv)
+{
+	pthread_mutex_lock(&srv->work_mu);
+	srv->work_stopping = 1;
+	pthread_cond_broadcast(&srv->work_cv);
+	pthread_mutex_unlock(&srv->work_mu);
+	for (int i = 0; i < srv->nhandlers; i++)
+		pthread_join(srv->handlers[i], NULL);
+	srv->nhandlers = 0;
+	free(srv->handlers);
+	srv->handlers = NULL;
+}
+
 /* ---- SSE --------------------------------------------------------------- */
 
 struct sse_state {
@@ -344,11 +461,23 @@ struct sse_state {
 	struct buf out;          /* formatted, not yet sent */
 	size_t out_pos;
 	int finished;            /* job finished and everything queued */
-	time_t last_write;
+	double last_write;       /* mono_now() of the last bytes handed out */
+	double next_poll;        /* poll the database at the latest then */
 	PGconn *listen;          /* LISTENs on DB_JOB_EVENTS_CHANNEL, or NULL */
 	int listen_tried;
 	int campaign;            /* job_id is a campaign's id (api_campaign_stream_poll) */
 	json_t *memo;            /* what the campaign stream sent */
+	struct MHD_Connection *conn;
+	/* Shared with the hub thread, under srv->hub_mu: */
+	struct sse_state *prev, *next;  /* srv->streams */
+	int registered;          /* in srv->streams */
+	int suspended;           /* connection suspended, waiting for the hub */
+	double wake_at;          /* the hub resumes it then at the latest */
+	int hit;                 /* a notification named this stream's id */
+	int listen_broken;       /* the LISTEN connection failed (hub saw it) */
+	/* Set by the handler thread that polled for the stream: */
+	int poll_done;
+	int poll_rc;
 };
 
 /* A dedicated connection LISTENing for this job's changes; NULL when it
@@ -387,36 +516,6 @@ static PGconn *sse_listen_open(struct sse_state *s)
 		return NULL;
 	}
 	return c;
-}
-
-/* Wait up to ms for a notification about this job. 1 = something may have
- * changed (or the listener broke: then it is closed and we poll). */
-static int sse_wait(struct sse_state *s, int ms)
-{
-	if (!s->listen) {
-		struct timespec ts = { 0, 300 * 1000 * 1000 };
-		nanosleep(&ts, NULL);
-		return 1;
-	}
-	struct pollfd pfd = { .fd = PQsocket(s->listen), .events = POLLIN };
-	int n = poll(&pfd, 1, ms);
-	if (n < 0 && errno != EINTR)
-		goto broken;
-	if (n <= 0)
-		return 0;
-	if (!PQconsumeInput(s->listen))
-		goto broken;
-	int hit = 0;
-	PGnotify *nt;
-	while ((nt = PQnotifies(s->listen)) != NULL) {
-		if (nt->extra && !strcmp(nt->extra, s->job_id))
-			hit = 1;
-		PQfreemem(nt);
-	}
-	return hit;
-broken:
-	sse_listen_close(s);
-	return 1;
 }
 
 static int job_is_final(const json_t *job)
@@ -501,9 +600,101 @@ out:
 	return rc;
 }
 
+/* After a poll: a failed one ends the stream with an error event. */
+static void sse_after_poll(struct sse_state *s, int rc)
+{
+	if (rc < 0) {
+		buf_puts(&s->out, s->campaign ? "event: error\ndata: {\"detail\":\"the campaign stream ended\"}\n\n"
+					      : "event: error\ndata: {\"detail\":\"the job stream ended\"}\n\n");
+		s->finished = 1;
+	}
+}
+
+static void sse_hub_add(struct http_server *srv, struct sse_state *s);
+
+/* sse_poll; the first time after opening the stream's LISTEN connection
+ * (before the first read, so no change is lost between the read and the
+ * wait) and handing the stream to the hub. */
+static int sse_poll_step(struct sse_state *s)
+{
+	if (!s->listen_tried) {
+		s->listen_tried = 1;
+		s->listen = sse_listen_open(s);
+		sse_hub_add(s->srv, s);
+	}
+	return sse_poll(s);
+}
+
+/* On a handler thread, for a stream whose connection is suspended. */
+static void sse_poll_work(struct http_server *srv, void *arg)
+{
+	struct sse_state *s = arg;
+	(void)srv;
+	s->poll_rc = sse_poll_step(s);
+	s->poll_done = 1;
+	MHD_resume_connection(s->conn);
+}
+
+static double mono_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int sse_stopping(const struct sse_state *s)
+{
+	return s->srv->stopping || s->srv->app->stopping;
+}
+
+/* Link s into the hub's list of streams (the hub may resume it from then
+ * on) or out of it. */
+static void sse_hub_add(struct http_server *srv, struct sse_state *s)
+{
+	pthread_mutex_lock(&srv->hub_mu);
+	s->next = srv->streams;
+	if (s->next)
+		s->next->prev = s;
+	s->prev = NULL;
+	srv->streams = s;
+	s->registered = 1;
+	pthread_mutex_unlock(&srv->hub_mu);
+}
+
+static void sse_hub_remove(struct http_server *srv, struct sse_state *s)
+{
+	pthread_mutex_lock(&srv->hub_mu);
+	if (s->registered) {
+		if (s->prev)
+			s->prev->next = s->next;
+		else
+			srv->streams = s->next;
+		if (s->next)
+			s->next->prev = s->prev;
+		s->registered = 0;
+	}
+	pthread_mutex_unlock(&srv->hub_mu);
+}
+
+static void sse_hub_kick(struct http_server *srv)
+{
+	char c = 1;
+	ssize_t n = write(srv->hub_pipe[1], &c, 1);
+	(void)n; /* a full pipe already means "look again" */
+}
+
+/* Content reader of a stream, on one of libmicrohttpd's threads. It sends
+ * what is queued; otherwise it polls the database when a notification
+ * named its job (the hub set s->hit), when the stream starts, every 5 s
+ * regardless (300 ms without a LISTEN connection), and writes a keep-alive
+ * after 15 s of silence. With nothing to send it suspends its connection
+ * and returns 0: the thread goes back to other connections, and the hub
+ * resumes this one when its LISTEN socket has something or its next poll
+ * or keep-alive is due. */
 static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max)
 {
 	struct sse_state *s = cls;
+	struct http_server *srv = s->srv;
 	(void)pos;
 	for (;;) {
 		if (s->out_pos < s->out.len) {
@@ -516,44 +707,187 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max)
 				buf_reset(&s->out);
 				s->out_pos = 0;
 			}
-			s->last_write = time(NULL);
+			s->last_write = mono_now();
 			return (ssize_t)n;
 		}
-		if (s->finished || s->srv->stopping || s->srv->app->stopping)
-			return MHD_CONTENT_READER_END_OF_STREAM;
-		if (!s->listen_tried) {
-			/* LISTEN before the first read, so no change is lost between
-			 * the read and the wait. */
-			s->listen_tried = 1;
-			s->listen = sse_listen_open(s);
-		}
-		if (sse_poll(s) < 0) {
-			buf_puts(&s->out, s->campaign ? "event: error\ndata: {\"detail\":\"the campaign stream ended\"}\n\n"
-						      : "event: error\ndata: {\"detail\":\"the job stream ended\"}\n\n");
-			s->finished = 1;
+		if (s->poll_done) {
+			s->poll_done = 0;
+			sse_after_poll(s, s->poll_rc);
 			continue;
 		}
-		if (s->out.len == 0) {
-			if (time(NULL) - s->last_write >= 15) {
-				buf_puts(&s->out, ": keep-alive\n\n");
+		if (s->finished || sse_stopping(s))
+			return MHD_CONTENT_READER_END_OF_STREAM;
+		/* Not suspended: the hub leaves s alone until we suspend again. */
+		pthread_mutex_lock(&srv->hub_mu);
+		int hit = s->hit, broken = s->listen_broken;
+		s->hit = 0;
+		s->listen_broken = 0;
+		pthread_mutex_unlock(&srv->hub_mu);
+		if (broken)
+			sse_listen_close(s);
+		double now = mono_now();
+		if (hit || broken || now >= s->next_poll) {
+			/* The database reads run on a handler thread, like a
+			 * request's: this thread serves other connections. */
+			s->next_poll = now + (s->listen ? 5.0 : 0.3);
+			if (work_submit(srv, s->conn, sse_poll_work, s))
+				return 0;
+			sse_after_poll(s, sse_poll_step(s));
+			continue;
+		}
+		if (now - s->last_write >= 15) {
+			buf_puts(&s->out, ": keep-alive\n\n");
+			continue;
+		}
+		double wake = s->last_write + 15;
+		if (s->next_poll < wake)
+			wake = s->next_poll;
+		/* Suspend first, then tell the hub: it resumes only streams
+		 * marked suspended, so never one libmicrohttpd has not
+		 * suspended yet. No libmicrohttpd call is made under hub_mu. */
+		MHD_suspend_connection(s->conn);
+		pthread_mutex_lock(&srv->hub_mu);
+		if (srv->hub_stopping) {
+			/* The hub has resumed every stream and is gone: resume
+			 * ourselves; the next call sees the stop and ends. */
+			pthread_mutex_unlock(&srv->hub_mu);
+			MHD_resume_connection(s->conn);
+			return 0;
+		}
+		s->wake_at = wake;
+		s->suspended = 1;
+		pthread_mutex_unlock(&srv->hub_mu);
+		sse_hub_kick(srv);
+		return 0;
+	}
+}
+
+/* Under hub_mu: take a suspended stream off the hub and note its
+ * connection in out[*n], which the hub resumes once it has let go of
+ * hub_mu. Until then libmicrohttpd keeps the connection suspended, so
+ * the stream cannot run or be freed. */
+static void sse_hub_resume(struct sse_state *s, struct MHD_Connection **out, size_t *n)
+{
+	s->suspended = 0;
+	out[(*n)++] = s->conn;
+}
+
+/* The hub thread: one poll() over the LISTEN sockets of every suspended
+ * stream and a wake-up pipe, with the earliest due time as timeout (at
+ * most 500 ms, to see app->stopping). A suspended stream cannot be freed
+ * (libmicrohttpd leaves its connection alone) and only the hub resumes it,
+ * so its pointer and LISTEN connection are the hub's until then. */
+/* The hub's arrays, with room for one entry per stream plus one. */
+struct hub_bufs {
+	struct pollfd *pfd;
+	struct sse_state **who;
+	struct MHD_Connection **wake;
+	size_t cap;
+};
+
+/* Under hub_mu: make room for every stream in srv->streams. */
+static void hub_reserve(struct http_server *srv, struct hub_bufs *b)
+{
+	size_t n = 1;
+	for (struct sse_state *s = srv->streams; s; s = s->next)
+		n++;
+	if (n <= b->cap)
+		return;
+	b->cap = n * 2;
+	b->pfd = xrealloc(b->pfd, b->cap * sizeof(*b->pfd));
+	b->who = xrealloc(b->who, b->cap * sizeof(*b->who));
+	b->wake = xrealloc(b->wake, b->cap * sizeof(*b->wake));
+}
+
+static void *sse_hub_main(void *arg)
+{
+	struct http_server *srv = arg;
+	struct hub_bufs hb = { 0 };
+	struct pollfd *pfd;
+	struct sse_state **who;
+	struct MHD_Connection **wake;
+	size_t nwake = 0;
+	for (;;) {
+		pthread_mutex_lock(&srv->hub_mu);
+		hub_reserve(srv, &hb);
+		pfd = hb.pfd, who = hb.who, wake = hb.wake;
+		if (srv->hub_stopping || srv->app->stopping) {
+			srv->hub_stopping = 1;
+			nwake = 0;
+			for (struct sse_state *s = srv->streams; s; s = s->next)
+				if (s->suspended)
+					sse_hub_resume(s, wake, &nwake);
+			pthread_mutex_unlock(&srv->hub_mu);
+			for (size_t i = 0; i < nwake; i++)
+				MHD_resume_connection(wake[i]);
+			break;
+		}
+		pfd[0] = (struct pollfd){ .fd = srv->hub_pipe[0], .events = POLLIN };
+		size_t np = 1;
+		double now = mono_now(), next = now + 0.5;
+		for (struct sse_state *s = srv->streams; s; s = s->next) {
+			if (!s->suspended)
 				continue;
-			}
-			/* Wait for a notification (checking the stop flags twice a
-			 * second); poll the database anyway every 5 s in case a
-			 * notification was missed. */
-			for (int i = 0; i < 10; i++) {
-				if (s->srv->stopping || s->srv->app->stopping)
-					break;
-				if (sse_wait(s, 500))
-					break;
+			if (s->wake_at < next)
+				next = s->wake_at;
+			if (s->listen) {
+				pfd[np] = (struct pollfd){ .fd = PQsocket(s->listen), .events = POLLIN };
+				who[np++] = s;
 			}
 		}
+		pthread_mutex_unlock(&srv->hub_mu);
+		int ms = next <= now ? 0 : (int)((next - now) * 1000) + 1;
+		int rc = poll(pfd, np, ms);
+		if (rc < 0 && errno != EINTR) {
+			struct timespec ts = { 0, 50 * 1000 * 1000 };
+			nanosleep(&ts, NULL);
+			continue;
+		}
+		if (pfd[0].revents) {
+			char drain[64];
+			while (read(srv->hub_pipe[0], drain, sizeof(drain)) > 0)
+				;
+		}
+		pthread_mutex_lock(&srv->hub_mu);
+		hub_reserve(srv, &hb); /* streams may have come since */
+		pfd = hb.pfd, who = hb.who, wake = hb.wake;
+		nwake = 0;
+		for (size_t i = 1; rc > 0 && i < np; i++) {
+			struct sse_state *s = who[i];
+			if (!pfd[i].revents || !s->suspended)
+				continue;
+			if (!PQconsumeInput(s->listen)) {
+				s->listen_broken = 1; /* the stream closes it and polls */
+				sse_hub_resume(s, wake, &nwake);
+				continue;
+			}
+			PGnotify *nt;
+			while ((nt = PQnotifies(s->listen)) != NULL) {
+				if (nt->extra && !strcmp(nt->extra, s->job_id))
+					s->hit = 1;
+				PQfreemem(nt);
+			}
+			if (s->hit)
+				sse_hub_resume(s, wake, &nwake);
+		}
+		now = mono_now();
+		for (struct sse_state *s = srv->streams; s; s = s->next)
+			if (s->suspended && now >= s->wake_at)
+				sse_hub_resume(s, wake, &nwake);
+		pthread_mutex_unlock(&srv->hub_mu);
+		for (size_t i = 0; i < nwake; i++)
+			MHD_resume_connection(wake[i]);
 	}
+	free(hb.pfd);
+	free(hb.who);
+	free(hb.wake);
+	return NULL;
 }
 
 static void sse_free(void *cls)
 {
 	struct sse_state *s = cls;
+	sse_hub_remove(s->srv, s);
 	sse_listen_close(s);
 	buf_free(&s->out);
 	json_decref(s->memo);
@@ -574,7 +908,8 @@ static struct MHD_Response *build_response(struct http_server *srv, struct api_r
 		snprintf(s->job_id, sizeof(s->job_id), "%s",
 			 s->campaign ? r->sse_campaign_id : r->sse_job_id);
 		snprintf(s->request_id, sizeof(s->request_id), "%s", r->request_id);
-		s->last_write = time(NULL);
+		s->conn = r->conn;
+		s->last_write = mono_now();
 		const char *after = api_header(r, "Last-Event-ID");
 		if (after)
 			s->last_event = strtoll(after, NULL, 10);
@@ -742,6 +1077,10 @@ static enum MHD_Result queue_api_answer(struct http_server *srv, struct MHD_Conn
 	return ret;
 }
 
+static enum MHD_Result answer_request(struct http_server *srv, struct MHD_Connection *conn,
+				      struct http_ctx *ctx);
+static void run_request(struct http_server *srv, void *arg);
+
 static enum MHD_Result http_access(void *cls, struct MHD_Connection *conn, const char *url,
 				   const char *method, const char *version,
 				   const char *upload_data, size_t *upload_data_size,
@@ -818,8 +1157,24 @@ static enum MHD_Result http_access(void *cls, struct MHD_Connection *conn, const
 		return MHD_YES;
 	}
 
-	/* Upload complete: handle the request. */
+	/* Upload complete: a handler thread answers (the connection is
+	 * suspended meanwhile), or this thread when they are stopping. */
+	if (ctx->handed_off)
+		return ctx->answer_rc; /* called again after the answer */
+	ctx->handed_off = 1;
+	ctx->answer_rc = MHD_YES;
+	if (work_submit(srv, conn, run_request, ctx))
+		return MHD_YES;
+	return answer_request(srv, conn, ctx);
+}
+
+/* Route the complete request, run its handler and queue the answer. */
+static enum MHD_Result answer_request(struct http_server *srv, struct MHD_Connection *conn,
+				      struct http_ctx *ctx)
+{
+	struct app *app = srv->app;
 	struct api_req *r = &ctx->req;
+	const char *url = r->path, *method = r->method;
 	r->body = ctx->body.len ? ctx->body.data : NULL;
 	r->body_len = ctx->body.len;
 	if (ctx->too_large) {
@@ -849,6 +1204,17 @@ static enum MHD_Result http_access(void *cls, struct MHD_Connection *conn, const
 	enum MHD_Result ret = queue_api_answer(srv, conn, ctx);
 	finish_request(srv, ctx);
 	return ret;
+}
+
+/* On a handler thread: answer a request whose connection is suspended. A
+ * failed answer (MHD_NO) closes the connection when libmicrohttpd calls
+ * the access handler again. */
+static void run_request(struct http_server *srv, void *arg)
+{
+	struct http_ctx *ctx = arg;
+	struct MHD_Connection *conn = ctx->req.conn;
+	ctx->answer_rc = answer_request(srv, conn, ctx);
+	MHD_resume_connection(conn);
 }
 
 static void http_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
@@ -952,6 +1318,24 @@ static int parse_listen(const char *listen, struct sockaddr_storage *ss, socklen
 	return 0;
 }
 
+/* Stop the SSE hub (resuming every suspended stream) and free its pipe;
+ * harmless when it never started. */
+static void hub_stop(struct http_server *srv)
+{
+	if (srv->hub_started) {
+		pthread_mutex_lock(&srv->hub_mu);
+		srv->hub_stopping = 1;
+		pthread_mutex_unlock(&srv->hub_mu);
+		sse_hub_kick(srv);
+		pthread_join(srv->hub, NULL);
+		srv->hub_started = 0;
+	}
+	for (int i = 0; i < 2; i++)
+		if (srv->hub_pipe[i] >= 0)
+			close(srv->hub_pipe[i]);
+	srv->hub_pipe[0] = srv->hub_pipe[1] = -1;
+}
+
 struct http_server *http_server_start(struct app *app, char *err, size_t errlen)
 {
 	struct sockaddr_storage ss;
@@ -964,6 +1348,10 @@ struct http_server *http_server_start(struct app *app, char *err, size_t errlen)
 		app->cfg.max_json_depth = 32;
 	struct http_server *srv = xcalloc(1, sizeof(*srv));
 	srv->app = app;
+	srv->hub_pipe[0] = srv->hub_pipe[1] = -1;
+	pthread_mutex_init(&srv->hub_mu, NULL);
+	pthread_mutex_init(&srv->work_mu, NULL);
+	pthread_cond_init(&srv->work_cv, NULL);
 	atomic_init(&srv->listeners, 0);
 	/* Slow clients (docs/SECURITY.md): a total connection limit with
 	 * headroom, a per-IP cap, absolute request-head deadlines
@@ -996,8 +1384,43 @@ struct http_server *http_server_start(struct app *app, char *err, size_t errlen)
 			goto fail;
 		srv->tls = 1;
 	}
-	unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
-			     MHD_USE_POLL | MHD_USE_ERROR_LOG;
+	/* Event threads: one epoll loop per core (at most
+	 * HTTP_MAX_EVENT_THREADS) over its share of the connections; handler
+	 * threads: cfg.http_threads (see the top of this file). */
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	unsigned int event_threads = cpus < 1 ? 1 : cpus > HTTP_MAX_EVENT_THREADS ? HTTP_MAX_EVENT_THREADS
+										  : (unsigned)cpus;
+	/* 0: no handler threads, the event threads run the handlers (one
+	 * hand-off less per request, but a handler that waits holds up its
+	 * event thread's other connections). */
+	int nhandlers = app->cfg.http_threads >= 0 ? app->cfg.http_threads : HTTP_DEFAULT_THREADS;
+	srv->handlers = xcalloc((size_t)nhandlers + 1, sizeof(*srv->handlers));
+	pthread_mutex_lock(&srv->work_mu);
+	for (; srv->nhandlers < nhandlers; srv->nhandlers++)
+		if (pthread_create(&srv->handlers[srv->nhandlers], NULL, handler_main, srv) != 0)
+			break;
+	srv->work_started = srv->nhandlers > 0;
+	pthread_mutex_unlock(&srv->work_mu);
+	if (srv->nhandlers < nhandlers) {
+		snprintf(err, errlen, "cannot start %d HTTP handler threads", nhandlers);
+		goto fail;
+	}
+	if (pipe(srv->hub_pipe) != 0) {
+		srv->hub_pipe[0] = srv->hub_pipe[1] = -1;
+		snprintf(err, errlen, "cannot create the SSE hub's pipe: %s", strerror(errno));
+		goto fail;
+	}
+	for (int i = 0; i < 2; i++) {
+		fcntl(srv->hub_pipe[i], F_SETFD, FD_CLOEXEC);
+		fcntl(srv->hub_pipe[i], F_SETFL, O_NONBLOCK);
+	}
+	if (pthread_create(&srv->hub, NULL, sse_hub_main, srv) != 0) {
+		snprintf(err, errlen, "cannot start the SSE hub thread");
+		goto fail;
+	}
+	srv->hub_started = 1;
+	unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO |
+			     MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
 	if (ss.ss_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
 	/* The same options with and without TLS; with it, the certificate
@@ -1009,6 +1432,7 @@ struct http_server *http_server_start(struct app *app, char *err, size_t errlen)
 					       MHD_OPTION_HTTPS_PRIORITIES, tlscreds_priorities,
 					       MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, srv,
 					       MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+					       MHD_OPTION_THREAD_POOL_SIZE, event_threads,
 					       MHD_OPTION_CONNECTION_LIMIT, max_conn,
 					       MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_ip,
 					       MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)120,
@@ -1019,6 +1443,7 @@ struct http_server *http_server_start(struct app *app, char *err, size_t errlen)
 		srv->daemon = MHD_start_daemon(flags, 0, NULL, NULL, http_access, srv,
 					       MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, srv,
 					       MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+					       MHD_OPTION_THREAD_POOL_SIZE, event_threads,
 					       MHD_OPTION_CONNECTION_LIMIT, max_conn,
 					       MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_ip,
 					       MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)120,
@@ -1035,6 +1460,8 @@ struct http_server *http_server_start(struct app *app, char *err, size_t errlen)
 	srv->port = info ? (int)info->port : 0;
 	return srv;
 fail:
+	hub_stop(srv);
+	handlers_stop(srv);
 	if (srv->tls)
 		tlscreds_free_all();
 	trustproxy_free(srv->proxies);
@@ -1067,6 +1494,13 @@ void http_server_stop(struct http_server *srv)
 	if (!srv)
 		return;
 	srv->stopping = 1;
+	/* Every suspended stream must be resumed (and ends) before
+	 * MHD_stop_daemon: the hub does that on its way out. */
+	hub_stop(srv);
+	/* Then the handler threads, once they have answered what is queued
+	 * (resuming those connections); from here on requests are answered
+	 * on the event threads. */
+	handlers_stop(srv);
 	MHD_stop_daemon(srv->daemon);
 	connguard_free(srv->guard);
 	if (srv->tls)

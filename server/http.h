@@ -4,9 +4,13 @@
  * /metrics. Implemented by the API side (server/http.c + api/).
  *
  * http_server_start() binds app->cfg.listen ("host:port", "[v6]:port";
- * port 0 = any free port) and serves with one MHD thread per connection
- * until http_server_stop(), which ends open SSE streams and waits for the
- * connection threads. NULL + message in err on failure (port in use, bad
+ * port 0 = any free port) and serves it with libmicrohttpd event threads
+ * (one per core, at most 4) that hand complete requests to
+ * cfg.http_threads handler threads (-1 = 16; 0 = none: the event threads
+ * run the handlers themselves) in arrival order, until
+ * http_server_stop(), which ends open SSE streams, lets the handler
+ * threads answer what is queued and waits for every thread. Idle SSE
+ * streams hold no thread (suspended connections woken by one hub thread). NULL + message in err on failure (port in use, bad
  * listen address, unreadable TLS certificate or key, bad --trusted-proxy).
  * With cfg.tls_cert/tls_key it speaks only HTTPS (server/tlscreds.h for
  * protocols and ciphers); requests that came over HTTPS (its own TLS, or
@@ -18,7 +22,7 @@
  *
  * Memory: the returned server belongs to the caller; http_server_stop()
  * frees it. Thread-safety: start and stop from one thread (ferryd's main);
- * requests are handled on libmicrohttpd's connection threads.
+ * requests are handled on the handler threads.
  */
 #ifndef FERRY_HTTP_H
 #define FERRY_HTTP_H
