@@ -100,7 +100,8 @@ hwm = [line.split()[1] for line in open("/proc/%d/status" % f.proc.pid) if line.
 print("clusters %d max_in_flight %d" % (N, MIF))
 print("upgrade_state %s counts %s" % (c["state"], c["counts"]))
 print("upgrade_wall_s %.1f" % wall)
-print("one_upgrade_median_s %.2f (p90 %.2f)" % (one, sorted(durs)[int(len(durs) * 0.9)]))
+print("one_upgrade_median_s %.2f (p90 %.2f, mean %.2f)" % (one, sorted(durs)[int(len(durs) * 0.9)],
+                                                          statistics.mean(durs)))
 print("ideal_s %.1f ratio %.2f (target <= 1.2: %s)" % (ideal, wall / ideal, "met" if wall / ideal <= 1.2 else "MISSED"))
 print("ferryd_peak_rss_mb %.1f (VmHWM, install campaign included; target <= 100: %s)"
       % (int(hwm) / 1024, "met" if int(hwm) <= 100 * 1024 else "MISSED"))
