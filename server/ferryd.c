@@ -552,13 +552,6 @@ static int cmd_serve(struct settings *s)
 	 * 100 job threads keep about 120 MB of freed memory in 16 arenas
 	 * (BENCHMARKS.md "Fleet campaign"; docs/ARCHITECTURE.md). */
 	mallopt(M_ARENA_MAX, app.cfg.malloc_arenas);
-	/* Blocks of 64 kB and more (response bodies, release records,
-	 * manifests) mapped on their own and unmapped when freed, instead of
-	 * glibc's threshold that grows to 32 MB and leaves them as holes in
-	 * the arenas: 12 MB less at 100 jobs in flight. glibc's own
-	 * MALLOC_MMAP_THRESHOLD_ still decides when set. */
-	if (!getenv("MALLOC_MMAP_THRESHOLD_"))
-		mallopt(M_MMAP_THRESHOLD, 64 * 1024);
 	kube_global_init();
 
 	struct pgembed *pg = NULL;
