@@ -43,6 +43,10 @@ struct app_config {
 	/* Chart renders (docs/ARCHITECTURE.md "Renders"). */
 	int render_concurrency;     /* FERRY_RENDER_CONCURRENCY: renders at once in
 				     * this process; default: online CPUs */
+	int malloc_arenas;          /* FERRY_MALLOC_ARENAS: glibc malloc arenas
+				     * (M_ARENA_MAX); default: online CPUs */
+	int worker_stack_kb;        /* FERRY_WORKER_STACK_KB: a worker thread's
+				     * stack; default 1024 (docs/ARCHITECTURE.md) */
 	int chart_cache_size;       /* FERRY_CHART_CACHE_SIZE: parsed charts kept
 				     * while unused; default 4, 0 = no cache */
 	int key_pool_2048;          /* FERRY_KEY_POOL_SIZE: RSA-2048 keys made

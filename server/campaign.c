@@ -22,6 +22,11 @@
 struct campaign_advancer {
 	struct app *app;
 	pthread_t thread;
+	/* campaign_advancer_kick() sets kicked and signals: the thread's
+	 * wait between passes ends early. */
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int kicked;
 };
 
 /* The campaign row as a pass sees it. */
@@ -362,21 +367,26 @@ static int start_wave(PGconn *conn, struct camp *c, struct counts *k, char *err,
 	int slots = c->max_in_flight - k->running;
 	char w[16];
 	snprintf(w, sizeof w, "%d", wave);
-	const char *q[2] = { c->id, w };
-	r = query(conn,
-		"SELECT cluster_id FROM campaign_clusters WHERE campaign_id = $1::uuid AND wave = $2::int"
-		" AND state IN ('pending', 'waiting') ORDER BY position",
-		2, q, err, errlen);
-	if (!r)
-		return -1;
 	char full[64];
 	snprintf(full, sizeof full, "max in flight (%d) reached", c->max_in_flight);
+	const char *q[3] = { c->id, w, full };
+	/* Column 2: the cluster already waits for a free slot (a pass leaves
+	 * it alone rather than rewrite the same reason: at 1,000 members and
+	 * 100 in flight that was 900 updates a pass). */
+	r = query(conn,
+		"SELECT cluster_id, state = 'waiting' AND reason IS NOT DISTINCT FROM $3"
+		" FROM campaign_clusters WHERE campaign_id = $1::uuid AND wave = $2::int"
+		" AND state IN ('pending', 'waiting') ORDER BY position",
+		3, q, err, errlen);
+	if (!r)
+		return -1;
 	int rc = 0;
 	for (int i = 0; i < PQntuples(r) && rc >= 0; i++) {
 		const char *cl = PQgetvalue(r, i, 0);
 		if (slots <= 0) {
-			rc = db_campaign_cluster_transition(conn, c->id, cl, "waiting", full, NULL, NULL,
-							    err, errlen);
+			if (PQgetvalue(r, i, 1)[0] != 't')
+				rc = db_campaign_cluster_transition(conn, c->id, cl, "waiting", full, NULL,
+								    NULL, err, errlen);
 			continue;
 		}
 		rc = start_cluster(conn, c, cl, err, errlen);
@@ -517,15 +527,35 @@ static void advance_all(struct app *app)
 	db_release(app->db, conn);
 }
 
+/* Passes run every ADVANCE_PERIOD_MS, and at once after a kick (a job of
+ * this process ended). Kicks during a pass make one more pass after it. */
+#define ADVANCE_PERIOD_MS 500
+
 static void *advancer_main(void *arg)
 {
 	struct campaign_advancer *ca = arg;
 	while (!ca->app->stopping) {
+		pthread_mutex_lock(&ca->mu);
+		ca->kicked = 0;
+		pthread_mutex_unlock(&ca->mu);
 		advance_all(ca->app);
-		for (int i = 0; i < 5 && !ca->app->stopping; i++) {
-			struct timespec ts = { 0, 100000000L };
-			nanosleep(&ts, NULL);
+		/* 100 ms steps: app->stopping is a plain flag, not signalled */
+		struct timespec until;
+		clock_gettime(CLOCK_MONOTONIC, &until);
+		long long end_ms = (long long)until.tv_sec * 1000 + until.tv_nsec / 1000000 + ADVANCE_PERIOD_MS;
+		pthread_mutex_lock(&ca->mu);
+		while (!ca->kicked && !ca->app->stopping) {
+			struct timespec now;
+			clock_gettime(CLOCK_MONOTONIC, &now);
+			long long now_ms = (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+			if (now_ms >= end_ms)
+				break;
+			long long step = end_ms - now_ms < 100 ? end_ms - now_ms : 100;
+			long long at = now_ms + step;
+			struct timespec ts = { (time_t)(at / 1000), (long)(at % 1000) * 1000000L };
+			pthread_cond_timedwait(&ca->cv, &ca->mu, &ts);
 		}
+		pthread_mutex_unlock(&ca->mu);
 	}
 	return NULL;
 }
@@ -536,11 +566,29 @@ struct campaign_advancer *campaign_advancer_start(struct app *app)
 	if (!ca)
 		return NULL;
 	ca->app = app;
+	pthread_mutex_init(&ca->mu, NULL);
+	pthread_condattr_t attr;
+	pthread_condattr_init(&attr);
+	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+	pthread_cond_init(&ca->cv, &attr);
+	pthread_condattr_destroy(&attr);
 	if (pthread_create(&ca->thread, NULL, advancer_main, ca) != 0) {
+		pthread_mutex_destroy(&ca->mu);
+		pthread_cond_destroy(&ca->cv);
 		free(ca);
 		return NULL;
 	}
 	return ca;
+}
+
+void campaign_advancer_kick(struct campaign_advancer *ca)
+{
+	if (!ca)
+		return;
+	pthread_mutex_lock(&ca->mu);
+	ca->kicked = 1;
+	pthread_cond_signal(&ca->cv);
+	pthread_mutex_unlock(&ca->mu);
 }
 
 void campaign_advancer_stop(struct campaign_advancer *ca)
@@ -548,6 +596,9 @@ void campaign_advancer_stop(struct campaign_advancer *ca)
 	if (!ca)
 		return;
 	ca->app->stopping = 1;
+	campaign_advancer_kick(ca);
 	pthread_join(ca->thread, NULL);
+	pthread_mutex_destroy(&ca->mu);
+	pthread_cond_destroy(&ca->cv);
 	free(ca);
 }

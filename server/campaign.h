@@ -3,7 +3,9 @@
  * and the two state machines).
  *
  * Every ferryd process with workers runs one advancer thread. Twice a
- * second it takes a pool connection, lists the active campaigns and makes
+ * second, and at once when a job of this process ends
+ * (campaign_advancer_kick: the next member starts without waiting for the
+ * next tick), it takes a pool connection, lists the active campaigns and makes
  * one pass over each: a single transaction that first locks the campaign
  * row (SELECT ... FOR UPDATE SKIP LOCKED), so at most one process advances
  * a campaign at a time and the others skip it. Everything a pass decides
@@ -25,7 +27,8 @@
  * max_in_flight jobs running. Clusters not started get their waiting reason.
  *
  * Thread-safety: start/stop from the main thread; campaign_advance() from
- * any thread with its own connection.
+ * any thread with its own connection; campaign_advancer_kick() from any
+ * thread.
  */
 #ifndef FERRY_CAMPAIGN_H
 #define FERRY_CAMPAIGN_H
@@ -38,6 +41,9 @@ struct campaign_advancer;
 
 /* Start the advancer thread; NULL if the thread could not start. */
 struct campaign_advancer *campaign_advancer_start(struct app *app);
+/* A job of this process ended: make a pass now (or right after the one
+ * under way). Any thread; NULL is fine. */
+void campaign_advancer_kick(struct campaign_advancer *ca);
 /* Stop (after app->stopping is set or now) and free. NULL is fine. */
 void campaign_advancer_stop(struct campaign_advancer *ca);
 

@@ -21,6 +21,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -361,6 +362,10 @@ static void build_config(struct settings *s, struct app_config *cfg, struct buf 
 	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
 	cfg->render_concurrency = (int)parse_long("FERRY_RENDER_CONCURRENCY", getenv("FERRY_RENDER_CONCURRENCY"),
 						  1, 1024, cpus > 0 ? cpus : 1);
+	cfg->malloc_arenas = (int)parse_long("FERRY_MALLOC_ARENAS", getenv("FERRY_MALLOC_ARENAS"), 1, 1024,
+					     cpus > 0 ? cpus : 1);
+	cfg->worker_stack_kb = (int)parse_long("FERRY_WORKER_STACK_KB", getenv("FERRY_WORKER_STACK_KB"), 256,
+					       1 << 20, 1024);
 	cfg->chart_cache_size = (int)parse_long("FERRY_CHART_CACHE_SIZE", getenv("FERRY_CHART_CACHE_SIZE"), 0, 1000, 4);
 	cfg->key_pool_2048 = (int)parse_long("FERRY_KEY_POOL_SIZE", getenv("FERRY_KEY_POOL_SIZE"), 0, 64, 8);
 	cfg->key_pool_4096 = (int)parse_long("FERRY_KEY_POOL_SIZE_4096", getenv("FERRY_KEY_POOL_SIZE_4096"), 0, 64, 0);
@@ -543,6 +548,10 @@ static int cmd_serve(struct settings *s)
 	sigaddset(&stopset, SIGHUP);   /* reload the TLS certificate */
 	pthread_sigmask(SIG_BLOCK, &stopset, NULL);
 	signal(SIGPIPE, SIG_IGN);
+	/* Before any thread starts: glibc's default of 8 arenas per core let
+	 * 100 job threads keep about 120 MB of freed memory in 16 arenas
+	 * (BENCHMARKS.md "Fleet campaign"; docs/ARCHITECTURE.md). */
+	mallopt(M_ARENA_MAX, app.cfg.malloc_arenas);
 	kube_global_init();
 
 	struct pgembed *pg = NULL;

@@ -12,6 +12,7 @@
 #include "server/worker.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -195,6 +196,9 @@ static void *worker_main(void *arg)
 				    job.attempt, owner);
 			runner_run_job_pooled(app, wp->db, &conn, &job, &slot->flags);
 			end_claim(conn);
+			/* a campaign's member may have ended: its next one
+			 * starts now rather than at the advancer's next tick */
+			campaign_advancer_kick(wp->campaigns);
 
 			atomic_fetch_sub(&wp->busy, 1);
 			if (app->metrics)
@@ -204,6 +208,11 @@ static void *worker_main(void *arg)
 			slot->holds = 0;
 			pthread_mutex_unlock(&wp->mu);
 			db_job_claim_clear(&job);
+			/* Hand the pages the job freed back to the kernel: 100
+			 * jobs in flight interleave their allocations, so what
+			 * one job frees is mostly holes between the others'
+			 * (docs/ARCHITECTURE.md "Memory"). */
+			malloc_trim(0);
 		}
 		db_release(wp->db, conn);
 		if (got != 1)
@@ -351,14 +360,22 @@ struct worker_pool *worker_pool_start(struct app *app, char *err, size_t errlen)
 	wp->heartbeat_started = 1;
 	if (!(wp->campaigns = campaign_advancer_start(app)))
 		goto fail;
+	/* Bounded stacks: a thread per job, 100 jobs in flight, would be
+	 * 800 MB of address space at glibc's 8 MB (worker.h). */
+	pthread_attr_t attr;
+	pthread_attr_init(&attr);
+	if (pthread_attr_setstacksize(&attr, worker_stack_bytes(app->cfg.worker_stack_kb)) != 0)
+		log_msg(LOG_WARN, "worker stack size %d kB refused: using the default", app->cfg.worker_stack_kb);
 	for (int i = 0; i < wp->n; i++) {
 		wp->slots[i].wp = wp;
 		wp->slots[i].index = i;
-		if (pthread_create(&wp->slots[i].thread, NULL, worker_main, &wp->slots[i]) != 0) {
+		if (pthread_create(&wp->slots[i].thread, &attr, worker_main, &wp->slots[i]) != 0) {
 			wp->n = i;
+			pthread_attr_destroy(&attr);
 			goto fail;
 		}
 	}
+	pthread_attr_destroy(&attr);
 	return wp;
 fail:
 	snprintf(err, errlen, "cannot start worker threads");

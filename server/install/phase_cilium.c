@@ -17,9 +17,10 @@
  *    an earlier install are reused instead of regenerated). The user
  *    values follow Helm 3.14+'s reuse rules (values.h).
  *    The parsed chart is shared through the chart cache (chartcache.h);
- *    the render waits for a render slot (render_guard.h: one per core,
- *    the connection lent while queued); afterwards only the documents,
- *    values and manifest are kept and the render and chart are released.
+ *    the job queues for a render slot (render_guard.h: one per core, the
+ *    connection lent while queued) before step 2, so queued jobs hold no
+ *    release history; afterwards only the documents, values and manifest
+ *    are kept and the render and chart are released.
  * 4. Unless the render equals the deployed revision (same chart, config
  *    and manifest), write revision N as pending-install / pending-upgrade
  *    first (Secret and PostgreSQL), as Helm does, so that a concurrent
@@ -175,7 +176,8 @@ enum phase_rc phase_cilium(struct runner_ctx *ctx)
 	const char *version = install_chart_version(run.params);
 	struct chartsource_archive arc = { 0 };
 	struct chartsource_cfg scfg;
-	double t_resolve = mono_ms(), t_load = 0, t_loaded = 0, t_render = 0, t_rendered = 0;
+	double t_resolve = mono_ms(), t_load = 0, t_loaded = 0, t_slot = 0, t_render = 0, t_rendered = 0;
+	int have_slot = 0;
 	chartsource_cfg_default(&scfg, ctx->app);
 	int sst = chartsource_resolve(ctx->conn, ctx->job ? ctx->job->tenant_id : NULL, "cilium", version,
 				      &scfg, &arc, err, sizeof err);
@@ -210,6 +212,17 @@ enum phase_rc phase_cilium(struct runner_ctx *ctx)
 
 	if ((rc = install_ensure_namespace(&run)) != PHASE_OK)
 		goto out;
+	/* Queue for the render slot before reading the release's history: a
+	 * queued job then holds its values and a chart reference, not the
+	 * deployed record (its manifest alone is hundreds of kB, times every
+	 * job queued). Reading and decoding the history is the slot holder's
+	 * work. */
+	struct render_guard guard;
+	double t_queued = mono_ms();
+	if ((rc = render_slot_acquire(ctx)) != PHASE_OK)
+		goto out;
+	have_slot = 1;
+	t_slot = mono_ms();
 	/* The release's history. */
 	int st = relstore_list(&run, &secrets);
 	if (st != 200) {
@@ -222,6 +235,15 @@ enum phase_rc phase_cilium(struct runner_ctx *ctx)
 		rc = PHASE_FAIL;
 		goto out;
 	}
+	/* Of the list the phase needs the latest and the deployed Secret (rs
+	 * points into both): drop the other revisions' records now. */
+	json_t *kept = json_array();
+	if (rs.latest_secret)
+		json_array_append(kept, (json_t *)rs.latest_secret);
+	if (rs.deployed && rs.deployed != rs.latest_secret)
+		json_array_append(kept, (json_t *)rs.deployed);
+	json_decref(secrets);
+	secrets = kept;
 	/* No record at all: nothing of the release can be in the cluster (the
 	 * pending record is written before the first object), so each apply's
 	 * answer tells created from existing, without a read first. */
@@ -252,14 +274,11 @@ enum phase_rc phase_cilium(struct runner_ctx *ctx)
 		.is_upgrade = is_upgrade, .revision = revision,
 		.lookup = live_lookup, .lookup_ctx = &run,
 	};
-	struct render_guard guard;
 	render_guard_init(&guard, ctx, &ro);
-	double t_queued = mono_ms();
-	if ((rc = render_slot_acquire(ctx)) != PHASE_OK)
-		goto out;
 	t_render = mono_ms();
 	rd = render_guard_render(&guard, chart_ref_chart(ref), values, &ro, err, sizeof err);
 	render_slot_release(ctx);
+	have_slot = 0;
 	t_rendered = mono_ms();
 	if (!rd) {
 		snprintf(ctx->message, sizeof ctx->message, "rendering cilium %s failed: %.440s", version, err);
@@ -283,9 +302,10 @@ enum phase_rc phase_cilium(struct runner_ctx *ctx)
 	}
 	/* Where the phase's own time goes (lookups during the render are API
 	 * time, counted by ops as well). */
-	json_object_set_new(ctx->detail, "chart_ms", json_pack("{s:I, s:I, s:I, s:I}",
+	json_object_set_new(ctx->detail, "chart_ms", json_pack("{s:I, s:I, s:I, s:I, s:I}",
 		"resolve", (json_int_t)(t_load - t_resolve), "load", (json_int_t)(t_loaded - t_load),
-		"queued", (json_int_t)(t_render - t_queued), "render", (json_int_t)(t_rendered - t_render)));
+		"queued", (json_int_t)(t_slot - t_queued), "history", (json_int_t)(t_render - t_slot),
+		"render", (json_int_t)(t_rendered - t_render)));
 	const json_t *docs = out.docs;
 	const char *manifest = out.manifest;
 	runner_event(ctx, "info", "rendered chart cilium %s: %zu objects (revision %d%s)", version,
@@ -417,6 +437,8 @@ enum phase_rc phase_cilium(struct runner_ctx *ctx)
 		 run.dry_run ? "dry run: " : "", version, tally.created, tally.changed, tally.unchanged, tally.deleted, revision);
 	rc = PHASE_OK;
 out:
+	if (have_slot)
+		render_slot_release(ctx);
 	chart_render_free(rd);
 	chart_cache_put(ctx->app->charts, ref);
 	json_decref(out.docs), json_decref(out.chart_values), json_decref(out.meta);

@@ -125,6 +125,11 @@ enum phase_rc phase_install_preflight(struct runner_ctx *ctx)
 		rc = PHASE_FAIL;
 		goto out;
 	}
+	/* The lists read above (release records included) are done with:
+	 * freed before the preview, which may queue for a render slot. */
+	json_decref(version), json_decref(ds), json_decref(nodes), json_decref(ep);
+	json_decref(cm), json_decref(secrets), json_decref(crd);
+	version = ds = nodes = ep = cm = secrets = crd = NULL;
 	/* The chart and the values, resolved and rendered once before any
 	 * phase writes (the values need the facts just found). */
 	json_decref(run.preflight);

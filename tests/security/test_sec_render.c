@@ -12,13 +12,23 @@
  *  - the step limit and Helm's include recursion limit hold;
  *  - every real Cilium chart in ../shared/charts renders with the default
  *    limits divided by 4 (the recorded headroom), and the usage is printed
- *    for docs/SECURITY.md.
+ *    for docs/SECURITY.md;
+ *  - the engine at its depth limits (values.yaml nested 1,990 deep, then
+ *    through toYaml/toJson/deepCopy/merge; template recursion to its depth
+ *    limit, include recursion, 499 nested actions and parentheses) fits a
+ *    job thread's stack (server/worker.h, WORKER_STACK_DEFAULT_KB): the
+ *    chart is loaded (its YAML parsed, recursively) on a thread of that
+ *    size, as a job does; the render itself switches to its own stack
+ *    (chart.c). A stack overflow would crash the test.
  */
 #define _POSIX_C_SOURCE 200809L
 #include "server/chart/chart.h"
+#include "server/worker.h"
 #include "tests/unit/testlib.h"
 
+#include <pthread.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/resource.h>
 #include <time.h>
 
@@ -204,6 +214,95 @@ static void t_real_charts_headroom(void)
 	check(rendered == 0 || rendered == 4);
 }
 
+/* open x n, mid, close x n (malloc'd). */
+static char *nested(const char *open, const char *mid, const char *close, int n)
+{
+	size_t lo = strlen(open), lm = strlen(mid), lc = strlen(close);
+	char *s = malloc((size_t)n * (lo + lc) + lm + 1), *p = s;
+	for (int i = 0; i < n; i++, p += lo)
+		memcpy(p, open, lo);
+	memcpy(p, mid, lm);
+	p += lm;
+	for (int i = 0; i < n; i++, p += lc)
+		memcpy(p, close, lc);
+	*p = 0;
+	return s;
+}
+
+struct deep_case {
+	const char *values, *tmpl;
+	const char *result;    /* NULL = rendered, else the error */
+	char err[1024];
+};
+
+static void *deep_render(void *arg)
+{
+	struct deep_case *dc = arg;
+	const char *names[] = { "Chart.yaml", "values.yaml", "templates/deep.yaml" };
+	const char *contents[] = { "apiVersion: v2\nname: deep\nversion: 1.0.0\n", dc->values, dc->tmpl };
+	struct chart *c = chart_load_files(names, contents, 3, dc->err, sizeof dc->err);
+	if (!c) {
+		dc->result = dc->err;
+		return NULL;
+	}
+	json_t *vals = json_object();
+	struct chart_render_opts o = { .release_name = "r", .namespace_ = "default" };
+	struct chart_render *rd = chart_render(c, vals, &o, dc->err, sizeof dc->err);
+	dc->result = rd ? NULL : dc->err;
+	chart_render_free(rd);
+	json_decref(vals);
+	chart_free(c);
+	return NULL;
+}
+
+/* Render on a thread with a job thread's stack; the outcome in dc. */
+static int deep_on_worker_stack(struct deep_case *dc)
+{
+	pthread_attr_t a;
+	pthread_attr_init(&a);
+	pthread_attr_setstacksize(&a, worker_stack_bytes(0));
+	pthread_t t;
+	int ok = pthread_create(&t, &a, deep_render, dc) == 0;
+	if (ok)
+		pthread_join(t, NULL);
+	pthread_attr_destroy(&a);
+	return ok;
+}
+
+static void t_depth_limits_fit_worker_stack(void)
+{
+	char *deep_map = nested("{a: ", "1", "}", 1990);
+	char *values = malloc(strlen(deep_map) + 8);
+	sprintf(values, "d: %s\n", deep_map);
+	char *ifs = nested("{{ if true }}", "x", "{{ end }}", 499);
+	char *parens = nested("(", "1", ")", 499);
+	char *ptmpl = malloc(strlen(parens) + 16);
+	sprintf(ptmpl, "{{ %s }}\n", parens);
+	struct deep_case cases[] = {
+		{ values, "{{ toYaml .Values | len }} {{ toJson .Values | len }}"
+			  "{{ $c := deepCopy .Values }}{{ $m := merge (dict) $c .Values }}{{ $m | len }}\n", NULL, "" },
+		{ "{}\n", "{{ define \"r\" }}{{ template \"r\" . }}{{ end }}{{ template \"r\" . }}\n", NULL, "" },
+		{ "{}\n", "{{ define \"r\" }}{{ include \"r\" . }}{{ end }}{{ include \"r\" . }}\n", NULL, "" },
+		{ "{}\n", ifs, NULL, "" },
+		{ "{}\n", ptmpl, NULL, "" },
+		{ "{}\n", "{{ $d := dict }}{{ range until 50000 }}{{ $d = dict \"a\" $d }}{{ end }}"
+			   "{{ toJson $d | len }} {{ toYaml $d | len }}\n", NULL, "" },
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		check(deep_on_worker_stack(&cases[i]));
+		printf("   case %zu on a %zu kB stack: %.120s\n", i, worker_stack_bytes(0) >> 10,
+		       cases[i].result ? cases[i].result : "rendered");
+	}
+	/* the deep values and the nesting render; the recursions stop at
+	 * their limits with an error */
+	check(cases[0].result == NULL);
+	check(cases[1].result && strstr(cases[1].result, "depth"));
+	check(cases[2].result && strstr(cases[2].result, "error calling include"));
+	check(cases[3].result == NULL);
+	check(cases[4].result == NULL);
+	free(deep_map), free(values), free(ifs), free(parens), free(ptmpl);
+}
+
 int main(void)
 {
 	test_run("sec_render_bomb_default_limits", t_bomb_default_limits);
@@ -213,5 +312,6 @@ int main(void)
 	test_run("sec_render_should_stop_within_a_second", t_should_stop);
 	test_run("sec_render_steps_and_recursion", t_steps_and_recursion);
 	test_run("sec_render_real_charts_headroom", t_real_charts_headroom);
+	test_run("sec_render_depth_limits_fit_worker_stack", t_depth_limits_fit_worker_stack);
 	return test_summary();
 }
