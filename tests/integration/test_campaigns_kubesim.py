@@ -82,14 +82,7 @@ def members(cid):
 
 
 def wait_campaign(cid, cond, timeout, what):
-    end = time.time() + timeout
-    c = None
-    while time.time() < end:
-        c = get(cid)
-        if cond(c):
-            return c
-        time.sleep(0.2)
-    raise AssertionError("timed out waiting for %s: %r" % (what, {k: c.get(k) for k in ("state", "reason", "counts")}))
+    return f.wait_campaign(cid, OP, cond, timeout, what)
 
 
 def jobs_of(cid):
