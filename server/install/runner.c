@@ -162,6 +162,12 @@ static void pending_free(struct runner_pending *p)
 	free(p);
 }
 
+void runner_drop_pending(struct runner_ctx *ctx)
+{
+	pending_free(ctx->pending);
+	ctx->pending = NULL;
+}
+
 /* Write the pending notes now, each as db_job_event does (asynchronous). */
 static void flush_notes(struct runner_ctx *ctx)
 {
@@ -724,7 +730,7 @@ static int run_job(struct app *app, PGconn *conn, const struct db_job_claim *job
 	ctx.phase = NULL;
 	rc = finish(&ctx, "succeeded", NULL);
 out:
-	pending_free(ctx.pending);
+	runner_drop_pending(&ctx);
 	kube_client_free(ctx.kube);
 	json_decref(ctx.detail);
 	json_decref(ctx.result);

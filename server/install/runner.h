@@ -146,6 +146,10 @@ void runner_note(struct runner_ctx *ctx, const char *level, const char *fmt, ...
  * most RUNNER_MAX_DEFERRED per phase; more are written at once. */
 #define RUNNER_MAX_DEFERRED 4
 void runner_defer_write(struct runner_ctx *ctx, const char *sql, int n, const char *const *params);
+/* Drops (frees, writes nothing) the notes and deferred writes a ctx still
+ * holds: for a caller that drives phases itself rather than through
+ * runner_run_job, which does this at the job's end. */
+void runner_drop_pending(struct runner_ctx *ctx);
 
 /* The retry delay before attempt (attempt >= 1 failures so far): base *
  * 2^(attempt-1), capped at 5 minutes, with +-50% jitter. */

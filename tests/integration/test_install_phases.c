@@ -215,6 +215,7 @@ static int run_job(const char *cluster_id, const char *kind, const char *params_
 	out->cpu_ms = (cpu1.tv_sec - cpu0.tv_sec) * 1000 + (cpu1.tv_nsec - cpu0.tv_nsec) / 1000000;
 	out->wall_ms = (wall1.tv_sec - wall0.tv_sec) * 1000 + (wall1.tv_nsec - wall0.tv_nsec) / 1000000;
 	out->connects = ctx.kube ? kube_client_connects(ctx.kube) : 0;
+	runner_drop_pending(&ctx);
 	kube_client_free(ctx.kube);
 	db_job_claim_clear(&claim);
 	return 0;
