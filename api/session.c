@@ -362,39 +362,48 @@ out:
 	json_decref(claims);
 }
 
-void api_auth_logout(struct api_req *r)
+/* The session the request's cookie names: 1 found (*s, *db and hash set),
+ * 0 no cookie or no such live session, -1 the problem already answered
+ * (no database, a database error). */
+static int cookie_session(struct api_req *r, PGconn **db, struct db_session *s, char hash[65])
 {
 	const char *cookie = api_cookie(r, SESSION_COOKIE);
-	json_t *out = json_object();
-	if (cookie && *cookie) {
-		char hash[65], err[256];
-		token_hash(cookie, hash);
-		PGconn *db = api_db(r);
-		if (!db) {
-			json_decref(out);
+	if (!cookie || !*cookie)
+		return 0;
+	char err[256];
+	token_hash(cookie, hash);
+	if (!(*db = api_db(r)))
+		return -1;
+	int st = db_session_lookup(*db, hash, s, err, sizeof(err));
+	if (st == DB_NOT_FOUND)
+		return 0;
+	if (st != DB_OK) {
+		api_db_error(r, err);
+		return -1;
+	}
+	return 1;
+}
+
+void api_auth_logout(struct api_req *r)
+{
+	PGconn *db = NULL;
+	struct db_session s;
+	char hash[65], err[256];
+	int found = cookie_session(r, &db, &s, hash);
+	if (found < 0)
+		return;
+	if (found) {
+		if (!csrf_ok(r, s.csrf_token)) {
+			api_problem(r, 403, "Forbidden", "logout needs the session's CSRF token in X-CSRF-Token");
 			return;
 		}
-		struct db_session s;
-		int st = db_session_lookup(db, hash, &s, err, sizeof(err));
-		if (st == DB_OK) {
-			if (!csrf_ok(r, s.csrf_token)) {
-				json_decref(out);
-				api_problem(r, 403, "Forbidden",
-					    "logout needs the session's CSRF token in X-CSRF-Token");
-				return;
-			}
-			fill_auth(r, s.tenant_id, s.tenant_name, api_role_parse(s.role), s.subject);
-			if (db_session_delete(db, hash, err, sizeof(err)) != DB_OK) {
-				json_decref(out);
-				api_db_error(r, err);
-				return;
-			}
-		} else if (st != DB_NOT_FOUND) {
-			json_decref(out);
+		fill_auth(r, s.tenant_id, s.tenant_name, api_role_parse(s.role), s.subject);
+		if (db_session_delete(db, hash, err, sizeof(err)) != DB_OK) {
 			api_db_error(r, err);
 			return;
 		}
 	}
+	json_t *out = json_object();
 	set_cookie(r, SESSION_COOKIE, "", "/", 0);
 	const char *end = r->app->oidc ? oidc_end_session_endpoint(r->app->oidc) : NULL;
 	json_object_set_new(out, "signed_out", json_true());
@@ -412,32 +421,23 @@ void api_auth_session(struct api_req *r)
 		json_object_set_new(sso, "login_url", json_string("/v1/auth/login"));
 	}
 	json_object_set_new(out, "sso", sso);
-	const char *cookie = api_cookie(r, SESSION_COOKIE);
+	PGconn *db = NULL;
+	struct db_session s;
+	char hash[65];
 	json_t *sess = json_null();
-	if (cookie && *cookie) {
-		char hash[65], err[256];
-		token_hash(cookie, hash);
-		PGconn *db = api_db(r);
-		if (!db) {
-			json_decref(out);
-			return;
-		}
-		struct db_session s;
-		int st = db_session_lookup(db, hash, &s, err, sizeof(err));
-		if (st == DB_OK) {
-			sess = json_pack("{s:s, s:s, s:s, s:o, s:o, s:s, s:s, s:s}", "id", s.id,
-					 "subject", s.subject, "name", s.name, "tenant_id",
-					 s.tenant_id[0] ? json_string(s.tenant_id) : json_null(),
-					 "tenant_name",
-					 s.tenant_id[0] ? json_string(s.tenant_name) : json_null(),
-					 "role", s.role, "expires_at", s.expires_at, "csrf_token",
-					 s.csrf_token);
-		} else if (st != DB_NOT_FOUND) {
-			json_decref(out);
-			api_db_error(r, err);
-			return;
-		}
+	int found = cookie_session(r, &db, &s, hash);
+	if (found < 0) {
+		json_decref(out);
+		return;
 	}
+	if (found)
+		sess = json_pack("{s:s, s:s, s:s, s:o, s:o, s:s, s:s, s:s}", "id", s.id,
+				 "subject", s.subject, "name", s.name, "tenant_id",
+				 s.tenant_id[0] ? json_string(s.tenant_id) : json_null(),
+				 "tenant_name",
+				 s.tenant_id[0] ? json_string(s.tenant_name) : json_null(),
+				 "role", s.role, "expires_at", s.expires_at, "csrf_token",
+				 s.csrf_token);
 	json_object_set_new(out, "session", sess);
 	api_reply(r, 200, out);
 }

@@ -374,6 +374,24 @@ int dbq_json_row(PGconn *conn, const char *sql, int nparams,
 	return DB_OK;
 }
 
+int dbq_one_row(PGconn *conn, const char *sql, int nparams, const char *const *params, PGresult **res,
+		char *err, size_t errlen)
+{
+	PGresult *r = dbq_params(conn, sql, nparams, params);
+	*res = NULL;
+	if (!r || PQresultStatus(r) != PGRES_TUPLES_OK) {
+		int st = dbq_status_of(r, conn, err, errlen);
+		PQclear(r);
+		return st;
+	}
+	if (PQntuples(r) != 1) {
+		PQclear(r);
+		return DB_NOT_FOUND;
+	}
+	*res = r;
+	return DB_OK;
+}
+
 int dbq_exec(PGconn *conn, const char *sql, int nparams, const char *const *params,
 	     long *affected, char *err, size_t errlen)
 {

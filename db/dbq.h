@@ -83,6 +83,12 @@ int dbq_json_rows(PGconn *conn, const char *sql, int nparams,
 int dbq_json_row(PGconn *conn, const char *sql, int nparams,
 		 const char *const *params, json_t **out, char *err, size_t errlen);
 
+/* A query expected to return one row (dbq_params): DB_OK with *res (the
+ * caller PQclear()s it), DB_NOT_FOUND when no row came back (*res NULL),
+ * or the error's status with a message in err (*res NULL). */
+int dbq_one_row(PGconn *conn, const char *sql, int nparams, const char *const *params, PGresult **res,
+		char *err, size_t errlen);
+
 /* Run a command; *affected (if non-NULL) gets the row count. */
 int dbq_exec(PGconn *conn, const char *sql, int nparams, const char *const *params,
 	     long *affected, char *err, size_t errlen);

@@ -25,24 +25,18 @@ int db_session_create(PGconn *conn, const char *secret_hash, const char *csrf_to
 			     role, issuer, subject, name ? name : "", groups_json ? groups_json : "[]",
 			     ttl };
 	memset(out, 0, sizeof(*out));
-	PGresult *res = PQexecParams(conn,
-				     "INSERT INTO auth_sessions (secret_hash, csrf_token, tenant_id, role,"
-				     " issuer, subject, name, groups, expires_at)"
-				     " SELECT $1, $2, $3::uuid, $4, $5, $6, $7, $8::jsonb,"
-				     " now() + make_interval(secs => $9::bigint)"
-				     " WHERE $3::uuid IS NULL OR EXISTS (SELECT 1 FROM tenants"
-				     "   WHERE id = $3::uuid AND deleted_at IS NULL)"
-				     " RETURNING id, ferry_ts(expires_at)",
-				     9, NULL, p, NULL, NULL, 0);
-	if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
-		int st = dbq_status_of(res, conn, err, errlen);
-		PQclear(res);
+	PGresult *res;
+	int st = dbq_one_row(conn,
+			     "INSERT INTO auth_sessions (secret_hash, csrf_token, tenant_id, role,"
+			     " issuer, subject, name, groups, expires_at)"
+			     " SELECT $1, $2, $3::uuid, $4, $5, $6, $7, $8::jsonb,"
+			     " now() + make_interval(secs => $9::bigint)"
+			     " WHERE $3::uuid IS NULL OR EXISTS (SELECT 1 FROM tenants"
+			     "   WHERE id = $3::uuid AND deleted_at IS NULL)"
+			     " RETURNING id, ferry_ts(expires_at)",
+			     9, p, &res, err, errlen);
+	if (st != DB_OK)
 		return st;
-	}
-	if (PQntuples(res) != 1) {
-		PQclear(res);
-		return DB_NOT_FOUND;
-	}
 	copy(out->id, sizeof(out->id), PQgetvalue(res, 0, 0));
 	copy(out->expires_at, sizeof(out->expires_at), PQgetvalue(res, 0, 1));
 	PQclear(res);
@@ -59,22 +53,16 @@ int db_session_lookup(PGconn *conn, const char *secret_hash, struct db_session *
 {
 	const char *p[1] = { secret_hash };
 	memset(out, 0, sizeof(*out));
-	PGresult *res = PQexecParams(conn,
-				     "SELECT s.id, COALESCE(s.tenant_id::text, ''), COALESCE(t.name, ''),"
-				     " s.role, s.subject, s.name, s.csrf_token, ferry_ts(s.expires_at)"
-				     " FROM auth_sessions s LEFT JOIN tenants t ON t.id = s.tenant_id"
-				     " WHERE s.secret_hash = $1 AND s.expires_at > now()"
-				     " AND (s.tenant_id IS NULL OR t.deleted_at IS NULL)",
-				     1, NULL, p, NULL, NULL, 0);
-	if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
-		int st = dbq_status_of(res, conn, err, errlen);
-		PQclear(res);
+	PGresult *res;
+	int st = dbq_one_row(conn,
+			     "SELECT s.id, COALESCE(s.tenant_id::text, ''), COALESCE(t.name, ''),"
+			     " s.role, s.subject, s.name, s.csrf_token, ferry_ts(s.expires_at)"
+			     " FROM auth_sessions s LEFT JOIN tenants t ON t.id = s.tenant_id"
+			     " WHERE s.secret_hash = $1 AND s.expires_at > now()"
+			     " AND (s.tenant_id IS NULL OR t.deleted_at IS NULL)",
+			     1, p, &res, err, errlen);
+	if (st != DB_OK)
 		return st;
-	}
-	if (PQntuples(res) != 1) {
-		PQclear(res);
-		return DB_NOT_FOUND;
-	}
 	copy(out->id, sizeof(out->id), PQgetvalue(res, 0, 0));
 	copy(out->tenant_id, sizeof(out->tenant_id), PQgetvalue(res, 0, 1));
 	copy(out->tenant_name, sizeof(out->tenant_name), PQgetvalue(res, 0, 2));
@@ -118,17 +106,15 @@ int db_login_take(PGconn *conn, const char *state_hash, struct db_login *out, ch
 {
 	const char *p[1] = { state_hash };
 	memset(out, 0, sizeof(*out));
-	PGresult *res = PQexecParams(conn,
-				     "DELETE FROM auth_logins WHERE state_hash = $1"
-				     " RETURNING nonce, code_verifier, COALESCE(tenant, ''),"
-				     " COALESCE(return_to, ''), expires_at > now()",
-				     1, NULL, p, NULL, NULL, 0);
-	if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
-		int st = dbq_status_of(res, conn, err, errlen);
-		PQclear(res);
+	PGresult *res;
+	int st = dbq_one_row(conn,
+			     "DELETE FROM auth_logins WHERE state_hash = $1"
+			     " RETURNING nonce, code_verifier, COALESCE(tenant, ''),"
+			     " COALESCE(return_to, ''), expires_at > now()",
+			     1, p, &res, err, errlen);
+	if (st != DB_OK)
 		return st;
-	}
-	if (PQntuples(res) != 1 || PQgetvalue(res, 0, 4)[0] != 't') {
+	if (PQgetvalue(res, 0, 4)[0] != 't') {  /* taken, but expired */
 		PQclear(res);
 		return DB_NOT_FOUND;
 	}
@@ -144,18 +130,12 @@ int db_session_tenant_id(PGconn *conn, const char *name, char id[37], char *err,
 {
 	const char *p[1] = { name };
 	id[0] = '\0';
-	PGresult *res = PQexecParams(conn,
-				     "SELECT id FROM tenants WHERE name = $1 AND deleted_at IS NULL",
-				     1, NULL, p, NULL, NULL, 0);
-	if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
-		int st = dbq_status_of(res, conn, err, errlen);
-		PQclear(res);
+	PGresult *res;
+	int st = dbq_one_row(conn,
+			     "SELECT id FROM tenants WHERE name = $1 AND deleted_at IS NULL",
+			     1, p, &res, err, errlen);
+	if (st != DB_OK)
 		return st;
-	}
-	if (PQntuples(res) != 1) {
-		PQclear(res);
-		return DB_NOT_FOUND;
-	}
 	copy(id, 37, PQgetvalue(res, 0, 0));
 	PQclear(res);
 	return DB_OK;

@@ -64,22 +64,16 @@ int db_token_lookup(PGconn *conn, const char *hash, struct db_token_info *info,
 {
 	const char *p[1] = { hash };
 	memset(info, 0, sizeof(*info));
-	PGresult *res = dbq_params(conn,
-				     "SELECT k.id, COALESCE(k.tenant_id::text, ''), COALESCE(t.name, ''), k.role,"
-				     " k.last_used_at IS NULL OR k.last_used_at < now() - interval '1 minute'"
-				     " FROM api_tokens k LEFT JOIN tenants t ON t.id = k.tenant_id"
-				     " WHERE k.token_hash = $1 AND k.revoked_at IS NULL"
-				     " AND (k.tenant_id IS NULL OR t.deleted_at IS NULL)",
-				     1, p);
-	if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
-		int st = dbq_status_of(res, conn, err, errlen);
-		PQclear(res);
+	PGresult *res;
+	int st = dbq_one_row(conn,
+			     "SELECT k.id, COALESCE(k.tenant_id::text, ''), COALESCE(t.name, ''), k.role,"
+			     " k.last_used_at IS NULL OR k.last_used_at < now() - interval '1 minute'"
+			     " FROM api_tokens k LEFT JOIN tenants t ON t.id = k.tenant_id"
+			     " WHERE k.token_hash = $1 AND k.revoked_at IS NULL"
+			     " AND (k.tenant_id IS NULL OR t.deleted_at IS NULL)",
+			     1, p, &res, err, errlen);
+	if (st != DB_OK)
 		return st;
-	}
-	if (PQntuples(res) != 1) {
-		PQclear(res);
-		return DB_NOT_FOUND;
-	}
 	snprintf(info->id, sizeof(info->id), "%s", PQgetvalue(res, 0, 0));
 	snprintf(info->tenant_id, sizeof(info->tenant_id), "%s", PQgetvalue(res, 0, 1));
 	snprintf(info->tenant_name, sizeof(info->tenant_name), "%s", PQgetvalue(res, 0, 2));
