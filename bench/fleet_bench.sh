@@ -9,37 +9,9 @@
 # Starts its own PostgreSQL (like tests/run) unless FERRY_TEST_PG_ADMIN_URL
 # is set. Use an optimised, unsanitised build (./dev build -> build/).
 set -eu
-src=$(cd "$(dirname "$0")/.." && pwd)
-build=$(cd "${1:-$src/build}" && pwd)
+. "$(dirname "$0")/lib.sh"
+bench_env "${1:-}"
 export FLEET_BENCH_CLUSTERS=${2:-1000} FLEET_BENCH_MIF=${3:-100}
-export FERRY_SRC=$src FERRY_BUILD=$build
-export FERRY_SHARED=${FERRY_SHARED:-$(cd "$src/.." && pwd)/shared}
-export PATH=$build:$build/tests/kubesim:$PATH
-pgdir=""
-cleanup() {
-  if [ -n "$pgdir" ]; then
-    $pg_as "$pg_bin/pg_ctl" -D "$pgdir/data" -m immediate stop >/dev/null 2>&1 || true
-    rm -rf "$pgdir"
-  fi
-}
-trap cleanup EXIT
-pg_as=""
-if [ -z "${FERRY_TEST_PG_ADMIN_URL:-}" ]; then
-  pg_bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
-  pgdir=$(mktemp -d /tmp/fleet-bench-pg.XXXXXX)
-  chmod 755 "$pgdir"
-  if [ "$(id -u)" = 0 ]; then
-    id postgres >/dev/null 2>&1 || useradd --system --no-create-home postgres
-    chown postgres "$pgdir"
-    pg_as="runuser -u postgres --"
-  fi
-  $pg_as "$pg_bin/initdb" -D "$pgdir/data" -U postgres -A trust >/dev/null
-  $pg_as "$pg_bin/pg_ctl" -D "$pgdir/data" -l "$pgdir/server.log" -w -o \
-    "-c listen_addresses='' -c unix_socket_directories=$pgdir -c max_connections=300 -c fsync=off -c synchronous_commit=off" \
-    start >/dev/null
-  "$pg_bin/createdb" -h "$pgdir" -U postgres ferry_bench
-  export FERRY_TEST_DATABASE_URL="postgresql:///ferry_bench?host=$pgdir&user=postgres"
-  export FERRY_TEST_PG_ADMIN_URL="postgresql:///postgres?host=$pgdir&user=postgres"
-fi
+bench_postgres fleet-bench "-c fsync=off -c synchronous_commit=off"
 # bench/install_cpu.sh reuses this set-up with its own driver.
 python3 "$src/bench/${FERRY_BENCH_DRIVER:-fleet_bench.py}"
