@@ -23,37 +23,14 @@ import os from 'node:os';
 import path from 'node:path';
 import crypto from 'node:crypto';
 import { fileURLToPath } from 'node:url';
+import { assert, check, fail, failureCount, freePort, pass, skip, sleep, waitFor } from './harness.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const SRC = process.env.FERRY_SRC || path.resolve(here, '../..');
 const BUILD = process.env.FERRY_BUILD || path.join(SRC, 'build');
 const CHROMIUM = process.env.FERRY_CHROMIUM || '/usr/bin/chromium';
 
-let failures = 0;
 const cleanups = [];
-const pass = (n) => console.log(`PASS: ${n}`);
-function fail(n, why) { failures++; console.log(`FAIL: ${n}: ${String(why).replace(/\s+/g, ' ').slice(0, 500)}`); }
-async function check(name, fn) {
-  try { await fn(); pass(name); return true; } catch (e) { fail(name, e && e.message ? e.message : e); return false; }
-}
-function assert(c, m) { if (!c) throw new Error(m); }
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-async function waitFor(what, fn, timeoutMs = 20000, everyMs = 100) {
-  const end = Date.now() + timeoutMs;
-  let last;
-  for (;;) {
-    try { const v = await fn(); if (v) return v; } catch (e) { last = e; }
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}${last ? `: ${last.message}` : ''}`);
-    await sleep(everyMs);
-  }
-}
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => resolve(p)); });
-  });
-}
 async function must(base, method, p, token, body, expect, headers) {
   const h = Object.assign({ Accept: 'application/json' }, headers || {});
   if (token) h.Authorization = `Bearer ${token}`;
@@ -292,4 +269,4 @@ try {
     try { await f(); } catch (e) { /* ignore */ }
   }
 }
-process.exit(failures ? 1 : 0);
+process.exit(failureCount() ? 1 : 0);

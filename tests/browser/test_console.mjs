@@ -25,6 +25,7 @@ import os from 'node:os';
 import path from 'node:path';
 import crypto from 'node:crypto';
 import { fileURLToPath } from 'node:url';
+import { assert, check, fail, failureCount, freePort, pass, skip, sleep, waitFor } from './harness.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const SRC = process.env.FERRY_SRC || path.resolve(here, '../..');
@@ -33,47 +34,7 @@ const SCREENSHOT = process.env.FERRY_CONSOLE_SCREENSHOT || '/tmp/ferry-console.p
 const CHROMIUM = process.env.FERRY_CHROMIUM || '/usr/bin/chromium';
 const XSS_VALUE = '<script>window.__xss=1</script><img src=x onerror="window.__xss=2">';
 
-let failures = 0;
 const cleanups = [];
-
-function pass(name, note) { console.log(`PASS: ${name}${note ? ` (${note})` : ''}`); }
-function fail(name, why) { failures++; console.log(`FAIL: ${name}: ${String(why).replace(/\s+/g, ' ').slice(0, 400)}`); }
-function skip(name, why) { console.log(`SKIP: ${name}: ${why}`); }
-
-async function check(name, fn) {
-  try {
-    const note = await fn();
-    pass(name, typeof note === 'string' ? note : '');
-    return true;
-  } catch (e) {
-    fail(name, e && e.message ? e.message : e);
-    return false;
-  }
-}
-
-function assert(cond, msg) { if (!cond) throw new Error(msg); }
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-async function waitFor(what, fn, timeoutMs = 15000, everyMs = 100) {
-  const end = Date.now() + timeoutMs;
-  let last;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v) return v;
-    } catch (e) { last = e; }
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}${last ? `: ${last.message}` : ''}`);
-    await sleep(everyMs);
-  }
-}
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => resolve(p)); });
-  });
-}
 
 /* ---------------------------------------------------------------- HTTP */
 
@@ -962,4 +923,4 @@ try {
     try { await f(); } catch (e) { /* ignore */ }
   }
 }
-process.exit(failures ? 1 : 0);
+process.exit(failureCount() ? 1 : 0);

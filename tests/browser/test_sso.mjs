@@ -22,6 +22,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { assert, check, fail, failureCount, freePort, pass, skip, sleep, waitFor } from './harness.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const SRC = process.env.FERRY_SRC || path.resolve(here, '../..');
@@ -31,34 +32,7 @@ const SCREENSHOT = process.env.FERRY_SSO_SCREENSHOT || '/tmp/ferry-sso.png';
 const NAMES = ['sso_console_offers_sign_in', 'sso_sign_in_through_provider', 'sso_cookie_flags',
   'sso_start_job_from_console', 'sso_csrf_refused', 'sso_logout_ends_session', 'sso_viewer_read_only'];
 
-let failures = 0;
 const cleanups = [];
-const pass = (n, note) => console.log(`PASS: ${n}${note ? ` (${note})` : ''}`);
-function fail(n, why) { failures++; console.log(`FAIL: ${n}: ${String(why).replace(/\s+/g, ' ').slice(0, 400)}`); }
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-function assert(cond, msg) { if (!cond) throw new Error(msg); }
-
-async function check(name, fn) {
-  try { const note = await fn(); pass(name, typeof note === 'string' ? note : ''); return true; } catch (e) { fail(name, e && e.message ? e.message : e); return false; }
-}
-
-async function waitFor(what, fn, timeoutMs = 15000, everyMs = 100) {
-  const end = Date.now() + timeoutMs;
-  let last;
-  for (;;) {
-    try { const v = await fn(); if (v) return v; } catch (e) { last = e; }
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}${last ? `: ${last.message}` : ''}`);
-    await sleep(everyMs);
-  }
-}
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => resolve(p)); });
-  });
-}
 
 async function must(base, method, p, token, body, expect) {
   const h = { Accept: 'application/json' };
@@ -287,5 +261,5 @@ async function main() {
 
 main().catch((e) => fail('sso_browser', e && e.stack ? e.stack : e)).finally(async () => {
   for (const f of cleanups.reverse()) { try { await f(); } catch (e) { /* ignore */ } }
-  process.exit(failures ? 1 : 0);
+  process.exit(failureCount() ? 1 : 0);
 });
