@@ -100,7 +100,18 @@ struct api_route {
 	const char *request_schema;   /* name of the request schema, or NULL */
 	const char *response_schema;  /* name of the response schema, or NULL */
 	int success_status;
+	/* API_QUICK_READ: the handler only reads the database (plain SELECTs,
+	 * which never wait for a row lock under MVCC), calls no cluster and
+	 * answers in well under a millisecond of CPU. server/http.c may then
+	 * run it on the event thread that read the request, when a database
+	 * connection is free at once, instead of handing it to a handler
+	 * thread (issue 14: the hand-off costs two thread wake-ups);
+	 * API_MAY_BLOCK for everything else. */
+	int quick_read;
 };
+
+#define API_MAY_BLOCK 0
+#define API_QUICK_READ 1
 
 extern const struct api_route api_routes[];
 extern const size_t api_routes_count;

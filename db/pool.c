@@ -149,6 +149,16 @@ static void give_back_locked(struct db_pool *pool, struct db_slot *slot)
 	pthread_cond_signal(&w->cv);
 }
 
+/* Caller holds mu: an idle slot (with an open connection when
+ * with_conn), or NULL. */
+static struct db_slot *idle_slot_locked(struct db_pool *pool, int with_conn)
+{
+	for (int i = 0; i < pool->size; i++)
+		if (!pool->slots[i].busy && (pool->slots[i].conn || !with_conn))
+			return &pool->slots[i];
+	return NULL;
+}
+
 PGconn *db_acquire(struct db_pool *pool, int timeout_ms)
 {
 	struct timespec deadline;
@@ -159,15 +169,11 @@ PGconn *db_acquire(struct db_pool *pool, int timeout_ms)
 		deadline.tv_sec++;
 		deadline.tv_nsec -= 1000000000L;
 	}
-	struct db_slot *slot = NULL;
 	pthread_mutex_lock(&pool->mu);
 	/* Prefer an idle slot that already has a connection. */
-	for (int i = 0; i < pool->size && !slot; i++)
-		if (!pool->slots[i].busy && pool->slots[i].conn)
-			slot = &pool->slots[i];
-	for (int i = 0; i < pool->size && !slot; i++)
-		if (!pool->slots[i].busy)
-			slot = &pool->slots[i];
+	struct db_slot *slot = idle_slot_locked(pool, 1);
+	if (!slot)
+		slot = idle_slot_locked(pool, 0);
 	if (slot) {
 		slot->busy = 1;
 	} else {
@@ -204,6 +210,27 @@ PGconn *db_acquire(struct db_pool *pool, int timeout_ms)
 
 	make_usable(pool, slot);
 	if (!slot->conn || PQstatus(slot->conn) != CONNECTION_OK) {
+		pthread_mutex_lock(&pool->mu);
+		give_back_locked(pool, slot);
+		pthread_mutex_unlock(&pool->mu);
+		return NULL;
+	}
+	return slot->conn;
+}
+
+PGconn *db_try_acquire(struct db_pool *pool)
+{
+	pthread_mutex_lock(&pool->mu);
+	struct db_slot *slot = idle_slot_locked(pool, 1);
+	if (slot)
+		slot->busy = 1;
+	pthread_mutex_unlock(&pool->mu);
+	if (!slot)
+		return NULL;
+	check_stale(slot->conn);
+	if (PQstatus(slot->conn) != CONNECTION_OK ||
+	    PQtransactionStatus(slot->conn) != PQTRANS_IDLE) {
+		/* Needs a reconnect or a ROLLBACK: db_acquire's work, not ours. */
 		pthread_mutex_lock(&pool->mu);
 		give_back_locked(pool, slot);
 		pthread_mutex_unlock(&pool->mu);

@@ -21,6 +21,10 @@ struct db_pool;
 
 struct db_pool *db_pool_new(const char *url, int size, char *err, size_t errlen);
 PGconn *db_acquire(struct db_pool *pool, int timeout_ms);
+/* An idle, open, healthy connection at once, or NULL: never waits, never
+ * connects (for callers that must not block; give it back with
+ * db_release like any other). */
+PGconn *db_try_acquire(struct db_pool *pool);
 void db_release(struct db_pool *pool, PGconn *conn);
 void db_pool_free(struct db_pool *pool);
 /* The URL the pool was opened with (for LISTEN connections of its own). */

@@ -90,7 +90,7 @@ static const char *const api_classes[] = { "2xx", "3xx", "4xx", "429", "5xx", "t
 
 enum {
 	F_JOBS, F_PHASE_RUNS, F_PHASE_SECONDS, F_TAKEOVERS, F_RETRIES, F_API, F_RENDERS,
-	F_RENDER_SECONDS, F_N
+	F_RENDER_SECONDS, F_HTTP_QUICK, F_N
 };
 
 struct metrics {
@@ -182,6 +182,9 @@ struct metrics *metrics_new(void)
 	family_init(&f[F_TAKEOVERS], "ferry_job_lease_takeovers_total", "counter",
 		    "Jobs this process resumed after their previous worker vanished mid-phase (lease expired).",
 		    NULL, NULL, NULL, 0, 2);
+	family_init(&f[F_HTTP_QUICK], "ferry_http_quick_reads_total", "counter",
+		    "API reads answered on the event thread that read them (quick-read routes, a database connection free at once) instead of a handler thread.",
+		    NULL, NULL, NULL, 0, 2);
 	family_init(&f[F_RETRIES], "ferry_job_retries_total", "counter",
 		    "Phase retries this process scheduled, by the class of the failure.", "class", NULL, NULL, 0, 8);
 	family_init(&f[F_API], "ferry_cluster_api_requests_total", "counter",
@@ -196,6 +199,7 @@ struct metrics *metrics_new(void)
 		for (size_t s = 0; job_final_states[s]; s++)
 			series_get(&f[F_JOBS], job_kinds[k], job_final_states[s]);
 	series_get(&f[F_TAKEOVERS], "", "");
+	series_get(&f[F_HTTP_QUICK], "", "");
 	for (size_t i = 0; retry_classes[i]; i++)
 		series_get(&f[F_RETRIES], retry_classes[i], "");
 	for (size_t i = 0; render_outcomes[i]; i++)
@@ -326,6 +330,15 @@ void metrics_lease_takeover(struct metrics *m)
 		return;
 	pthread_mutex_lock(&m->lock);
 	series_get(&m->fam[F_TAKEOVERS], "", "")->n++;
+	pthread_mutex_unlock(&m->lock);
+}
+
+void metrics_http_quick_read(struct metrics *m)
+{
+	if (!m)
+		return;
+	pthread_mutex_lock(&m->lock);
+	series_get(&m->fam[F_HTTP_QUICK], "", "")->n++;
 	pthread_mutex_unlock(&m->lock);
 }
 

@@ -37,6 +37,9 @@ void metrics_free(struct metrics *m);
  * status code, duration in seconds. */
 void metrics_http_request(struct metrics *m, const char *method, const char *route,
 			  int status, double seconds);
+/* One of them was answered on its event thread (server/http.c's quick
+ * reads), not by a handler thread. */
+void metrics_http_quick_read(struct metrics *m);
 
 /* Worker gauges: call busy_inc when a worker starts a job, busy_dec when it
  * stops; set_workers once with the pool size. */
