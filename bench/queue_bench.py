@@ -236,7 +236,10 @@ def run_ferry(workers, shape, kind=KIND):
         left = int(psql("SELECT count(*) FROM jobs WHERE state IN ('queued', 'running')"))
         if left == 0 or p.poll() is not None:
             break
-        time.sleep(0.25)
+        # The figure comes from the job rows, not from when this loop
+        # sees the end; each check starts a psql process, which competes
+        # for the same two cores (pgbench's run has no such poller).
+        time.sleep(1.0)
     waits, notifies = smp.stop()
     cpu = cpu_ms(p.pid) if p.poll() is None else 0
     p.terminate()

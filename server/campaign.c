@@ -27,6 +27,11 @@ struct campaign_advancer {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	int kicked;
+	/* Under mu: the number of active campaigns the last pass found. With
+	 * none, a kick is not worth a pass (a job queue of plain jobs ends
+	 * hundreds of jobs a second); a campaign created since is found by
+	 * the next periodic pass. */
+	int active;
 };
 
 /* The campaign row as a pass sees it. */
@@ -506,25 +511,28 @@ out:
 }
 
 /* One pass over every active campaign. */
-static void advance_all(struct app *app)
+/* One pass over the active campaigns; the number found, or -1. */
+static int advance_all(struct app *app)
 {
 	PGconn *conn = db_acquire(app->db, 2000);
 	if (!conn)
-		return;
+		return -1;
 	char err[512] = "";
 	PGresult *r = PQexec(conn, "SELECT id FROM campaigns WHERE active ORDER BY updated_at, id LIMIT 500");
 	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
 		log_msg(LOG_WARN, "campaign advancer: %s", PQerrorMessage(conn));
 		PQclear(r);
 		db_release(app->db, conn);
-		return;
+		return -1;
 	}
+	int found = PQntuples(r);
 	for (int i = 0; i < PQntuples(r) && !app->stopping; i++) {
 		if (campaign_advance(conn, PQgetvalue(r, i, 0), err, sizeof err) < 0)
 			log_msg(LOG_WARN, "campaign %s: advancing failed: %s", PQgetvalue(r, i, 0), err);
 	}
 	PQclear(r);
 	db_release(app->db, conn);
+	return found;
 }
 
 /* Passes run every ADVANCE_PERIOD_MS, and at once after a kick (a job of
@@ -538,7 +546,10 @@ static void *advancer_main(void *arg)
 		pthread_mutex_lock(&ca->mu);
 		ca->kicked = 0;
 		pthread_mutex_unlock(&ca->mu);
-		advance_all(ca->app);
+		int found = advance_all(ca->app);
+		pthread_mutex_lock(&ca->mu);
+		ca->active = found;  /* -1 (an error) still lets kicks through */
+		pthread_mutex_unlock(&ca->mu);
 		/* 100 ms steps: app->stopping is a plain flag, not signalled */
 		struct timespec until;
 		clock_gettime(CLOCK_MONOTONIC, &until);
@@ -586,8 +597,10 @@ void campaign_advancer_kick(struct campaign_advancer *ca)
 	if (!ca)
 		return;
 	pthread_mutex_lock(&ca->mu);
-	ca->kicked = 1;
-	pthread_cond_signal(&ca->cv);
+	if (ca->active) {
+		ca->kicked = 1;
+		pthread_cond_signal(&ca->cv);
+	}
 	pthread_mutex_unlock(&ca->mu);
 }
 

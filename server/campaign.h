@@ -42,7 +42,8 @@ struct campaign_advancer;
 /* Start the advancer thread; NULL if the thread could not start. */
 struct campaign_advancer *campaign_advancer_start(struct app *app);
 /* A job of this process ended: make a pass now (or right after the one
- * under way). Any thread; NULL is fine. */
+ * under way), unless the last pass found no active campaign. Any thread;
+ * NULL is fine. */
 void campaign_advancer_kick(struct campaign_advancer *ca);
 /* Stop (after app->stopping is set or now) and free. NULL is fine. */
 void campaign_advancer_stop(struct campaign_advancer *ca);

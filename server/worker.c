@@ -155,6 +155,25 @@ static int claim(struct worker_slot *slot, PGconn *conn, const char *owner, stru
 	return got;
 }
 
+/* Free memory in the malloc arenas above which a job's end trims them. */
+#define WORKER_TRIM_FREE_BYTES (1024 * 1024)
+
+/* After a job: hand the pages freed inside the malloc arenas back to the
+ * kernel. 100 jobs in flight interleave their allocations, so what one job
+ * frees is mostly holes between the others' (docs/ARCHITECTURE.md
+ * "Memory"), which only malloc_trim() returns. A cheap job (a connection
+ * check) frees too little to be worth it: trimming after each of those
+ * made the next one fault its pages in again (madvise, page faults and
+ * TLB flushes were a third of ferryd's CPU in bench/queue_bench.sh), so
+ * the arenas are trimmed only when they hold more than
+ * WORKER_TRIM_FREE_BYTES free. */
+static void trim_heap(void)
+{
+	struct mallinfo2 mi = mallinfo2();
+	if (mi.fordblks >= WORKER_TRIM_FREE_BYTES)
+		malloc_trim(0);
+}
+
 static void *worker_main(void *arg)
 {
 	struct worker_slot *slot = arg;
@@ -208,11 +227,7 @@ static void *worker_main(void *arg)
 			slot->holds = 0;
 			pthread_mutex_unlock(&wp->mu);
 			db_job_claim_clear(&job);
-			/* Hand the pages the job freed back to the kernel: 100
-			 * jobs in flight interleave their allocations, so what
-			 * one job frees is mostly holes between the others'
-			 * (docs/ARCHITECTURE.md "Memory"). */
-			malloc_trim(0);
+			trim_heap();
 		}
 		db_release(wp->db, conn);
 		if (got != 1)
