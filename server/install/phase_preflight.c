@@ -93,17 +93,17 @@ static enum phase_rc count_nodes(struct runner_ctx *ctx, struct kube_client *kc,
 		prc = classify(ctx, "GET /api/v1/nodes", rc, &resp);
 		/* The preflight checks read the same page next (kube/memo.h). */
 		if (prc == PHASE_OK && resp.status == 200)
-			kube_memo_put(kube_client_memo(kc), buf_cstr(&path), 200, resp.body);
+			kube_memo_put(kube_client_memo(kc), buf_cstr(&path), 200, kube_response_json(&resp));
 		buf_free(&path);
 		if (prc == PHASE_OK) {
-			json_t *items = json_object_get(resp.body, "items");
+			json_t *items = json_object_get(kube_response_json(&resp), "items");
 			if (!json_is_array(items) && !json_is_null(items) && items) {
 				snprintf(ctx->message, sizeof(ctx->message), "GET /api/v1/nodes: the answer is not a list");
 				prc = PHASE_FAIL;
 			} else {
 				*count += (long)json_array_size(items);
 				const char *c = json_string_value(json_object_get(
-					json_object_get(resp.body, "metadata"), "continue"));
+					json_object_get(kube_response_json(&resp), "metadata"), "continue"));
 				free(cont);
 				cont = c && *c ? xstrdup(c) : NULL;
 			}
@@ -127,14 +127,14 @@ enum phase_rc phase_preflight(struct runner_ctx *ctx)
 	enum phase_rc prc = classify(ctx, "GET /version", rc, &resp);
 	char version[128] = "";
 	if (prc == PHASE_OK) {
-		const char *v = json_string_value(json_object_get(resp.body, "gitVersion"));
+		const char *v = json_string_value(json_object_get(kube_response_json(&resp), "gitVersion"));
 		if (!v) {
 			snprintf(ctx->message, sizeof(ctx->message),
 				 "GET /version did not return a Kubernetes version (is this an API server?)");
 			prc = PHASE_FAIL;
 		} else {
 			snprintf(version, sizeof(version), "%s", v);
-			kube_memo_put(kube_client_memo(kc), "/version", 200, resp.body);
+			kube_memo_put(kube_client_memo(kc), "/version", 200, kube_response_json(&resp));
 		}
 	}
 	kube_response_free(&resp);

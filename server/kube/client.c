@@ -409,9 +409,6 @@ int kube_request(struct kube_client *kc, const char *method, const char *path,
 	count_outcome(kc, result < 0, rc == CURLE_OPERATION_TIMEDOUT, resp->status);
 	resp->raw_len = out.len;
 	resp->raw = buf_steal(&out);
-	if (result == 0 && resp->raw_len > 0 &&
-	    (resp->raw[0] == '{' || resp->raw[0] == '[' || strstr(resp->content_type, "json")))
-		resp->body = json_loadb(resp->raw, resp->raw_len, 0, NULL);
 	curl_slist_free_all(hdrs);
 	curl_slist_free_all(connect_to);
 	buf_free(&url);
@@ -462,6 +459,17 @@ int kube_patch(struct kube_client *kc, const char *path, const char *content_typ
 	return kube_request(kc, "PATCH", path, content_type, body, body_len, resp);
 }
 
+json_t *kube_response_json(struct kube_response *resp)
+{
+	if (!resp->parsed) {
+		resp->parsed = 1;
+		if (!resp->error[0] && resp->raw && resp->raw_len > 0 &&
+		    (resp->raw[0] == '{' || resp->raw[0] == '[' || strstr(resp->content_type, "json")))
+			resp->body = json_loadb(resp->raw, resp->raw_len, 0, NULL);
+	}
+	return resp->body;
+}
+
 void kube_response_free(struct kube_response *resp)
 {
 	if (!resp)
@@ -469,6 +477,7 @@ void kube_response_free(struct kube_response *resp)
 	json_decref(resp->body);
 	free(resp->raw);
 	resp->body = NULL;
+	resp->parsed = 0;
 	resp->raw = NULL;
 }
 
@@ -479,15 +488,18 @@ void kube_response_describe(const struct kube_response *resp, char *buf, size_t 
 		return;
 	}
 	const char *msg = NULL, *reason = NULL;
-	if (json_is_object(resp->body)) {
-		msg = json_string_value(json_object_get(resp->body, "message"));
-		reason = json_string_value(json_object_get(resp->body, "reason"));
+	json_t *status = resp->parsed ? json_incref(resp->body)
+		       : resp->raw && resp->raw_len ? json_loadb(resp->raw, resp->raw_len, 0, NULL) : NULL;
+	if (json_is_object(status)) {
+		msg = json_string_value(json_object_get(status, "message"));
+		reason = json_string_value(json_object_get(status, "reason"));
 	}
 	if (msg)
 		snprintf(buf, len, "HTTP %ld%s%s: %s", resp->status, reason ? " " : "",
 			 reason ? reason : "", msg);
 	else
 		snprintf(buf, len, "HTTP %ld: %.120s", resp->status, resp->raw ? resp->raw : "");
+	json_decref(status);
 	/* one line */
 	for (char *p = buf; *p; p++)
 		if (*p == '\n' || *p == '\r')

@@ -61,7 +61,9 @@ struct kube_client_config {
 
 struct kube_response {
 	long status;        /* HTTP status, 0 on transport failure */
-	json_t *body;       /* parsed JSON body or NULL */
+	json_t *body;       /* the parsed JSON body once kube_response_json()
+			     * parsed it (NULL before, and when it is not JSON) */
+	int parsed;         /* kube_response_json() ran */
 	char *raw;          /* raw body bytes, NUL-terminated (never NULL after a call) */
 	size_t raw_len;
 	long retry_after;   /* seconds from Retry-After, -1 if absent */
@@ -100,6 +102,10 @@ int kube_put_json(struct kube_client *kc, const char *path, const json_t *body,
 int kube_patch(struct kube_client *kc, const char *path, const char *content_type,
 	       const char *body, size_t body_len, struct kube_response *resp);
 
+/* The body as JSON, parsed on first use (most answers to writes are
+ * never read: parsing them all was a tenth of an install's CPU); NULL when
+ * the body is empty or not JSON. Owned by resp (kube_response_free). */
+json_t *kube_response_json(struct kube_response *resp);
 void kube_response_free(struct kube_response *resp);
 
 /* A one-line description of a non-2xx response: the Status message when the

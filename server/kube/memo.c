@@ -13,6 +13,8 @@ struct memo_entry {
 	char *path;
 	int status;
 	json_t *obj;
+	char *raw;      /* kube_memo_put_raw's text until its first read */
+	size_t raw_len;
 };
 
 struct kube_memo {
@@ -30,6 +32,7 @@ static void entry_clear(struct memo_entry *e)
 {
 	free(e->path);
 	json_decref(e->obj);
+	free(e->raw);
 	memset(e, 0, sizeof(*e));
 }
 
@@ -58,10 +61,10 @@ static long find(const struct kube_memo *m, const char *path)
 	return -1;
 }
 
-void kube_memo_put(struct kube_memo *m, const char *path, int status, const json_t *obj)
+/* A new entry for path (an old one for it dropped, the oldest dropped
+ * when full). */
+static struct memo_entry *entry_add(struct kube_memo *m, const char *path, int status)
 {
-	if (!m || !path || (status != 200 && status != 404) || (status == 200 && !obj))
-		return;
 	long i = find(m, path);
 	if (i >= 0)
 		remove_at(m, i);
@@ -70,7 +73,43 @@ void kube_memo_put(struct kube_memo *m, const char *path, int status, const json
 	struct memo_entry *e = &m->e[m->n++];
 	e->path = xstrdup(path);
 	e->status = status;
+	return e;
+}
+
+void kube_memo_put_raw(struct kube_memo *m, const char *path, const char *raw, size_t len)
+{
+	if (!m || !path || !raw || !len)
+		return;
+	struct memo_entry *e = entry_add(m, path, 200);
+	e->raw = xmalloc(len);
+	memcpy(e->raw, raw, len);
+	e->raw_len = len;
+}
+
+void kube_memo_put(struct kube_memo *m, const char *path, int status, const json_t *obj)
+{
+	if (!m || !path || (status != 200 && status != 404) || (status == 200 && !obj))
+		return;
+	struct memo_entry *e = entry_add(m, path, status);
 	e->obj = status == 200 ? json_deep_copy(obj) : NULL;
+}
+
+/* Parse a raw entry: 1 when it is the object at its path (then e->obj). */
+static int parse_raw(struct memo_entry *e)
+{
+	json_t *obj = json_loadb(e->raw, e->raw_len, 0, NULL);
+	free(e->raw);
+	e->raw = NULL;
+	const char *kind = json_string_value(json_object_get(obj, "kind"));
+	const char *name = json_string_value(json_object_get(json_object_get(obj, "metadata"), "name"));
+	const char *last = strrchr(e->path, '/');
+	if (!json_is_object(obj) || !kind || !strcmp(kind, "Status") || !name || !last ||
+	    strcmp(last + 1, name)) {
+		json_decref(obj);
+		return 0;
+	}
+	e->obj = obj;
+	return 1;
 }
 
 int kube_memo_get(struct kube_memo *m, const char *path, json_t **out)
@@ -79,6 +118,10 @@ int kube_memo_get(struct kube_memo *m, const char *path, json_t **out)
 	long i = m && path ? find(m, path) : -1;
 	if (i < 0)
 		return 0;
+	if (m->e[i].raw && !parse_raw(&m->e[i])) {
+		remove_at(m, i);
+		return 0;
+	}
 	m->hits++;
 	if (m->e[i].obj)
 		*out = json_deep_copy(m->e[i].obj);

@@ -37,6 +37,12 @@ void kube_memo_free(struct kube_memo *m);
 /* Record status (200 with obj, or 404 with obj NULL) for path. */
 void kube_memo_put(struct kube_memo *m, const char *path, int status, const json_t *obj);
 
+/* Record the object at path as the server's answer text (len bytes of
+ * JSON), parsed only if it is ever read: most objects a job writes are not
+ * read again. An answer that then turns out not to be the object at path
+ * (not a JSON object, a Status, another name) counts as nothing known. */
+void kube_memo_put_raw(struct kube_memo *m, const char *path, const char *raw, size_t len);
+
 /* The recorded status for path (200 with *out set, 404 with *out NULL),
  * or 0 when nothing is known (*out NULL). */
 int kube_memo_get(struct kube_memo *m, const char *path, json_t **out);

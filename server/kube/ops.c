@@ -200,16 +200,10 @@ static void memo_after_write(struct kube_ops *ops, const char *method, const cha
 	kube_memo_forget(m, path);
 	if (ops->dry_run || status < 200 || status >= 300 || (strcmp(method, "PATCH") && strcmp(method, "PUT")))
 		return;
-	const json_t *md = json_object_get(resp->body, "metadata");
-	const char *name = json_string_value(json_object_get(md, "name"));
-	const char *kind = json_string_value(json_object_get(resp->body, "kind"));
-	if (!name || !kind || !strcmp(kind, "Status"))
-		return;
-	size_t plen = strcspn(path, "?"), nlen = strlen(name);
-	if (plen <= nlen + 1 || path[plen - nlen - 1] != '/' || strncmp(path + plen - nlen, name, nlen))
-		return;
-	char *bare = xstrndup(path, plen);
-	kube_memo_put(m, bare, 200, resp->body);
+	/* The answer is recorded as text and parsed only if read (then
+	 * checked to be the object at this path: kube/memo.h). */
+	char *bare = xstrndup(path, strcspn(path, "?"));
+	kube_memo_put_raw(m, bare, resp->raw, resp->raw_len);
 	free(bare);
 }
 
@@ -482,7 +476,7 @@ static int finish(struct kube_ops *ops, const char *method, const char *path, in
 		*out = NULL;
 	if (st >= 200 && st < 300) {
 		if (out) {
-			*out = resp->body;
+			*out = kube_response_json(resp);
 			resp->body = NULL;
 		}
 	} else if (st > 0 && !ops->err[0]) {
@@ -631,7 +625,7 @@ int kube_ops_apply(struct kube_ops *ops, const char *item, const json_t *obj, in
 	int st = kube_ops_request(ops, "PATCH", buf_cstr(&p), "application/apply-patch+yaml",
 				  body, body ? strlen(body) : 0, &resp);
 	free(body);
-	if (st == 409 && json_is_object(resp.body)) {
+	if (st == 409 && json_is_object(kube_response_json(&resp))) {
 		json_t *list = json_array();
 		struct buf fields = BUF_INIT;
 		size_t i;

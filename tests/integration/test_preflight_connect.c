@@ -444,7 +444,7 @@ static long k1_connections(const char *admin_token, const char *base, const char
 	struct kube_response resp;
 	long n = -1;
 	if (admin && kube_get(admin, "/_sim/clusters/k1/stats", &resp) == 0 && resp.status == 200)
-		n = (long)json_integer_value(json_object_get(resp.body, "connections"));
+		n = (long)json_integer_value(json_object_get(kube_response_json(&resp), "connections"));
 	if (admin)
 		kube_response_free(&resp);
 	kube_client_free(admin);

@@ -7,6 +7,7 @@
 
 #include "server/install/runner.h"
 #include "server/kube/client.h"
+#include "server/kube/memo.h"
 #include "server/log.h"
 #include "tests/unit/testlib.h"
 
@@ -113,12 +114,52 @@ static void test_kube_config(void)
 	kube_client_free(kc);
 }
 
+/* kube/memo: an answer recorded as text is parsed when first read, and only
+ * counts when it is the object at its path. */
+static void test_memo_raw(void)
+{
+	struct kube_memo *m = kube_memo_new();
+	const char *cm = "{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\","
+			 "\"metadata\":{\"name\":\"cilium-config\",\"namespace\":\"kube-system\"},"
+			 "\"data\":{\"a\":\"1\"}}";
+	const char *path = "/api/v1/namespaces/kube-system/configmaps/cilium-config";
+	kube_memo_put_raw(m, path, cm, strlen(cm));
+	json_t *got = NULL;
+	check(kube_memo_get(m, path, &got) == 200);
+	check(json_is_object(got) &&
+	      !strcmp(json_string_value(json_object_get(json_object_get(got, "data"), "a")), "1"));
+	/* The caller owns its copy: changing it does not change the memo. */
+	json_object_set_new(got, "data", json_null());
+	json_decref(got);
+	got = NULL;
+	check(kube_memo_get(m, path, &got) == 200 && json_is_object(json_object_get(got, "data")));
+	json_decref(got);
+
+	/* Not the object at the path: a Status, another name, not JSON. */
+	const char *status = "{\"kind\":\"Status\",\"metadata\":{\"name\":\"x\"},\"status\":\"Success\"}";
+	kube_memo_put_raw(m, "/api/v1/namespaces/kube-system/configmaps/x", status, strlen(status));
+	check(kube_memo_get(m, "/api/v1/namespaces/kube-system/configmaps/x", &got) == 0 && !got);
+	kube_memo_put_raw(m, "/api/v1/namespaces/kube-system/configmaps/other", cm, strlen(cm));
+	check(kube_memo_get(m, "/api/v1/namespaces/kube-system/configmaps/other", &got) == 0 && !got);
+	kube_memo_put_raw(m, "/api/v1/namespaces/kube-system/configmaps/y", "{\"kind\":", 9);
+	check(kube_memo_get(m, "/api/v1/namespaces/kube-system/configmaps/y", &got) == 0 && !got);
+	/* Dropped once found wanting: only the good entry is left. */
+	check(kube_memo_size(m) == 1);
+
+	/* A write forgets it, parsed or not. */
+	kube_memo_put_raw(m, path, cm, strlen(cm));
+	kube_memo_forget(m, "/api/v1/namespaces/kube-system/configmaps");
+	check(kube_memo_get(m, path, &got) == 0 && !got);
+	kube_memo_free(m);
+}
+
 int main(void)
 {
 	kube_global_init();
 	test_run("log_json_lines", test_log_lines);
 	test_run("runner_backoff_jitter_bounds", test_backoff);
 	test_run("kube_client_config_and_transport_errors", test_kube_config);
+	test_run("kube_memo_raw_answers", test_memo_raw);
 	kube_global_cleanup();
 	return test_summary();
 }
