@@ -189,8 +189,9 @@ int install_apply(struct install_run *run, const json_t *obj, const char **actio
 		goto out;
 	}
 	if (run->first_install) {
-		/* Server-side apply answers 201 when it created the object. */
-		st = kube_ops_apply(run->ops, item, obj, 1, &after, &conflicts);
+		/* Server-side apply answers 201 when it created the object; the
+		 * object it answers is not needed (nor parsed). */
+		st = kube_ops_apply(run->ops, item, obj, 1, NULL, &conflicts);
 		if (st >= 200 && st < 300)
 			*action = st == 201 ? "created" : "changed";
 		goto out;

@@ -63,6 +63,15 @@ json_t *release_decode(const char *encoded, char *err, size_t errlen);
  * label (Create), modified_at_unix > 0 adds modifiedAt (Update). */
 json_t *release_secret(const json_t *release, long long created_at_unix,
 		       long long modified_at_unix);
+/* The same Secret without its data, and the value of its data.release in
+ * *wire (malloc'd; NULL with a NULL return). */
+json_t *release_secret_head(const json_t *release, long long created_at_unix,
+			    long long modified_at_unix, char **wire);
+/* The Secret as JSON text: head (from release_secret_head) with
+ * "data": {"release": wire} added last, wire (base64) copied as is, not
+ * escaped character by character; the same object release_secret()
+ * serialises to. malloc'd; NULL when head does not serialise. */
+char *release_secret_text(const json_t *head, const char *wire);
 
 /* Decode a Secret as read from the API (data.release base64 of the
  * encoded value). NULL with a message in err. */

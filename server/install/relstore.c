@@ -76,28 +76,35 @@ int relstore_is_pending(const char *status)
 
 int relstore_write(struct install_run *run, const json_t *rel, int existing)
 {
-	json_t *sec = release_secret(rel, (long long)time(NULL), 0);
+	/* The Secret goes out as text (release_secret_text): its data is a
+	 * 150-200 kB base64 string that jansson would escape a character at a
+	 * time. */
+	char *wire = NULL;
+	json_t *head = release_secret_head(rel, (long long)time(NULL), 0, &wire);
+	char *text = head ? release_secret_text(head, wire) : NULL;
 	char *coll = NULL, *item = NULL;
 	int st = 400;
-	if (kube_ops_object_paths(run->ops, sec, run->ns, &coll, &item) == 0) {
+	if (text && kube_ops_object_paths(run->ops, head, run->ns, &coll, &item) == 0) {
 		if (run->dry_run) {
-			install_record_object(run, sec, "created", NULL);
+			install_record_object(run, head, "created", NULL);
 			st = 201;
 		} else {
 			/* The pending record this phase wrote: replace it. */
-			st = existing ? kube_ops_replace(run->ops, item, sec, NULL) : 404;
+			st = existing ? kube_ops_send_text(run->ops, "PUT", item, text, NULL) : 404;
 			if (st == 404)
-				st = kube_ops_create(run->ops, coll, sec, NULL);
+				st = kube_ops_send_text(run->ops, "POST", coll, text, NULL);
 			/* The namespace went missing (a rollback after someone deleted it):
 			 * create it as helm --create-namespace would. */
 			if (st == 404 && install_ensure_namespace(run) == PHASE_OK)
-				st = kube_ops_create(run->ops, coll, sec, NULL);
+				st = kube_ops_send_text(run->ops, "POST", coll, text, NULL);
 			if (st == 409)   /* a crashed attempt of this job already wrote it */
-				st = kube_ops_replace(run->ops, item, sec, NULL);
+				st = kube_ops_send_text(run->ops, "PUT", item, text, NULL);
 		}
 	}
 	free(coll), free(item);
-	json_decref(sec);
+	free(text);
+	free(wire);
+	json_decref(head);
 	return st;
 }
 

@@ -567,6 +567,15 @@ static int list_pages(struct kube_ops *ops, const char *collection, const char *
 	return st;
 }
 
+int kube_ops_send_text(struct kube_ops *ops, const char *method, const char *path,
+		      const char *json_text, json_t **out)
+{
+	struct kube_response resp;
+	int st = kube_ops_request(ops, method, path, "application/json", json_text,
+				  strlen(json_text), &resp);
+	return finish(ops, method, path, st, &resp, out);
+}
+
 static int send_json(struct kube_ops *ops, const char *method, const char *path,
 		     const char *ctype, const json_t *obj, json_t **out)
 {

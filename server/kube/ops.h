@@ -118,6 +118,10 @@ int kube_ops_list_memo(struct kube_ops *ops, const char *collection, const char 
 enum kube_patch_type { KUBE_PATCH_JSON, KUBE_PATCH_MERGE, KUBE_PATCH_STRATEGIC };
 
 int kube_ops_create(struct kube_ops *ops, const char *collection, const json_t *obj, json_t **out);
+/* The same as create (method "POST" at a collection) or replace ("PUT" at
+ * an item) with the object already serialised as JSON text. */
+int kube_ops_send_text(struct kube_ops *ops, const char *method, const char *path,
+		      const char *json_text, json_t **out);
 int kube_ops_replace(struct kube_ops *ops, const char *item, const json_t *obj, json_t **out);
 int kube_ops_patch(struct kube_ops *ops, const char *item, enum kube_patch_type type,
 		   const json_t *patch, json_t **out);

@@ -97,6 +97,18 @@ static void test_release_roundtrip(void)
 	check_str(json_string_value(json_object_get(json_object_get(back, "config"), "routingMode")), "native");
 	json_decref(back);
 
+	/* The Secret as text (relstore_write sends this): the same object. */
+	char *wire2 = NULL;
+	json_t *head = release_secret_head(r, 1700000000, 0, &wire2);
+	char *text = head ? release_secret_text(head, wire2) : NULL;
+	json_t *parsed = text ? json_loads(text, 0, NULL) : NULL;
+	check(parsed && json_equal(parsed, sec));
+	check(head && json_object_get(head, "data") == NULL);
+	json_decref(parsed);
+	free(text);
+	free(wire2);
+	json_decref(head);
+
 	/* No config when user values are empty (Helm omits it). */
 	json_t *empty = json_object();
 	info.config = empty;
