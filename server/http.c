@@ -13,7 +13,10 @@
  * it; the event thread sends it. A handler that waits (a lock, an
  * exhausted pool) holds one handler thread, never an event loop, so other
  * connections go on being served by the other handler threads. Before
- * issue 14 every connection had a thread of its own.
+ * issue 14 every connection had a thread of its own. Quick reads (GETs of
+ * API_QUICK_READ routes: plain SELECTs, no cluster call) skip the
+ * hand-off: the event thread answers them itself when a pooled database
+ * connection is free at once (answer_quick_read).
  *
  * One request goes through these steps (http_access):
  *   1. first call: allocate the per-request state; a Content-Length above

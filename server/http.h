@@ -7,7 +7,9 @@
  * port 0 = any free port) and serves it with libmicrohttpd event threads
  * (one per core, at most 4) that hand complete requests to
  * cfg.http_threads handler threads (-1 = 16; 0 = none: the event threads
- * run the handlers themselves) in arrival order, until
+ * run the handlers themselves) in arrival order (GETs of API_QUICK_READ
+ * routes are answered by the event thread itself when a database
+ * connection is free at once), until
  * http_server_stop(), which ends open SSE streams, lets the handler
  * threads answer what is queued and waits for every thread. Idle SSE
  * streams hold no thread (suspended connections woken by one hub thread). NULL + message in err on failure (port in use, bad

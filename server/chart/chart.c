@@ -1916,6 +1916,7 @@ out:
 		free(outs[i].out);
 	free(outs);
 	buf_free(&E.scratch);
+	tmpl_certs_release(&E);
 	cv_arena_free(a);
 	return R;
 }
@@ -1963,6 +1964,7 @@ static int render_template_impl(const struct chart *c, const char *text, const j
 	*out = buf_steal(&b);
 	rc = 0;
 out:
+	tmpl_certs_release(&E);
 	cv_arena_free(a);
 	return rc;
 }

@@ -2121,6 +2121,15 @@ static int keygen_stop(void *ctx)
 	return tmpl_budget_exceeded(ctx);
 }
 
+void tmpl_certs_release(struct tengine *E)
+{
+	X509_free(E->last_cert);
+	EVP_PKEY_free(E->last_key);
+	E->last_cert = NULL;
+	E->last_key = NULL;
+	E->last_cert_pem = E->last_key_pem = NULL;
+}
+
 /* The key of a certificate: fresh from the key pool (keypool.h), or the
  * process's scratch key when the render's output is thrown away. NULL
  * with the error set when the budget ran out meanwhile. */
@@ -2193,6 +2202,15 @@ static int make_cert(struct tstate *S, const char *fn, const char *cn, size_t cn
 	*out = cv_obj_new(A, CO_CERT, &o);
 	o->u.cert.cert = bio_str(A, cb);
 	o->u.cert.key = bio_str(A, kb);
+	/* Kept for a genSignedCert that this certificate signs (see
+	 * struct tengine). */
+	tmpl_certs_release(S->E);
+	if (X509_up_ref(x) == 1 && EVP_PKEY_up_ref(key) == 1) {
+		S->E->last_cert = x;
+		S->E->last_key = key;
+		S->E->last_cert_pem = o->u.cert.cert;
+		S->E->last_key_pem = o->u.cert.key;
+	}
 	rc = 0;
 out:
 	if (rc && !S->E->failed)
@@ -2216,8 +2234,20 @@ FN(f_genSignedCert)
 	if (!ca)
 		return ferr(S, "genSignedCert", "error parsing CA certificate");
 	BIO *cb = BIO_new_mem_buf(ca->u.cert.cert, -1), *kb = BIO_new_mem_buf(ca->u.cert.key, -1);
-	X509 *cc = PEM_read_bio_X509(cb, NULL, NULL, NULL);
-	EVP_PKEY *ck = PEM_read_bio_PrivateKey(kb, NULL, NULL, NULL);
+	struct tengine *E = S->E;
+	X509 *cc = NULL;
+	EVP_PKEY *ck = NULL;
+	if (E->last_cert && ca->u.cert.cert == E->last_cert_pem && ca->u.cert.key == E->last_key_pem &&
+	    X509_up_ref(E->last_cert) == 1) {
+		/* The certificate object this render made last: its parsed
+		 * certificate and key are at hand. */
+		cc = E->last_cert;
+		if (EVP_PKEY_up_ref(E->last_key) == 1)
+			ck = E->last_key;
+	} else {
+		cc = PEM_read_bio_X509(cb, NULL, NULL, NULL);
+		ck = PEM_read_bio_PrivateKey(kb, NULL, NULL, NULL);
+	}
 	int rc;
 	if (!cc || !ck)
 		rc = ferr(S, "genSignedCert", "error parsing CA certificate or key");

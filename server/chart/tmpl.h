@@ -82,6 +82,14 @@ struct tengine {
 					  * functions may use the scratch key
 					  * (chart_render_opts.output_discarded) */
 	long next_check;                 /* steps value of the next clock check */
+	/* The certificate and key the last genCA / genSelfSignedCert /
+	 * genSignedCert made (references held), beside the PEM texts of its
+	 * certificate object: genSignedCert given that object signs with
+	 * them instead of parsing the PEM again (OpenSSL 3's decoders, about
+	 * 1 ms a key). Released by tmpl_certs_release(). */
+	struct x509_st *last_cert;
+	struct evp_pkey_st *last_key;
+	const char *last_cert_pem, *last_key_pem;
 	/* error state */
 	char err[2048];
 	int failed;
@@ -90,6 +98,9 @@ struct tengine {
 	char fail_loc[512];
 	struct buf scratch;
 };
+
+/* Drop the certificate references a render's engine holds (funcs.c). */
+void tmpl_certs_release(struct tengine *E);
 
 /* Per-execution state visible to functions */
 struct tstate {

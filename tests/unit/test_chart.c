@@ -15,6 +15,8 @@
 #include "tests/unit/cv_strict.h"
 #include "tests/unit/testlib.h"
 
+#include <openssl/pem.h>
+#include <openssl/x509.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -383,6 +385,48 @@ static void test_certs(void)
 	out = render("{{ buildCustomCert \"bm90\" \"bm90\" }}", NULL);
 	check(!strncmp(out, "ERR:", 4));
 	free(out);
+}
+
+/* Whether the PEM certificate after the first '|' of out was signed by the
+ * one before it (and names it as its issuer). */
+static int signed_by_first(const char *out)
+{
+	const char *bar = strchr(out, '|');
+	if (!bar)
+		return 0;
+	BIO *a = BIO_new_mem_buf(out, (int)(bar - out)), *b = BIO_new_mem_buf(bar + 1, -1);
+	X509 *ca = PEM_read_bio_X509(a, NULL, NULL, NULL), *leaf = PEM_read_bio_X509(b, NULL, NULL, NULL);
+	int ok = ca && leaf && X509_verify(leaf, X509_get0_pubkey(ca)) == 1 &&
+		 X509_NAME_cmp(X509_get_issuer_name(leaf), X509_get_subject_name(ca)) == 0;
+	X509_free(ca);
+	X509_free(leaf);
+	BIO_free(a);
+	BIO_free(b);
+	return ok;
+}
+
+/* genSignedCert signs with its CA's key whichever way it gets it: the CA
+ * the render made last (kept parsed, struct tengine), one made before
+ * another certificate, one rebuilt from PEM by buildCustomCert. */
+static void test_certs_signed_by_ca(void)
+{
+	const char *tpls[] = {
+		"{{ $ca := genCA \"ca\" 365 }}{{ $c := genSignedCert \"srv\" nil nil 365 $ca }}{{ $ca.Cert }}|{{ $c.Cert }}",
+		"{{ $ca := genCA \"ca\" 365 }}{{ $o := genCA \"other\" 365 }}"
+		"{{ $c := genSignedCert \"srv\" nil nil 365 $ca }}{{ $ca.Cert }}|{{ $c.Cert }}",
+		"{{ $o := genCA \"other\" 365 }}{{ $ca := genCA \"ca\" 365 }}"
+		"{{ $c := genSignedCert \"srv\" nil nil 365 $o }}{{ $o.Cert }}|{{ $c.Cert }}",
+		"{{ $x := genCA \"ca\" 365 }}{{ $ca := buildCustomCert ($x.Cert | b64enc) ($x.Key | b64enc) }}"
+		"{{ $o := genCA \"other\" 365 }}{{ $c := genSignedCert \"srv\" nil nil 365 $ca }}{{ $ca.Cert }}|{{ $c.Cert }}",
+		/* a leaf signs nothing, but may be passed as the CA (Helm allows it) */
+		"{{ $ca := genCA \"ca\" 365 }}{{ $l := genSignedCert \"l\" nil nil 365 $ca }}"
+		"{{ $c := genSignedCert \"srv\" nil nil 365 $l }}{{ $l.Cert }}|{{ $c.Cert }}",
+	};
+	for (size_t i = 0; i < sizeof tpls / sizeof tpls[0]; i++) {
+		char *out = render(tpls[i], NULL);
+		check(out && strncmp(out, "ERR:", 4) && signed_by_first(out));
+		free(out);
+	}
 }
 
 /* ---------------------------------------------------------------- values */
@@ -1459,6 +1503,7 @@ int main(void)
 	test_run("chart_exec", test_exec);
 	test_run("chart_funcs", test_funcs);
 	test_run("chart_certs", test_certs);
+	test_run("chart_certs_signed_by_ca", test_certs_signed_by_ca);
 	test_run("chart_values_coalesce", test_values);
 	test_run("chart_set_grammar", test_set_grammar);
 	test_run("chart_documents", test_documents);
