@@ -141,6 +141,7 @@ struct http_ctx {
 	int too_large;
 	struct timespec start;
 	int handed_off;            /* given to a handler thread (connection suspended) */
+	const struct api_route *route;  /* a GET's route, found by answer_quick_read */
 	enum MHD_Result answer_rc; /* what the handler thread's answer returned */
 };
 
@@ -326,11 +327,13 @@ static void route_run(struct api_req *r, const struct api_route *found)
 		api_problem(r, 500, "Internal error", "the handler gave no answer");
 }
 
-static void dispatch(struct api_req *r)
+/* Answer r: run its route (known: already looked up, its parameters in
+ * r->params; NULL: look it up here). */
+static void dispatch(struct api_req *r, const struct api_route *known)
 {
-	char allow[64];
-	const struct api_route *found = route_lookup(r->method, r->path, r->params,
-						     allow, sizeof(allow));
+	char allow[64] = "";
+	const struct api_route *found = known ? known : route_lookup(r->method, r->path, r->params,
+								     allow, sizeof(allow));
 	if (found) {
 		route_run(r, found);
 	} else if (*allow) {
@@ -1114,12 +1117,13 @@ static int answer_quick_read(struct http_server *srv, struct MHD_Connection *con
 	    strncmp(r->path, "/v1/", 4))
 		return 0;
 	const struct api_route *rt = route_lookup(r->method, r->path, r->params, NULL, 0);
+	ctx->route = rt;  /* a hand-off does not look it up again */
 	if (!rt || rt->quick_read != API_QUICK_READ)
 		return 0;
 	r->db = db_try_acquire(srv->app->db);
 	if (!r->db)
 		return 0;
-	route_run(r, rt);
+	dispatch(r, rt);
 	if (lost_database(r)) {
 		reset_answer(r);
 		return 0;
@@ -1233,13 +1237,13 @@ static enum MHD_Result answer_request(struct http_server *srv, struct MHD_Connec
 			    "the request body exceeds the limit of %zu bytes",
 			    app->cfg.max_body_bytes);
 	} else if (is_api_path(url)) {
-		dispatch(r);
+		dispatch(r, ctx->route);
 		if (lost_database(r) && !is_mutating(r->method)) {
 			/* The pooled connection died under a read (a
 			 * PostgreSQL restart the stale check did not see yet):
 			 * the pool resets it; run the request once more. */
 			reset_answer(r);
-			dispatch(r);
+			dispatch(r, ctx->route);
 		}
 	} else {
 		if (send_static(srv, conn, ctx) == MHD_YES) {

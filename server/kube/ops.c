@@ -567,13 +567,19 @@ static int list_pages(struct kube_ops *ops, const char *collection, const char *
 	return st;
 }
 
+/* A write with its body already serialised. */
+static int send_text(struct kube_ops *ops, const char *method, const char *path,
+		     const char *ctype, const char *body, json_t **out)
+{
+	struct kube_response resp;
+	int st = kube_ops_request(ops, method, path, ctype, body, strlen(body), &resp);
+	return finish(ops, method, path, st, &resp, out);
+}
+
 int kube_ops_send_text(struct kube_ops *ops, const char *method, const char *path,
 		      const char *json_text, json_t **out)
 {
-	struct kube_response resp;
-	int st = kube_ops_request(ops, method, path, "application/json", json_text,
-				  strlen(json_text), &resp);
-	return finish(ops, method, path, st, &resp, out);
+	return send_text(ops, method, path, "application/json", json_text, out);
 }
 
 static int send_json(struct kube_ops *ops, const char *method, const char *path,
@@ -584,10 +590,9 @@ static int send_json(struct kube_ops *ops, const char *method, const char *path,
 		set_err(ops, "%s %s: cannot serialise the body", method, path);
 		return -1;
 	}
-	struct kube_response resp;
-	int st = kube_ops_request(ops, method, path, ctype, body, strlen(body), &resp);
+	int st = send_text(ops, method, path, ctype, body, out);
 	free(body);
-	return finish(ops, method, path, st, &resp, out);
+	return st;
 }
 
 int kube_ops_create(struct kube_ops *ops, const char *collection, const json_t *obj, json_t **out)
