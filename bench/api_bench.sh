@@ -20,10 +20,12 @@
 # same wrk run alone. Last, the issue's targets beside the figures.
 # Environment: API_BENCH_CONNS (default "1 16 64"), API_BENCH_KEEP=1 keeps
 # the work directory (ferryd.log, pgbench logs); FERRY_HTTP_THREADS reaches
-# ferryd.
+# ferryd. The PostgreSQL is bench/lib.sh's bench_postgres (max_connections
+# 300); with FERRY_TEST_PG_ADMIN_URL and FERRY_TEST_DATABASE_URL set, that
+# server and database are measured instead.
 set -eu
-src=$(cd "$(dirname "$0")/.." && pwd)
-build=$(cd "${1:-$src/build}" && pwd)
+. "$(dirname "$0")/lib.sh"
+bench_env "${1:-}"
 secs=${2:-10}
 conns=${API_BENCH_CONNS:-1 16 64}
 ferryd=$build/ferryd
@@ -33,29 +35,19 @@ done
 [ -x "$ferryd" ] || { echo "api_bench: no $ferryd (run ./dev build)" >&2; exit 2; }
 
 work=$(mktemp -d /tmp/api-bench.XXXXXX)
-chmod 755 "$work"
-pg_bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
-pg_as=""
+# Default durability; only the connection limit is raised (pgbench -c 64
+# plus ferryd's pool).
+bench_postgres api-bench
+db=$FERRY_TEST_DATABASE_URL
 fpid=""
 cleanup() {
   [ -n "$fpid" ] && kill "$fpid" 2>/dev/null && wait "$fpid" 2>/dev/null || true
-  $pg_as "$pg_bin/pg_ctl" -D "$work/data" -m immediate stop >/dev/null 2>&1 || true
+  bench_postgres_stop
   if [ "${API_BENCH_KEEP:-0}" = 1 ]; then echo "api_bench: kept $work" >&2; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
-if [ "$(id -u)" = 0 ]; then
-  id postgres >/dev/null 2>&1 || useradd --system --no-create-home postgres
-  chown postgres "$work"
-  pg_as="runuser -u postgres --"
-fi
-$pg_as "$pg_bin/initdb" -D "$work/data" -U postgres -A trust >/dev/null
-# Default durability; only the connection limit is raised (pgbench -c 64
-# plus ferryd's pool).
-$pg_as "$pg_bin/pg_ctl" -D "$work/data" -l "$work/server.log" -w -o \
-  "-c listen_addresses='' -c unix_socket_directories=$work -c max_connections=200" start >/dev/null
-"$pg_bin/createdb" -h "$work" -U postgres ferry_bench
 
-export FERRY_DATABASE_URL="postgresql:///ferry_bench?host=$work&user=postgres"
+export FERRY_DATABASE_URL=$db
 export FERRY_MASTER_KEY="k1:$(openssl rand -hex 32)"
 export FERRY_LOG_LEVEL=info   # the "listening on" line; requests log at debug
 unset FERRY_MASTER_KEY_FILE
@@ -107,8 +99,8 @@ run_pgbench() {   # run_pgbench CONNS MODE -> "tps p99ms"
   local c=$1 mode=$2 j=2 out
   [ "$c" -lt 2 ] && j=1
   rm -f "$work"/pgb.*
-  out=$("$pg_bin/pgbench" -n -M "$mode" -f "$work/pk.sql" -c "$c" -j "$j" -T "$secs" \
-    -l --log-prefix="$work/pgb" -h "$work" -U postgres ferry_bench 2>&1)
+  out=$(pgbench -n -M "$mode" -f "$work/pk.sql" -c "$c" -j "$j" -T "$secs" \
+    -l --log-prefix="$work/pgb" "$db" 2>&1)
   local tps p99
   tps=$(echo "$out" | awk '/^tps = / {print $3}' | tail -n 1)
   # Per-transaction log: column 3 is the latency in microseconds.
@@ -117,7 +109,7 @@ run_pgbench() {   # run_pgbench CONNS MODE -> "tps p99ms"
   echo "$tps $p99"
 }
 
-echo "api_bench: $(nproc) cores, PostgreSQL $("$pg_bin/postgres" --version | awk '{print $3}'), ${secs}s per figure, $(date -u +%FT%TZ)"
+echo "api_bench: $(nproc) cores, PostgreSQL $(psql -XAtc 'SHOW server_version' "$db"), ${secs}s per figure, $(date -u +%FT%TZ)"
 echo "api_bench: job $jid, cluster $cid, FERRY_HTTP_THREADS=${FERRY_HTTP_THREADS:-default}, load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 rows=()
 for c in $conns; do
@@ -151,8 +143,12 @@ if [ "${API_BENCH_SLOW:-1}" = 1 ]; then
     # not in the latency figures.
     echo "$(echo "$out" | awk '/^Requests\/sec:/ {print $2}') $(to_ms "$(echo "$out" | awk '$1 == "99%" {print $2}')") $(to_ms "$(echo "$out" | awk '$1 == "Latency" {print $4}')") $(echo "$out" | awk '/Socket errors/ {gsub(/,/, ""); for (i = 1; i <= NF; i++) if ($i == "timeout") print $(i - 1)}' | grep . || echo 0)"
   }
+  # The same warm-up as run_wrk: with API_BENCH_CONNS below 16 the pool's
+  # further connections would otherwise open (and prepare) inside the
+  # "alone" figure.
+  wrk -t 2 -c 16 -d 2s -H "$auth" "$base/v1/jobs/$jid" >/dev/null
   read -r q_rps q_p99 q_max q_to < <(wrk_lat 3s)
-  "$pg_bin/psql" -q -X -h "$work" -U postgres ferry_bench \
+  psql -q -X "$db" \
     -c "BEGIN; LOCK TABLE audit_log IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(4); COMMIT;" >/dev/null &
   lockpid=$!
   sleep 0.5
